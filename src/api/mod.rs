@@ -1,0 +1,10 @@
+//! Everything that talks to CometAPI: the HTTP client, the item model, and the paging logic
+//! that turns pages into one listing.
+
+pub mod client;
+pub mod listing;
+pub mod model;
+
+pub use client::{ApiClient, ApiOptions, PAGE_SIZE, Page};
+pub use listing::{Listing, list_all};
+pub use model::KeyRecord;

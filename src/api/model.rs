@@ -1,0 +1,202 @@
+//! What one listed key looks like once it has been read off the wire.
+//!
+//! The API's JSON item becomes a [`KeyRecord`]: its id, the versioned data columns in the fixed
+//! order of [`DATA_COLUMNS`] (the same order the store uses for its SQL), and the full key value
+//! when the API sent one unmasked. Columns are plain SQLite values so that change detection is
+//! a NULL-safe element-wise comparison, and one list drives parsing, comparing and writing.
+
+use rusqlite::types::Value;
+use serde_json::Value as Json;
+use sha2::{Digest, Sha256};
+
+/// The JSON type an API field must have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldKind {
+    Integer,
+    Text,
+    Bool,
+}
+
+/// The documented API fields, stored under their API names, in column order. `id` and `key`
+/// are handled on their own: `id` is the row identity, `key` is a secret.
+pub const API_FIELDS: [(&str, FieldKind); 14] = [
+    ("user_id", FieldKind::Integer),
+    ("name", FieldKind::Text),
+    ("status", FieldKind::Integer),
+    ("created_time", FieldKind::Integer),
+    ("accessed_time", FieldKind::Integer),
+    ("expired_time", FieldKind::Integer),
+    ("remain_quota", FieldKind::Integer),
+    ("used_quota", FieldKind::Integer),
+    ("unlimited_quota", FieldKind::Bool),
+    ("model_limits_enabled", FieldKind::Bool),
+    ("model_limits", FieldKind::Text),
+    ("allow_ips", FieldKind::Text),
+    ("group", FieldKind::Text),
+    ("cross_group_retry", FieldKind::Bool),
+];
+
+/// Every versioned column of `keys` and `key_versions`, in the order of [`KeyRecord::values`].
+pub const DATA_COLUMNS: [&str; 17] = [
+    "user_id",
+    "name",
+    "status",
+    "created_time",
+    "accessed_time",
+    "expired_time",
+    "remain_quota",
+    "used_quota",
+    "unlimited_quota",
+    "model_limits_enabled",
+    "model_limits",
+    "allow_ips",
+    "group",
+    "cross_group_retry",
+    "key_hint",
+    "key_sha256",
+    "extra",
+];
+
+/// One key as one listing observed it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyRecord {
+    pub id: i64,
+    /// One value per entry of [`DATA_COLUMNS`].
+    pub values: Vec<Value>,
+    /// The full key value, when the API sent it unmasked. Written only with `--store-secrets`.
+    pub secret: Option<String>,
+}
+
+impl KeyRecord {
+    /// Reads one `items[]` entry. A missing documented field is stored as NULL; a field of the
+    /// wrong type is an error naming the field, because silently storing it would be a lie.
+    pub fn from_json(item: Json) -> Result<KeyRecord, String> {
+        let Json::Object(mut fields) = item else {
+            return Err(format!("an item is {}, expected an object", json_type(&item)));
+        };
+        let id = match fields.remove("id") {
+            Some(Json::Number(n)) => n
+                .as_i64()
+                .ok_or_else(|| format!("field `id` is {n}, expected a 64-bit integer"))?,
+            Some(other) => {
+                return Err(format!("field `id` is {}, expected an integer", json_type(&other)));
+            }
+            None => return Err("an item has no `id`".to_string()),
+        };
+        let mut values = Vec::with_capacity(DATA_COLUMNS.len());
+        for (name, kind) in API_FIELDS {
+            let value = fields.remove(name).unwrap_or(Json::Null);
+            values.push(column_value(&value, kind).map_err(|e| format!("key {id}: field `{name}` {e}"))?);
+        }
+        let (hint, sha256, secret) = match fields.remove("key") {
+            None | Some(Json::Null) => (Value::Null, Value::Null, None),
+            Some(Json::String(key)) => key_columns(key),
+            Some(other) => {
+                return Err(format!(
+                    "key {id}: field `key` is {}, expected a string",
+                    json_type(&other)
+                ));
+            }
+        };
+        values.push(hint);
+        values.push(sha256);
+        // serde_json's map is sorted, so the same fields always serialise to the same text.
+        values.push(Value::Text(Json::Object(fields).to_string()));
+        Ok(KeyRecord { id, values, secret })
+    }
+}
+
+fn column_value(value: &Json, kind: FieldKind) -> Result<Value, String> {
+    match (kind, value) {
+        (_, Json::Null) => Ok(Value::Null),
+        (FieldKind::Integer, Json::Number(n)) => n
+            .as_i64()
+            .map(Value::Integer)
+            .ok_or_else(|| format!("is {n}, expected a 64-bit integer")),
+        (FieldKind::Text, Json::String(s)) => Ok(Value::Text(s.clone())),
+        (FieldKind::Bool, Json::Bool(b)) => Ok(Value::Integer(i64::from(*b))),
+        (kind, other) => Err(format!(
+            "is {}, expected {}",
+            json_type(other),
+            match kind {
+                FieldKind::Integer => "an integer",
+                FieldKind::Text => "a string",
+                FieldKind::Bool => "a boolean",
+            }
+        )),
+    }
+}
+
+/// `key_hint`, `key_sha256` and the secret for a key value as the API sent it.
+fn key_columns(key: String) -> (Value, Value, Option<String>) {
+    if key.contains('*') {
+        // Already masked upstream: it is its own hint, and nothing secret is left to hash.
+        return (Value::Text(key), Value::Null, None);
+    }
+    let digest = Sha256::digest(key.as_bytes());
+    let hex = digest.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    (Value::Text(mask_key(&key)), Value::Text(hex), Some(key))
+}
+
+/// The upstream gateway's masking rule: first 4 + 10 stars + last 4; 5 to 8 characters keep
+/// 2 + 4 stars + 2; up to 4 characters become all stars.
+pub fn mask_key(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    let n = chars.len();
+    let text = |range: std::ops::Range<usize>| chars[range].iter().collect::<String>();
+    match n {
+        0 => String::new(),
+        1..=4 => "*".repeat(n),
+        5..=8 => format!("{}****{}", text(0..2), text(n - 2..n)),
+        _ => format!("{}**********{}", text(0..4), text(n - 4..n)),
+    }
+}
+
+pub fn json_type(value: &Json) -> &'static str {
+    match value {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn masks_like_upstream() {
+        assert_eq!(mask_key("abcdefghijklmnop"), "abcd**********mnop");
+        assert_eq!(mask_key("abcdefgh"), "ab****gh");
+        assert_eq!(mask_key("abcde"), "ab****de");
+        assert_eq!(mask_key("abcd"), "****");
+        assert_eq!(mask_key(""), "");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let err = KeyRecord::from_json(json!({"id": 7, "remain_quota": "lots"})).unwrap_err();
+        assert_eq!(err, "key 7: field `remain_quota` is a string, expected an integer");
+        let err = KeyRecord::from_json(json!({"id": "7"})).unwrap_err();
+        assert_eq!(err, "field `id` is a string, expected an integer");
+    }
+
+    #[test]
+    fn unknown_fields_go_to_extra_sorted() {
+        let rec = KeyRecord::from_json(json!({"id": 1, "zeta": [1], "DeletedAt": null})).unwrap();
+        assert_eq!(rec.values[16], Value::Text(r#"{"DeletedAt":null,"zeta":[1]}"#.into()));
+        assert_eq!(rec.values[0], Value::Null);
+    }
+
+    #[test]
+    fn masked_key_has_no_hash_or_secret() {
+        let rec = KeyRecord::from_json(json!({"id": 1, "key": "abcd**********wxyz"})).unwrap();
+        assert_eq!(rec.values[14], Value::Text("abcd**********wxyz".into()));
+        assert_eq!(rec.values[15], Value::Null);
+        assert_eq!(rec.secret, None);
+    }
+}

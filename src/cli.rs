@@ -1,0 +1,87 @@
+//! The command line, parsed at the boundary. Doc comments here are the `--help` text.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::parse_duration;
+use crate::error::EXIT_CODES_HELP;
+
+/// Keep an exact, queryable SQLite record of a CometAPI account's API keys.
+///
+/// `keysync pull` (from cron) lists every key and records the current state plus every change
+/// in one SQLite file. `keysync demo` shows it working without an account.
+#[derive(Debug, Parser)]
+#[command(name = "keysync", version, after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags that work before or after the subcommand.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The SQLite database; also KEYSYNC_DB [default: $XDG_DATA_HOME/keysync/keysync.db]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Print nothing on success (warnings and errors still go to stderr)
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Log more on stderr (-v info, -vv debug, -vvv trace); the token is never logged
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List every key from the API and record it (one transaction; run it from cron)
+    #[command(after_help = EXIT_CODES_HELP)]
+    Pull(PullArgs),
+    /// Pull twice from a built-in fake CometAPI on 127.0.0.1: no account, no network
+    #[command(after_help = EXIT_CODES_HELP)]
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The API's base URL
+    #[arg(long, env = "COMETAPI_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Read the access token from this file (trimmed) instead of COMETAPI_ACCESS_TOKEN
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// Also send `New-Api-User: N` (deployments that require it answer 401 without it)
+    #[arg(long, env = "COMETAPI_USER_ID", value_name = "N")]
+    pub user_id: Option<u64>,
+    /// Store full key values in the database (by default only a masked hint and a SHA-256)
+    #[arg(long)]
+    pub store_secrets: bool,
+    /// Print the summary as one JSON object
+    #[arg(long)]
+    pub json: bool,
+    /// Timeout of one HTTP request [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Attempts per page after the first, for rate limits, 5xx and network errors [default: 8]
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// Wait up to this long for another pull's lock instead of exiting 5 at once
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait: Option<Duration>,
+    /// The first wait between retries (doubling after each); for tests
+    #[arg(long, hide = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub backoff_base: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Print the summaries as JSON objects, one per line
+    #[arg(long)]
+    pub json: bool,
+    /// How many keys the fake account starts with
+    #[arg(long, default_value_t = 300, value_name = "N")]
+    pub keys: usize,
+}

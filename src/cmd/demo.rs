@@ -1,0 +1,129 @@
+//! `keysync demo`: the newcomer's first command. It starts the fake CometAPI on 127.0.0.1,
+//! pulls from it over HTTP through the production code path, changes keys upstream, pulls again
+//! and prints both summaries. No token, no network.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::api::ApiOptions;
+use crate::cli::{DemoArgs, GlobalArgs};
+use crate::cmd::pull::{pull, unix_now};
+use crate::config::{AccessToken, DEFAULT_BACKOFF_BASE, DEFAULT_RETRIES, PullOptions};
+use crate::error::{Error, Result};
+use crate::fake::{FakeAccount, FakeServer};
+use crate::output::print_line;
+use crate::store;
+
+const DEMO_DB: &str = "keysync-demo.db";
+/// The fake's token: a demo credential that grants nothing anywhere.
+const DEMO_TOKEN: &str = "demo-access-token";
+const DEMO_SEED: u64 = 2026;
+const DAY: i64 = 86_400;
+
+pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<()> {
+    let db = global.db.clone().unwrap_or_else(|| PathBuf::from(DEMO_DB));
+    clear_previous_demo(&db)?;
+    let now = unix_now();
+    let mut account = FakeAccount::new(DEMO_TOKEN);
+    account.generate(args.keys, DEMO_SEED, now);
+    let server = FakeServer::start(account)
+        .map_err(|e| Error::Internal(format!("cannot start the fake CometAPI: {e}")))?;
+    if !global.quiet && !args.json {
+        print_line(&format!("fake CometAPI with {} keys on {}", args.keys, server.url()))?;
+    }
+    let options = PullOptions {
+        db: db.clone(),
+        api: ApiOptions {
+            base_url: server.url().to_string(),
+            token: AccessToken::new(DEMO_TOKEN.into()),
+            user_id: None,
+            timeout: Duration::from_secs(30),
+            retries: DEFAULT_RETRIES,
+            backoff_base: DEFAULT_BACKOFF_BASE,
+        },
+        store_secrets: false,
+        wait: None,
+    };
+    pull(&options).await?.print(args.json, global.quiet)?;
+    let story = change_upstream(&mut server.account(), now);
+    if !global.quiet && !args.json {
+        print_line(&format!("upstream changes: {story}"))?;
+    }
+    pull(&options).await?.print(args.json, global.quiet)?;
+    if !global.quiet && !args.json {
+        print_line(&format!("database: {}", db.display()))?;
+    }
+    Ok(())
+}
+
+/// What happens to an account between two cron runs: keys created, deleted, disabled, used,
+/// and given new expiries.
+fn change_upstream(account: &mut FakeAccount, now: i64) -> String {
+    let ids = account.ids();
+    let created = account.generate(5, DEMO_SEED + 1, now);
+    let deleted: Vec<i64> = ids.iter().step_by(97).take(3).copied().collect();
+    for id in &deleted {
+        account.remove(*id);
+    }
+    let live: Vec<i64> = ids.iter().filter(|id| !deleted.contains(id)).copied().collect();
+    for id in live.iter().skip(1).step_by(71).take(4) {
+        account.set(*id, "status", json!(2));
+    }
+    for (n, id) in live.iter().skip(2).step_by(29).take(10).enumerate() {
+        let key = account.get(*id).expect("a live key");
+        let used = key["used_quota"].as_i64().unwrap_or(0) + 10_000 * (n as i64 + 1);
+        let remain = key["remain_quota"].as_i64().unwrap_or(0) - 10_000 * (n as i64 + 1);
+        account.set(*id, "used_quota", json!(used));
+        account.set(*id, "remain_quota", json!(remain));
+        account.set(*id, "accessed_time", json!(now));
+    }
+    for id in live.iter().skip(3).step_by(53).take(2) {
+        account.set(*id, "expired_time", json!(now + 3 * DAY));
+    }
+    format!(
+        "{} created, {} deleted, 4 disabled, 10 used quota, 2 given a new expiry",
+        created.len(),
+        deleted.len()
+    )
+}
+
+/// The demo starts from an empty database. It deletes an earlier demo's file (every sync in it
+/// came from a loopback fake) and refuses anything else, so it can never eat real data.
+fn clear_previous_demo(db: &Path) -> Result<()> {
+    if !db.exists() {
+        return Ok(());
+    }
+    let is_demo = {
+        let conn = store::open_read_only(db)?;
+        let real_syncs: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM syncs WHERE base_url NOT LIKE 'http://127.0.0.1:%'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap_or(1);
+        real_syncs == 0
+    };
+    if !is_demo {
+        return Err(Error::Usage(format!(
+            "{} exists and is not a keysync demo database; pass --db with a new file name",
+            db.display()
+        )));
+    }
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let mut path = db.as_os_str().to_owned();
+        path.push(suffix);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::DatabaseState(format!(
+                    "cannot remove the previous demo database {}: {e}",
+                    Path::new(&path).display()
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! Turns flags, environment and defaults into checked options, once, at the boundary.
+//!
+//! Precedence: flags, then environment, then defaults. The access token is read here from
+//! `COMETAPI_ACCESS_TOKEN` or `--token-file` only; there is no flag that takes it, because a
+//! flag shows in `ps`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::api::ApiOptions;
+use crate::cli::PullArgs;
+use crate::error::{Error, Result};
+
+pub const DEFAULT_BASE_URL: &str = "https://api.cometapi.com";
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_RETRIES: u32 = 8;
+pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(1);
+const TOKEN_ENV: &str = "COMETAPI_ACCESS_TOKEN";
+
+/// The account credential. Its `Debug` is redacted so it cannot slip into a log line.
+#[derive(Clone)]
+pub struct AccessToken(String);
+
+impl AccessToken {
+    pub fn new(token: String) -> AccessToken {
+        AccessToken(token)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccessToken(<redacted>)")
+    }
+}
+
+/// Everything `pull` needs, checked.
+#[derive(Debug)]
+pub struct PullOptions {
+    pub db: PathBuf,
+    pub api: ApiOptions,
+    pub store_secrets: bool,
+    pub wait: Option<Duration>,
+}
+
+impl PullOptions {
+    pub fn resolve(db: Option<&Path>, args: &PullArgs) -> Result<PullOptions> {
+        let base_url = args.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
+        Ok(PullOptions {
+            db: db_path(db)?,
+            api: ApiOptions {
+                base_url: check_base_url(base_url)?,
+                token: read_token(args.token_file.as_deref())?,
+                user_id: args.user_id,
+                timeout: args.timeout.unwrap_or(DEFAULT_TIMEOUT),
+                retries: args.retries.unwrap_or(DEFAULT_RETRIES),
+                backoff_base: args.backoff_base.unwrap_or(DEFAULT_BACKOFF_BASE),
+            },
+            store_secrets: args.store_secrets,
+            wait: args.wait,
+        })
+    }
+}
+
+/// `--db`, else `KEYSYNC_DB`, else `$XDG_DATA_HOME/keysync/keysync.db` (`~/.local/share` when
+/// unset). `KEYSYNC_DB` is read here rather than by clap so that `demo` never picks it up.
+pub fn db_path(flag: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = flag {
+        return Ok(path.to_path_buf());
+    }
+    if let Some(path) = std::env::var_os("KEYSYNC_DB").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    let data_home = absolute("XDG_DATA_HOME")
+        .or_else(|| absolute("HOME").map(|home| home.join(".local/share")))
+        .ok_or_else(|| {
+            Error::Usage(
+                "cannot place the database: neither XDG_DATA_HOME nor HOME is set; pass --db \
+                 PATH or set KEYSYNC_DB"
+                    .into(),
+            )
+        })?;
+    Ok(data_home.join("keysync").join("keysync.db"))
+}
+
+fn check_base_url(url: &str) -> Result<String> {
+    let url = url.trim().trim_end_matches('/');
+    let parsed = reqwest::Url::parse(url).map_err(|e| {
+        Error::Usage(format!(
+            "--base-url / COMETAPI_BASE_URL {url:?} is not a URL ({e}); expected e.g. \
+             {DEFAULT_BASE_URL}"
+        ))
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(Error::Usage(format!(
+            "--base-url / COMETAPI_BASE_URL must start with https:// (or http://), got {url:?}"
+        )));
+    }
+    Ok(url.to_string())
+}
+
+/// `--token-file` wins over `COMETAPI_ACCESS_TOKEN`; either way the value is trimmed.
+fn read_token(token_file: Option<&Path>) -> Result<AccessToken> {
+    let token = match token_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::Usage(format!("cannot read --token-file {}: {e}", path.display()))
+            })?;
+            warn_if_readable_by_others(path);
+            text.trim().to_string()
+        }
+        None => std::env::var(TOKEN_ENV).unwrap_or_default().trim().to_string(),
+    };
+    if token.is_empty() {
+        let source = match token_file {
+            Some(path) => format!("--token-file {} is empty", path.display()),
+            None => "no access token".to_string(),
+        };
+        return Err(Error::Usage(format!(
+            "{source}: set {TOKEN_ENV} or pass --token-file PATH; create a token at CometAPI \
+             Console → Personal Settings"
+        )));
+    }
+    Ok(AccessToken(token))
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "--token-file {} has mode {mode:o}, readable by others: run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_path: &Path) {}
+
+/// The one duration syntax of every command: `500ms`, `30s`, `15m`, `12h`, `7d`, `2w`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("{e}: expected a duration such as 500ms, 30s, 15m, 12h, 7d or 2w, got {text:?}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_every_documented_form() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(43_200)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("2w"), Ok(Duration::from_secs(1_209_600)));
+        assert!(parse_duration("7").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn token_debug_is_redacted() {
+        let token = AccessToken::new("s3cret".into());
+        assert_eq!(format!("{token:?}"), "AccessToken(<redacted>)");
+    }
+}

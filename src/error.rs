@@ -1,0 +1,93 @@
+//! The one error type of keysync and the exit code each kind maps to.
+//!
+//! Every failure a user can meet is one of these variants; `main` turns it into an exit code
+//! through [`Error::exit_code`] and nowhere else. Messages say what went wrong and what to do
+//! next, and never carry the access token.
+
+use std::process::ExitCode;
+
+/// Exit codes, documented in the README and in `keysync --help`.
+pub mod exit {
+    pub const SUCCESS: u8 = 0;
+    pub const ALARM: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const AUTH: u8 = 3;
+    pub const API: u8 = 4;
+    pub const LOCKED: u8 = 5;
+    pub const DATABASE: u8 = 6;
+    pub const INTERNAL: u8 = 7;
+}
+
+/// The `--help` footer that lists the exit codes.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  1  an alarm you asked for (e.g. `diff --exit-code` found differences)
+  2  usage or configuration error (bad flag, no token, SQL that tries to write)
+  3  the API rejected the credentials
+  4  the API failed (network, timeouts, HTTP errors after retries, success:false, bad response)
+  5  another pull holds the database's lock
+  6  database error (missing or unreadable file, schema newer than this binary)
+  7  unexpected internal error";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A bad flag, argument or configuration value.
+    #[error("{0}")]
+    Usage(String),
+    /// The API rejected the access token (HTTP 401, or `success:false` with an auth message).
+    #[error("{0}")]
+    Auth(String),
+    /// The API failed: network, HTTP errors after retries, `success:false`, malformed response.
+    #[error("{0}")]
+    Api(String),
+    /// Another process holds the pull lock of this database.
+    #[error("{0}")]
+    Locked(String),
+    /// The database could not be opened, read or written.
+    #[error("{context}: {source}")]
+    Database {
+        context: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The database is in a state keysync refuses to work with (missing, newer schema, ...).
+    #[error("{0}")]
+    DatabaseState(String),
+    /// A bug or an environment failure nobody could foresee.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(self.code())
+    }
+
+    pub fn code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => exit::USAGE,
+            Error::Auth(_) => exit::AUTH,
+            Error::Api(_) => exit::API,
+            Error::Locked(_) => exit::LOCKED,
+            Error::Database { .. } | Error::DatabaseState(_) => exit::DATABASE,
+            Error::Internal(_) => exit::INTERNAL,
+        }
+    }
+}
+
+/// Attaches a human context to rusqlite errors: `conn.execute(..).db("recording the sync")?`.
+pub trait DbContext<T> {
+    fn db(self, context: &str) -> Result<T>;
+}
+
+impl<T> DbContext<T> for std::result::Result<T, rusqlite::Error> {
+    fn db(self, context: &str) -> Result<T> {
+        self.map_err(|source| Error::Database {
+            context: context.to_string(),
+            source,
+        })
+    }
+}

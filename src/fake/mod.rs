@@ -1,0 +1,363 @@
+//! The fake CometAPI used by `keysync demo` and by the integration tests.
+//!
+//! It serves `GET /api/token/` on 127.0.0.1 the way ../shared/cometapi-api.md describes the
+//! real one: the `{success, message, data}` envelope, 1-based `p`, `page_size` capped at 100
+//! (also read as `ps` or `size`), newest first, `total` for the whole account, 401 without a
+//! token, 200 + `success:false` for a wrong one, `New-Api-User` when required, a 301 for the
+//! path without its slash, and masked keys on request. [`Faults`] switch on the failures the
+//! fault suite needs.
+
+mod generate;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Query, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use serde_json::{Map, Value as Json, json};
+use tokio::sync::oneshot;
+
+use crate::api::model::mask_key;
+
+pub use generate::generate_keys;
+
+/// The fake's whole state: the account's keys, its credentials and its fault switches.
+#[derive(Debug)]
+pub struct FakeAccount {
+    pub token: String,
+    pub user_id: i64,
+    /// Answer 401 unless `New-Api-User: <user_id>` is sent.
+    pub require_user_id: bool,
+    /// Serve keys masked, as newer gateways do.
+    pub mask_keys: bool,
+    pub faults: Faults,
+    keys: BTreeMap<i64, Map<String, Json>>,
+    next_id: i64,
+    requests: Vec<RecordedRequest>,
+}
+
+/// Failures the fake can inject, each on its own switch.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Answer the first N requests with 429 and an empty body.
+    pub rate_limit_first: u32,
+    /// Answer every Kth request with 502 and an HTML body.
+    pub fail_every: Option<u32>,
+    /// Serve this page with a broken body.
+    pub malformed_page: Option<(u32, Malformed)>,
+    /// Answer this page with HTTP 200 and `success:false`.
+    pub success_false_page: Option<u32>,
+    /// Never answer this page.
+    pub hang_page: Option<u32>,
+    /// Change the account right after serving a page.
+    pub after_page: Option<Drift>,
+    /// Fields added to every item served.
+    pub extra_fields: Map<String, Json>,
+}
+
+/// Ways a page body can be broken.
+#[derive(Clone, Debug)]
+pub enum Malformed {
+    InvalidJson,
+    MissingData,
+    ItemsNotArray,
+    IdAsString,
+}
+
+/// An account change that lands while a pull is paging.
+#[derive(Clone, Debug)]
+pub struct Drift {
+    pub page: u32,
+    pub create: usize,
+    pub delete: Vec<i64>,
+    /// Apply it after every pass over that page, not just the first.
+    pub every_time: bool,
+}
+
+/// One request as the fake received it, for tests to inspect.
+#[derive(Clone, Debug)]
+pub struct RecordedRequest {
+    pub path_and_query: String,
+    pub authorization: Option<String>,
+    pub user_agent: Option<String>,
+    pub new_api_user: Option<String>,
+}
+
+impl FakeAccount {
+    pub fn new(token: &str) -> FakeAccount {
+        FakeAccount {
+            token: token.to_string(),
+            user_id: 5678,
+            require_user_id: false,
+            mask_keys: false,
+            faults: Faults::default(),
+            keys: BTreeMap::new(),
+            next_id: 1,
+            requests: Vec::new(),
+        }
+    }
+
+    /// Adds a key with the given fields (id assigned here) and returns its id.
+    pub fn insert(&mut self, mut fields: Map<String, Json>) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        fields.insert("id".into(), json!(id));
+        fields.entry("user_id").or_insert(json!(self.user_id));
+        self.keys.insert(id, fields);
+        id
+    }
+
+    /// Adds `count` realistic keys made from `seed`, created up to `now`.
+    pub fn generate(&mut self, count: usize, seed: u64, now: i64) -> Vec<i64> {
+        generate_keys(count, seed, now)
+            .into_iter()
+            .map(|fields| self.insert(fields))
+            .collect()
+    }
+
+    pub fn remove(&mut self, id: i64) -> Option<Map<String, Json>> {
+        self.keys.remove(&id)
+    }
+
+    /// Sets one field of a key; panics on an unknown id, which is a bug in the caller.
+    pub fn set(&mut self, id: i64, field: &str, value: Json) {
+        let key = self.keys.get_mut(&id).unwrap_or_else(|| panic!("fake has no key {id}"));
+        key.insert(field.to_string(), value);
+    }
+
+    pub fn get(&self, id: i64) -> Option<&Map<String, Json>> {
+        self.keys.get(&id)
+    }
+
+    pub fn ids(&self) -> Vec<i64> {
+        self.keys.keys().copied().collect()
+    }
+
+    pub fn requests(&self) -> &[RecordedRequest] {
+        &self.requests
+    }
+
+    fn page(&self, page: u32, page_size: usize) -> Vec<Json> {
+        let offset = (page as usize - 1).saturating_mul(page_size);
+        self.keys
+            .values()
+            .rev()
+            .skip(offset)
+            .take(page_size)
+            .map(|fields| self.serve_item(fields))
+            .collect()
+    }
+
+    fn serve_item(&self, fields: &Map<String, Json>) -> Json {
+        let mut item = fields.clone();
+        if self.mask_keys
+            && let Some(Json::String(key)) = item.get("key")
+        {
+            let masked = mask_key(key);
+            item.insert("key".into(), Json::String(masked));
+        }
+        for (name, value) in &self.faults.extra_fields {
+            item.insert(name.clone(), value.clone());
+        }
+        Json::Object(item)
+    }
+
+    fn apply_drift(&mut self, page: u32) {
+        let Some(drift) = self.faults.after_page.clone() else { return };
+        if drift.page != page {
+            return;
+        }
+        if !drift.every_time {
+            self.faults.after_page = None;
+        }
+        let now = self.keys.values().filter_map(|k| k["created_time"].as_i64()).max();
+        let seed = self.next_id as u64;
+        for fields in generate_keys(drift.create, seed, now.unwrap_or(1_766_000_000) + 60) {
+            self.insert(fields);
+        }
+        for id in &drift.delete {
+            self.keys.remove(id);
+        }
+    }
+}
+
+/// A running fake on 127.0.0.1, on its own thread; it stops when dropped.
+pub struct FakeServer {
+    url: String,
+    account: Arc<Mutex<FakeAccount>>,
+    _shutdown: oneshot::Sender<()>,
+}
+
+impl FakeServer {
+    /// Serves `account` on an ephemeral loopback port.
+    pub fn start(account: FakeAccount) -> std::io::Result<FakeServer> {
+        let listener = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        listener.set_nonblocking(true)?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let account = Arc::new(Mutex::new(account));
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let app = router(account.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        std::thread::Builder::new()
+            .name("fake-cometapi".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(async {
+                            let _ = stopped.await;
+                        })
+                        .await
+                })
+            })?;
+        Ok(FakeServer {
+            url,
+            account,
+            _shutdown: shutdown,
+        })
+    }
+
+    /// The base URL to give keysync, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The account, to change keys or faults between (or during) pulls.
+    pub fn account(&self) -> MutexGuard<'_, FakeAccount> {
+        self.account.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn router(account: Arc<Mutex<FakeAccount>>) -> Router {
+    Router::new()
+        .route("/api/token/", get(list_tokens))
+        .route("/api/token", get(redirect_to_slash))
+        .with_state(account)
+}
+
+async fn redirect_to_slash(RawQuery(query): RawQuery) -> Redirect {
+    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+    Redirect::permanent(&format!("/api/token/{query}"))
+}
+
+/// What one request gets, decided under the lock; a hang is served after releasing it.
+enum Answer {
+    Now(Response),
+    Hang,
+}
+
+async fn list_tokens(
+    State(account): State<Arc<Mutex<FakeAccount>>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let answer = {
+        let mut account = account.lock().unwrap_or_else(|p| p.into_inner());
+        answer(&mut account, &headers, &query, raw.unwrap_or_default())
+    };
+    match answer {
+        Answer::Now(response) => response,
+        Answer::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            StatusCode::GATEWAY_TIMEOUT.into_response()
+        }
+    }
+}
+
+fn answer(
+    account: &mut FakeAccount,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    raw_query: String,
+) -> Answer {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(String::from);
+    account.requests.push(RecordedRequest {
+        path_and_query: format!("/api/token/?{raw_query}"),
+        authorization: header("authorization"),
+        user_agent: header("user-agent"),
+        new_api_user: header("new-api-user"),
+    });
+    let count = account.requests.len() as u32;
+    if count <= account.faults.rate_limit_first {
+        return Answer::Now(StatusCode::TOO_MANY_REQUESTS.into_response());
+    }
+    if account.faults.fail_every.is_some_and(|k| k > 0 && count % k == 0) {
+        let html = "<html><body><h1>502 Bad Gateway</h1></body></html>";
+        return Answer::Now((StatusCode::BAD_GATEWAY, [(header::CONTENT_TYPE, "text/html")], html).into_response());
+    }
+    let Some(authorization) = header("authorization") else {
+        return Answer::Now(failure(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized, not logged in and no access token provided",
+        ));
+    };
+    if account.require_user_id && header("new-api-user") != Some(account.user_id.to_string()) {
+        return Answer::Now(failure(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized, New-Api-User header not provided",
+        ));
+    }
+    if authorization != account.token {
+        return Answer::Now(failure(StatusCode::OK, "Unauthorized, invalid access token"));
+    }
+    let page = query
+        .get("p")
+        .and_then(|p| p.parse::<u32>().ok())
+        .filter(|p| *p > 0)
+        .unwrap_or(1);
+    let page_size = ["page_size", "ps", "size"]
+        .iter()
+        .find_map(|name| query.get(*name))
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(10)
+        .min(100);
+    if account.faults.hang_page == Some(page) {
+        return Answer::Hang;
+    }
+    if account.faults.success_false_page == Some(page) {
+        return Answer::Now(failure(StatusCode::OK, "database error: too many connections"));
+    }
+    let items = account.page(page, page_size);
+    let total = account.keys.len();
+    let response = match &account.faults.malformed_page {
+        Some((p, how)) if *p == page => malformed(how, page, page_size, total, items),
+        _ => envelope(page, page_size, total, items),
+    };
+    account.apply_drift(page);
+    Answer::Now(response)
+}
+
+fn envelope(page: u32, page_size: usize, total: usize, items: Vec<Json>) -> Response {
+    let body = json!({"success": true, "message": "", "data": {
+        "page": page, "page_size": page_size, "total": total, "items": items}});
+    axum::Json(body).into_response()
+}
+
+fn malformed(how: &Malformed, page: u32, page_size: usize, total: usize, mut items: Vec<Json>) -> Response {
+    let body = match how {
+        Malformed::InvalidJson => return (StatusCode::OK, "{\"success\":true,\"data\":{\"items\":[").into_response(),
+        Malformed::MissingData => json!({"success": true, "message": ""}),
+        Malformed::ItemsNotArray => json!({"success": true, "message": "", "data": {
+            "page": page, "page_size": page_size, "total": total, "items": "none"}}),
+        Malformed::IdAsString => {
+            if let Some(Json::Object(first)) = items.first_mut() {
+                let id = first["id"].to_string();
+                first.insert("id".into(), Json::String(id));
+            }
+            json!({"success": true, "message": "", "data": {
+                "page": page, "page_size": page_size, "total": total, "items": items}})
+        }
+    };
+    axum::Json(body).into_response()
+}
+
+fn failure(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({"success": false, "message": message}))).into_response()
+}

@@ -1,0 +1,54 @@
+//! keysync: an exact, queryable SQLite record of a CometAPI account's API keys.
+//!
+//! `run` executes a parsed command line; `main` only parses, sets up logging and maps the
+//! result to an exit code, so tests can drive everything here without spawning a process.
+
+pub mod api;
+pub mod cli;
+pub mod cmd;
+pub mod config;
+pub mod error;
+pub mod fake;
+pub mod output;
+pub mod store;
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command, GlobalArgs};
+use crate::error::{Error, Result};
+
+/// Runs one command to completion.
+pub fn run(cli: Cli) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        match &cli.command {
+            Command::Pull(args) => cmd::pull::run(&cli.global, args).await,
+            Command::Demo(args) => cmd::demo::run(&cli.global, args).await,
+        }
+    })
+}
+
+/// Logs go to stderr, warnings by default; `-v` adds info, `-vv` debug, `-vvv` trace. Only
+/// keysync's own events are shown: dependencies stay at warn, so no HTTP library ever prints a
+/// header. No colour unless stderr is a terminal.
+pub fn init_logging(global: &GlobalArgs) {
+    let level = match global.verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::new(format!("warn,keysync={level}"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .without_time()
+        .init();
+}

@@ -1,0 +1,21 @@
+//! The `keysync` binary: parse, set up logging, run, and map the outcome to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use keysync::cli::Cli;
+use keysync::error::exit;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    keysync::init_logging(&cli.global);
+    match std::panic::catch_unwind(move || keysync::run(cli)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(error)) => {
+            eprintln!("keysync: error: {error}");
+            error.exit_code()
+        }
+        // The panic hook has already printed the message; a panic must not exit 1 (an alarm).
+        Err(_) => ExitCode::from(exit::INTERNAL),
+    }
+}
