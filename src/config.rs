@@ -118,7 +118,10 @@ fn read_token(token_file: Option<&Path>) -> Result<AccessToken> {
             warn_if_readable_by_others(path);
             text.trim().to_string()
         }
-        None => std::env::var(TOKEN_ENV).unwrap_or_default().trim().to_string(),
+        None => std::env::var(TOKEN_ENV)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
     };
     if token.is_empty() {
         let source = match token_file {

@@ -72,7 +72,10 @@ impl ApiClient {
         auth.set_sensitive(true);
         headers.insert(AUTHORIZATION, auth);
         if let Some(user_id) = options.user_id {
-            headers.insert(HeaderName::from_static("new-api-user"), HeaderValue::from(user_id));
+            headers.insert(
+                HeaderName::from_static("new-api-user"),
+                HeaderValue::from(user_id),
+            );
         }
         let http = reqwest::Client::builder()
             .user_agent(concat!("keysync/", env!("CARGO_PKG_VERSION")))
@@ -158,9 +161,9 @@ fn check_status(
         StatusCode::TOO_MANY_REQUESTS => Err(retry("rate limited (HTTP 429)".into())),
         StatusCode::REQUEST_TIMEOUT => Err(retry("HTTP 408 Request Timeout".into())),
         s if s.is_server_error() => Err(retry(format!("HTTP {s}"))),
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-            Err(Attempt::Fatal(auth_error(&format!("HTTP {status}: {}", message_of(body)))))
-        }
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Attempt::Fatal(auth_error(
+            &format!("HTTP {status}: {}", message_of(body)),
+        ))),
         s => Err(Attempt::Fatal(Error::Api(format!(
             "HTTP {s} from {endpoint}: is --base-url / COMETAPI_BASE_URL right? {}",
             message_of(body)
@@ -247,7 +250,10 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(seconds));
     }
     let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = when.signed_duration_since(chrono::Utc::now()).to_std().ok()?;
+    let wait = when
+        .signed_duration_since(chrono::Utc::now())
+        .to_std()
+        .ok()?;
     Some(wait)
 }
 
@@ -257,7 +263,10 @@ fn parse_page(page: u32, body: &[u8]) -> Result<Page> {
     let json: Json = serde_json::from_slice(body)
         .map_err(|e| bad(format!("the response is not valid JSON ({e})")))?;
     let Json::Object(mut envelope) = json else {
-        return Err(bad(format!("the response is {}, expected a JSON object", json_type(&json))));
+        return Err(bad(format!(
+            "the response is {}, expected a JSON object",
+            json_type(&json)
+        )));
     };
     match envelope.get("success") {
         Some(Json::Bool(true)) => {}
@@ -268,7 +277,12 @@ fn parse_page(page: u32, body: &[u8]) -> Result<Page> {
             }
             return Err(bad(format!("the API answered success:false: {message}")));
         }
-        Some(other) => return Err(bad(format!("`success` is {}, expected a boolean", json_type(other)))),
+        Some(other) => {
+            return Err(bad(format!(
+                "`success` is {}, expected a boolean",
+                json_type(other)
+            )));
+        }
         None => return Err(bad("the response has no `success` field".into())),
     }
     let Some(Json::Object(mut data)) = envelope.remove("data") else {
@@ -281,7 +295,12 @@ fn parse_page(page: u32, body: &[u8]) -> Result<Page> {
     .ok_or_else(|| bad("`data.total` is missing or not a non-negative integer".into()))?;
     let items = match data.remove("items") {
         Some(Json::Array(items)) => items,
-        Some(other) => return Err(bad(format!("`data.items` is {}, expected an array", json_type(&other)))),
+        Some(other) => {
+            return Err(bad(format!(
+                "`data.items` is {}, expected an array",
+                json_type(&other)
+            )));
+        }
         None => return Err(bad("`data.items` is missing".into())),
     };
     let items = items
@@ -321,11 +340,20 @@ mod tests {
     #[test]
     fn envelope_errors_name_the_page() {
         let err = parse_page(3, br#"{"success":true,"data":{"total":1,"items":{}}}"#).unwrap_err();
-        assert_eq!(err.to_string(), "page 3: `data.items` is an object, expected an array");
+        assert_eq!(
+            err.to_string(),
+            "page 3: `data.items` is an object, expected an array"
+        );
         let err = parse_page(2, b"<html>").unwrap_err();
-        assert!(err.to_string().starts_with("page 2: the response is not valid JSON"));
+        assert!(
+            err.to_string()
+                .starts_with("page 2: the response is not valid JSON")
+        );
         let err = parse_page(1, br#"{"success":false,"message":"boom"}"#).unwrap_err();
-        assert_eq!(err.to_string(), "page 1: the API answered success:false: boom");
+        assert_eq!(
+            err.to_string(),
+            "page 1: the API answered success:false: boom"
+        );
         assert_eq!(err.code(), crate::error::exit::API);
     }
 }

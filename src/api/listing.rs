@@ -85,7 +85,8 @@ async fn list_once(client: &ApiClient) -> Result<Pass> {
         let total = page.total;
         pass.record(page);
         let highest_total = pass.totals.iter().copied().max().unwrap_or(0);
-        let past_every_total = i64::from(number) * PAGE_SIZE as i64 >= highest_total + PAGE_SIZE as i64;
+        let past_every_total =
+            i64::from(number) * PAGE_SIZE as i64 >= highest_total + PAGE_SIZE as i64;
         if !full || pass.keys.len() as i64 >= total || past_every_total {
             return Ok(pass);
         }

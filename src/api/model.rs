@@ -72,21 +72,29 @@ impl KeyRecord {
     /// wrong type is an error naming the field, because silently storing it would be a lie.
     pub fn from_json(item: Json) -> Result<KeyRecord, String> {
         let Json::Object(mut fields) = item else {
-            return Err(format!("an item is {}, expected an object", json_type(&item)));
+            return Err(format!(
+                "an item is {}, expected an object",
+                json_type(&item)
+            ));
         };
         let id = match fields.remove("id") {
             Some(Json::Number(n)) => n
                 .as_i64()
                 .ok_or_else(|| format!("field `id` is {n}, expected a 64-bit integer"))?,
             Some(other) => {
-                return Err(format!("field `id` is {}, expected an integer", json_type(&other)));
+                return Err(format!(
+                    "field `id` is {}, expected an integer",
+                    json_type(&other)
+                ));
             }
             None => return Err("an item has no `id`".to_string()),
         };
         let mut values = Vec::with_capacity(DATA_COLUMNS.len());
         for (name, kind) in API_FIELDS {
             let value = fields.remove(name).unwrap_or(Json::Null);
-            values.push(column_value(&value, kind).map_err(|e| format!("key {id}: field `{name}` {e}"))?);
+            values.push(
+                column_value(&value, kind).map_err(|e| format!("key {id}: field `{name}` {e}"))?,
+            );
         }
         let (hint, sha256, secret) = match fields.remove("key") {
             None | Some(Json::Null) => (Value::Null, Value::Null, None),
@@ -134,7 +142,10 @@ fn key_columns(key: String) -> (Value, Value, Option<String>) {
         return (Value::Text(key), Value::Null, None);
     }
     let digest = Sha256::digest(key.as_bytes());
-    let hex = digest.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let hex = digest
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
     (Value::Text(mask_key(&key)), Value::Text(hex), Some(key))
 }
 
@@ -180,7 +191,10 @@ mod tests {
     #[test]
     fn wrong_type_names_the_field() {
         let err = KeyRecord::from_json(json!({"id": 7, "remain_quota": "lots"})).unwrap_err();
-        assert_eq!(err, "key 7: field `remain_quota` is a string, expected an integer");
+        assert_eq!(
+            err,
+            "key 7: field `remain_quota` is a string, expected an integer"
+        );
         let err = KeyRecord::from_json(json!({"id": "7"})).unwrap_err();
         assert_eq!(err, "field `id` is a string, expected an integer");
     }
@@ -188,7 +202,10 @@ mod tests {
     #[test]
     fn unknown_fields_go_to_extra_sorted() {
         let rec = KeyRecord::from_json(json!({"id": 1, "zeta": [1], "DeletedAt": null})).unwrap();
-        assert_eq!(rec.values[16], Value::Text(r#"{"DeletedAt":null,"zeta":[1]}"#.into()));
+        assert_eq!(
+            rec.values[16],
+            Value::Text(r#"{"DeletedAt":null,"zeta":[1]}"#.into())
+        );
         assert_eq!(rec.values[0], Value::Null);
     }
 

@@ -31,7 +31,11 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<()> {
     let server = FakeServer::start(account)
         .map_err(|e| Error::Internal(format!("cannot start the fake CometAPI: {e}")))?;
     if !global.quiet && !args.json {
-        print_line(&format!("fake CometAPI with {} keys on {}", args.keys, server.url()))?;
+        print_line(&format!(
+            "fake CometAPI with {} keys on {}",
+            args.keys,
+            server.url()
+        ))?;
     }
     let options = PullOptions {
         db: db.clone(),
@@ -67,7 +71,11 @@ fn change_upstream(account: &mut FakeAccount, now: i64) -> String {
     for id in &deleted {
         account.remove(*id);
     }
-    let live: Vec<i64> = ids.iter().filter(|id| !deleted.contains(id)).copied().collect();
+    let live: Vec<i64> = ids
+        .iter()
+        .filter(|id| !deleted.contains(id))
+        .copied()
+        .collect();
     for id in live.iter().skip(1).step_by(71).take(4) {
         account.set(*id, "status", json!(2));
     }

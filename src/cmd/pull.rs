@@ -9,9 +9,9 @@ use crate::cli::{GlobalArgs, PullArgs};
 use crate::config::PullOptions;
 use crate::error::Result;
 use crate::output::print_line;
+use crate::store;
 use crate::store::lock::PullLock;
 use crate::store::sync::{SyncStatus, apply_listing, begin_sync, fail_sync};
-use crate::store;
 
 /// What one pull did; printed as a line, or as JSON with `--json`.
 #[derive(Clone, Debug, Serialize)]

@@ -20,7 +20,11 @@ const NAMES: [&str; 12] = [
     "O'Brien \"test\"",
 ];
 
-const MODELS: [&str; 3] = ["gpt-4o,claude-sonnet-4", "gpt-4o-mini", "deepseek-chat,gemini-2.5-pro"];
+const MODELS: [&str; 3] = [
+    "gpt-4o,claude-sonnet-4",
+    "gpt-4o-mini",
+    "deepseek-chat,gemini-2.5-pro",
+];
 
 /// `count` keys created before `now`, oldest first, as API items without `id`.
 pub fn generate_keys(count: usize, seed: u64, now: i64) -> Vec<Map<String, Json>> {
@@ -35,10 +39,20 @@ pub fn generate_keys(count: usize, seed: u64, now: i64) -> Vec<Map<String, Json>
 }
 
 fn one_key(rng: &mut fastrand::Rng, index: usize, created: i64, now: i64) -> Map<String, Json> {
-    let key: String = std::iter::repeat_with(|| rng.alphanumeric()).take(48).collect();
+    let key: String = std::iter::repeat_with(|| rng.alphanumeric())
+        .take(48)
+        .collect();
     let name = format!("{}-{}", NAMES[rng.usize(..NAMES.len())], index + 1);
-    let used = if rng.u8(..10) < 2 { 0 } else { rng.i64(1..2_000_000) };
-    let accessed = if used == 0 { created } else { rng.i64(created..=now) };
+    let used = if rng.u8(..10) < 2 {
+        0
+    } else {
+        rng.i64(1..2_000_000)
+    };
+    let accessed = if used == 0 {
+        created
+    } else {
+        rng.i64(created..=now)
+    };
     let expired = match rng.u8(..10) {
         0..=3 => -1,
         4 => now + rng.i64(DAY / 2..7 * DAY),
@@ -46,7 +60,11 @@ fn one_key(rng: &mut fastrand::Rng, index: usize, created: i64, now: i64) -> Map
         _ => now + rng.i64(30 * DAY..365 * DAY),
     };
     let unlimited = rng.u8(..10) < 2;
-    let model_limits = if rng.u8(..10) < 3 { MODELS[rng.usize(..MODELS.len())] } else { "" };
+    let model_limits = if rng.u8(..10) < 3 {
+        MODELS[rng.usize(..MODELS.len())]
+    } else {
+        ""
+    };
     let allow_ips = match rng.u8(..10) {
         0..=4 => Json::Null,
         5 | 6 => json!(""),
@@ -66,7 +84,10 @@ fn one_key(rng: &mut fastrand::Rng, index: usize, created: i64, now: i64) -> Map
         ("created_time", json!(created)),
         ("accessed_time", json!(accessed)),
         ("expired_time", json!(expired)),
-        ("remain_quota", json!(if unlimited { 0 } else { rng.i64(0..5_000_000) })),
+        (
+            "remain_quota",
+            json!(if unlimited { 0 } else { rng.i64(0..5_000_000) }),
+        ),
         ("unlimited_quota", json!(unlimited)),
         ("model_limits_enabled", json!(!model_limits.is_empty())),
         ("model_limits", json!(model_limits)),

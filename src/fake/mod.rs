@@ -126,7 +126,10 @@ impl FakeAccount {
 
     /// Sets one field of a key; panics on an unknown id, which is a bug in the caller.
     pub fn set(&mut self, id: i64, field: &str, value: Json) {
-        let key = self.keys.get_mut(&id).unwrap_or_else(|| panic!("fake has no key {id}"));
+        let key = self
+            .keys
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("fake has no key {id}"));
         key.insert(field.to_string(), value);
     }
 
@@ -168,14 +171,20 @@ impl FakeAccount {
     }
 
     fn apply_drift(&mut self, page: u32) {
-        let Some(drift) = self.faults.after_page.clone() else { return };
+        let Some(drift) = self.faults.after_page.clone() else {
+            return;
+        };
         if drift.page != page {
             return;
         }
         if !drift.every_time {
             self.faults.after_page = None;
         }
-        let now = self.keys.values().filter_map(|k| k["created_time"].as_i64()).max();
+        let now = self
+            .keys
+            .values()
+            .filter_map(|k| k["created_time"].as_i64())
+            .max();
         let seed = self.next_id as u64;
         for fields in generate_keys(drift.create, seed, now.unwrap_or(1_766_000_000) + 60) {
             self.insert(fields);
@@ -202,7 +211,9 @@ impl FakeServer {
         let account = Arc::new(Mutex::new(account));
         let (shutdown, stopped) = oneshot::channel::<()>();
         let app = router(account.clone());
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         std::thread::Builder::new()
             .name("fake-cometapi".into())
             .spawn(move || {
@@ -229,7 +240,9 @@ impl FakeServer {
 
     /// The account, to change keys or faults between (or during) pulls.
     pub fn account(&self) -> MutexGuard<'_, FakeAccount> {
-        self.account.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.account
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -276,7 +289,12 @@ fn answer(
     query: &HashMap<String, String>,
     raw_query: String,
 ) -> Answer {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(String::from);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    };
     account.requests.push(RecordedRequest {
         path_and_query: format!("/api/token/?{raw_query}"),
         authorization: header("authorization"),
@@ -287,9 +305,20 @@ fn answer(
     if count <= account.faults.rate_limit_first {
         return Answer::Now(StatusCode::TOO_MANY_REQUESTS.into_response());
     }
-    if account.faults.fail_every.is_some_and(|k| k > 0 && count % k == 0) {
+    if account
+        .faults
+        .fail_every
+        .is_some_and(|k| k > 0 && count.is_multiple_of(k))
+    {
         let html = "<html><body><h1>502 Bad Gateway</h1></body></html>";
-        return Answer::Now((StatusCode::BAD_GATEWAY, [(header::CONTENT_TYPE, "text/html")], html).into_response());
+        return Answer::Now(
+            (
+                StatusCode::BAD_GATEWAY,
+                [(header::CONTENT_TYPE, "text/html")],
+                html,
+            )
+                .into_response(),
+        );
     }
     let Some(authorization) = header("authorization") else {
         return Answer::Now(failure(
@@ -304,7 +333,10 @@ fn answer(
         ));
     }
     if authorization != account.token {
-        return Answer::Now(failure(StatusCode::OK, "Unauthorized, invalid access token"));
+        return Answer::Now(failure(
+            StatusCode::OK,
+            "Unauthorized, invalid access token",
+        ));
     }
     let page = query
         .get("p")
@@ -322,7 +354,10 @@ fn answer(
         return Answer::Hang;
     }
     if account.faults.success_false_page == Some(page) {
-        return Answer::Now(failure(StatusCode::OK, "database error: too many connections"));
+        return Answer::Now(failure(
+            StatusCode::OK,
+            "database error: too many connections",
+        ));
     }
     let items = account.page(page, page_size);
     let total = account.keys.len();
@@ -340,9 +375,17 @@ fn envelope(page: u32, page_size: usize, total: usize, items: Vec<Json>) -> Resp
     axum::Json(body).into_response()
 }
 
-fn malformed(how: &Malformed, page: u32, page_size: usize, total: usize, mut items: Vec<Json>) -> Response {
+fn malformed(
+    how: &Malformed,
+    page: u32,
+    page_size: usize,
+    total: usize,
+    mut items: Vec<Json>,
+) -> Response {
     let body = match how {
-        Malformed::InvalidJson => return (StatusCode::OK, "{\"success\":true,\"data\":{\"items\":[").into_response(),
+        Malformed::InvalidJson => {
+            return (StatusCode::OK, "{\"success\":true,\"data\":{\"items\":[").into_response();
+        }
         Malformed::MissingData => json!({"success": true, "message": ""}),
         Malformed::ItemsNotArray => json!({"success": true, "message": "", "data": {
             "page": page, "page_size": page_size, "total": total, "items": "none"}}),
@@ -359,5 +402,9 @@ fn malformed(how: &Malformed, page: u32, page_size: usize, total: usize, mut ite
 }
 
 fn failure(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(json!({"success": false, "message": message}))).into_response()
+    (
+        status,
+        axum::Json(json!({"success": false, "message": message})),
+    )
+        .into_response()
 }

@@ -58,7 +58,7 @@ fn open_lock_file(path: &Path) -> Result<File> {
     options.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(path)
-        .map_err(|e| Error::DatabaseState(format!("cannot open the lock file {}: {e}", path.display())))
+    options.open(path).map_err(|e| {
+        Error::DatabaseState(format!("cannot open the lock file {}: {e}", path.display()))
+    })
 }

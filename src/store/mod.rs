@@ -56,7 +56,10 @@ pub fn create_private_file(path: &Path) -> Result<()> {
         return Ok(());
     }
     let io_error = |e: std::io::Error| {
-        Error::DatabaseState(format!("cannot create the database {}: {e}", path.display()))
+        Error::DatabaseState(format!(
+            "cannot create the database {}: {e}",
+            path.display()
+        ))
     };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(io_error)?;
@@ -77,9 +80,12 @@ pub fn create_private_file(path: &Path) -> Result<()> {
 fn configure(conn: &Connection, path: &Path) -> Result<()> {
     let context = format!("cannot configure the database {}", path.display());
     conn.busy_timeout(BUSY_TIMEOUT).db(&context)?;
-    conn.pragma_update(None, "journal_mode", "WAL").db(&context)?;
-    conn.pragma_update(None, "synchronous", "NORMAL").db(&context)?;
-    conn.pragma_update(None, "secure_delete", "ON").db(&context)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .db(&context)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .db(&context)?;
+    conn.pragma_update(None, "secure_delete", "ON")
+        .db(&context)?;
     Ok(())
 }
 

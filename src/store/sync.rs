@@ -121,12 +121,19 @@ pub fn apply_listing(
     }
     if listing.consistent {
         let listed: HashSet<i64> = listing.keys.keys().copied().collect();
-        for (id, _) in stored.iter().filter(|(id, s)| !s.removed && !listed.contains(id)) {
+        for (id, _) in stored
+            .iter()
+            .filter(|(id, s)| !s.removed && !listed.contains(id))
+        {
             writer.remove_key(*id)?;
             counts.removed += 1;
         }
     }
-    let status = if listing.consistent { SyncStatus::Ok } else { SyncStatus::Partial };
+    let status = if listing.consistent {
+        SyncStatus::Ok
+    } else {
+        SyncStatus::Partial
+    };
     finish_sync(&tx, sync, status, listing, counts, now)?;
     tx.commit().db("cannot commit the sync")?;
     Ok((status, counts))
@@ -295,7 +302,11 @@ impl<'c> VersionWriter<'c> {
             Value::Text(changed),
         ];
         let values = head.iter().chain(&record.values);
-        self.run(&self.open_version_sql, values, "cannot insert a key version")
+        self.run(
+            &self.open_version_sql,
+            values,
+            "cannot insert a key version",
+        )
     }
 
     fn run<'v>(
