@@ -97,13 +97,14 @@ fn change_upstream(account: &mut FakeAccount, now: i64) -> String {
     )
 }
 
-/// The demo starts from an empty database. It deletes an earlier demo's file (every sync in it
-/// came from a loopback fake) and refuses anything else, so it can never eat real data.
+/// The demo starts from an empty database. It deletes an earlier demo's file (named
+/// `keysync-demo.db`, every sync in it from a loopback fake) and refuses anything else, so it
+/// never eats real data.
 fn clear_previous_demo(db: &Path) -> Result<()> {
     if !db.exists() {
         return Ok(());
     }
-    let is_demo = {
+    let is_demo = db.file_name() == Some(DEMO_DB.as_ref()) && {
         let conn = store::open_read_only(db)?;
         let real_syncs: i64 = conn
             .query_row(

@@ -120,8 +120,18 @@ impl FakeAccount {
             .collect()
     }
 
+    /// Deletes a key, returning its fields (with `id`) so a test can bring it back.
     pub fn remove(&mut self, id: i64) -> Option<Map<String, Json>> {
         self.keys.remove(&id)
+    }
+
+    /// Puts back a key under the id its fields carry, as a restored key keeps its id.
+    pub fn restore(&mut self, fields: Map<String, Json>) {
+        let id = fields["id"]
+            .as_i64()
+            .expect("restored fields carry their id");
+        self.next_id = self.next_id.max(id + 1);
+        self.keys.insert(id, fields);
     }
 
     /// Sets one field of a key; panics on an unknown id, which is a bug in the caller.

@@ -1,0 +1,110 @@
+//! Shared test scaffolding: a fake account on loopback, a temporary database, and a `keysync`
+//! command with a cleaned environment that points at both.
+
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+use keysync::fake::{FakeAccount, FakeServer};
+use rusqlite::Connection;
+use rusqlite::types::Value;
+use tempfile::TempDir;
+
+/// The fake's access token in every test.
+pub const TOKEN: &str = "test-token-7f3a9c";
+/// A fixed "now" for generated keys, so every test sees the same data.
+pub const NOW: i64 = 1_766_102_400;
+pub const SEED: u64 = 7;
+
+/// A fake CometAPI plus a temporary folder holding the database.
+pub struct Harness {
+    pub dir: TempDir,
+    pub server: FakeServer,
+    pub db: PathBuf,
+}
+
+impl Harness {
+    pub fn new(account: FakeAccount) -> Harness {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let db = dir.path().join("keysync.db");
+        let server = FakeServer::start(account).expect("the fake CometAPI starts");
+        Harness { dir, server, db }
+    }
+
+    /// An account of `count` generated keys, ids 1..=count.
+    pub fn with_keys(count: usize) -> Harness {
+        let mut account = FakeAccount::new(TOKEN);
+        account.generate(count, SEED, NOW);
+        Harness::new(account)
+    }
+
+    /// `keysync` with only the environment it needs: token, base URL, database, HOME.
+    pub fn keysync(&self) -> Command {
+        let mut command = Command::cargo_bin("keysync").expect("the keysync binary");
+        command
+            .env_clear()
+            .env("HOME", self.dir.path())
+            .env("COMETAPI_ACCESS_TOKEN", TOKEN)
+            .env("COMETAPI_BASE_URL", self.server.url())
+            .env("KEYSYNC_DB", &self.db)
+            .timeout(std::time::Duration::from_secs(120));
+        command
+    }
+
+    /// Runs `keysync pull --json` (plus `extra` args), expects success, returns the summary.
+    pub fn pull(&self, extra: &[&str]) -> serde_json::Value {
+        let output = self
+            .keysync()
+            .args(["pull", "--json", "--backoff-base", "10ms"])
+            .args(extra)
+            .output()
+            .expect("keysync runs");
+        assert!(
+            output.status.success(),
+            "pull failed with {:?}: {}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("the summary is JSON")
+    }
+
+    pub fn conn(&self) -> Connection {
+        Connection::open(&self.db).expect("the database opens")
+    }
+
+    /// Every row of a query, as SQLite values.
+    pub fn rows(&self, sql: &str) -> Vec<Vec<Value>> {
+        let conn = self.conn();
+        let mut statement = conn.prepare(sql).expect("the test SQL prepares");
+        let width = statement.column_count();
+        statement
+            .query_map([], |row| {
+                (0..width).map(|i| row.get::<_, Value>(i)).collect()
+            })
+            .expect("the test SQL runs")
+            .collect::<Result<_, _>>()
+            .expect("rows read")
+    }
+
+    /// One integer from a query.
+    pub fn count(&self, sql: &str) -> i64 {
+        self.conn()
+            .query_row(sql, [], |row| row.get(0))
+            .expect("the count query runs")
+    }
+
+    /// Every table's full contents, for "unchanged" assertions.
+    pub fn dump(&self, tables: &[&str]) -> Vec<Vec<Vec<Value>>> {
+        tables
+            .iter()
+            .map(|t| self.rows(&format!("SELECT * FROM {t} ORDER BY 1, 2")))
+            .collect()
+    }
+}
+
+pub fn int(value: i64) -> Value {
+    Value::Integer(value)
+}
+
+pub fn text(value: &str) -> Value {
+    Value::Text(value.to_string())
+}
