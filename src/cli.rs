@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::parse_duration;
+use crate::config::{parse_duration, parse_time};
 use crate::error::EXIT_CODES_HELP;
+use crate::output::{Format, RowFormat};
 
 /// Keep an exact, queryable SQLite record of a CometAPI account's API keys.
 ///
@@ -33,6 +34,9 @@ pub struct GlobalArgs {
     /// Log more on stderr (-v info, -vv debug, -vvv trace); the token is never logged
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Take this as the current time (unix seconds or RFC 3339), for reproducible reports
+    #[arg(long, global = true, value_name = "TIME", value_parser = parse_time)]
+    pub now: Option<i64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,4 +92,24 @@ pub struct DemoArgs {
     /// How many keys the fake account starts with
     #[arg(long, default_value_t = 300, value_name = "N")]
     pub keys: usize,
+}
+
+/// `--format` and `--no-headers`, shared by every command that prints rows.
+#[derive(Clone, Copy, Debug, Args)]
+pub struct FormatArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Leave out the header row (table, csv, tsv)
+    #[arg(long)]
+    pub no_headers: bool,
+}
+
+impl FormatArgs {
+    pub fn row_format(&self) -> RowFormat {
+        RowFormat {
+            format: self.format,
+            headers: !self.no_headers,
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::api::ApiOptions;
-use crate::cli::PullArgs;
+use crate::cli::{GlobalArgs, PullArgs};
 use crate::error::{Error, Result};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.cometapi.com";
@@ -45,13 +45,15 @@ pub struct PullOptions {
     pub api: ApiOptions,
     pub store_secrets: bool,
     pub wait: Option<Duration>,
+    /// `--now`: the time recorded for the sync instead of the clock's.
+    pub now: Option<i64>,
 }
 
 impl PullOptions {
-    pub fn resolve(db: Option<&Path>, args: &PullArgs) -> Result<PullOptions> {
+    pub fn resolve(global: &GlobalArgs, args: &PullArgs) -> Result<PullOptions> {
         let base_url = args.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
         Ok(PullOptions {
-            db: db_path(db)?,
+            db: db_path(global.db.as_deref())?,
             api: ApiOptions {
                 base_url: check_base_url(base_url)?,
                 token: read_token(args.token_file.as_deref())?,
@@ -62,6 +64,7 @@ impl PullOptions {
             },
             store_secrets: args.store_secrets,
             wait: args.wait,
+            now: global.now,
         })
     }
 }
@@ -154,6 +157,22 @@ fn warn_if_readable_by_others(path: &Path) {
 #[cfg(not(unix))]
 fn warn_if_readable_by_others(_path: &Path) {}
 
+/// A point in time as unix seconds: `1766102400` or `2025-12-19T00:00:00Z`.
+pub fn parse_time(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<i64>() {
+        return Ok(seconds);
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp())
+        .map_err(|e| format!("{e}: expected unix seconds or an RFC 3339 time such as 2025-12-19T08:00:00Z, got {text:?}"))
+}
+
+/// Now, as unix seconds: `--now` when given, else the system clock.
+pub fn unix_now(fixed: Option<i64>) -> i64 {
+    fixed.unwrap_or_else(|| chrono::Utc::now().timestamp())
+}
+
 /// The one duration syntax of every command: `500ms`, `30s`, `15m`, `12h`, `7d`, `2w`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim()).map_err(|e| {
@@ -175,6 +194,14 @@ mod tests {
         assert_eq!(parse_duration("2w"), Ok(Duration::from_secs(1_209_600)));
         assert!(parse_duration("7").is_err());
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn times_take_unix_seconds_or_rfc3339() {
+        assert_eq!(parse_time("1766102400"), Ok(1_766_102_400));
+        assert_eq!(parse_time("2025-12-19T00:00:00Z"), Ok(1_766_102_400));
+        assert_eq!(parse_time("2025-12-19T08:00:00+08:00"), Ok(1_766_102_400));
+        assert!(parse_time("yesterday").is_err());
     }
 
     #[test]

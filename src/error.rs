@@ -54,6 +54,9 @@ pub enum Error {
     /// The database is in a state keysync refuses to work with (missing, newer schema, ...).
     #[error("{0}")]
     DatabaseState(String),
+    /// Writing results failed; a closed pipe among these ends output quietly.
+    #[error("cannot write the output: {0}")]
+    Output(#[source] std::io::Error),
     /// A bug or an environment failure nobody could foresee.
     #[error("internal error: {0}")]
     Internal(String),
@@ -73,7 +76,7 @@ impl Error {
             Error::Api(_) => exit::API,
             Error::Locked(_) => exit::LOCKED,
             Error::Database { .. } | Error::DatabaseState(_) => exit::DATABASE,
-            Error::Internal(_) => exit::INTERNAL,
+            Error::Output(_) | Error::Internal(_) => exit::INTERNAL,
         }
     }
 }

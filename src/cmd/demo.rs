@@ -9,8 +9,8 @@ use serde_json::json;
 
 use crate::api::ApiOptions;
 use crate::cli::{DemoArgs, GlobalArgs};
-use crate::cmd::pull::{pull, unix_now};
-use crate::config::{AccessToken, DEFAULT_BACKOFF_BASE, DEFAULT_RETRIES, PullOptions};
+use crate::cmd::pull::pull;
+use crate::config::{AccessToken, DEFAULT_BACKOFF_BASE, DEFAULT_RETRIES, PullOptions, unix_now};
 use crate::error::{Error, Result};
 use crate::fake::{FakeAccount, FakeServer};
 use crate::output::print_line;
@@ -25,7 +25,7 @@ const DAY: i64 = 86_400;
 pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<()> {
     let db = global.db.clone().unwrap_or_else(|| PathBuf::from(DEMO_DB));
     clear_previous_demo(&db)?;
-    let now = unix_now();
+    let now = unix_now(global.now);
     let mut account = FakeAccount::new(DEMO_TOKEN);
     account.generate(args.keys, DEMO_SEED, now);
     let server = FakeServer::start(account)
@@ -49,6 +49,7 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<()> {
         },
         store_secrets: false,
         wait: None,
+        now: global.now,
     };
     pull(&options).await?.print(args.json, global.quiet)?;
     let story = change_upstream(&mut server.account(), now);

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::api::{ApiClient, list_all};
 use crate::cli::{GlobalArgs, PullArgs};
-use crate::config::PullOptions;
+use crate::config::{PullOptions, unix_now};
 use crate::error::Result;
 use crate::output::print_line;
 use crate::store;
@@ -54,7 +54,7 @@ impl SyncSummary {
 }
 
 pub async fn run(global: &GlobalArgs, args: &PullArgs) -> Result<()> {
-    let options = PullOptions::resolve(global.db.as_deref(), args)?;
+    let options = PullOptions::resolve(global, args)?;
     let summary = pull(&options).await?;
     summary.print(args.json, global.quiet)
 }
@@ -66,18 +66,23 @@ pub async fn pull(options: &PullOptions) -> Result<SyncSummary> {
     let _lock = PullLock::acquire(&options.db, options.wait)?;
     let mut conn = store::open(&options.db)?;
     let started = Instant::now();
-    let sync = begin_sync(&conn, &options.api.base_url, unix_now())?;
+    let sync = begin_sync(&conn, &options.api.base_url, unix_now(options.now))?;
     let outcome = async {
         let listing = list_all(&client).await?;
-        let (status, counts) =
-            apply_listing(&mut conn, sync, &listing, options.store_secrets, unix_now())?;
+        let (status, counts) = apply_listing(
+            &mut conn,
+            sync,
+            &listing,
+            options.store_secrets,
+            unix_now(options.now),
+        )?;
         Ok::<_, crate::error::Error>((listing, status, counts))
     }
     .await;
     let (listing, status, counts) = match outcome {
         Ok(done) => done,
         Err(error) => {
-            if let Err(record) = fail_sync(&conn, sync, unix_now(), &error.to_string()) {
+            if let Err(record) = fail_sync(&conn, sync, unix_now(options.now), &error.to_string()) {
                 tracing::warn!("{record}");
             }
             return Err(error);
@@ -100,8 +105,4 @@ pub async fn pull(options: &PullOptions) -> Result<SyncSummary> {
         pages: listing.pages,
         duration_ms: started.elapsed().as_millis() as u64,
     })
-}
-
-pub fn unix_now() -> i64 {
-    chrono::Utc::now().timestamp()
 }
