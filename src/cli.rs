@@ -76,6 +76,9 @@ pub struct PullArgs {
     /// Attempts per page after the first, for rate limits, 5xx and network errors [default: 8]
     #[arg(long, value_name = "N")]
     pub retries: Option<u32>,
+    /// Pages requested at once after page 1 (1 = one at a time); halved on rate limits
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub concurrency: Option<u16>,
     /// Wait up to this long for another pull's lock instead of exiting 5 at once
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub wait: Option<Duration>,

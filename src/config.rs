@@ -16,6 +16,7 @@ pub const DEFAULT_BASE_URL: &str = "https://api.cometapi.com";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_RETRIES: u32 = 8;
 pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(1);
+pub const DEFAULT_CONCURRENCY: usize = 4;
 const TOKEN_ENV: &str = "COMETAPI_ACCESS_TOKEN";
 
 /// The account credential. Its `Debug` is redacted so it cannot slip into a log line.
@@ -61,6 +62,7 @@ impl PullOptions {
                 timeout: args.timeout.unwrap_or(DEFAULT_TIMEOUT),
                 retries: args.retries.unwrap_or(DEFAULT_RETRIES),
                 backoff_base: args.backoff_base.unwrap_or(DEFAULT_BACKOFF_BASE),
+                concurrency: args.concurrency.map_or(DEFAULT_CONCURRENCY, usize::from),
             },
             store_secrets: args.store_secrets,
             wait: args.wait,

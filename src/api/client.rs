@@ -4,6 +4,7 @@
 //! The access token lives only in a sensitive default header; it never appears in a log line or
 //! an error message.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -33,6 +34,8 @@ pub struct ApiOptions {
     pub retries: u32,
     /// The first wait between attempts; it doubles each time.
     pub backoff_base: Duration,
+    /// Pages requested at once after page 1.
+    pub concurrency: usize,
 }
 
 /// One page of the listing as the API served it.
@@ -48,6 +51,8 @@ pub struct ApiClient {
     endpoint: String,
     retries: u32,
     backoff_base: Duration,
+    /// How many requests may be in flight; halved on every 429, never below 1.
+    in_flight_limit: AtomicUsize,
 }
 
 /// The outcome of one failed attempt: worth another try, or final.
@@ -55,6 +60,7 @@ enum Attempt {
     Retry {
         reason: String,
         retry_after: Option<Duration>,
+        rate_limited: bool,
     },
     Fatal(Error),
 }
@@ -90,7 +96,22 @@ impl ApiClient {
             endpoint: format!("{}/api/token/", options.base_url.trim_end_matches('/')),
             retries: options.retries,
             backoff_base: options.backoff_base,
+            in_flight_limit: AtomicUsize::new(options.concurrency.max(1)),
         })
+    }
+
+    /// How many page requests may be in flight now. It only goes down during a pull: after a
+    /// rate limit, keysync stays gentle rather than probing the limit again.
+    pub fn in_flight_limit(&self) -> usize {
+        self.in_flight_limit.load(Ordering::Relaxed)
+    }
+
+    fn slow_down(&self) {
+        let _ = self
+            .in_flight_limit
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some((n / 2).max(1))
+            });
     }
 
     /// Fetches one page, retrying rate limits, server errors and network failures.
@@ -110,7 +131,11 @@ impl ApiClient {
                 Err(Attempt::Retry {
                     reason,
                     retry_after,
+                    rate_limited,
                 }) => {
+                    if rate_limited {
+                        self.slow_down();
+                    }
                     let wait = retry_after
                         .map(|d| d.min(RETRY_AFTER_CAP))
                         .unwrap_or_else(|| backoff_delay(self.backoff_base, retried));
@@ -156,6 +181,7 @@ fn check_status(
     let retry = |reason: String| Attempt::Retry {
         reason,
         retry_after,
+        rate_limited: status == StatusCode::TOO_MANY_REQUESTS,
     };
     match status {
         StatusCode::TOO_MANY_REQUESTS => Err(retry("rate limited (HTTP 429)".into())),
@@ -216,6 +242,7 @@ fn transport_failure(error: reqwest::Error) -> Attempt {
     Attempt::Retry {
         reason,
         retry_after: None,
+        rate_limited: false,
     }
 }
 
@@ -234,12 +261,14 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Exponential backoff with ±20% jitter: about `base`, then doubling, each wait capped.
+/// Exponential backoff: `base`, doubling, each wait capped, plus up to 20% jitter. The jitter
+/// only lengthens a wait, so the default 8 retries always wait at least 1+2+...+32+60+60 =
+/// 183 s, past the API's window of 180 requests per 180 s.
 fn backoff_delay(base: Duration, retried: u32) -> Duration {
     let exponential = base.saturating_mul(2u32.saturating_pow(retried.min(30)));
     exponential
         .min(BACKOFF_CAP)
-        .mul_f64(0.8 + 0.4 * fastrand::f64())
+        .mul_f64(1.0 + 0.2 * fastrand::f64())
         .min(BACKOFF_CAP)
 }
 
@@ -331,10 +360,20 @@ mod tests {
     fn backoff_doubles_and_caps() {
         let base = Duration::from_secs(1);
         let first = backoff_delay(base, 0);
-        assert!(first >= Duration::from_millis(800) && first <= Duration::from_millis(1200));
+        assert!(first >= Duration::from_secs(1) && first <= Duration::from_millis(1200));
         let fourth = backoff_delay(base, 3);
-        assert!(fourth >= Duration::from_millis(6400) && fourth <= Duration::from_millis(9600));
-        assert!(backoff_delay(base, 20) <= BACKOFF_CAP);
+        assert!(fourth >= Duration::from_secs(8) && fourth <= Duration::from_millis(9600));
+        assert_eq!(backoff_delay(base, 20), BACKOFF_CAP);
+    }
+
+    #[test]
+    fn the_default_budget_outlasts_the_rate_limit_window() {
+        for _ in 0..100 {
+            let total: Duration = (0..crate::config::DEFAULT_RETRIES)
+                .map(|n| backoff_delay(crate::config::DEFAULT_BACKOFF_BASE, n))
+                .sum();
+            assert!(total >= Duration::from_secs(180), "{total:?}");
+        }
     }
 
     #[test]

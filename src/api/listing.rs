@@ -6,9 +6,12 @@
 //! listing may mark keys removed. An inconsistent one is listed again, up to [`MAX_PASSES`].
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
 
 use crate::api::{ApiClient, KeyRecord, PAGE_SIZE, Page};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// How many times one pull lists the account before it settles for a partial result.
 pub const MAX_PASSES: u32 = 3;
@@ -51,7 +54,7 @@ impl Pass {
 }
 
 /// Lists the whole account, passing again while the listing is inconsistent.
-pub async fn list_all(client: &ApiClient) -> Result<Listing> {
+pub async fn list_all(client: &Arc<ApiClient>) -> Result<Listing> {
     let mut listing = Listing::default();
     for pass_number in 1..=MAX_PASSES {
         let pass = list_once(client).await?;
@@ -76,20 +79,52 @@ pub async fn list_all(client: &ApiClient) -> Result<Listing> {
     Ok(listing)
 }
 
-async fn list_once(client: &ApiClient) -> Result<Pass> {
+/// The pages a listing of `total` keys takes; an empty account still answers page 1.
+fn page_count(total: i64) -> u32 {
+    let pages = (total.max(0) as u64).div_ceil(PAGE_SIZE as u64).max(1);
+    u32::try_from(pages).unwrap_or(u32::MAX)
+}
+
+/// Page 1 alone (an auth failure costs one request, and its `total` fixes the page count),
+/// then the rest concurrently, as many in flight as the client allows. Pages are recorded in
+/// page order, so a key served twice keeps the observation of the later page.
+async fn list_once(client: &Arc<ApiClient>) -> Result<Pass> {
+    let first = client.fetch_page(1).await?;
+    let pages = page_count(first.total);
     let mut pass = Pass::default();
-    let mut number = 1;
+    pass.record(first);
+    let mut fetched = BTreeMap::new();
+    let mut in_flight = JoinSet::new();
+    let mut next = 2;
     loop {
-        let page = client.fetch_page(number).await?;
-        let full = page.items.len() >= PAGE_SIZE;
-        let total = page.total;
-        pass.record(page);
-        let highest_total = pass.totals.iter().copied().max().unwrap_or(0);
-        let past_every_total =
-            i64::from(number) * PAGE_SIZE as i64 >= highest_total + PAGE_SIZE as i64;
-        if !full || pass.keys.len() as i64 >= total || past_every_total {
-            return Ok(pass);
+        while next <= pages && in_flight.len() < client.in_flight_limit() {
+            let client = Arc::clone(client);
+            let number = next;
+            in_flight.spawn(async move { client.fetch_page(number).await });
+            next += 1;
         }
-        number += 1;
+        let Some(joined) = in_flight.join_next().await else {
+            break;
+        };
+        let page = joined.map_err(|e| Error::Internal(format!("a page fetch died: {e}")))??;
+        fetched.insert(page.number, page);
+    }
+    for page in fetched.into_values() {
+        pass.record(page);
+    }
+    Ok(pass)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_count_follows_total() {
+        assert_eq!(page_count(0), 1);
+        assert_eq!(page_count(1), 1);
+        assert_eq!(page_count(100), 1);
+        assert_eq!(page_count(101), 2);
+        assert_eq!(page_count(2345), 24);
     }
 }

@@ -10,7 +10,9 @@ use serde_json::json;
 use crate::api::ApiOptions;
 use crate::cli::{DemoArgs, GlobalArgs};
 use crate::cmd::pull::pull;
-use crate::config::{AccessToken, DEFAULT_BACKOFF_BASE, DEFAULT_RETRIES, PullOptions, unix_now};
+use crate::config::{
+    AccessToken, DEFAULT_BACKOFF_BASE, DEFAULT_CONCURRENCY, DEFAULT_RETRIES, PullOptions, unix_now,
+};
 use crate::error::{Error, Result};
 use crate::fake::{FakeAccount, FakeServer};
 use crate::output::print_line;
@@ -46,6 +48,7 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<()> {
             timeout: Duration::from_secs(30),
             retries: DEFAULT_RETRIES,
             backoff_base: DEFAULT_BACKOFF_BASE,
+            concurrency: DEFAULT_CONCURRENCY,
         },
         store_secrets: false,
         wait: None,

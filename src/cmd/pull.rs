@@ -1,5 +1,6 @@
 //! `keysync pull`: list every key, apply the listing in one transaction, print a summary.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -61,7 +62,7 @@ pub async fn run(global: &GlobalArgs, args: &PullArgs) -> Result<()> {
 
 /// One whole pull. Every failure after the sync row exists is recorded in it.
 pub async fn pull(options: &PullOptions) -> Result<SyncSummary> {
-    let client = ApiClient::new(&options.api)?;
+    let client = Arc::new(ApiClient::new(&options.api)?);
     store::create_private_file(&options.db)?;
     let _lock = PullLock::acquire(&options.db, options.wait)?;
     let mut conn = store::open(&options.db)?;

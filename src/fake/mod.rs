@@ -39,6 +39,9 @@ pub struct FakeAccount {
     keys: BTreeMap<i64, Map<String, Json>>,
     next_id: i64,
     requests: Vec<RecordedRequest>,
+    in_flight: usize,
+    max_in_flight: usize,
+    connections_reset: u32,
 }
 
 /// Failures the fake can inject, each on its own switch.
@@ -46,14 +49,20 @@ pub struct FakeAccount {
 pub struct Faults {
     /// Answer the first N requests with 429 and an empty body.
     pub rate_limit_first: u32,
+    /// Send `Retry-After: N` (seconds) with those 429s.
+    pub retry_after: Option<u64>,
     /// Answer every Kth request with 502 and an HTML body.
     pub fail_every: Option<u32>,
+    /// Close the first N connections as soon as they are accepted (the client sees a reset).
+    pub reset_connections: u32,
     /// Serve this page with a broken body.
     pub malformed_page: Option<(u32, Malformed)>,
     /// Answer this page with HTTP 200 and `success:false`.
     pub success_false_page: Option<u32>,
-    /// Never answer this page.
-    pub hang_page: Option<u32>,
+    /// Do not answer this page, the given number of times (then serve it normally).
+    pub hang_page: Option<(u32, u32)>,
+    /// Wait this long before answering any page.
+    pub page_delay: Duration,
     /// Change the account right after serving a page.
     pub after_page: Option<Drift>,
     /// Fields added to every item served.
@@ -99,6 +108,9 @@ impl FakeAccount {
             keys: BTreeMap::new(),
             next_id: 1,
             requests: Vec::new(),
+            in_flight: 0,
+            max_in_flight: 0,
+            connections_reset: 0,
         }
     }
 
@@ -153,6 +165,16 @@ impl FakeAccount {
 
     pub fn requests(&self) -> &[RecordedRequest] {
         &self.requests
+    }
+
+    /// The most requests that were being answered at one moment.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// How many connections the `reset_connections` fault has closed.
+    pub fn connections_reset(&self) -> u32 {
+        self.connections_reset
     }
 
     fn page(&self, page: u32, page_size: usize) -> Vec<Json> {
@@ -221,6 +243,7 @@ impl FakeServer {
         let account = Arc::new(Mutex::new(account));
         let (shutdown, stopped) = oneshot::channel::<()>();
         let app = router(account.clone());
+        let app_account = account.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -228,7 +251,10 @@ impl FakeServer {
             .name("fake-cometapi".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    let listener = ResettingListener {
+                        inner: tokio::net::TcpListener::from_std(listener)?,
+                        account: app_account,
+                    };
                     axum::serve(listener, app)
                         .with_graceful_shutdown(async {
                             let _ = stopped.await;
@@ -256,6 +282,43 @@ impl FakeServer {
     }
 }
 
+/// A TCP listener that can drop freshly accepted connections, to fake connection resets.
+struct ResettingListener {
+    inner: tokio::net::TcpListener,
+    account: Arc<Mutex<FakeAccount>>,
+}
+
+impl ResettingListener {
+    fn should_reset(&self) -> bool {
+        let mut account = self.account.lock().unwrap_or_else(|p| p.into_inner());
+        let reset = account.connections_reset < account.faults.reset_connections;
+        if reset {
+            account.connections_reset += 1;
+        }
+        reset
+    }
+}
+
+impl axum::serve::Listener for ResettingListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (stream, address) = axum::serve::Listener::accept(&mut self.inner).await;
+            if !self.should_reset() {
+                return (stream, address);
+            }
+            // Zero linger makes the close an RST, as a dropped connection looks on the wire.
+            let _ = stream.set_zero_linger();
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
 fn router(account: Arc<Mutex<FakeAccount>>) -> Router {
     Router::new()
         .route("/api/token/", get(list_tokens))
@@ -268,7 +331,7 @@ async fn redirect_to_slash(RawQuery(query): RawQuery) -> Redirect {
     Redirect::permanent(&format!("/api/token/{query}"))
 }
 
-/// What one request gets, decided under the lock; a hang is served after releasing it.
+/// What one request gets, decided under the lock; waiting happens after releasing it.
 enum Answer {
     Now(Response),
     Hang,
@@ -280,16 +343,35 @@ async fn list_tokens(
     Query(query): Query<HashMap<String, String>>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let answer = {
-        let mut account = account.lock().unwrap_or_else(|p| p.into_inner());
-        answer(&mut account, &headers, &query, raw.unwrap_or_default())
-    };
+    let lock = || account.lock().unwrap_or_else(|p| p.into_inner());
+    let _counted = InFlight::enter(&account);
+    let delay = lock().faults.page_delay;
+    tokio::time::sleep(delay).await;
+    let answer = answer(&mut lock(), &headers, &query, raw.unwrap_or_default());
     match answer {
         Answer::Now(response) => response,
         Answer::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::GATEWAY_TIMEOUT.into_response()
         }
+    }
+}
+
+/// Counts a request as in flight until it is answered or the client gives up on it.
+struct InFlight<'a>(&'a Mutex<FakeAccount>);
+
+impl<'a> InFlight<'a> {
+    fn enter(account: &'a Mutex<FakeAccount>) -> InFlight<'a> {
+        let mut state = account.lock().unwrap_or_else(|p| p.into_inner());
+        state.in_flight += 1;
+        state.max_in_flight = state.max_in_flight.max(state.in_flight);
+        InFlight(account)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).in_flight -= 1;
     }
 }
 
@@ -313,7 +395,13 @@ fn answer(
     });
     let count = account.requests.len() as u32;
     if count <= account.faults.rate_limit_first {
-        return Answer::Now(StatusCode::TOO_MANY_REQUESTS.into_response());
+        let mut response = StatusCode::TOO_MANY_REQUESTS.into_response();
+        if let Some(seconds) = account.faults.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
+        }
+        return Answer::Now(response);
     }
     if account
         .faults
@@ -360,7 +448,11 @@ fn answer(
         .filter(|s| *s > 0)
         .unwrap_or(10)
         .min(100);
-    if account.faults.hang_page == Some(page) {
+    if let Some((hang, times)) = account.faults.hang_page
+        && hang == page
+        && times > 0
+    {
+        account.faults.hang_page = Some((hang, times - 1));
         return Answer::Hang;
     }
     if account.faults.success_false_page == Some(page) {

@@ -47,6 +47,7 @@ fn versions_of(h: &Harness, id: i64) -> Vec<Vec<Value>> {
 #[test]
 fn a_multi_page_account_is_recorded_whole_with_the_requests_the_api_wants() {
     let h = Harness::with_keys(2345);
+    h.server.account().faults.page_delay = std::time::Duration::from_millis(50);
     assert_eq!(
         timeless(h.pull(&[])),
         summary(1, "ok", 2345, 2345, 0, 0, 24)
@@ -77,12 +78,17 @@ fn a_multi_page_account_is_recorded_whole_with_the_requests_the_api_wants() {
 
     let account = h.server.account();
     let requests = account.requests();
-    assert_eq!(requests.len(), 24);
-    for (i, request) in requests.iter().enumerate() {
-        assert_eq!(
-            request.path_and_query,
-            format!("/api/token/?p={}&page_size=100", i + 1)
-        );
+    assert_eq!(
+        requests[0].path_and_query, "/api/token/?p=1&page_size=100",
+        "page 1 first"
+    );
+    let mut paths: Vec<&str> = requests.iter().map(|r| r.path_and_query.as_str()).collect();
+    paths.sort_by_key(|p| p[14..p.find('&').unwrap()].parse::<u32>().unwrap());
+    let expected: Vec<String> = (1..=24)
+        .map(|p| format!("/api/token/?p={p}&page_size=100"))
+        .collect();
+    assert_eq!(paths, expected);
+    for request in requests {
         assert_eq!(
             request.authorization.as_deref(),
             Some(TOKEN),
@@ -94,6 +100,18 @@ fn a_multi_page_account_is_recorded_whole_with_the_requests_the_api_wants() {
         );
         assert_eq!(request.new_api_user, None);
     }
+    assert_eq!(account.max_in_flight(), 4, "the default concurrency");
+}
+
+#[test]
+fn concurrency_1_fetches_one_page_at_a_time() {
+    let h = Harness::with_keys(450);
+    h.server.account().faults.page_delay = std::time::Duration::from_millis(20);
+    assert_eq!(
+        timeless(h.pull(&["--concurrency", "1"])),
+        summary(1, "ok", 450, 450, 0, 0, 5)
+    );
+    assert_eq!(h.server.account().max_in_flight(), 1);
 }
 
 #[test]
