@@ -2,6 +2,7 @@
 //! command with a cleaned environment that points at both.
 
 use std::path::PathBuf;
+use std::process::Output;
 
 use assert_cmd::Command;
 use keysync::fake::{FakeAccount, FakeServer};
@@ -52,12 +53,7 @@ impl Harness {
 
     /// Runs `keysync pull --json` (plus `extra` args), expects success, returns the summary.
     pub fn pull(&self, extra: &[&str]) -> serde_json::Value {
-        let output = self
-            .keysync()
-            .args(["pull", "--json", "--backoff-base", "10ms"])
-            .args(extra)
-            .output()
-            .expect("keysync runs");
+        let output = self.pull_output(&[&["--json"], extra].concat());
         assert!(
             output.status.success(),
             "pull failed with {:?}: {}",
@@ -65,6 +61,15 @@ impl Harness {
             String::from_utf8_lossy(&output.stderr)
         );
         serde_json::from_slice(&output.stdout).expect("the summary is JSON")
+    }
+
+    /// Runs `keysync pull` with fast retries (plus `extra` args), whatever the outcome.
+    pub fn pull_output(&self, extra: &[&str]) -> Output {
+        self.keysync()
+            .args(["pull", "--backoff-base", "10ms"])
+            .args(extra)
+            .output()
+            .expect("keysync runs")
     }
 
     pub fn conn(&self) -> Connection {
@@ -107,4 +112,43 @@ pub fn int(value: i64) -> Value {
 
 pub fn text(value: &str) -> Value {
     Value::Text(value.to_string())
+}
+
+/// The documented API fields, in `keys` column order.
+pub const API_FIELDS: [&str; 15] = [
+    "id",
+    "user_id",
+    "name",
+    "status",
+    "created_time",
+    "accessed_time",
+    "expired_time",
+    "remain_quota",
+    "used_quota",
+    "unlimited_quota",
+    "model_limits_enabled",
+    "model_limits",
+    "allow_ips",
+    "group",
+    "cross_group_retry",
+];
+
+/// `SELECT` of [`API_FIELDS`] from `keys`.
+pub fn api_fields_sql() -> String {
+    let columns: Vec<String> = API_FIELDS.iter().map(|c| format!("\"{c}\"")).collect();
+    format!("SELECT {} FROM keys", columns.join(", "))
+}
+
+/// What keysync must store for one item the fake serves: the API fields as SQLite values.
+pub fn expected_api_row(item: &serde_json::Map<String, serde_json::Value>) -> Vec<Value> {
+    API_FIELDS
+        .iter()
+        .map(|name| match &item[*name] {
+            serde_json::Value::Number(n) => int(n.as_i64().expect("an i64")),
+            serde_json::Value::Bool(b) => int(i64::from(*b)),
+            serde_json::Value::String(s) => text(s),
+            serde_json::Value::Null => Value::Null,
+            other => panic!("the fake serves no {other} in {name}"),
+        })
+        .collect()
 }
