@@ -1,11 +1,13 @@
-//! Paging: from numbered pages to one de-duplicated listing, and whether it can be trusted.
+//! Paging: from numbered pages to one listing of the account, and whether it can be trusted.
 //!
-//! Offset paging over a live list drifts: a key created mid-listing makes a later page repeat an
-//! item, a key deleted mid-listing makes one never served. A listing is *consistent* only when
-//! every page reported the same `total` and the unique ids seen equal it; only a consistent
-//! listing may mark keys removed. An inconsistent one is listed again, up to [`MAX_PASSES`].
+//! Pages stream into a [`PageSink`] as they arrive, so a pull holds a few pages at a time,
+//! never the whole account. Offset paging over a live list drifts: a key created mid-listing
+//! makes a later page repeat an item, a key deleted mid-listing makes one never served. A
+//! listing is *consistent* only when every page reported the same `total` and the unique ids
+//! seen equal it; only a consistent listing may mark keys removed. An inconsistent one is
+//! listed again, up to [`MAX_PASSES`].
 
-use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use tokio::task::JoinSet;
@@ -16,65 +18,66 @@ use crate::error::{Error, Result};
 /// How many times one pull lists the account before it settles for a partial result.
 pub const MAX_PASSES: u32 = 3;
 
-/// Every key one pull observed.
-#[derive(Debug, Default)]
+/// Where listed keys go as their pages arrive. Within a pass, and across passes, a key
+/// staged again replaces its earlier observation.
+pub trait PageSink {
+    fn stage(&mut self, pass: u32, items: Vec<KeyRecord>) -> Result<()>;
+}
+
+/// What one pull's listing amounted to; the keys themselves went to the sink.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Listing {
-    /// By id; a key served more than once keeps its latest observation.
-    pub keys: BTreeMap<i64, KeyRecord>,
     /// Pages fetched by the last pass.
     pub pages: u32,
     /// Unique keys the last pass saw.
     pub keys_seen: usize,
     /// True when the last pass was consistent, so keys it did not see are really gone.
     pub consistent: bool,
+    /// The number of the last pass, 1-based.
     pub passes: u32,
 }
 
-/// One walk over the pages, first to last.
+/// One walk over the pages.
 #[derive(Default)]
 struct Pass {
-    keys: BTreeMap<i64, KeyRecord>,
+    ids: HashSet<i64>,
     pages: u32,
     totals: Vec<i64>,
 }
 
 impl Pass {
-    fn record(&mut self, page: Page) {
+    fn record(&mut self, page: &Page) {
         self.pages += 1;
         self.totals.push(page.total);
-        for item in page.items {
-            self.keys.insert(item.id, item);
-        }
+        self.ids.extend(page.items.iter().map(|item| item.id));
     }
 
     fn consistent(&self) -> bool {
         let first = self.totals[0];
-        self.totals.iter().all(|t| *t == first) && self.keys.len() as i64 == first
+        self.totals.iter().all(|t| *t == first) && self.ids.len() as i64 == first
     }
 }
 
-/// Lists the whole account, passing again while the listing is inconsistent.
-pub async fn list_all(client: &Arc<ApiClient>) -> Result<Listing> {
+/// Lists the whole account into `sink`, passing again while the listing is inconsistent.
+pub async fn list_all(client: &Arc<ApiClient>, sink: &mut impl PageSink) -> Result<Listing> {
     let mut listing = Listing::default();
     for pass_number in 1..=MAX_PASSES {
-        let pass = list_once(client).await?;
-        let consistent = pass.consistent();
-        listing.pages = pass.pages;
-        listing.keys_seen = pass.keys.len();
-        listing.passes = pass_number;
-        listing.consistent = consistent;
-        if consistent {
-            // Only this pass's view counts: earlier passes may hold keys deleted since.
-            listing.keys = pass.keys;
-            return Ok(listing);
+        let pass = list_once(client, pass_number, sink).await?;
+        listing = Listing {
+            pages: pass.pages,
+            keys_seen: pass.ids.len(),
+            consistent: pass.consistent(),
+            passes: pass_number,
+        };
+        if listing.consistent {
+            break;
         }
         tracing::info!(
             "listing pass {pass_number}: inconsistent (page totals {:?}, {} unique keys); the \
              account changed while it was listed",
             pass.totals,
-            pass.keys.len()
+            pass.ids.len()
         );
-        listing.keys.extend(pass.keys);
     }
     Ok(listing)
 }
@@ -86,14 +89,18 @@ fn page_count(total: i64) -> u32 {
 }
 
 /// Page 1 alone (an auth failure costs one request, and its `total` fixes the page count),
-/// then the rest concurrently, as many in flight as the client allows. Pages are recorded in
-/// page order, so a key served twice keeps the observation of the later page.
-async fn list_once(client: &Arc<ApiClient>) -> Result<Pass> {
+/// then the rest concurrently, as many in flight as the client allows, each staged as it
+/// arrives.
+async fn list_once(
+    client: &Arc<ApiClient>,
+    pass_number: u32,
+    sink: &mut impl PageSink,
+) -> Result<Pass> {
+    let mut pass = Pass::default();
     let first = client.fetch_page(1).await?;
     let pages = page_count(first.total);
-    let mut pass = Pass::default();
-    pass.record(first);
-    let mut fetched = BTreeMap::new();
+    pass.record(&first);
+    sink.stage(pass_number, first.items)?;
     let mut in_flight = JoinSet::new();
     let mut next = 2;
     loop {
@@ -104,15 +111,12 @@ async fn list_once(client: &Arc<ApiClient>) -> Result<Pass> {
             next += 1;
         }
         let Some(joined) = in_flight.join_next().await else {
-            break;
+            return Ok(pass);
         };
         let page = joined.map_err(|e| Error::Internal(format!("a page fetch died: {e}")))??;
-        fetched.insert(page.number, page);
+        pass.record(&page);
+        sink.stage(pass_number, page.items)?;
     }
-    for page in fetched.into_values() {
-        pass.record(page);
-    }
-    Ok(pass)
 }
 
 #[cfg(test)]

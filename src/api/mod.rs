@@ -6,5 +6,5 @@ pub mod listing;
 pub mod model;
 
 pub use client::{ApiClient, ApiOptions, PAGE_SIZE, Page};
-pub use listing::{Listing, list_all};
+pub use listing::{Listing, PageSink, list_all};
 pub use model::KeyRecord;

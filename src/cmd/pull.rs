@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::output::print_line;
 use crate::store;
 use crate::store::lock::PullLock;
-use crate::store::sync::{SyncStatus, apply_listing, begin_sync, fail_sync};
+use crate::store::sync::{Staging, SyncStatus, apply_listing, begin_sync, fail_sync};
 
 /// What one pull did; printed as a line, or as JSON with `--json`.
 #[derive(Clone, Debug, Serialize)]
@@ -69,14 +69,13 @@ pub async fn pull(options: &PullOptions) -> Result<SyncSummary> {
     let started = Instant::now();
     let sync = begin_sync(&conn, &options.api.base_url, unix_now(options.now))?;
     let outcome = async {
-        let listing = list_all(&client).await?;
-        let (status, counts) = apply_listing(
-            &mut conn,
-            sync,
-            &listing,
-            options.store_secrets,
-            unix_now(options.now),
-        )?;
+        let listing = {
+            let mut staging = Staging::new(&conn, options.store_secrets)?;
+            list_all(&client, &mut staging).await?
+        };
+        let finished = unix_now(options.now);
+        let (status, counts) =
+            apply_listing(&mut conn, sync, &listing, options.store_secrets, finished)?;
         Ok::<_, crate::error::Error>((listing, status, counts))
     }
     .await;

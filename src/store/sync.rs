@@ -1,19 +1,19 @@
-//! What one pull writes: its `syncs` row, and the listing applied to `keys` and
-//! `key_versions` in one transaction.
+//! What one pull writes: its `syncs` row, the listed keys staged as they arrive, and the
+//! staged listing applied to `keys` and `key_versions` in one transaction.
 //!
-//! The `syncs` row is committed on its own before the listing is fetched, so that a failed or
-//! killed pull still leaves a trace; everything else is written by [`apply_listing`] in a single
-//! IMMEDIATE transaction that also finishes the row, so the snapshot and its sync row change
-//! together or not at all.
-
-use std::collections::{HashMap, HashSet};
+//! The `syncs` row is committed on its own before the listing starts, so that a failed or
+//! killed pull still leaves a trace. Pages are staged into a TEMP table (never the database
+//! file, and gone with the connection), so memory stays flat however large the account. Then
+//! [`apply_listing`] compares the staged keys with the stored ones in set-based SQL (one join,
+//! no query per key) and writes every change, the removals and the finished sync row in a
+//! single IMMEDIATE transaction: the snapshot and its sync row change together or not at all.
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, Transaction, TransactionBehavior, params, params_from_iter};
 use serde::Serialize;
 
 use crate::api::model::DATA_COLUMNS;
-use crate::api::{KeyRecord, Listing};
+use crate::api::{KeyRecord, Listing, PageSink};
 use crate::error::{DbContext, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -42,13 +42,6 @@ pub struct ApplyCounts {
     pub added: usize,
     pub changed: usize,
     pub removed: usize,
-}
-
-/// The stored current state of one key, as far as change detection needs it.
-struct StoredKey {
-    values: Vec<Value>,
-    removed: bool,
-    secret: Option<String>,
 }
 
 /// Records the start of a pull and returns its sync id. Any `running` row left by a process
@@ -80,7 +73,65 @@ pub fn fail_sync(conn: &Connection, sync: i64, now: i64, error: &str) -> Result<
     Ok(())
 }
 
-/// Applies a listing as sync `sync` and finishes its row, all in one transaction.
+/// `"user_id", "name", ...` with an optional table prefix: the data columns, quoted
+/// (`group` is an SQL keyword).
+fn columns(prefix: &str) -> String {
+    DATA_COLUMNS.map(|c| format!("{prefix}\"{c}\"")).join(", ")
+}
+
+/// The listed keys of this pull, in `temp.staged`: one row per id, the latest observation.
+pub struct Staging<'c> {
+    conn: &'c Connection,
+    insert_sql: String,
+    store_secrets: bool,
+}
+
+impl<'c> Staging<'c> {
+    /// Creates an empty staging table. Its columns have no type, so values keep exactly the
+    /// type they were bound with. The secret is staged only when it is to be stored.
+    pub fn new(conn: &'c Connection, store_secrets: bool) -> Result<Staging<'c>> {
+        let context = "cannot create the staging table";
+        conn.execute_batch(&format!(
+            "DROP TABLE IF EXISTS temp.staged;
+             CREATE TEMP TABLE staged (id INTEGER PRIMARY KEY, pass, secret, {});",
+            columns("")
+        ))
+        .db(context)?;
+        let placeholders = vec!["?"; DATA_COLUMNS.len() + 3].join(", ");
+        Ok(Staging {
+            conn,
+            insert_sql: format!(
+                "INSERT OR REPLACE INTO temp.staged (id, pass, secret, {}) VALUES ({placeholders})",
+                columns("")
+            ),
+            store_secrets,
+        })
+    }
+}
+
+impl PageSink for Staging<'_> {
+    fn stage(&mut self, pass: u32, items: Vec<KeyRecord>) -> Result<()> {
+        let context = "cannot stage a page of keys";
+        let tx = self.conn.unchecked_transaction().db(context)?;
+        {
+            let mut insert = tx.prepare_cached(&self.insert_sql).db(context)?;
+            for item in items {
+                let secret = item.secret.filter(|_| self.store_secrets);
+                let head = [
+                    Value::Integer(item.id),
+                    Value::from(pass),
+                    Value::from(secret),
+                ];
+                insert
+                    .execute(params_from_iter(head.iter().chain(&item.values)))
+                    .db(context)?;
+            }
+        }
+        tx.commit().db(context)
+    }
+}
+
+/// Applies the staged listing as sync `sync` and finishes its row, all in one transaction.
 pub fn apply_listing(
     conn: &mut Connection,
     sync: i64,
@@ -91,44 +142,15 @@ pub fn apply_listing(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .db("cannot start the write transaction")?;
-    let stored = load_current(&tx)?;
-    let writer = VersionWriter::new(&tx, sync);
-    let mut counts = ApplyCounts::default();
-    for record in listing.keys.values() {
-        match stored.get(&record.id) {
-            None => {
-                writer.insert_key(record)?;
-                counts.added += 1;
-            }
-            Some(current) if current.removed => {
-                writer.restore_key(record, &current.values)?;
-                counts.added += 1;
-            }
-            Some(current) => {
-                if writer.update_key(record, &current.values)? {
-                    counts.changed += 1;
-                }
-            }
-        }
-        let stored_secret = stored.get(&record.id).and_then(|s| s.secret.as_ref());
-        if store_secrets && record.secret.is_some() && stored_secret != record.secret.as_ref() {
-            writer.set_secret(record.id, record.secret.as_deref())?;
-        }
-    }
-    if !store_secrets {
-        tx.execute("UPDATE keys SET key = NULL WHERE key IS NOT NULL", [])
-            .db("cannot clear stored key values")?;
-    }
     if listing.consistent {
-        let listed: HashSet<i64> = listing.keys.keys().copied().collect();
-        for (id, _) in stored
-            .iter()
-            .filter(|(id, s)| !s.removed && !listed.contains(id))
-        {
-            writer.remove_key(*id)?;
-            counts.removed += 1;
-        }
+        // Only the consistent pass counts: earlier passes may hold keys deleted since.
+        tx.execute("DELETE FROM temp.staged WHERE pass <> ?1", [listing.passes])
+            .db("cannot select the consistent pass")?;
     }
+    classify(&tx, listing.consistent)?;
+    write_changes(&tx, sync)?;
+    write_secrets(&tx, store_secrets)?;
+    let counts = count_changes(&tx)?;
     let status = if listing.consistent {
         SyncStatus::Ok
     } else {
@@ -137,6 +159,113 @@ pub fn apply_listing(
     finish_sync(&tx, sync, status, listing, counts, now)?;
     tx.commit().db("cannot commit the sync")?;
     Ok((status, counts))
+}
+
+/// Fills `temp.delta` with every key this sync changes: `added` (new), `restored` (back after
+/// a removal), `changed` (data differ, NULL-safely, from the stored state) with the names of
+/// the changed columns, and, for a consistent listing only, `removed`.
+fn classify(tx: &Transaction<'_>, consistent: bool) -> Result<()> {
+    let context = "cannot compare the listing with the stored keys";
+    let differing = DATA_COLUMNS
+        .map(|c| format!("CASE WHEN s.\"{c}\" IS NOT k.\"{c}\" THEN ',\"{c}\"' ELSE '' END"))
+        .join(" || ");
+    tx.execute_batch(&format!(
+        "DROP TABLE IF EXISTS temp.delta;
+         CREATE TEMP TABLE delta (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, changed TEXT);
+         INSERT INTO temp.delta (id, kind, changed)
+         SELECT id, kind, changed FROM (
+             SELECT s.id AS id,
+                    CASE WHEN k.id IS NULL THEN 'added'
+                         WHEN k.removed_sync IS NOT NULL THEN 'restored'
+                         ELSE 'changed' END AS kind,
+                    CASE WHEN k.id IS NULL THEN '[]'
+                         ELSE '[' || ltrim({differing}, ',') || ']' END AS changed
+             FROM temp.staged s LEFT JOIN main.keys k ON k.id = s.id)
+         WHERE kind <> 'changed' OR changed <> '[]';"
+    ))
+    .db(context)?;
+    if consistent {
+        tx.execute(
+            "INSERT INTO temp.delta (id, kind)
+             SELECT id, 'removed' FROM main.keys
+             WHERE removed_sync IS NULL AND id NOT IN (SELECT id FROM temp.staged)",
+            [],
+        )
+        .db(context)?;
+    }
+    Ok(())
+}
+
+/// Closes the versions that end at this sync, then writes the new state and opens a version
+/// for every added, restored or changed key. Each statement touches only `temp.delta`'s keys.
+fn write_changes(tx: &Transaction<'_>, sync: i64) -> Result<()> {
+    let (plain, staged) = (columns(""), columns("s."));
+    let assignments = DATA_COLUMNS
+        .map(|c| format!("\"{c}\" = s.\"{c}\""))
+        .join(", ");
+    let statements = [
+        "UPDATE main.key_versions SET valid_to_sync = ?1
+         WHERE valid_to_sync IS NULL
+           AND key_id IN (SELECT id FROM temp.delta WHERE kind IN ('changed', 'removed'))"
+            .to_string(),
+        "UPDATE main.keys SET removed_sync = ?1
+         WHERE id IN (SELECT id FROM temp.delta WHERE kind = 'removed')"
+            .to_string(),
+        format!(
+            "INSERT INTO main.keys (id, first_seen_sync, {plain})
+             SELECT s.id, ?1, {staged} FROM temp.staged s JOIN temp.delta d ON d.id = s.id
+             WHERE d.kind = 'added'"
+        ),
+        format!(
+            "UPDATE main.keys SET {assignments}, removed_sync = NULL
+             FROM (SELECT s.* FROM temp.staged s JOIN temp.delta d ON d.id = s.id
+                   WHERE d.kind IN ('changed', 'restored')) AS s
+             WHERE s.id = main.keys.id"
+        ),
+        format!(
+            "INSERT INTO main.key_versions (key_id, valid_from_sync, changed, {plain})
+             SELECT s.id, ?1, d.changed, {staged} FROM temp.staged s JOIN temp.delta d ON d.id = s.id
+             WHERE d.kind IN ('added', 'changed', 'restored')"
+        ),
+    ];
+    for sql in statements {
+        let mut statement = tx.prepare(&sql).db("cannot write the changes")?;
+        let uses_sync = statement.parameter_count() == 1;
+        let done = if uses_sync {
+            statement.execute([sync])
+        } else {
+            statement.execute([])
+        };
+        done.db("cannot write the changes")?;
+    }
+    Ok(())
+}
+
+/// Full key values are kept only by a pull that opts in; any other pull clears them.
+fn write_secrets(tx: &Transaction<'_>, store_secrets: bool) -> Result<()> {
+    let sql = if store_secrets {
+        "UPDATE main.keys SET key = s.secret FROM temp.staged s
+         WHERE s.id = main.keys.id AND s.secret IS NOT NULL AND main.keys.key IS NOT s.secret"
+    } else {
+        "UPDATE main.keys SET key = NULL WHERE key IS NOT NULL"
+    };
+    tx.execute(sql, []).db("cannot update stored key values")?;
+    Ok(())
+}
+
+fn count_changes(tx: &Transaction<'_>) -> Result<ApplyCounts> {
+    let count = |kinds: &str| -> Result<usize> {
+        let sql = format!("SELECT count(*) FROM temp.delta WHERE kind IN ({kinds})");
+        let n: i64 = tx
+            .query_row(&sql, [], |row| row.get(0))
+            .db("cannot count the changes")?;
+        Ok(n as usize)
+    };
+    Ok(ApplyCounts {
+        added: count("'added', 'restored'")?,
+        changed: count("'changed'")?,
+        removed: count("'removed'")?,
+    })
 }
 
 fn finish_sync(
@@ -164,161 +293,4 @@ fn finish_sync(
     )
     .db("cannot finish the sync row")?;
     Ok(())
-}
-
-/// One query for the whole current state: no per-key lookups.
-fn load_current(tx: &Transaction<'_>) -> Result<HashMap<i64, StoredKey>> {
-    let sql = format!(
-        "SELECT id, removed_sync IS NOT NULL, key, {} FROM keys",
-        column_list()
-    );
-    let context = "cannot read the current keys";
-    let mut statement = tx.prepare(&sql).db(context)?;
-    let mut rows = statement.query([]).db(context)?;
-    let mut stored = HashMap::new();
-    while let Some(row) = rows.next().db(context)? {
-        let values = (0..DATA_COLUMNS.len())
-            .map(|i| row.get::<_, Value>(i + 3))
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .db(context)?;
-        let key = StoredKey {
-            removed: row.get(1).db(context)?,
-            secret: row.get(2).db(context)?,
-            values,
-        };
-        stored.insert(row.get(0).db(context)?, key);
-    }
-    Ok(stored)
-}
-
-/// `"user_id", "name", ...`: the data columns, quoted (`group` is an SQL keyword).
-fn column_list() -> String {
-    DATA_COLUMNS.map(|c| format!("\"{c}\"")).join(", ")
-}
-
-/// The JSON array of the names of the columns that differ, NULL-safely.
-fn changed_fields(old: &[Value], new: &[Value]) -> Vec<&'static str> {
-    DATA_COLUMNS
-        .iter()
-        .zip(old.iter().zip(new))
-        .filter(|(_, (a, b))| a != b)
-        .map(|(name, _)| *name)
-        .collect()
-}
-
-/// The writes of one sync. Their SQL is built once; the statements are cached by the connection.
-struct VersionWriter<'c> {
-    tx: &'c Transaction<'c>,
-    sync: i64,
-    insert_key_sql: String,
-    overwrite_key_sql: String,
-    open_version_sql: String,
-}
-
-impl<'c> VersionWriter<'c> {
-    fn new(tx: &'c Transaction<'c>, sync: i64) -> Self {
-        let columns = column_list();
-        let placeholders = vec!["?"; DATA_COLUMNS.len()].join(", ");
-        let assignments = DATA_COLUMNS.map(|c| format!("\"{c}\" = ?")).join(", ");
-        VersionWriter {
-            tx,
-            sync,
-            insert_key_sql: format!(
-                "INSERT INTO keys (id, first_seen_sync, {columns}) VALUES (?, ?, {placeholders})"
-            ),
-            overwrite_key_sql: format!(
-                "UPDATE keys SET {assignments}, removed_sync = NULL WHERE id = ?"
-            ),
-            open_version_sql: format!(
-                "INSERT INTO key_versions (key_id, valid_from_sync, changed, {columns})
-                 VALUES (?, ?, ?, {placeholders})"
-            ),
-        }
-    }
-
-    fn insert_key(&self, record: &KeyRecord) -> Result<()> {
-        let head = [Value::Integer(record.id), Value::Integer(self.sync)];
-        let values = head.iter().chain(&record.values);
-        self.run(&self.insert_key_sql, values, "cannot insert a new key")?;
-        self.open_version(record, &[])
-    }
-
-    /// A key back after a removal: its row comes back to life and a new version opens.
-    fn restore_key(&self, record: &KeyRecord, previous: &[Value]) -> Result<()> {
-        self.overwrite_key(record)?;
-        self.open_version(record, &changed_fields(previous, &record.values))
-    }
-
-    /// Returns whether the key changed; an unchanged key is not written at all.
-    fn update_key(&self, record: &KeyRecord, previous: &[Value]) -> Result<bool> {
-        let changed = changed_fields(previous, &record.values);
-        if changed.is_empty() {
-            return Ok(false);
-        }
-        self.overwrite_key(record)?;
-        self.close_version(record.id)?;
-        self.open_version(record, &changed)?;
-        Ok(true)
-    }
-
-    fn remove_key(&self, id: i64) -> Result<()> {
-        self.tx
-            .prepare_cached("UPDATE keys SET removed_sync = ?2 WHERE id = ?1")
-            .and_then(|mut s| s.execute(params![id, self.sync]))
-            .db("cannot mark a key removed")?;
-        self.close_version(id)
-    }
-
-    fn set_secret(&self, id: i64, secret: Option<&str>) -> Result<()> {
-        self.tx
-            .prepare_cached("UPDATE keys SET key = ?2 WHERE id = ?1")
-            .and_then(|mut s| s.execute(params![id, secret]))
-            .db("cannot store a key value")?;
-        Ok(())
-    }
-
-    fn overwrite_key(&self, record: &KeyRecord) -> Result<()> {
-        let id = Value::Integer(record.id);
-        let values = record.values.iter().chain([&id]);
-        self.run(&self.overwrite_key_sql, values, "cannot update a key")
-    }
-
-    fn close_version(&self, id: i64) -> Result<()> {
-        self.tx
-            .prepare_cached(
-                "UPDATE key_versions SET valid_to_sync = ?2
-                 WHERE key_id = ?1 AND valid_to_sync IS NULL",
-            )
-            .and_then(|mut s| s.execute(params![id, self.sync]))
-            .db("cannot close a key version")?;
-        Ok(())
-    }
-
-    fn open_version(&self, record: &KeyRecord, changed: &[&str]) -> Result<()> {
-        let changed = serde_json::to_string(changed).expect("a list of names serialises");
-        let head = [
-            Value::Integer(record.id),
-            Value::Integer(self.sync),
-            Value::Text(changed),
-        ];
-        let values = head.iter().chain(&record.values);
-        self.run(
-            &self.open_version_sql,
-            values,
-            "cannot insert a key version",
-        )
-    }
-
-    fn run<'v>(
-        &self,
-        sql: &str,
-        values: impl Iterator<Item = &'v Value>,
-        context: &str,
-    ) -> Result<()> {
-        self.tx
-            .prepare_cached(sql)
-            .and_then(|mut s| s.execute(params_from_iter(values)))
-            .db(context)?;
-        Ok(())
-    }
 }
