@@ -244,7 +244,10 @@ mod launcher {
 
     /// The launcher's side: run each requested process with a clean environment, and report
     /// its wall time, exit status and peak RSS from wait4.
-    #[expect(clippy::zombie_processes, reason = "wait4 reaps the child, with its rusage")]
+    #[expect(
+        clippy::zombie_processes,
+        reason = "wait4 reaps the child, with its rusage"
+    )]
     pub fn serve_requests() {
         let stdin = std::io::stdin();
         for line in stdin.lock().lines() {

@@ -377,6 +377,32 @@ mod tests {
     }
 
     #[test]
+    fn every_rate_limit_halves_the_requests_in_flight() {
+        let mut account = crate::fake::FakeAccount::new("t");
+        account.generate(3, 1, 1_766_102_400);
+        account.faults.rate_limit_first = 3;
+        let server = crate::fake::FakeServer::start(account).unwrap();
+        let client = ApiClient::new(&ApiOptions {
+            base_url: server.url().to_string(),
+            token: AccessToken::new("t".into()),
+            user_id: None,
+            timeout: Duration::from_secs(5),
+            retries: 8,
+            backoff_base: Duration::from_millis(1),
+            concurrency: 8,
+        })
+        .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let page = runtime.block_on(client.fetch_page(1)).unwrap();
+        assert_eq!(page.items.len(), 3);
+        assert_eq!(client.in_flight_limit(), 1, "8 -> 4 -> 2 -> 1");
+        assert_eq!(server.account().rate_limited(), 3);
+    }
+
+    #[test]
     fn envelope_errors_name_the_page() {
         let err = parse_page(3, br#"{"success":true,"data":{"total":1,"items":{}}}"#).unwrap_err();
         assert_eq!(

@@ -9,10 +9,10 @@
 
 mod generate;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Query, RawQuery, State};
@@ -42,6 +42,9 @@ pub struct FakeAccount {
     in_flight: usize,
     max_in_flight: usize,
     connections_reset: u32,
+    /// When the requests the rate limiter let through arrived.
+    admitted: VecDeque<Instant>,
+    rate_limited: usize,
 }
 
 /// Failures the fake can inject, each on its own switch.
@@ -51,6 +54,9 @@ pub struct Faults {
     pub rate_limit_first: u32,
     /// Send `Retry-After: N` (seconds) with those 429s.
     pub retry_after: Option<u64>,
+    /// Allow at most N requests per window, like upstream's 180 per 180 s per client; the
+    /// rest get 429 with an empty body.
+    pub rate_limit: Option<(usize, Duration)>,
     /// Answer every Kth request with 502 and an HTML body.
     pub fail_every: Option<u32>,
     /// Close the first N connections as soon as they are accepted (the client sees a reset).
@@ -111,6 +117,8 @@ impl FakeAccount {
             in_flight: 0,
             max_in_flight: 0,
             connections_reset: 0,
+            admitted: VecDeque::new(),
+            rate_limited: 0,
         }
     }
 
@@ -170,6 +178,31 @@ impl FakeAccount {
     /// The most requests that were being answered at one moment.
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight
+    }
+
+    /// How many requests got a 429, from either rate-limit switch.
+    pub fn rate_limited(&self) -> usize {
+        self.rate_limited
+    }
+
+    /// Whether the sliding-window limiter turns this request away.
+    fn over_rate_limit(&mut self) -> bool {
+        let Some((limit, window)) = self.faults.rate_limit else {
+            return false;
+        };
+        let now = Instant::now();
+        while self
+            .admitted
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
+            self.admitted.pop_front();
+        }
+        if self.admitted.len() >= limit {
+            return true;
+        }
+        self.admitted.push_back(now);
+        false
     }
 
     /// How many connections the `reset_connections` fault has closed.
@@ -394,7 +427,8 @@ fn answer(
         new_api_user: header("new-api-user"),
     });
     let count = account.requests.len() as u32;
-    if count <= account.faults.rate_limit_first {
+    if count <= account.faults.rate_limit_first || account.over_rate_limit() {
+        account.rate_limited += 1;
         let mut response = StatusCode::TOO_MANY_REQUESTS.into_response();
         if let Some(seconds) = account.faults.retry_after {
             response

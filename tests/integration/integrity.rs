@@ -559,3 +559,18 @@ fn the_token_appears_nowhere_at_any_verbosity() {
     assert!(!files_contain(&h, TOKEN), "the token reached the disk");
     assert!(!files_contain(&h, "wrong-secret-token"));
 }
+
+// Rate limiting, as upstream does it ------------------------------------------------------------
+
+#[test]
+fn a_sliding_window_rate_limit_is_waited_out_gently() {
+    let h = Harness::with_keys(1500);
+    h.server.account().faults.rate_limit = Some((5, Duration::from_millis(300)));
+    let output = h.pull_output(&["-v"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stored_ids(&h), (1..=1500).collect::<Vec<_>>());
+    let account = h.server.account();
+    assert!(account.rate_limited() > 0, "the limiter was hit");
+    assert!(stderr(&output).contains("rate limited (HTTP 429)"));
+    assert_eq!(account.requests().len(), 15 + account.rate_limited());
+}
