@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{parse_duration, parse_time};
+use crate::config::{Profile, parse_duration, parse_time};
 use crate::error::EXIT_CODES_HELP;
 use crate::output::{Format, RowFormat};
 
@@ -37,6 +37,15 @@ pub struct GlobalArgs {
     /// Take this as the current time (unix seconds or RFC 3339), for reproducible reports
     #[arg(long, global = true, value_name = "TIME", value_parser = parse_time)]
     pub now: Option<i64>,
+    /// The config file [default: $XDG_CONFIG_HOME/keysync/config.toml]
+    #[arg(long, global = true, env = "KEYSYNC_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Use this [profiles.NAME] of the config file [default: the `default` profile, if any]
+    #[arg(long, global = true, env = "KEYSYNC_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
+    /// The profile's settings, loaded by `run` from the config file.
+    #[arg(skip)]
+    pub profile_settings: Profile,
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,6 +88,9 @@ pub struct PullArgs {
     /// Pages requested at once after page 1 (1 = one at a time); halved on rate limits
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=32))]
     pub concurrency: Option<u16>,
+    /// Ping this healthchecks.io-style URL: URL/start, then URL or URL/fail
+    #[arg(long, value_name = "URL")]
+    pub ping_url: Option<String>,
     /// Wait up to this long for another pull's lock instead of exiting 5 at once
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub wait: Option<Duration>,

@@ -20,7 +20,9 @@ use crate::cli::{Cli, Command, GlobalArgs};
 use crate::error::{Error, Result};
 
 /// Runs one command to completion.
-pub fn run(cli: Cli) -> Result<()> {
+pub fn run(mut cli: Cli) -> Result<()> {
+    cli.global.profile_settings =
+        config::file::load_profile(cli.global.config.as_deref(), cli.global.profile.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

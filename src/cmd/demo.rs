@@ -53,6 +53,7 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<()> {
         store_secrets: false,
         wait: None,
         now: global.now,
+        ping_url: None,
     };
     pull(&options).await?.print(args.json, global.quiet)?;
     let story = change_upstream(&mut server.account(), now);

@@ -1,8 +1,11 @@
-//! Turns flags, environment and defaults into checked options, once, at the boundary.
+//! Turns flags, environment, the config file's profile and defaults into checked options,
+//! once, at the boundary.
 //!
-//! Precedence: flags, then environment, then defaults. The access token is read here from
-//! `COMETAPI_ACCESS_TOKEN` or `--token-file` only; there is no flag that takes it, because a
-//! flag shows in `ps`.
+//! Precedence: flags, then environment, then the profile, then defaults. The access token is
+//! read from `--token-file`, `COMETAPI_ACCESS_TOKEN` or the profile's `token_file` only; there
+//! is no flag that takes it, because a flag shows in `ps`.
+
+pub mod file;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -11,6 +14,8 @@ use std::time::Duration;
 use crate::api::ApiOptions;
 use crate::cli::{GlobalArgs, PullArgs};
 use crate::error::{Error, Result};
+
+pub use file::Profile;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.cometapi.com";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -48,37 +53,57 @@ pub struct PullOptions {
     pub wait: Option<Duration>,
     /// `--now`: the time recorded for the sync instead of the clock's.
     pub now: Option<i64>,
+    /// The healthchecks-style URL to ping; a credential, never logged.
+    pub ping_url: Option<String>,
 }
 
 impl PullOptions {
     pub fn resolve(global: &GlobalArgs, args: &PullArgs) -> Result<PullOptions> {
-        let base_url = args.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
+        let profile = &global.profile_settings;
+        let base_url = args
+            .base_url
+            .as_deref()
+            .or(profile.base_url.as_deref())
+            .unwrap_or(DEFAULT_BASE_URL);
+        let token_file = args
+            .token_file
+            .as_deref()
+            .map(|path| (path, "--token-file"));
+        let profile_token_file = profile
+            .token_file
+            .as_deref()
+            .map(|path| (path, "the profile's token_file"));
         Ok(PullOptions {
-            db: db_path(global.db.as_deref())?,
+            db: db_path(global)?,
             api: ApiOptions {
                 base_url: check_base_url(base_url)?,
-                token: read_token(args.token_file.as_deref())?,
-                user_id: args.user_id,
-                timeout: args.timeout.unwrap_or(DEFAULT_TIMEOUT),
-                retries: args.retries.unwrap_or(DEFAULT_RETRIES),
+                token: read_token(token_file, profile_token_file)?,
+                user_id: args.user_id.or(profile.user_id),
+                timeout: args.timeout.or(profile.timeout).unwrap_or(DEFAULT_TIMEOUT),
+                retries: args.retries.or(profile.retries).unwrap_or(DEFAULT_RETRIES),
                 backoff_base: args.backoff_base.unwrap_or(DEFAULT_BACKOFF_BASE),
                 concurrency: args.concurrency.map_or(DEFAULT_CONCURRENCY, usize::from),
             },
             store_secrets: args.store_secrets,
             wait: args.wait,
             now: global.now,
+            ping_url: args.ping_url.clone().or_else(|| profile.ping_url.clone()),
         })
     }
 }
 
-/// `--db`, else `KEYSYNC_DB`, else `$XDG_DATA_HOME/keysync/keysync.db` (`~/.local/share` when
-/// unset). `KEYSYNC_DB` is read here rather than by clap so that `demo` never picks it up.
-pub fn db_path(flag: Option<&Path>) -> Result<PathBuf> {
-    if let Some(path) = flag {
-        return Ok(path.to_path_buf());
+/// `--db`, else `KEYSYNC_DB`, else the profile's `db`, else
+/// `$XDG_DATA_HOME/keysync/keysync.db` (`~/.local/share` when unset). `KEYSYNC_DB` is read here
+/// rather than by clap so that `demo` never picks it up.
+pub fn db_path(global: &GlobalArgs) -> Result<PathBuf> {
+    if let Some(path) = &global.db {
+        return Ok(path.clone());
     }
     if let Some(path) = std::env::var_os("KEYSYNC_DB").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(path));
+    }
+    if let Some(path) = &global.profile_settings.db {
+        return Ok(path.clone());
     }
     let absolute = |var: &str| {
         std::env::var_os(var)
@@ -113,24 +138,33 @@ fn check_base_url(url: &str) -> Result<String> {
     Ok(url.to_string())
 }
 
-/// `--token-file` wins over `COMETAPI_ACCESS_TOKEN`; either way the value is trimmed.
-fn read_token(token_file: Option<&Path>) -> Result<AccessToken> {
-    let token = match token_file {
-        Some(path) => {
+/// `--token-file` wins over `COMETAPI_ACCESS_TOKEN`, which wins over the profile's
+/// `token_file`; each is trimmed. Each file comes with the name to use for it in messages.
+fn read_token(
+    flag_file: Option<(&Path, &str)>,
+    profile_file: Option<(&Path, &str)>,
+) -> Result<AccessToken> {
+    let from_env = std::env::var(TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    let file = match (flag_file, &from_env) {
+        (Some(file), _) => Some(file),
+        (None, Some(_)) => None,
+        (None, None) => profile_file,
+    };
+    let token = match file {
+        Some((path, source)) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
-                Error::Usage(format!("cannot read --token-file {}: {e}", path.display()))
+                Error::Usage(format!("cannot read {source} {}: {e}", path.display()))
             })?;
-            warn_if_readable_by_others(path);
+            warn_if_readable_by_others(path, source);
             text.trim().to_string()
         }
-        None => std::env::var(TOKEN_ENV)
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
+        None => from_env.unwrap_or_default().trim().to_string(),
     };
     if token.is_empty() {
-        let source = match token_file {
-            Some(path) => format!("--token-file {} is empty", path.display()),
+        let source = match file {
+            Some((path, source)) => format!("{source} {} is empty", path.display()),
             None => "no access token".to_string(),
         };
         return Err(Error::Usage(format!(
@@ -142,13 +176,13 @@ fn read_token(token_file: Option<&Path>) -> Result<AccessToken> {
 }
 
 #[cfg(unix)]
-fn warn_if_readable_by_others(path: &Path) {
+fn warn_if_readable_by_others(path: &Path, source: &str) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(path) {
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             tracing::warn!(
-                "--token-file {} has mode {mode:o}, readable by others: run `chmod 600 {}`",
+                "{source} {} has mode {mode:o}, readable by others: run `chmod 600 {}`",
                 path.display(),
                 path.display()
             );
@@ -157,7 +191,7 @@ fn warn_if_readable_by_others(path: &Path) {
 }
 
 #[cfg(not(unix))]
-fn warn_if_readable_by_others(_path: &Path) {}
+fn warn_if_readable_by_others(_path: &Path, _source: &str) {}
 
 /// A point in time as unix seconds: `1766102400` or `2025-12-19T00:00:00Z`.
 pub fn parse_time(text: &str) -> Result<i64, String> {

@@ -1,0 +1,200 @@
+//! The config file: named profiles, one per CometAPI account.
+//!
+//! `$XDG_CONFIG_HOME/keysync/config.toml` (else `~/.config/keysync/config.toml`), or
+//! `--config PATH`. Each `[profiles.NAME]` table may set `db`, `base_url`, `token_file`,
+//! `user_id`, `timeout`, `retries` and `ping_url`; `--profile NAME` / `KEYSYNC_PROFILE` picks
+//! one, and without it the profile named `default` applies when there is one. Relative paths
+//! are relative to the config file's folder, and `~/` is the home folder. A mistake in the
+//! file is an error naming the file, the line and the key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::config::parse_duration;
+use crate::error::{Error, Result};
+
+/// One profile's settings; every one is optional and loses to flags and environment.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub db: Option<PathBuf>,
+    pub base_url: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub user_id: Option<u64>,
+    #[serde(default, deserialize_with = "duration")]
+    pub timeout: Option<Duration>,
+    pub retries: Option<u32>,
+    pub ping_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    profiles: BTreeMap<String, Profile>,
+}
+
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_duration(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+/// The default config file, when a home for it is known.
+pub fn default_path() -> Option<PathBuf> {
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    absolute("XDG_CONFIG_HOME")
+        .or_else(|| absolute("HOME").map(|home| home.join(".config")))
+        .map(|dir| dir.join("keysync").join("config.toml"))
+}
+
+/// Reads the profile in force. A missing default config file is no profile; a missing
+/// `--config` file, an unknown profile or a malformed file is a usage error (exit 2).
+pub fn load_profile(explicit: Option<&Path>, name: Option<&str>) -> Result<Profile> {
+    let Some(path) = explicit.map(Path::to_path_buf).or_else(default_path) else {
+        return no_file(name, Path::new("config.toml"));
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
+            return no_file(name, &path);
+        }
+        Err(e) => {
+            return Err(Error::Usage(format!(
+                "cannot read the config file {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    let file: ConfigFile = toml::from_str(&text).map_err(|e| malformed(&path, &text, &e))?;
+    let profile = match name {
+        Some(name) => file.profiles.get(name).cloned().ok_or_else(|| {
+            let known: Vec<&str> = file.profiles.keys().map(String::as_str).collect();
+            Error::Usage(format!(
+                "no profile {name:?} in {}; it has: {}. Add a [profiles.{name}] table or pick \
+                 one of those with --profile",
+                path.display(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })?,
+        None => file.profiles.get("default").cloned().unwrap_or_default(),
+    };
+    Ok(profile.relative_to(path.parent().unwrap_or(Path::new("."))))
+}
+
+fn no_file(name: Option<&str>, path: &Path) -> Result<Profile> {
+    match name {
+        None => Ok(Profile::default()),
+        Some(name) => Err(Error::Usage(format!(
+            "profile {name:?} was asked for, but there is no config file at {}: create it with \
+             a [profiles.{name}] table, or pass --config PATH",
+            path.display()
+        ))),
+    }
+}
+
+/// `config.toml:7: unknown field `tokn_file`, expected one of ...`
+fn malformed(path: &Path, text: &str, error: &toml::de::Error) -> Error {
+    let line = error
+        .span()
+        .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+    let place = match line {
+        Some(line) => format!("{}:{line}", path.display()),
+        None => path.display().to_string(),
+    };
+    Error::Usage(format!(
+        "bad config file {place}: {}; fix it, or point --config at another file",
+        error.message().trim()
+    ))
+}
+
+impl Profile {
+    fn relative_to(mut self, dir: &Path) -> Profile {
+        let anchor = |path: PathBuf| -> PathBuf {
+            if let Ok(rest) = path.strip_prefix("~")
+                && let Some(home) = std::env::var_os("HOME")
+            {
+                return PathBuf::from(home).join(rest);
+            }
+            if path.is_relative() {
+                dir.join(path)
+            } else {
+                path
+            }
+        };
+        self.db = self.db.map(anchor);
+        self.token_file = self.token_file.map(anchor);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn a_named_profile_is_read_with_paths_made_absolute() {
+        let (dir, path) = write(
+            "[profiles.work]\ndb = \"work.db\"\ntoken_file = \"/etc/token\"\nuser_id = 7\n\
+             timeout = \"10s\"\nretries = 2\nping_url = \"https://hc.example/abc\"\n",
+        );
+        let profile = load_profile(Some(&path), Some("work")).unwrap();
+        assert_eq!(profile.db, Some(dir.path().join("work.db")));
+        assert_eq!(profile.token_file, Some(PathBuf::from("/etc/token")));
+        assert_eq!(profile.user_id, Some(7));
+        assert_eq!(profile.timeout, Some(Duration::from_secs(10)));
+        assert_eq!(profile.retries, Some(2));
+    }
+
+    #[test]
+    fn mistakes_name_the_line_and_the_key() {
+        let (_dir, path) = write("[profiles.a]\nretries = 1\ntokn_file = \"x\"\n");
+        let message = load_profile(Some(&path), Some("a"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("config.toml:3: unknown field `tokn_file`"),
+            "{message}"
+        );
+        let (_dir, path) = write("[profiles.a]\ntimeout = \"soon\"\n");
+        let message = load_profile(Some(&path), None).unwrap_err().to_string();
+        assert!(
+            message.contains("config.toml:2:") && message.contains("30s"),
+            "{message}"
+        );
+        let (_dir, path) = write("[profiles.a]\nretries = 1\n");
+        let message = load_profile(Some(&path), Some("b"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("no profile \"b\"") && message.contains("it has: a"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn without_a_name_the_default_profile_applies() {
+        let (_dir, path) =
+            write("[profiles.default]\nretries = 3\n[profiles.other]\nretries = 4\n");
+        assert_eq!(load_profile(Some(&path), None).unwrap().retries, Some(3));
+    }
+}
