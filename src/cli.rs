@@ -88,6 +88,9 @@ pub struct PullArgs {
     /// Pages requested at once after page 1 (1 = one at a time); halved on rate limits
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=32))]
     pub concurrency: Option<u16>,
+    /// Keep running: a pull every DURATION (start to start) until SIGINT/SIGTERM
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
+    pub every: Option<Duration>,
     /// Ping this healthchecks.io-style URL: URL/start, then URL or URL/fail
     #[arg(long, value_name = "URL")]
     pub ping_url: Option<String>,
@@ -127,4 +130,14 @@ impl FormatArgs {
             headers: !self.no_headers,
         }
     }
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    parse_duration(text).and_then(|every| {
+        if every.is_zero() {
+            Err("the interval must be longer than 0s".to_string())
+        } else {
+            Ok(every)
+        }
+    })
 }

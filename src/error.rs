@@ -69,6 +69,15 @@ impl Error {
         ExitCode::from(self.code())
     }
 
+    /// Failures that may pass by themselves (network, API, a busy lock or database), so that
+    /// `pull --every` logs them and goes on rather than stopping.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Api(_) | Error::Locked(_) | Error::Database { .. }
+        )
+    }
+
     pub fn code(&self) -> u8 {
         match self {
             Error::Usage(_) => exit::USAGE,

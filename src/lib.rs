@@ -10,6 +10,9 @@ pub mod config;
 pub mod error;
 pub mod fake;
 pub mod output;
+pub mod ping;
+pub mod progress;
+pub mod shutdown;
 pub mod store;
 
 use std::io::IsTerminal;

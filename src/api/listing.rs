@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use crate::api::{ApiClient, KeyRecord, PAGE_SIZE, Page};
+use crate::api::{ApiClient, PAGE_SIZE, Page};
 use crate::error::{Error, Result};
 
 /// How many times one pull lists the account before it settles for a partial result.
@@ -21,7 +21,7 @@ pub const MAX_PASSES: u32 = 3;
 /// Where listed keys go as their pages arrive. Within a pass, and across passes, a key
 /// staged again replaces its earlier observation.
 pub trait PageSink {
-    fn stage(&mut self, pass: u32, items: Vec<KeyRecord>) -> Result<()>;
+    fn stage(&mut self, pass: u32, page: Page) -> Result<()>;
 }
 
 /// What one pull's listing amounted to; the keys themselves went to the sink.
@@ -83,7 +83,7 @@ pub async fn list_all(client: &Arc<ApiClient>, sink: &mut impl PageSink) -> Resu
 }
 
 /// The pages a listing of `total` keys takes; an empty account still answers page 1.
-fn page_count(total: i64) -> u32 {
+pub fn page_count(total: i64) -> u32 {
     let pages = (total.max(0) as u64).div_ceil(PAGE_SIZE as u64).max(1);
     u32::try_from(pages).unwrap_or(u32::MAX)
 }
@@ -100,7 +100,7 @@ async fn list_once(
     let first = client.fetch_page(1).await?;
     let pages = page_count(first.total);
     pass.record(&first);
-    sink.stage(pass_number, first.items)?;
+    sink.stage(pass_number, first)?;
     let mut in_flight = JoinSet::new();
     let mut next = 2;
     loop {
@@ -115,7 +115,7 @@ async fn list_once(
         };
         let page = joined.map_err(|e| Error::Internal(format!("a page fetch died: {e}")))??;
         pass.record(&page);
-        sink.stage(pass_number, page.items)?;
+        sink.stage(pass_number, page)?;
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::api::ApiOptions;
 use crate::cli::{DemoArgs, GlobalArgs};
-use crate::cmd::pull::pull;
+use crate::cmd::pull::{Pulled, SyncSummary, pull};
 use crate::config::{
     AccessToken, DEFAULT_BACKOFF_BASE, DEFAULT_CONCURRENCY, DEFAULT_RETRIES, PullOptions, unix_now,
 };
@@ -55,16 +55,24 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<()> {
         now: global.now,
         ping_url: None,
     };
-    pull(&options).await?.print(args.json, global.quiet)?;
+    pulled(pull(&options, false, std::future::pending()).await?)?.print(args.json, global.quiet)?;
     let story = change_upstream(&mut server.account(), now);
     if !global.quiet && !args.json {
         print_line(&format!("upstream changes: {story}"))?;
     }
-    pull(&options).await?.print(args.json, global.quiet)?;
+    pulled(pull(&options, false, std::future::pending()).await?)?.print(args.json, global.quiet)?;
     if !global.quiet && !args.json {
         print_line(&format!("database: {}", db.display()))?;
     }
     Ok(())
+}
+
+/// The demo never cancels its pulls, so each one is done.
+fn pulled(outcome: Pulled) -> Result<SyncSummary> {
+    match outcome {
+        Pulled::Done(summary) => Ok(summary),
+        Pulled::Interrupted => Err(Error::Internal("the demo's pull was interrupted".into())),
+    }
 }
 
 /// What happens to an account between two cron runs: keys created, deleted, disabled, used,

@@ -1,15 +1,20 @@
 //! `keysync pull`: list every key, apply the listing in one transaction, print a summary.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
+use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::api::{ApiClient, list_all};
+use crate::api::{ApiClient, Listing, list_all};
 use crate::cli::{GlobalArgs, PullArgs};
 use crate::config::{PullOptions, unix_now};
 use crate::error::Result;
 use crate::output::print_line;
+use crate::ping::HealthPing;
+use crate::progress::PageProgress;
+use crate::shutdown::Shutdown;
 use crate::store;
 use crate::store::lock::PullLock;
 use crate::store::sync::{Staging, SyncStatus, apply_listing, begin_sync, fail_sync};
@@ -54,32 +59,97 @@ impl SyncSummary {
     }
 }
 
-pub async fn run(global: &GlobalArgs, args: &PullArgs) -> Result<()> {
-    let options = PullOptions::resolve(global, args)?;
-    let summary = pull(&options).await?;
-    summary.print(args.json, global.quiet)
+/// How a pull ended, when it did not fail.
+#[derive(Debug)]
+pub enum Pulled {
+    Done(SyncSummary),
+    /// A stop was requested mid-pull: its sync row says `failed`, error `interrupted`.
+    Interrupted,
 }
 
-/// One whole pull. Every failure after the sync row exists is recorded in it.
-pub async fn pull(options: &PullOptions) -> Result<SyncSummary> {
+pub async fn run(global: &GlobalArgs, args: &PullArgs) -> Result<()> {
+    let options = PullOptions::resolve(global, args)?;
+    let progress = !global.quiet && !args.json;
+    let Some(every) = args.every else {
+        if let Pulled::Done(summary) = pull(&options, progress, std::future::pending()).await? {
+            summary.print(args.json, global.quiet)?;
+        }
+        return Ok(());
+    };
+    let shutdown = Shutdown::install()?;
+    loop {
+        let started = Instant::now();
+        match pull(&options, progress, shutdown.requested()).await {
+            Ok(Pulled::Done(summary)) => summary.print(args.json, global.quiet)?,
+            Ok(Pulled::Interrupted) => return Ok(()),
+            // The schedule outlives a bad network or a busy lock, not a rejected token.
+            Err(error) if error.is_transient() => {
+                tracing::error!(
+                    "{error}; the next pull is due in {}",
+                    humantime::format_duration(every)
+                );
+            }
+            Err(error) => return Err(error),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every.saturating_sub(started.elapsed())) => {}
+            () = shutdown.requested() => return Ok(()),
+        }
+    }
+}
+
+/// One whole pull: lock, ping, record. A `cancel` that resolves mid-pull rolls it back.
+pub async fn pull(
+    options: &PullOptions,
+    progress: bool,
+    cancel: impl Future<Output = ()>,
+) -> Result<Pulled> {
     let client = Arc::new(ApiClient::new(&options.api)?);
+    let ping = options
+        .ping_url
+        .as_deref()
+        .map(HealthPing::new)
+        .transpose()?;
     store::create_private_file(&options.db)?;
     let _lock = PullLock::acquire(&options.db, options.wait)?;
+    if let Some(ping) = &ping {
+        ping.start().await;
+    }
+    let result = record_sync(options, &client, progress, cancel).await;
+    if let Some(ping) = &ping {
+        match &result {
+            Ok(Pulled::Done(summary)) => ping.success(&summary.line()).await,
+            Err(error) => ping.fail(&error.to_string()).await,
+            Ok(Pulled::Interrupted) => {}
+        }
+    }
+    result
+}
+
+/// Lists into staging and applies the listing. Every failure after the sync row exists is
+/// recorded in it.
+async fn record_sync(
+    options: &PullOptions,
+    client: &Arc<ApiClient>,
+    progress: bool,
+    cancel: impl Future<Output = ()>,
+) -> Result<Pulled> {
     let mut conn = store::open(&options.db)?;
     let started = Instant::now();
     let sync = begin_sync(&conn, &options.api.base_url, unix_now(options.now))?;
-    let outcome = async {
-        let listing = {
-            let mut staging = Staging::new(&conn, options.store_secrets)?;
-            list_all(&client, &mut staging).await?
-        };
-        let finished = unix_now(options.now);
-        let (status, counts) =
-            apply_listing(&mut conn, sync, &listing, options.store_secrets, finished)?;
-        Ok::<_, crate::error::Error>((listing, status, counts))
-    }
-    .await;
-    let (listing, status, counts) = match outcome {
+    let listed = tokio::select! {
+        listed = list_into_staging(&conn, client, options.store_secrets, progress) => listed,
+        () = cancel => {
+            fail_sync(&conn, sync, unix_now(options.now), "interrupted")?;
+            return Ok(Pulled::Interrupted);
+        }
+    };
+    let finished = unix_now(options.now);
+    let applied = listed.and_then(|listing| {
+        apply_listing(&mut conn, sync, &listing, options.store_secrets, finished)
+            .map(|(status, counts)| (listing, status, counts))
+    });
+    let (listing, status, counts) = match applied {
         Ok(done) => done,
         Err(error) => {
             if let Err(record) = fail_sync(&conn, sync, unix_now(options.now), &error.to_string()) {
@@ -95,7 +165,7 @@ pub async fn pull(options: &PullOptions) -> Result<SyncSummary> {
             listing.passes
         );
     }
-    Ok(SyncSummary {
+    Ok(Pulled::Done(SyncSummary {
         sync,
         status,
         keys: listing.keys_seen,
@@ -104,5 +174,17 @@ pub async fn pull(options: &PullOptions) -> Result<SyncSummary> {
         removed: counts.removed,
         pages: listing.pages,
         duration_ms: started.elapsed().as_millis() as u64,
-    })
+    }))
+}
+
+async fn list_into_staging(
+    conn: &Connection,
+    client: &Arc<ApiClient>,
+    store_secrets: bool,
+    progress: bool,
+) -> Result<Listing> {
+    let mut sink = PageProgress::new(Staging::new(conn, store_secrets)?, progress);
+    let listing = list_all(client, &mut sink).await;
+    sink.finish();
+    listing
 }

@@ -13,7 +13,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params, params_from
 use serde::Serialize;
 
 use crate::api::model::DATA_COLUMNS;
-use crate::api::{KeyRecord, Listing, PageSink};
+use crate::api::{Listing, Page, PageSink};
 use crate::error::{DbContext, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -110,12 +110,12 @@ impl<'c> Staging<'c> {
 }
 
 impl PageSink for Staging<'_> {
-    fn stage(&mut self, pass: u32, items: Vec<KeyRecord>) -> Result<()> {
+    fn stage(&mut self, pass: u32, page: Page) -> Result<()> {
         let context = "cannot stage a page of keys";
         let tx = self.conn.unchecked_transaction().db(context)?;
         {
             let mut insert = tx.prepare_cached(&self.insert_sql).db(context)?;
-            for item in items {
+            for item in page.items {
                 let secret = item.secret.filter(|_| self.store_secrets);
                 let head = [
                     Value::Integer(item.id),

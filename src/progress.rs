@@ -1,0 +1,68 @@
+//! The progress bar a person at a terminal sees during `pull`: pages done out of the page
+//! count from page 1's `total`, and keys per second. Nothing at all is drawn unless both
+//! stdout and stderr are terminals, so cron mail and pipes stay free of escape codes.
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::api::listing::page_count;
+use crate::api::{Page, PageSink};
+use crate::error::Result;
+
+/// Passes pages on to `inner`, advancing a bar on the way.
+pub struct PageProgress<S> {
+    inner: S,
+    bar: Option<ProgressBar>,
+    keys: u64,
+    started: Instant,
+}
+
+impl<S: PageSink> PageProgress<S> {
+    /// A bar only when it is wanted (`show`) and both output streams are terminals.
+    pub fn new(inner: S, show: bool) -> PageProgress<S> {
+        let terminal = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
+        let bar = (show && terminal).then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template("{bar:30} {pos}/{len} pages  {msg}")
+                .expect("the template is valid");
+            bar.set_style(style);
+            bar
+        });
+        PageProgress {
+            inner,
+            bar,
+            keys: 0,
+            started: Instant::now(),
+        }
+    }
+
+    /// Takes the bar off the screen; the summary line follows.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl<S: PageSink> PageSink for PageProgress<S> {
+    fn stage(&mut self, pass: u32, page: Page) -> Result<()> {
+        if let Some(bar) = &self.bar {
+            if page.number == 1 {
+                bar.set_length(u64::from(page_count(page.total)));
+                bar.set_position(0);
+            }
+            self.keys += page.items.len() as u64;
+            bar.inc(1);
+            let rate = self.keys as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+            let again = if pass > 1 {
+                format!(" (pass {pass})")
+            } else {
+                String::new()
+            };
+            bar.set_message(format!("{} keys, {rate:.0} keys/s{again}", self.keys));
+        }
+        self.inner.stage(pass, page)
+    }
+}
