@@ -60,6 +60,8 @@ pub enum Command {
     /// Pull twice from a built-in fake CometAPI on 127.0.0.1: no account, no network
     #[command(after_help = EXIT_CODES_HELP)]
     Demo(DemoArgs),
+    /// Print a shell completion script, e.g. `keysync completions bash > ~/.local/share/bash-completion/completions/keysync`
+    Completions(CompletionsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -140,4 +142,11 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
             Ok(every)
         }
     })
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }

@@ -34,6 +34,7 @@ pub fn run(mut cli: Cli) -> Result<()> {
         match &cli.command {
             Command::Pull(args) => cmd::pull::run(&cli.global, args).await,
             Command::Demo(args) => cmd::demo::run(&cli.global, args).await,
+            Command::Completions(args) => cmd::completions::run(args),
         }
     })
 }

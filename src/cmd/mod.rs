@@ -1,4 +1,5 @@
 //! One module per subcommand.
 
+pub mod completions;
 pub mod demo;
 pub mod pull;

@@ -152,3 +152,50 @@ pub fn expected_api_row(item: &serde_json::Map<String, serde_json::Value>) -> Ve
         })
         .collect()
 }
+
+/// A local stand-in for a healthchecks.io endpoint: records each request's method, path and
+/// body.
+pub struct PingRecorder {
+    pub url: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
+}
+
+impl PingRecorder {
+    pub fn start() -> PingRecorder {
+        use axum::extract::State;
+        type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>;
+        async fn record(State(seen): State<Seen>, request: axum::extract::Request) -> &'static str {
+            let method = request.method().to_string();
+            let path = request.uri().to_string();
+            let body = axum::body::to_bytes(request.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let body = String::from_utf8_lossy(&body).into_owned();
+            seen.lock().unwrap().push((method, path, body));
+            "OK"
+        }
+        let seen: Seen = Default::default();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new()
+            .fallback(record)
+            .with_state(seen.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        PingRecorder { url, seen }
+    }
+
+    /// Every request so far as (method, path, body), and forgets them.
+    pub fn take(&self) -> Vec<(String, String, String)> {
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}

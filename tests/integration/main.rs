@@ -3,4 +3,5 @@
 
 mod common;
 mod integrity;
+mod operations;
 mod pull;

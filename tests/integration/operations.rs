@@ -1,0 +1,385 @@
+//! Running keysync for months: health pings, `pull --every` with signals, config profiles and
+//! their precedence, shell completions.
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use keysync::fake::{FakeAccount, FakeServer};
+use pretty_assertions::assert_eq;
+use rusqlite::types::Value;
+
+use crate::common::{Harness, NOW, PingRecorder, SEED, TOKEN, int, text};
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+// Health pings ----------------------------------------------------------------------------------
+
+#[test]
+fn pings_go_to_start_then_success_or_fail() {
+    let h = Harness::with_keys(120);
+    let recorder = PingRecorder::start();
+    let ping_url = format!("{}/ping/5f2c", recorder.url);
+    let output = h.pull_output(&["--ping-url", &ping_url, "-vvv"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let line = String::from_utf8(output.stdout.clone()).unwrap();
+    assert_eq!(
+        recorder.take(),
+        vec![
+            (
+                "GET".to_string(),
+                "/ping/5f2c/start".to_string(),
+                String::new()
+            ),
+            (
+                "POST".to_string(),
+                "/ping/5f2c".to_string(),
+                line.trim_end().to_string()
+            ),
+        ]
+    );
+    assert!(
+        !stderr(&output).contains("5f2c"),
+        "the ping URL is a credential"
+    );
+
+    h.server.account().faults.success_false_page = Some(1);
+    let output = h.pull_output(&["--ping-url", &ping_url]);
+    assert_eq!(output.status.code(), Some(4));
+    let pings = recorder.take();
+    assert_eq!(pings.len(), 2);
+    assert_eq!(
+        (pings[0].0.as_str(), pings[0].1.as_str()),
+        ("GET", "/ping/5f2c/start")
+    );
+    assert_eq!(
+        (pings[1].0.as_str(), pings[1].1.as_str()),
+        ("POST", "/ping/5f2c/fail")
+    );
+    assert!(
+        pings[1]
+            .2
+            .starts_with("page 1: the API answered success:false"),
+        "{}",
+        pings[1].2
+    );
+}
+
+#[test]
+fn a_dead_ping_url_is_a_warning_not_a_failure() {
+    let h = Harness::with_keys(10);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let output = h.pull_output(&["--ping-url", &format!("http://{dead}/secret-check")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("health ping (start) failed"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).contains("health ping (success) failed"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!stderr(&output).contains("secret-check"));
+    assert_eq!(h.count("SELECT count(*) FROM keys"), 10);
+}
+
+// pull --every ----------------------------------------------------------------------------------
+
+fn spawn(h: &Harness, args: &[&str]) -> Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("keysync"))
+        .env_clear()
+        .env("HOME", h.dir.path())
+        .env("COMETAPI_ACCESS_TOKEN", TOKEN)
+        .env("COMETAPI_BASE_URL", h.server.url())
+        .env("KEYSYNC_DB", &h.db)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("keysync starts")
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn terminate(child: &Child) {
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+}
+
+fn count_or_zero(h: &Harness, sql: &str) -> i64 {
+    let Ok(conn) = rusqlite::Connection::open(&h.db) else {
+        return 0;
+    };
+    conn.query_row(sql, [], |r| r.get(0)).unwrap_or(0)
+}
+
+#[test]
+fn every_repeats_and_stops_cleanly_on_sigterm_between_pulls() {
+    let h = Harness::with_keys(150);
+    let child = spawn(&h, &["pull", "--every", "200ms"]);
+    wait_until("three pulls", || {
+        count_or_zero(&h, "SELECT count(*) FROM syncs WHERE status = 'ok'") >= 3
+    });
+    terminate(&child);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let lines: Vec<String> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert!(
+        lines.len() >= 3 && lines[0].starts_with("sync 1 ok: 150 keys, 150 added"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        h.count("SELECT count(*) FROM syncs WHERE status <> 'ok'"),
+        0
+    );
+    assert_eq!(h.count("SELECT count(*) FROM key_versions"), 150);
+}
+
+#[test]
+fn sigterm_mid_pull_rolls_it_back_and_exits_0() {
+    let h = Harness::with_keys(250);
+    h.pull(&[]);
+    let before = h.dump(&["keys", "key_versions"]);
+    h.server
+        .account()
+        .set(1, "name", serde_json::json!("changed upstream"));
+    h.server.account().faults.hang_page = Some((3, 1000));
+    let already = h.server.account().requests().len();
+    let child = spawn(&h, &["pull", "--every", "1h", "--timeout", "1h"]);
+    wait_until("the hung page", || {
+        h.server.account().requests().len() >= already + 3
+    });
+    terminate(&child);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(h.dump(&["keys", "key_versions"]), before);
+    assert_eq!(
+        h.rows("SELECT id, status, error FROM syncs ORDER BY id"),
+        vec![
+            vec![int(1), text("ok"), Value::Null],
+            vec![int(2), text("failed"), text("interrupted")],
+        ]
+    );
+    let conn = h.conn();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}
+
+#[test]
+fn every_goes_on_after_api_failures_but_stops_on_a_rejected_token() {
+    let h = Harness::with_keys(20);
+    h.server.account().faults.fail_every = Some(1);
+    let child = spawn(&h, &["pull", "--every", "100ms", "--retries", "0"]);
+    wait_until("two failed pulls", || {
+        count_or_zero(&h, "SELECT count(*) FROM syncs WHERE status = 'failed'") >= 2
+    });
+    h.server.account().faults.fail_every = None;
+    wait_until("a good pull", || {
+        count_or_zero(&h, "SELECT count(*) FROM syncs WHERE status = 'ok'") >= 1
+    });
+    terminate(&child);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(
+        stderr(&output).contains("HTTP 502 Bad Gateway"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).contains("the next pull is due in 100ms"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = h
+        .keysync()
+        .env("COMETAPI_ACCESS_TOKEN", "revoked")
+        .args(["pull", "--every", "100ms"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+}
+
+// Config profiles -------------------------------------------------------------------------------
+
+fn account_server(keys: usize) -> FakeServer {
+    let mut account = FakeAccount::new(TOKEN);
+    account.generate(keys, SEED, NOW);
+    FakeServer::start(account).unwrap()
+}
+
+fn write_config(dir: &Path, work: &FakeServer) -> std::path::PathBuf {
+    std::fs::write(dir.join("work-token"), format!("{TOKEN}\n")).unwrap();
+    std::fs::set_permissions(
+        dir.join("work-token"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(&config, format!(
+        "[profiles.default]\ndb = \"default.db\"\n\n\
+         [profiles.work]\ndb = \"work.db\"\nbase_url = \"{}\"\ntoken_file = \"work-token\"\nretries = 1\ntimeout = \"5s\"\n",
+        work.url()
+    )).unwrap();
+    config
+}
+
+/// Live keys in the database at `path`.
+fn key_count(path: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row(
+        "SELECT count(*) FROM keys WHERE removed_sync IS NULL",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn profiles_sit_between_the_environment_and_the_defaults() {
+    let h = Harness::with_keys(3);
+    let work = account_server(7);
+    let config = write_config(h.dir.path(), &work);
+    let dir = h.dir.path();
+
+    // The work profile supplies db, base URL and token.
+    h.keysync()
+        .env_remove("KEYSYNC_DB")
+        .env_remove("COMETAPI_BASE_URL")
+        .env_remove("COMETAPI_ACCESS_TOKEN")
+        .arg("--config")
+        .arg(&config)
+        .args(["--profile", "work", "pull", "-q"])
+        .assert()
+        .success();
+    assert_eq!(key_count(&dir.join("work.db")), 7);
+
+    // The environment beats the profile: KEYSYNC_PROFILE picks it, COMETAPI_BASE_URL overrides it.
+    h.keysync()
+        .env_remove("KEYSYNC_DB")
+        .env("KEYSYNC_CONFIG", &config)
+        .env("KEYSYNC_PROFILE", "work")
+        .args(["pull", "-q"])
+        .assert()
+        .success();
+    let conn = rusqlite::Connection::open(dir.join("work.db")).unwrap();
+    let urls: Vec<String> = conn
+        .prepare("SELECT base_url FROM syncs ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        urls,
+        vec![work.url().to_string(), h.server.url().to_string()]
+    );
+    drop(conn);
+    assert_eq!(
+        key_count(&dir.join("work.db")),
+        3,
+        "now a copy of the other account"
+    );
+
+    // A flag beats both.
+    h.keysync()
+        .env("KEYSYNC_CONFIG", &config)
+        .env_remove("KEYSYNC_DB")
+        .args(["--profile", "work", "pull", "-q", "--db"])
+        .arg(dir.join("flag.db"))
+        .assert()
+        .success();
+    assert_eq!(key_count(&dir.join("flag.db")), 3);
+
+    // Without --profile the `default` profile applies.
+    h.keysync()
+        .env("KEYSYNC_CONFIG", &config)
+        .env_remove("KEYSYNC_DB")
+        .args(["pull", "-q"])
+        .assert()
+        .success();
+    assert_eq!(key_count(&dir.join("default.db")), 3);
+}
+
+#[test]
+fn a_malformed_config_or_unknown_profile_is_exit_2_with_the_line() {
+    let h = Harness::with_keys(1);
+    let config = h.dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[profiles.work]\nretries = 2\ndatabase = \"x.db\"\n",
+    )
+    .unwrap();
+    let output = h
+        .keysync()
+        .arg("--config")
+        .arg(&config)
+        .args(["pull"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("config.toml:3: unknown field `database`"),
+        "{}",
+        stderr(&output)
+    );
+
+    std::fs::write(&config, "[profiles.work]\nretries = 2\n").unwrap();
+    let output = h
+        .keysync()
+        .arg("--config")
+        .arg(&config)
+        .args(["--profile", "home", "pull"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("no profile \"home\"") && stderr(&output).contains("it has: work"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!h.db.exists());
+}
+
+// Completions -----------------------------------------------------------------------------------
+
+#[test]
+fn completions_are_generated_for_every_shell() {
+    let h = Harness::with_keys(0);
+    for (shell, marker) in [
+        ("bash", "_keysync()"),
+        ("zsh", "#compdef keysync"),
+        ("fish", "complete -c keysync"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let output = h.keysync().args(["completions", shell]).output().unwrap();
+        assert!(output.status.success(), "{shell}");
+        let script = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            script.contains(marker) && script.contains("every"),
+            "{shell}: {script:.200}"
+        );
+    }
+}
