@@ -17,20 +17,30 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command, GlobalArgs};
-use crate::error::{Error, Result};
+use crate::error::{Error, Outcome, Result};
 
-/// Runs one command to completion.
-pub fn run(cli: Cli) -> Result<()> {
+/// Runs one command to completion. An alarm the user asked for (`diff --exit-code`) is an
+/// [`Outcome`], not an error.
+pub fn run(cli: Cli) -> Result<Outcome> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
         match &cli.command {
-            Command::Pull(args) => cmd::pull::run(&cli.global, args).await,
-            Command::Demo(args) => cmd::demo::run(&cli.global, args).await,
+            Command::Pull(args) => cmd::pull::run(&cli.global, args).await.map(success),
+            Command::Demo(args) => cmd::demo::run(&cli.global, args).await.map(success),
+            Command::Syncs(args) => cmd::syncs::run(&cli.global, args).map(success),
+            Command::Diff(args) => cmd::diff::run(&cli.global, args),
+            Command::History(args) => cmd::history::run(&cli.global, args).map(success),
+            Command::Prune(args) => cmd::prune::run(&cli.global, args).map(success),
         }
     })
+}
+
+/// Most commands either succeed or fail; only some can raise an alarm.
+fn success((): ()) -> Outcome {
+    Outcome::Success
 }
 
 /// Logs go to stderr, warnings by default; `-v` adds info, `-vv` debug, `-vvv` trace. Only

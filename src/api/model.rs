@@ -57,6 +57,9 @@ pub const DATA_COLUMNS: [&str; 17] = [
     "extra",
 ];
 
+/// The data columns that hold unix times (`expired_time` -1 means never).
+pub const TIME_COLUMNS: [&str; 3] = ["created_time", "accessed_time", "expired_time"];
+
 /// One key as one listing observed it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KeyRecord {

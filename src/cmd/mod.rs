@@ -1,4 +1,8 @@
 //! One module per subcommand.
 
 pub mod demo;
+pub mod diff;
+pub mod history;
+pub mod prune;
 pub mod pull;
+pub mod syncs;

@@ -191,9 +191,9 @@ fn load_current(tx: &Transaction<'_>) -> Result<HashMap<i64, StoredKey>> {
     Ok(stored)
 }
 
-/// `"user_id", "name", ...`: the data columns, quoted (`group` is an SQL keyword).
+/// `"user_id", "name", ...`: the data columns, quoted.
 fn column_list() -> String {
-    DATA_COLUMNS.map(|c| format!("\"{c}\"")).join(", ")
+    super::quoted_columns("")
 }
 
 /// The JSON array of the names of the columns that differ, NULL-safely.

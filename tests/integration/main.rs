@@ -2,4 +2,5 @@
 //! 127.0.0.1, with a temporary database and a cleaned environment. No test reaches the internet.
 
 mod common;
+mod diff;
 mod pull;
