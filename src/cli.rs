@@ -52,8 +52,9 @@ pub enum Command {
     /// Pull twice from a built-in fake CometAPI on 127.0.0.1: no account, no network
     #[command(after_help = EXIT_CODES_HELP)]
     Demo(DemoArgs),
-    /// The sync log, newest first: id, time, status, keys, added, changed, removed, duration
-    /// (seconds), error
+    /// The sync log, newest first: when each pull ran, what it found, how it ended
+    ///
+    /// Columns: id, time, status, keys, added, changed, removed, duration (seconds), error.
     #[command(after_help = EXIT_CODES_HELP)]
     Syncs(SyncsArgs),
     /// What changed between two syncs: one row per added or removed key, one per changed field

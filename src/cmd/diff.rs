@@ -11,8 +11,8 @@ use std::path::Path;
 use rusqlite::Connection;
 use rusqlite::types::Value;
 
-use crate::api::model::DATA_COLUMNS;
-use crate::cli::{DiffArgs, GlobalArgs};
+use crate::api::model::{DATA_COLUMNS, data_column};
+use crate::cli::{DiffArgs, FieldArgs, GlobalArgs};
 use crate::config::{SyncRef, db_path, unix_now};
 use crate::error::{Error, Outcome, Result};
 use crate::output::{Format, RowFormat, print_line, print_rows, readable_field};
@@ -59,7 +59,7 @@ pub fn run(global: &GlobalArgs, args: &DiffArgs) -> Result<Outcome> {
     let conn = store::open_read_only(&db_path(global.db.as_deref())?)?;
     let (from, to) = points(&conn, args.from, args.to, unix_now(global.now))?;
     let rows = diff_rows(
-        differing_keys(&conn, from.id, to.id)?,
+        &differing_keys(&conn, from.id, to.id)?,
         &args.fields.selected(),
     );
     print_diff(from, to, &rows, args.format.row_format(), global.quiet)?;
@@ -74,8 +74,8 @@ pub fn run(global: &GlobalArgs, args: &DiffArgs) -> Result<Outcome> {
 pub fn print_latest(db: &Path) -> Result<()> {
     let conn = store::open_read_only(db)?;
     let (from, to) = points(&conn, None, None, 0)?;
-    let every_field: Vec<usize> = (0..DATA_COLUMNS.len()).collect();
-    let rows = diff_rows(differing_keys(&conn, from.id, to.id)?, &every_field);
+    let every_field = FieldArgs::default().selected();
+    let rows = diff_rows(&differing_keys(&conn, from.id, to.id)?, &every_field);
     let table = RowFormat {
         format: Format::Table,
         headers: true,
@@ -109,61 +109,50 @@ fn points(
 /// The rows for keys whose versions differ, counting only the `fields` (positions in
 /// `DATA_COLUMNS`) for changes: added, then changed, then removed; by id; fields in column
 /// order.
-pub fn diff_rows(keys: Vec<KeyStates>, fields: &[usize]) -> Vec<DiffRow> {
-    let name = DATA_COLUMNS
-        .iter()
-        .position(|c| *c == "name")
-        .expect("a name column");
-    let hint = DATA_COLUMNS
-        .iter()
-        .position(|c| *c == "key_hint")
-        .expect("a key_hint column");
-    let row = |kind, id, values: &[Value], field, old, new| DiffRow {
-        kind,
-        id,
-        name: values[name].clone(),
-        hint: values[hint].clone(),
-        field,
-        old,
-        new,
-    };
-    let mut rows = Vec::new();
-    for key in keys {
-        match (key.old, key.new) {
-            (None, Some(new)) => rows.push(row(
-                Kind::Added,
-                key.id,
-                &new,
-                None,
-                Value::Null,
-                Value::Null,
-            )),
-            (Some(old), None) => rows.push(row(
-                Kind::Removed,
-                key.id,
-                &old,
-                None,
-                Value::Null,
-                Value::Null,
-            )),
-            (Some(old), Some(new)) => {
-                rows.extend(fields.iter().filter(|i| old[**i] != new[**i]).map(|i| {
-                    row(
-                        Kind::Changed,
-                        key.id,
-                        &new,
-                        Some(*i),
-                        old[*i].clone(),
-                        new[*i].clone(),
-                    )
-                }))
-            }
-            (None, None) => {}
-        }
-    }
+pub fn diff_rows(keys: &[KeyStates], fields: &[usize]) -> Vec<DiffRow> {
+    let mut rows: Vec<DiffRow> = keys.iter().flat_map(|key| key_rows(key, fields)).collect();
     // Keys arrive by id and fields in column order; a stable sort groups the kinds.
     rows.sort_by_key(|row| row.kind);
     rows
+}
+
+fn key_rows(key: &KeyStates, fields: &[usize]) -> Vec<DiffRow> {
+    let whole = |kind, data| DiffRow::new(kind, key.id, data, None, Value::Null, Value::Null);
+    match (&key.old, &key.new) {
+        (None, Some(new)) => vec![whole(Kind::Added, new)],
+        (Some(old), None) => vec![whole(Kind::Removed, old)],
+        (Some(old), Some(new)) => fields
+            .iter()
+            .filter(|&&i| old[i] != new[i])
+            .map(|&i| {
+                let (was, is) = (old[i].clone(), new[i].clone());
+                DiffRow::new(Kind::Changed, key.id, new, Some(i), was, is)
+            })
+            .collect(),
+        (None, None) => Vec::new(),
+    }
+}
+
+impl DiffRow {
+    /// A row naming the key by its `data` (all of `DATA_COLUMNS`) at the point it exists.
+    fn new(
+        kind: Kind,
+        id: i64,
+        data: &[Value],
+        field: Option<usize>,
+        old: Value,
+        new: Value,
+    ) -> Self {
+        DiffRow {
+            kind,
+            id,
+            name: data[data_column("name")].clone(),
+            hint: data[data_column("key_hint")].clone(),
+            field,
+            old,
+            new,
+        }
+    }
 }
 
 fn print_diff(
@@ -252,10 +241,6 @@ mod tests {
         KeyStates { id, old, new }
     }
 
-    fn position(column: &str) -> usize {
-        DATA_COLUMNS.iter().position(|c| *c == column).unwrap()
-    }
-
     fn summary(rows: &[DiffRow]) -> Vec<(Kind, i64, Option<&'static str>, Value, Value)> {
         rows.iter()
             .map(|r| {
@@ -274,7 +259,7 @@ mod tests {
     fn kinds_are_grouped_and_fields_compared_null_safely() {
         let every: Vec<usize> = (0..DATA_COLUMNS.len()).collect();
         let mut renamed = key("b", 1, "{}");
-        renamed[position("user_id")] = Value::Integer(7);
+        renamed[data_column("user_id")] = Value::Integer(7);
         let keys = vec![
             states(1, Some(key("gone", 1, "{}")), None),
             states(2, Some(key("a", 1, "{}")), Some(renamed)),
@@ -287,7 +272,7 @@ mod tests {
                 Some(key("x", 1, r#"{"tier":"gold"}"#)),
             ),
         ];
-        let rows = diff_rows(keys, &every);
+        let rows = diff_rows(&keys, &every);
         let text = |s: &str| Value::Text(s.into());
         assert_eq!(
             summary(&rows),
@@ -331,7 +316,7 @@ mod tests {
     #[test]
     fn only_the_selected_fields_count() {
         let keys = vec![states(1, Some(key("a", 1, "{}")), Some(key("b", 2, "{}")))];
-        let rows = diff_rows(keys.clone(), &[position("status")]);
+        let rows = diff_rows(&keys, &[data_column("status")]);
         assert_eq!(
             summary(&rows),
             vec![(
@@ -342,7 +327,7 @@ mod tests {
                 Value::Integer(2)
             )]
         );
-        assert!(diff_rows(keys, &[position("extra")]).is_empty());
+        assert!(diff_rows(&keys, &[data_column("extra")]).is_empty());
     }
 
     #[test]
@@ -352,7 +337,7 @@ mod tests {
             id: 9,
             name: Value::Null,
             hint: Value::Null,
-            field: Some(position("expired_time")),
+            field: Some(data_column("expired_time")),
             old: Value::Integer(-1),
             new: Value::Integer(1_766_102_400),
         };

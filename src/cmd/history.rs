@@ -30,7 +30,7 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> Result<()> {
     let conn = store::open_read_only(&db_path(global.db.as_deref())?)?;
     let key = find_key(&conn, &args.key)?;
     let versions = versions(&conn, key.id)?;
-    if versions.is_empty() && !global.quiet {
+    if versions.is_empty() {
         tracing::warn!(
             "key {} has no versions left: `keysync prune` deleted them",
             key.id

@@ -24,11 +24,18 @@ pub fn run(global: &GlobalArgs, args: &SyncsArgs) -> Result<()> {
 
 /// The time as a date and the duration as `1m 5s`, for people.
 fn make_readable(row: &mut [Value]) {
-    if let Value::Integer(started) = row[1] {
-        row[1] = Value::Text(readable_time(started));
+    let column = |name: &str| {
+        SYNC_LOG_COLUMNS
+            .iter()
+            .position(|c| *c == name)
+            .expect("a sync log column")
+    };
+    let (time, duration) = (column("time"), column("duration"));
+    if let Value::Integer(started) = row[time] {
+        row[time] = Value::Text(readable_time(started));
     }
-    if let Value::Integer(seconds) = row[7] {
-        let duration = Duration::from_secs(seconds.max(0) as u64);
-        row[7] = Value::Text(humantime::format_duration(duration).to_string());
+    if let Value::Integer(seconds) = row[duration] {
+        let seconds = Duration::from_secs(seconds.max(0) as u64);
+        row[duration] = Value::Text(humantime::format_duration(seconds).to_string());
     }
 }

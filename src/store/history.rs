@@ -147,10 +147,9 @@ pub struct Version {
     pub values: Vec<Value>,
 }
 
-/// Every stored version of key `id`, oldest first (a primary-key range).
-pub fn versions(conn: &Connection, id: i64) -> Result<Vec<Version>> {
-    let context = "cannot read the key's versions";
-    let sql = format!(
+/// `?1` is the key id: a range of the primary key.
+fn versions_sql() -> String {
+    format!(
         "SELECT v.valid_from_sync, f.started_at, v.valid_to_sync, t.started_at, v.changed, {}
          FROM key_versions AS v
          LEFT JOIN syncs AS f ON f.id = v.valid_from_sync
@@ -158,8 +157,13 @@ pub fn versions(conn: &Connection, id: i64) -> Result<Vec<Version>> {
          WHERE v.key_id = ?1
          ORDER BY v.valid_from_sync",
         quoted_columns("v.")
-    );
-    let mut statement = conn.prepare(&sql).db(context)?;
+    )
+}
+
+/// Every stored version of key `id`, oldest first.
+pub fn versions(conn: &Connection, id: i64) -> Result<Vec<Version>> {
+    let context = "cannot read the key's versions";
+    let mut statement = conn.prepare(&versions_sql()).db(context)?;
     let rows = statement
         .query_map([id], |row| {
             let changed: String = row.get(4)?;
@@ -179,4 +183,66 @@ pub fn versions(conn: &Connection, id: i64) -> Result<Vec<Version>> {
         })
         .db(context)?;
     rows.collect::<rusqlite::Result<_>>().db(context)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::migrated_in_memory;
+
+    /// The steps of SQLite's plan for `sql`, e.g. `SEARCH a USING PRIMARY KEY (key_id=? ...)`.
+    fn query_plan(conn: &Connection, sql: &str) -> Vec<String> {
+        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let parameters = vec![1; statement.parameter_count()];
+        statement
+            .query_map(rusqlite::params_from_iter(parameters), |row| row.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    /// The history grows by every change of every key; reading it must cost index seeks per
+    /// key, never a pass over all of `key_versions`.
+    #[test]
+    fn reading_the_history_never_scans_key_versions() {
+        let conn = migrated_in_memory();
+        for sql in [differing_keys_sql(), versions_sql()] {
+            let plan = query_plan(&conn, &sql);
+            let scans: Vec<&String> = plan
+                .iter()
+                .filter(|step| step.starts_with("SCAN") && step.as_str() != "SCAN keys")
+                .collect();
+            assert!(scans.is_empty(), "{plan:#?}");
+            assert!(
+                plan.iter()
+                    .any(|step| step.contains("USING PRIMARY KEY (key_id=?"))
+            );
+        }
+    }
+
+    #[test]
+    fn names_find_one_key_or_say_which() {
+        let conn = migrated_in_memory();
+        conn.execute_batch(
+            "INSERT INTO keys (id, name, first_seen_sync, removed_sync) VALUES
+                 (1, 'ci', 1, NULL), (2, '7', 1, NULL), (7, 'prod', 2, NULL), (8, 'prod', 3, 4);",
+        )
+        .unwrap();
+        let key = |id, first_seen_sync| KeyRef {
+            id,
+            first_seen_sync,
+        };
+        assert_eq!(find_key(&conn, "ci").unwrap(), key(1, 1));
+        assert_eq!(
+            find_key(&conn, "7").unwrap(),
+            key(7, 2),
+            "an id wins over a name"
+        );
+        assert_eq!(find_key(&conn, "2").unwrap(), key(2, 1));
+        let shared = find_key(&conn, "prod").unwrap_err().to_string();
+        assert_eq!(
+            shared,
+            "2 keys are named \"prod\": 7, 8 (removed at sync 4); pass the id instead"
+        );
+    }
 }

@@ -158,3 +158,13 @@ fn check_schema_version(conn: &Connection, path: &Path) -> Result<()> {
 pub(crate) fn quoted_columns(prefix: &str) -> String {
     DATA_COLUMNS.map(|c| format!("{prefix}\"{c}\"")).join(", ")
 }
+
+/// An in-memory database with the real schema, for unit tests.
+#[cfg(test)]
+pub(crate) fn migrated_in_memory() -> Connection {
+    let mut conn = Connection::open_in_memory().expect("an in-memory database");
+    embedded::migrations::runner()
+        .run(&mut conn)
+        .expect("the migrations run");
+    conn
+}

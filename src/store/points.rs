@@ -186,21 +186,18 @@ fn last_good_at(conn: &Connection, time: i64) -> Result<SyncPoint> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::migrated_in_memory;
     use rusqlite::params;
     use std::time::Duration;
 
-    /// Syncs 3 to 7 (1 and 2 pruned), an hour apart from 10:00; sync 5 failed.
+    /// Syncs 3 to 7 (1 and 2 pruned), an hour apart from 03:00; sync 5 failed.
     fn log() -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(
-            "CREATE TABLE syncs (id INTEGER PRIMARY KEY, started_at INTEGER, finished_at INTEGER,
-                                 status TEXT, keys_seen, added, changed, removed, error);",
-        )
-        .unwrap();
+        let conn = migrated_in_memory();
         for id in 3..=7 {
             let status = if id == 5 { "failed" } else { "ok" };
             conn.execute(
-                "INSERT INTO syncs VALUES (?1, ?2, ?2 + 3, ?3, 10, 0, 0, 0, NULL)",
+                "INSERT INTO syncs (id, started_at, finished_at, status, base_url, keys_seen)
+                 VALUES (?1, ?2, ?2 + 3, ?3, 'http://127.0.0.1:1', 10)",
                 params![id, 1_766_102_400 + 3600 * id, status],
             )
             .unwrap();

@@ -102,18 +102,18 @@ fn disk_size(path: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::migrated_in_memory;
 
     /// Key 1 changes at every sync 1..=4; key 2 lives 1..3 and is removed at 3; key 3 is added
     /// at 4. Sync 3 failed, so no version names it; syncs start an hour apart.
     fn history() -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
+        let conn = migrated_in_memory();
         conn.execute_batch(
-            "CREATE TABLE syncs (id INTEGER PRIMARY KEY, started_at INTEGER, status TEXT);
-             CREATE TABLE key_versions (key_id, valid_from_sync, valid_to_sync);
-             INSERT INTO syncs VALUES (1, 3600, 'ok'), (2, 7200, 'ok'), (3, 10800, 'failed'),
-                                      (4, 14400, 'ok'), (5, 18000, 'partial');
-             INSERT INTO key_versions VALUES (1, 1, 2), (1, 2, 4), (1, 4, NULL),
-                                             (2, 1, 4), (3, 4, NULL);",
+            "INSERT INTO syncs (id, started_at, status, base_url) VALUES
+                 (1, 3600, 'ok', 'x'), (2, 7200, 'ok', 'x'), (3, 10800, 'failed', 'x'),
+                 (4, 14400, 'ok', 'x'), (5, 18000, 'partial', 'x');
+             INSERT INTO key_versions (key_id, valid_from_sync, valid_to_sync) VALUES
+                 (1, 1, 2), (1, 2, 4), (1, 4, NULL), (2, 1, 4), (3, 4, NULL);",
         )
         .unwrap();
         conn
