@@ -14,7 +14,7 @@ use rusqlite::types::Value;
 use crate::api::model::{DATA_COLUMNS, data_column};
 use crate::cli::{DiffArgs, FieldArgs, GlobalArgs};
 use crate::config::{SyncRef, db_path, unix_now};
-use crate::error::{Error, Outcome, Result};
+use crate::error::{DbContext, Error, Outcome, Result};
 use crate::output::{Format, RowFormat, print_line, print_rows, readable_field};
 use crate::store;
 use crate::store::history::{KeyStates, differing_keys};
@@ -56,7 +56,10 @@ pub struct DiffRow {
 }
 
 pub fn run(global: &GlobalArgs, args: &DiffArgs) -> Result<Outcome> {
-    let conn = store::open_read_only(&db_path(global.db.as_deref())?)?;
+    let mut conn = store::open_read_only(&db_path(global.db.as_deref())?)?;
+    // One read transaction: a prune that commits meanwhile cannot delete a resolved point's
+    // versions between resolving it and reading its state.
+    let conn = conn.transaction().db("cannot start reading")?;
     let (from, to) = points(&conn, args.from, args.to, unix_now(global.now))?;
     let rows = diff_rows(
         &differing_keys(&conn, from.id, to.id)?,
@@ -72,7 +75,8 @@ pub fn run(global: &GlobalArgs, args: &DiffArgs) -> Result<Outcome> {
 
 /// Prints, as a table, the diff between the two most recent good syncs of `db` (for `demo`).
 pub fn print_latest(db: &Path) -> Result<()> {
-    let conn = store::open_read_only(db)?;
+    let mut conn = store::open_read_only(db)?;
+    let conn = conn.transaction().db("cannot start reading")?;
     let (from, to) = points(&conn, None, None, 0)?;
     let every_field = FieldArgs::default().selected();
     let rows = diff_rows(&differing_keys(&conn, from.id, to.id)?, &every_field);
