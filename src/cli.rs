@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Profile, parse_duration, parse_time};
+use crate::api::model::DATA_COLUMNS;
+use crate::config::{Profile, SyncRef, parse_duration, parse_field, parse_sync_ref, parse_time};
 use crate::error::EXIT_CODES_HELP;
 use crate::output::{Format, RowFormat};
 
@@ -60,6 +61,28 @@ pub enum Command {
     /// Pull twice from a built-in fake CometAPI on 127.0.0.1: no account, no network
     #[command(after_help = EXIT_CODES_HELP)]
     Demo(DemoArgs),
+    /// The sync log, newest first: when each pull ran, what it found, how it ended
+    ///
+    /// Columns: id, time, status, keys, added, changed, removed, duration (seconds), error.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Syncs(SyncsArgs),
+    /// What changed between two syncs: one row per added or removed key, one per changed field
+    ///
+    /// FROM and TO are each a sync id, an RFC 3339 time (the last good sync that started at or
+    /// before it) or a duration ago (`24h`, `7d`). Without them: the two most recent good syncs;
+    /// FROM alone: from there to the latest. Failed syncs are never a point. Values appear as
+    /// stored (booleans 0/1, `extra` as one JSON field); table and markdown show times readable.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Diff(DiffArgs),
+    /// Every recorded version of one key, oldest first, with the syncs it was valid between
+    #[command(after_help = EXIT_CODES_HELP)]
+    History(HistoryArgs),
+    /// Delete history older than a retention period; the state at every kept sync is unchanged
+    ///
+    /// Deletes the syncs that started before the cutoff and the key versions that ended at or
+    /// before the oldest kept sync. The latest good sync is always kept. Takes the pull lock.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Prune(PruneArgs),
     /// Print a shell completion script, e.g. `keysync completions bash > ~/.local/share/bash-completion/completions/keysync`
     Completions(CompletionsArgs),
 }
@@ -112,6 +135,85 @@ pub struct DemoArgs {
     /// How many keys the fake account starts with
     #[arg(long, default_value_t = 300, value_name = "N")]
     pub keys: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncsArgs {
+    /// Show at most this many syncs (0: all)
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub limit: u32,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier point: sync id, RFC 3339 time or duration ago [default: the second most
+    /// recent good sync]
+    #[arg(value_name = "FROM", value_parser = parse_sync_ref)]
+    pub from: Option<SyncRef>,
+    /// The later point [default: the most recent good sync]
+    #[arg(value_name = "TO", value_parser = parse_sync_ref)]
+    pub to: Option<SyncRef>,
+    /// Exit 1 when there are differences (0 when there are none), for cron alerts
+    #[arg(long)]
+    pub exit_code: bool,
+    #[command(flatten)]
+    pub fields: FieldArgs,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The key: its id, or its exact (current or last) name
+    #[arg(value_name = "KEY")]
+    pub key: String,
+    #[command(flatten)]
+    pub fields: FieldArgs,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Keep the syncs that started within this long before now, e.g. 90d
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub keep: Duration,
+    /// Print what would be deleted, and delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Afterwards, rewrite the database file to give the freed space back to the disk
+    #[arg(long)]
+    pub vacuum: bool,
+    /// Wait up to this long for a running pull's lock instead of exiting 5 at once
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait: Option<Duration>,
+}
+
+/// `--fields` / `--ignore`: which of the versioned data fields a command looks at.
+#[derive(Clone, Debug, Default, Args)]
+pub struct FieldArgs {
+    /// Only these fields, comma-separated (e.g. status,expired_time)
+    #[arg(long, value_name = "FIELD,...", value_delimiter = ',', value_parser = parse_field,
+          conflicts_with = "ignore")]
+    pub fields: Vec<&'static str>,
+    /// Every field but these, comma-separated (e.g. accessed_time,used_quota,remain_quota)
+    #[arg(long, value_name = "FIELD,...", value_delimiter = ',', value_parser = parse_field)]
+    pub ignore: Vec<&'static str>,
+}
+
+impl FieldArgs {
+    /// The positions in `DATA_COLUMNS` of the selected fields, in column order.
+    pub fn selected(&self) -> Vec<usize> {
+        DATA_COLUMNS
+            .iter()
+            .enumerate()
+            .filter(|(_, name)| self.fields.is_empty() || self.fields.contains(name))
+            .filter(|(_, name)| !self.ignore.contains(name))
+            .map(|(i, _)| i)
+            .collect()
+    }
 }
 
 /// `--format` and `--no-headers`, shared by every command that prints rows.

@@ -1,7 +1,8 @@
 //! The one error type of keysync and the exit code each kind maps to.
 //!
 //! Every failure a user can meet is one of these variants; `main` turns it into an exit code
-//! through [`Error::exit_code`] and nowhere else. Messages say what went wrong and what to do
+//! through [`Error::exit_code`], and a command that ran through its [`Outcome`], and nowhere
+//! else. Messages say what went wrong and what to do
 //! next, and never carry the access token.
 
 use std::process::ExitCode;
@@ -63,6 +64,23 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How a command that did not fail ended. An alarm is not an error: the command did what was
+/// asked and found what the user asked to be told about (`diff --exit-code` found differences).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Alarm,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> ExitCode {
+        ExitCode::from(match self {
+            Outcome::Success => exit::SUCCESS,
+            Outcome::Alarm => exit::ALARM,
+        })
+    }
+}
 
 impl Error {
     pub fn exit_code(&self) -> ExitCode {

@@ -20,10 +20,11 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command, GlobalArgs};
-use crate::error::{Error, Result};
+use crate::error::{Error, Outcome, Result};
 
-/// Runs one command to completion.
-pub fn run(mut cli: Cli) -> Result<()> {
+/// Runs one command to completion. An alarm the user asked for (`diff --exit-code`) is an
+/// [`Outcome`], not an error.
+pub fn run(mut cli: Cli) -> Result<Outcome> {
     cli.global.profile_settings =
         config::file::load_profile(cli.global.config.as_deref(), cli.global.profile.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -32,11 +33,20 @@ pub fn run(mut cli: Cli) -> Result<()> {
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
         match &cli.command {
-            Command::Pull(args) => cmd::pull::run(&cli.global, args).await,
-            Command::Demo(args) => cmd::demo::run(&cli.global, args).await,
-            Command::Completions(args) => cmd::completions::run(args),
+            Command::Pull(args) => cmd::pull::run(&cli.global, args).await.map(success),
+            Command::Demo(args) => cmd::demo::run(&cli.global, args).await.map(success),
+            Command::Syncs(args) => cmd::syncs::run(&cli.global, args).map(success),
+            Command::Diff(args) => cmd::diff::run(&cli.global, args),
+            Command::History(args) => cmd::history::run(&cli.global, args).map(success),
+            Command::Prune(args) => cmd::prune::run(&cli.global, args).map(success),
+            Command::Completions(args) => cmd::completions::run(args).map(success),
         }
     })
+}
+
+/// Most commands either succeed or fail; only some can raise an alarm.
+fn success((): ()) -> Outcome {
+    Outcome::Success
 }
 
 /// Logs go to stderr, warnings by default; `-v` adds info, `-vv` debug, `-vvv` trace. Only

@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     keysync::init_logging(&cli.global);
     match std::panic::catch_unwind(move || keysync::run(cli)) {
-        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Ok(outcome)) => outcome.exit_code(),
         Ok(Err(error)) => {
             eprintln!("keysync: error: {error}");
             error.exit_code()

@@ -13,6 +13,7 @@ use clap::ValueEnum;
 use rusqlite::types::Value;
 use serde_json::Value as Json;
 
+use crate::api::model::TIME_COLUMNS;
 use crate::error::{Error, Result};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -30,6 +31,35 @@ pub enum Format {
     Jsonl,
     /// A GitHub-flavoured Markdown table
     Markdown,
+}
+
+impl Format {
+    /// Table and Markdown are read by people, so commands show times there as text; the other
+    /// formats keep the stored values for the tools that read them.
+    pub fn is_for_people(self) -> bool {
+        matches!(self, Format::Table | Format::Markdown)
+    }
+}
+
+/// A unix time as people read it, `2025-12-19 08:00:00Z` (UTC; RFC 3339, so `diff` accepts it
+/// back). `-1` is the API's "never" (e.g. `expired_time`).
+pub fn readable_time(unix: i64) -> String {
+    if unix == -1 {
+        return "never".to_string();
+    }
+    chrono::DateTime::from_timestamp(unix, 0).map_or_else(
+        || unix.to_string(),
+        |t| t.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+    )
+}
+
+/// A data field's value as people read it: the unix times of [`TIME_COLUMNS`] as dates,
+/// everything else as stored.
+pub fn readable_field(column: &str, value: Value) -> Value {
+    match value {
+        Value::Integer(time) if TIME_COLUMNS.contains(&column) => Value::Text(readable_time(time)),
+        other => other,
+    }
 }
 
 /// How rows are printed, from `--format` and `--no-headers`.

@@ -57,6 +57,17 @@ pub const DATA_COLUMNS: [&str; 17] = [
     "extra",
 ];
 
+/// The position of a data column in [`DATA_COLUMNS`]; the name must be one of them.
+pub fn data_column(name: &str) -> usize {
+    DATA_COLUMNS
+        .iter()
+        .position(|column| *column == name)
+        .unwrap_or_else(|| panic!("{name} is not a data column"))
+}
+
+/// The data columns that hold unix times (`expired_time` -1 means never).
+pub const TIME_COLUMNS: [&str; 3] = ["created_time", "accessed_time", "expired_time"];
+
 /// One key as one listing observed it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KeyRecord {

@@ -1,6 +1,6 @@
 //! `keysync demo`: the newcomer's first command. It starts the fake CometAPI on 127.0.0.1,
 //! pulls from it over HTTP through the production code path, changes keys upstream, pulls again
-//! and prints both summaries. No token, no network.
+//! and prints both summaries and the diff between them. No token, no network.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -63,6 +63,7 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<()> {
     pulled(pull(&options, false, std::future::pending()).await?)?.print(args.json, global.quiet)?;
     if !global.quiet && !args.json {
         print_line(&format!("database: {}", db.display()))?;
+        crate::cmd::diff::print_latest(&db)?;
     }
     Ok(())
 }

@@ -2,4 +2,8 @@
 
 pub mod completions;
 pub mod demo;
+pub mod diff;
+pub mod history;
+pub mod prune;
 pub mod pull;
+pub mod syncs;

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::api::ApiOptions;
+use crate::api::model::DATA_COLUMNS;
 use crate::cli::{GlobalArgs, PullArgs};
 use crate::error::{Error, Result};
 
@@ -216,6 +217,51 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     })
 }
 
+/// A point in the history named on the command line: `diff FROM TO`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncRef {
+    /// A sync id, as `keysync syncs` lists them.
+    Id(i64),
+    /// The last good sync that started at or before this unix time.
+    At(i64),
+    /// The last good sync that started at or before this long before now.
+    Ago(Duration),
+}
+
+/// A diff point: a number is a sync id, then an RFC 3339 time, then a duration ago.
+pub fn parse_sync_ref(text: &str) -> Result<SyncRef, String> {
+    let text = text.trim();
+    if let Ok(id) = text.parse::<i64>() {
+        return Ok(SyncRef::Id(id));
+    }
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(SyncRef::At(time.timestamp()));
+    }
+    humantime::parse_duration(text)
+        .map(SyncRef::Ago)
+        .map_err(|_| {
+            format!(
+                "expected a sync id (see `keysync syncs`), an RFC 3339 time such as \
+             2025-12-19T08:00:00Z, or a duration ago such as 24h or 7d; got {text:?}"
+            )
+        })
+}
+
+/// One of the versioned data fields, by its column name.
+pub fn parse_field(text: &str) -> Result<&'static str, String> {
+    let text = text.trim();
+    DATA_COLUMNS
+        .iter()
+        .find(|column| **column == text)
+        .copied()
+        .ok_or_else(|| {
+            format!(
+                "unknown field {text:?}; the fields are: {}",
+                DATA_COLUMNS.join(", ")
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +284,29 @@ mod tests {
         assert_eq!(parse_time("2025-12-19T00:00:00Z"), Ok(1_766_102_400));
         assert_eq!(parse_time("2025-12-19T08:00:00+08:00"), Ok(1_766_102_400));
         assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn sync_refs_are_ids_then_times_then_durations() {
+        assert_eq!(parse_sync_ref("12"), Ok(SyncRef::Id(12)));
+        assert_eq!(
+            parse_sync_ref("2025-12-19 00:00:00Z"),
+            Ok(SyncRef::At(1_766_102_400))
+        );
+        assert_eq!(
+            parse_sync_ref("24h"),
+            Ok(SyncRef::Ago(Duration::from_secs(86_400)))
+        );
+        assert!(parse_sync_ref("yesterday").unwrap_err().contains("sync id"));
+    }
+
+    #[test]
+    fn fields_are_data_columns() {
+        assert_eq!(parse_field("accessed_time"), Ok("accessed_time"));
+        assert_eq!(parse_field("group"), Ok("group"));
+        let error = parse_field("quota").unwrap_err();
+        assert!(error.starts_with("unknown field \"quota\"; the fields are: user_id, name,"));
+        assert!(parse_field("id").is_err(), "the id is the key, not a field");
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The SQLite file: opening it (pragmas, migrations, schema checks) in one place, the pull lock,
-//! and the writes a pull makes.
+//! the writes a pull makes, reading the history back, and pruning it.
 
+pub mod history;
 pub mod lock;
+pub mod points;
+pub mod prune;
 pub mod sync;
 
 use std::path::Path;
@@ -9,6 +12,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
+use crate::api::model::DATA_COLUMNS;
 use crate::error::{DbContext, Error, Result};
 
 mod embedded {
@@ -33,12 +37,7 @@ pub fn open(path: &Path) -> Result<Connection> {
 
 /// Opens an existing database without the right to change it, as `query` and friends do.
 pub fn open_read_only(path: &Path) -> Result<Connection> {
-    if !path.exists() {
-        return Err(Error::DatabaseState(format!(
-            "no database at {}: run `keysync pull` first (or pass --db PATH)",
-            path.display()
-        )));
-    }
+    require_existing(path)?;
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -48,6 +47,17 @@ pub fn open_read_only(path: &Path) -> Result<Connection> {
         .db("cannot set the busy timeout")?;
     check_schema_version(&conn, path)?;
     Ok(conn)
+}
+
+/// Refuses a missing database rather than creating an empty one, for every command but `pull`.
+pub fn require_existing(path: &Path) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    Err(Error::DatabaseState(format!(
+        "no database at {}: run `keysync pull` first (or pass --db PATH)",
+        path.display()
+    )))
 }
 
 /// Creates an empty database file with mode 0600, and its folder, unless it exists.
@@ -141,4 +151,20 @@ fn check_schema_version(conn: &Connection, path: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The data columns for SQL, quoted (`group` is an SQL keyword) and each prefixed with `prefix`
+/// (`""`, or a table alias such as `"v."`): `v."user_id", v."name", ...`.
+pub(crate) fn quoted_columns(prefix: &str) -> String {
+    DATA_COLUMNS.map(|c| format!("{prefix}\"{c}\"")).join(", ")
+}
+
+/// An in-memory database with the real schema, for unit tests.
+#[cfg(test)]
+pub(crate) fn migrated_in_memory() -> Connection {
+    let mut conn = Connection::open_in_memory().expect("an in-memory database");
+    embedded::migrations::runner()
+        .run(&mut conn)
+        .expect("the migrations run");
+    conn
 }

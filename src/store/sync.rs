@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::api::model::DATA_COLUMNS;
 use crate::api::{Listing, Page, PageSink};
 use crate::error::{DbContext, Result};
+use crate::store::quoted_columns;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -73,12 +74,6 @@ pub fn fail_sync(conn: &Connection, sync: i64, now: i64, error: &str) -> Result<
     Ok(())
 }
 
-/// `"user_id", "name", ...` with an optional table prefix: the data columns, quoted
-/// (`group` is an SQL keyword).
-fn columns(prefix: &str) -> String {
-    DATA_COLUMNS.map(|c| format!("{prefix}\"{c}\"")).join(", ")
-}
-
 /// The listed keys of this pull, in `temp.staged`: one row per id, the latest observation.
 pub struct Staging<'c> {
     conn: &'c Connection,
@@ -94,7 +89,7 @@ impl<'c> Staging<'c> {
         conn.execute_batch(&format!(
             "DROP TABLE IF EXISTS temp.staged;
              CREATE TEMP TABLE staged (id INTEGER PRIMARY KEY, pass, secret, {});",
-            columns("")
+            quoted_columns("")
         ))
         .db(context)?;
         let placeholders = vec!["?"; DATA_COLUMNS.len() + 3].join(", ");
@@ -102,7 +97,7 @@ impl<'c> Staging<'c> {
             conn,
             insert_sql: format!(
                 "INSERT OR REPLACE INTO temp.staged (id, pass, secret, {}) VALUES ({placeholders})",
-                columns("")
+                quoted_columns("")
             ),
             store_secrets,
         })
@@ -199,7 +194,7 @@ fn classify(tx: &Transaction<'_>, consistent: bool) -> Result<()> {
 /// Closes the versions that end at this sync, then writes the new state and opens a version
 /// for every added, restored or changed key. Each statement touches only `temp.delta`'s keys.
 fn write_changes(tx: &Transaction<'_>, sync: i64) -> Result<()> {
-    let (plain, staged) = (columns(""), columns("s."));
+    let (plain, staged) = (quoted_columns(""), quoted_columns("s."));
     let assignments = DATA_COLUMNS
         .map(|c| format!("\"{c}\" = s.\"{c}\""))
         .join(", ");

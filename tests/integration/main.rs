@@ -2,6 +2,7 @@
 //! 127.0.0.1, with a temporary database and a cleaned environment. No test reaches the internet.
 
 mod common;
+mod diff;
 mod integrity;
 mod operations;
 mod pull;

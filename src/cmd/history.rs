@@ -1,0 +1,108 @@
+//! `keysync history KEY`: every recorded version of one key, oldest first.
+//!
+//! One row per version: the syncs it was valid from and to (with their start times), how it
+//! began (`added`, `changed`, `restored`) and ended (`changed`, `removed`, or NULL while it is
+//! current), the fields that differ from the previous version, and its data. A removal is not
+//! a row of its own: the version's end shows it.
+
+use rusqlite::types::Value;
+
+use crate::api::model::DATA_COLUMNS;
+use crate::cli::{GlobalArgs, HistoryArgs};
+use crate::config::db_path;
+use crate::error::Result;
+use crate::output::{print_rows, readable_field, readable_time};
+use crate::store;
+use crate::store::history::{KeyRef, Version, find_key, versions};
+
+/// The columns before the data fields, in order.
+const RANGE_COLUMNS: [&str; 7] = [
+    "from_sync",
+    "from_time",
+    "to_sync",
+    "to_time",
+    "start",
+    "end",
+    "changed",
+];
+
+pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> Result<()> {
+    let conn = store::open_read_only(&db_path(global)?)?;
+    let key = find_key(&conn, &args.key)?;
+    let versions = versions(&conn, key.id)?;
+    if versions.is_empty() {
+        tracing::warn!(
+            "key {} has no versions left: `keysync prune` deleted them",
+            key.id
+        );
+    }
+    let fields = args.fields.selected();
+    let columns: Vec<String> = RANGE_COLUMNS
+        .iter()
+        .chain(fields.iter().map(|i| &DATA_COLUMNS[*i]))
+        .map(|c| c.to_string())
+        .collect();
+    let for_people = args.format.format.is_for_people();
+    let rows = (0..versions.len()).map(|i| {
+        let (previous, next) = (i.checked_sub(1).map(|p| &versions[p]), versions.get(i + 1));
+        Ok(row(&key, &versions[i], previous, next, &fields, for_people))
+    });
+    print_rows(args.format.row_format(), &columns, rows)
+}
+
+fn row(
+    key: &KeyRef,
+    version: &Version,
+    previous: Option<&Version>,
+    next: Option<&Version>,
+    fields: &[usize],
+    for_people: bool,
+) -> Vec<Value> {
+    let time = |t: Option<i64>| match t {
+        Some(t) if for_people => Value::Text(readable_time(t)),
+        other => other.map_or(Value::Null, Value::Integer),
+    };
+    let mut values = vec![
+        Value::Integer(version.from_sync),
+        time(version.from_time),
+        version.to_sync.map_or(Value::Null, Value::Integer),
+        time(version.to_time),
+        Value::Text(start(key, version, previous).to_string()),
+        end(version, next).map_or(Value::Null, |e| Value::Text(e.to_string())),
+        Value::Text(version.changed.join(", ")),
+    ];
+    values.extend(fields.iter().map(|i| {
+        let value = version.values[*i].clone();
+        if for_people {
+            readable_field(DATA_COLUMNS[*i], value)
+        } else {
+            value
+        }
+    }));
+    values
+}
+
+/// How a version began. Without a previous version (pruned), a version that names no changed
+/// field can only be a restore: every other version after the first names what changed.
+fn start(key: &KeyRef, version: &Version, previous: Option<&Version>) -> &'static str {
+    if version.from_sync == key.first_seen_sync {
+        return "added";
+    }
+    match previous {
+        Some(previous) if previous.to_sync == Some(version.from_sync) => "changed",
+        Some(_) => "restored",
+        None if version.changed.is_empty() => "restored",
+        None => "changed",
+    }
+}
+
+/// How a version ended: replaced by the next one at the same sync, or removed; `None` while
+/// it is current.
+fn end(version: &Version, next: Option<&Version>) -> Option<&'static str> {
+    let to = version.to_sync?;
+    Some(if next.is_some_and(|n| n.from_sync == to) {
+        "changed"
+    } else {
+        "removed"
+    })
+}

@@ -1,0 +1,41 @@
+//! `keysync syncs`: the sync log, newest first.
+
+use std::time::Duration;
+
+use rusqlite::types::Value;
+
+use crate::cli::{GlobalArgs, SyncsArgs};
+use crate::config::db_path;
+use crate::error::Result;
+use crate::output::{print_rows, readable_time};
+use crate::store;
+use crate::store::points::{SYNC_LOG_COLUMNS, sync_log};
+
+pub fn run(global: &GlobalArgs, args: &SyncsArgs) -> Result<()> {
+    let conn = store::open_read_only(&db_path(global)?)?;
+    let limit = (args.limit > 0).then_some(args.limit);
+    let mut rows = sync_log(&conn, limit)?;
+    if args.format.format.is_for_people() {
+        rows.iter_mut().for_each(|row| make_readable(row));
+    }
+    let columns = SYNC_LOG_COLUMNS.map(String::from);
+    print_rows(args.format.row_format(), &columns, rows.into_iter().map(Ok))
+}
+
+/// The time as a date and the duration as `1m 5s`, for people.
+fn make_readable(row: &mut [Value]) {
+    let column = |name: &str| {
+        SYNC_LOG_COLUMNS
+            .iter()
+            .position(|c| *c == name)
+            .expect("a sync log column")
+    };
+    let (time, duration) = (column("time"), column("duration"));
+    if let Value::Integer(started) = row[time] {
+        row[time] = Value::Text(readable_time(started));
+    }
+    if let Value::Integer(seconds) = row[duration] {
+        let seconds = Duration::from_secs(seconds.max(0) as u64);
+        row[duration] = Value::Text(humantime::format_duration(seconds).to_string());
+    }
+}
