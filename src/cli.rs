@@ -83,6 +83,12 @@ pub enum Command {
     /// before the oldest kept sync. The latest good sync is always kept. Takes the pull lock.
     #[command(after_help = EXIT_CODES_HELP)]
     Prune(PruneArgs),
+    /// The database at a glance: size, schema, key counts, the last sync and the last good one
+    ///
+    /// With --max-age, exit 1 when the last good sync (ok or partial) is older than that, or the
+    /// last sync failed: point monitoring at `keysync status --max-age 2h`.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Status(StatusArgs),
     /// Print a shell completion script, e.g. `keysync completions bash > ~/.local/share/bash-completion/completions/keysync`
     Completions(CompletionsArgs),
 }
@@ -251,4 +257,14 @@ pub struct CompletionsArgs {
     /// The shell to complete for
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Exit 1 when the last good sync is older than this, or the last sync failed
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_age: Option<Duration>,
+    /// Print the status as one JSON object
+    #[arg(long)]
+    pub json: bool,
 }

@@ -39,6 +39,7 @@ pub fn run(mut cli: Cli) -> Result<Outcome> {
             Command::Diff(args) => cmd::diff::run(&cli.global, args),
             Command::History(args) => cmd::history::run(&cli.global, args).map(success),
             Command::Prune(args) => cmd::prune::run(&cli.global, args).map(success),
+            Command::Status(args) => cmd::status::run(&cli.global, args),
             Command::Completions(args) => cmd::completions::run(args).map(success),
         }
     })

@@ -68,6 +68,17 @@ pub fn data_column(name: &str) -> usize {
 /// The data columns that hold unix times (`expired_time` -1 means never).
 pub const TIME_COLUMNS: [&str; 3] = ["created_time", "accessed_time", "expired_time"];
 
+/// The upstream meaning of a key's `status`.
+pub fn status_name(status: i64) -> String {
+    match status {
+        1 => "enabled".to_string(),
+        2 => "disabled".to_string(),
+        3 => "expired".to_string(),
+        4 => "exhausted".to_string(),
+        other => format!("status {other}"),
+    }
+}
+
 /// One key as one listing observed it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KeyRecord {

@@ -6,4 +6,5 @@ pub mod diff;
 pub mod history;
 pub mod prune;
 pub mod pull;
+pub mod status;
 pub mod syncs;

@@ -5,6 +5,7 @@ pub mod history;
 pub mod lock;
 pub mod points;
 pub mod prune;
+pub mod status;
 pub mod sync;
 
 use std::path::Path;

@@ -383,3 +383,116 @@ fn completions_are_generated_for_every_shell() {
         );
     }
 }
+
+// status ----------------------------------------------------------------------------------------
+
+fn status(h: &Harness, args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let output = h
+        .keysync()
+        .arg("status")
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
+    (output.status.code(), report, stderr(&output))
+}
+
+#[test]
+fn status_reports_counts_and_syncs_and_alarms_on_stale_or_failed_data() {
+    let h = Harness::with_keys(40);
+    let t0 = NOW;
+    h.pull(&["--now", &t0.to_string()]);
+    h.server.account().remove(3);
+    h.server.account().set(4, "status", serde_json::json!(2));
+    h.pull(&["--now", &(t0 + 600).to_string()]);
+
+    // Fresh: 10 minutes old, max age 1h.
+    let (code, report, _) = status(&h, &["--max-age", "1h", "--now", &(t0 + 1200).to_string()]);
+    assert_eq!(code, Some(0));
+    assert_eq!(report["keys"]["live"], 39);
+    assert_eq!(report["keys"]["removed"], 1);
+    let by_status = report["keys"]["by_status"].as_object().unwrap();
+    assert_eq!(
+        by_status.values().map(|n| n.as_i64().unwrap()).sum::<i64>(),
+        39
+    );
+    assert_eq!(report["last_sync"]["id"], 2);
+    assert_eq!(report["last_sync"]["removed"], 1);
+    assert_eq!(report["last_good_sync"]["age_seconds"], 600);
+    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["alarm"], serde_json::Value::Null);
+    assert_eq!(report["database"], h.db.display().to_string());
+
+    // Stale: three hours later, max age 2h.
+    let (code, report, err) = status(
+        &h,
+        &[
+            "--max-age",
+            "2h",
+            "--now",
+            &(t0 + 600 + 3 * 3600).to_string(),
+        ],
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("the last good sync (2) is 3h 0m old, more than --max-age 2h"),
+        "{err}"
+    );
+    assert!(report["alarm"].as_str().unwrap().contains("3h 0m old"));
+    // Without --max-age the same data is no alarm.
+    assert_eq!(
+        status(&h, &["--now", &(t0 + 600 + 3 * 3600).to_string()]).0,
+        Some(0)
+    );
+
+    // Last pull failed: an alarm however fresh the last good sync is.
+    h.server.account().faults.success_false_page = Some(1);
+    assert_eq!(
+        h.pull_output(&["--now", &(t0 + 900).to_string()])
+            .status
+            .code(),
+        Some(4)
+    );
+    let (code, report, err) = status(&h, &["--max-age", "1h", "--now", &(t0 + 960).to_string()]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("the last sync (3) failed: page 1: the API answered success:false"),
+        "{err}"
+    );
+    assert_eq!(report["last_sync"]["status"], "failed");
+    assert_eq!(report["last_good_sync"]["id"], 2);
+
+    // The text form, for people.
+    let output = h
+        .keysync()
+        .args(["status", "--now", &(t0 + 960).to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.contains("keys:           39 live (") && text.contains("), 1 removed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("last good sync: 2 ok, 2025-12-19 00:10:00Z (6m 0s ago)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn status_without_a_database_is_exit_6_and_creates_nothing() {
+    let h = Harness::with_keys(1);
+    let output = h
+        .keysync()
+        .args(["status", "--max-age", "1h"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(6));
+    assert!(
+        stderr(&output).contains("run `keysync pull` first"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!h.db.exists());
+}

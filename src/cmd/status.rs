@@ -1,0 +1,191 @@
+//! `keysync status`: the database and its last syncs at a glance, and with `--max-age` an
+//! alarm (exit 1) for monitoring when the data has gone stale or the last pull failed.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value as Json, json};
+
+use crate::api::model::status_name;
+use crate::cli::{GlobalArgs, StatusArgs};
+use crate::config::{db_path, unix_now};
+use crate::error::{Outcome, Result};
+use crate::output::{print_line, readable_time};
+use crate::store;
+use crate::store::status::{
+    KeyCounts, SyncRow, key_counts, last_finished_sync, last_good_sync, last_sync,
+};
+
+pub fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome> {
+    let db = db_path(global)?;
+    let conn = store::open_read_only(&db)?;
+    let now = unix_now(global.now);
+    let counts = key_counts(&conn)?;
+    let (last, good) = (last_sync(&conn)?, last_good_sync(&conn)?);
+    let alarm = match args.max_age {
+        Some(max_age) => alarm(
+            last_finished_sync(&conn)?.as_ref(),
+            good.as_ref(),
+            max_age,
+            now,
+        ),
+        None => None,
+    };
+    let size = database_bytes(&db);
+    let version = store::schema_version(&conn)?;
+    if args.json {
+        let report = json!({
+            "database": db.display().to_string(),
+            "size_bytes": size,
+            "schema_version": version,
+            "keys": keys_json(&counts),
+            "last_sync": last.as_ref().map(|s| sync_json(s, now)),
+            "last_good_sync": good.as_ref().map(|s| sync_json(s, now)),
+            "alarm": alarm,
+        });
+        print_line(&report.to_string())?;
+    } else if !global.quiet {
+        print_line(&format!(
+            "database:       {} ({}, schema version {version})",
+            db.display(),
+            bytes(size)
+        ))?;
+        print_line(&format!("keys:           {}", keys_line(&counts)))?;
+        print_line(&format!(
+            "last sync:      {}",
+            sync_line(last.as_ref(), now)
+        ))?;
+        print_line(&format!(
+            "last good sync: {}",
+            sync_line(good.as_ref(), now)
+        ))?;
+    }
+    match alarm {
+        Some(reason) => {
+            eprintln!("keysync: alarm: {reason}");
+            Ok(Outcome::Alarm)
+        }
+        None => Ok(Outcome::Success),
+    }
+}
+
+/// Why monitoring should be told, if it should: no good sync at all, a failed last pull, or a
+/// last good sync older than `max_age`. A pull still running is judged by the one before it.
+fn alarm(
+    finished: Option<&SyncRow>,
+    good: Option<&SyncRow>,
+    max_age: Duration,
+    now: i64,
+) -> Option<String> {
+    if let Some(failed) = finished.filter(|s| s.status == "failed") {
+        let error = failed.error.as_deref().unwrap_or("no error recorded");
+        return Some(format!("the last sync ({}) failed: {error}", failed.id));
+    }
+    let Some(good) = good else {
+        return Some("no good sync yet: run `keysync pull`".to_string());
+    };
+    let age = now - good.started_at;
+    (age > max_age.as_secs() as i64).then(|| {
+        format!(
+            "the last good sync ({}) is {} old, more than --max-age {}: is the cron job running?",
+            good.id,
+            age_text(age),
+            humantime::format_duration(max_age)
+        )
+    })
+}
+
+fn database_bytes(db: &Path) -> u64 {
+    ["", "-wal"]
+        .iter()
+        .filter_map(|suffix| {
+            let mut path = db.as_os_str().to_owned();
+            path.push(suffix);
+            std::fs::metadata(path).ok().map(|m| m.len())
+        })
+        .sum()
+}
+
+fn bytes(size: u64) -> String {
+    match size {
+        0..1_000_000 => format!("{:.1} KB", size as f64 / 1e3),
+        _ => format!("{:.1} MB", size as f64 / 1e6),
+    }
+}
+
+/// An age read at a glance, in its two largest units: `45s`, `3m 5s`, `2h 10m`, `35d 4h`.
+fn age_text(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+fn keys_line(counts: &KeyCounts) -> String {
+    let by_status: Vec<String> = counts
+        .by_status
+        .iter()
+        .map(|(status, n)| format!("{n} {}", status_name(*status)))
+        .collect();
+    let detail = if by_status.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", by_status.join(", "))
+    };
+    format!("{} live{detail}, {} removed", counts.live, counts.removed)
+}
+
+fn keys_json(counts: &KeyCounts) -> Json {
+    let by_status: serde_json::Map<String, Json> = counts
+        .by_status
+        .iter()
+        .map(|(status, n)| (status_name(*status), json!(n)))
+        .collect();
+    json!({"live": counts.live, "removed": counts.removed, "by_status": by_status})
+}
+
+fn sync_line(sync: Option<&SyncRow>, now: i64) -> String {
+    let Some(s) = sync else {
+        return "none yet".to_string();
+    };
+    let error = s
+        .error
+        .as_deref()
+        .map(|e| format!("; error: {e}"))
+        .unwrap_or_default();
+    format!(
+        "{} {}, {} ({} ago): {} keys, {} added, {} changed, {} removed{error}",
+        s.id,
+        s.status,
+        readable_time(s.started_at),
+        age_text(now - s.started_at),
+        s.keys,
+        s.added,
+        s.changed,
+        s.removed
+    )
+}
+
+fn sync_json(s: &SyncRow, now: i64) -> Json {
+    json!({
+        "id": s.id, "status": s.status, "started_at": s.started_at,
+        "age_seconds": now - s.started_at, "keys": s.keys, "added": s.added,
+        "changed": s.changed, "removed": s.removed, "error": s.error,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_at_a_glance() {
+        assert_eq!(age_text(45), "45s");
+        assert_eq!(age_text(185), "3m 5s");
+        assert_eq!(age_text(7_800), "2h 10m");
+        assert_eq!(age_text(35 * 86_400 + 4 * 3600 + 59), "35d 4h");
+    }
+}

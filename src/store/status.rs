@@ -1,0 +1,98 @@
+//! What `keysync status` reads: key counts and the last sync and last good sync.
+
+use rusqlite::{Connection, OptionalExtension, Row};
+
+use crate::error::{DbContext, Result};
+
+/// Keys by state: live ones by their upstream `status`, and removed ones.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct KeyCounts {
+    pub live: i64,
+    pub removed: i64,
+    /// `(status, count)` for live keys, by status.
+    pub by_status: Vec<(i64, i64)>,
+}
+
+/// One `syncs` row, as status shows it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SyncRow {
+    pub id: i64,
+    pub status: String,
+    pub started_at: i64,
+    pub keys: i64,
+    pub added: i64,
+    pub changed: i64,
+    pub removed: i64,
+    pub error: Option<String>,
+}
+
+pub fn key_counts(conn: &Connection) -> Result<KeyCounts> {
+    let context = "cannot count the keys";
+    let (live, removed) = conn
+        .query_row(
+            "SELECT count(*) FILTER (WHERE removed_sync IS NULL),
+                    count(*) FILTER (WHERE removed_sync IS NOT NULL)
+             FROM keys",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .db(context)?;
+    let mut statement = conn
+        .prepare(
+            "SELECT status, count(*) FROM keys WHERE removed_sync IS NULL
+             GROUP BY status ORDER BY status",
+        )
+        .db(context)?;
+    let by_status = statement
+        .query_map([], |row| {
+            Ok((row.get::<_, Option<i64>>(0)?.unwrap_or(0), row.get(1)?))
+        })
+        .db(context)?
+        .collect::<rusqlite::Result<_>>()
+        .db(context)?;
+    Ok(KeyCounts {
+        live,
+        removed,
+        by_status,
+    })
+}
+
+/// The newest sync, whatever its status.
+pub fn last_sync(conn: &Connection) -> Result<Option<SyncRow>> {
+    one_sync(conn, "SELECT * FROM syncs ORDER BY id DESC LIMIT 1")
+}
+
+/// The newest sync that has ended, however it ended.
+pub fn last_finished_sync(conn: &Connection) -> Result<Option<SyncRow>> {
+    one_sync(
+        conn,
+        "SELECT * FROM syncs WHERE status <> 'running' ORDER BY id DESC LIMIT 1",
+    )
+}
+
+/// The newest sync that counts as good: `ok` or `partial`.
+pub fn last_good_sync(conn: &Connection) -> Result<Option<SyncRow>> {
+    one_sync(
+        conn,
+        "SELECT * FROM syncs WHERE status IN ('ok', 'partial') ORDER BY id DESC LIMIT 1",
+    )
+}
+
+fn one_sync(conn: &Connection, sql: &str) -> Result<Option<SyncRow>> {
+    conn.query_row(sql, [], sync_row)
+        .optional()
+        .db("cannot read the sync log")
+}
+
+fn sync_row(row: &Row<'_>) -> rusqlite::Result<SyncRow> {
+    Ok(SyncRow {
+        id: row.get("id")?,
+        status: row.get("status")?,
+        started_at: row.get("started_at")?,
+        keys: row.get("keys_seen")?,
+        added: row.get("added")?,
+        changed: row.get("changed")?,
+        removed: row.get("removed")?,
+        error: row.get("error")?,
+    })
+}
