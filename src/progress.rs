@@ -54,7 +54,6 @@ impl<S: PageSink> PageSink for PageProgress<S> {
                 bar.set_position(0);
             }
             self.keys += page.items.len() as u64;
-            bar.inc(1);
             let rate = self.keys as f64 / self.started.elapsed().as_secs_f64().max(0.001);
             let again = if pass > 1 {
                 format!(" (pass {pass})")
@@ -62,6 +61,7 @@ impl<S: PageSink> PageSink for PageProgress<S> {
                 String::new()
             };
             bar.set_message(format!("{} keys, {rate:.0} keys/s{again}", self.keys));
+            bar.inc(1);
         }
         self.inner.stage(pass, page)
     }
