@@ -23,7 +23,7 @@ pub mod exit {
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
-  1  an alarm you asked for (e.g. `diff --exit-code` found differences)
+  1  an alarm you asked for (`diff --exit-code` found differences, `status --max-age` stale)
   2  usage or configuration error (bad flag, no token, SQL that tries to write)
   3  the API rejected the credentials
   4  the API failed (network, timeouts, HTTP errors after retries, success:false, bad response)

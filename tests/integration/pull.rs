@@ -512,6 +512,7 @@ fn the_summary_line_and_quiet_mode() {
     let h = Harness::with_keys(120);
     let output = h.keysync().arg("pull").output().unwrap();
     assert!(output.status.success());
+    assert!(output.stderr.is_empty(), "no progress bar off a terminal");
     let line = String::from_utf8(output.stdout).unwrap();
     let (head, tail) = line.split_once(" (").unwrap();
     assert_eq!(head, "sync 1 ok: 120 keys, 120 added, 0 changed, 0 removed");
