@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs keysync's benchmarks in release mode, with the sqlite-utils baseline available.
+# Runs keysync's benchmarks in release mode (pull, then history), with the sqlite-utils
+# baseline available.
 # Usage: bench/run.sh            (100,000 keys, 5 runs per case)
 #        KEYSYNC_BENCH_KEYS=20000 KEYSYNC_BENCH_RUNS=3 bench/run.sh
 set -euo pipefail
@@ -10,3 +11,4 @@ if [ ! -x "$venv/bin/python3" ]; then
   "$venv/bin/pip" install --quiet sqlite-utils requests
 fi
 KEYSYNC_BENCH_PYTHON="$PWD/$venv/bin/python3" cargo bench --bench pull
+cargo bench --bench history
