@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod fake;
 pub mod output;
+pub mod report;
 pub mod store;
 
 use std::io::IsTerminal;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> Result<()> {
         match &cli.command {
             Command::Pull(args) => cmd::pull::run(&cli.global, args).await,
             Command::Demo(args) => cmd::demo::run(&cli.global, args).await,
+            Command::Query(args) => cmd::query::run(&cli.global, args),
         }
     })
 }

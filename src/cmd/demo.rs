@@ -1,6 +1,6 @@
 //! `keysync demo`: the newcomer's first command. It starts the fake CometAPI on 127.0.0.1,
 //! pulls from it over HTTP through the production code path, changes keys upstream, pulls again
-//! and prints both summaries. No token, no network.
+//! and prints both summaries, then two reports of the result. No token, no network.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,12 +8,14 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::api::ApiOptions;
-use crate::cli::{DemoArgs, GlobalArgs};
+use crate::cli::{DemoArgs, GlobalArgs, ReportArgs};
 use crate::cmd::pull::pull;
+use crate::cmd::query::print_report;
 use crate::config::{AccessToken, DEFAULT_BACKOFF_BASE, DEFAULT_RETRIES, PullOptions, unix_now};
 use crate::error::{Error, Result};
 use crate::fake::{FakeAccount, FakeServer};
-use crate::output::print_line;
+use crate::output::{RowFormat, print_line};
+use crate::report::Report;
 use crate::store;
 
 const DEMO_DB: &str = "keysync-demo.db";
@@ -59,6 +61,26 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<()> {
     pull(&options).await?.print(args.json, global.quiet)?;
     if !global.quiet && !args.json {
         print_line(&format!("database: {}", db.display()))?;
+        print_reports(&db, now)?;
+    }
+    Ok(())
+}
+
+/// What the database can answer: two preset reports, each under the command that prints it.
+fn print_reports(db: &Path, now: i64) -> Result<()> {
+    for report in [Report::ExpiringSoon, Report::TopConsumers] {
+        print_line(&format!(
+            "\n$ keysync --db {} query --report {}",
+            db.display(),
+            report.name()
+        ))?;
+        print_report(
+            db,
+            now,
+            report,
+            &ReportArgs::default(),
+            RowFormat::default(),
+        )?;
     }
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! The SQLite file: opening it (pragmas, migrations, schema checks) in one place, the pull lock,
-//! and the writes a pull makes.
+//! the writes a pull makes, and the read-only path queries take.
 
 pub mod lock;
+pub mod query;
 pub mod sync;
+pub mod views;
 
 use std::path::Path;
 use std::time::Duration;
