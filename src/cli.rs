@@ -142,35 +142,31 @@ pub struct QueryArgs {
     pub format: FormatArgs,
 }
 
-/// The flags that tune `--report`; each report takes some of them (see --list-reports).
+/// The flags that tune `--report`; each report takes some of them (see --list-reports). Their
+/// pairing with `--report` is checked by `report`: clap's `requires` is void here because
+/// `--report` is in the exclusive SQL-source group.
 #[derive(Clone, Copy, Debug, Default, Args)]
 pub struct ReportArgs {
     /// expiring-soon, forecast: how far ahead to look [default: 7d]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "report")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub within: Option<Duration>,
     /// top-consumers: rank by quota used in this window, from the history [default: all time];
     /// forecast: the window the rate of use is measured over [default: 7d]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "report")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub since: Option<Duration>,
     /// top-consumers: how many keys [default: 10]
-    #[arg(long, value_name = "N", requires = "report")]
+    #[arg(long, value_name = "N")]
     pub limit: Option<u32>,
     /// idle: unused for at least this long [default: 30d]
     #[arg(
         long = "for",
         value_name = "DURATION",
-        value_parser = parse_duration,
-        requires = "report"
+        value_parser = parse_duration
     )]
     pub idle_for: Option<Duration>,
     /// low-quota: remain_quota below N quota units [default: 500000, $1 at the gateway's
     /// default rate]
-    #[arg(
-        long,
-        value_name = "N",
-        allow_negative_numbers = true,
-        requires = "report"
-    )]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub below: Option<i64>,
 }
 

@@ -112,7 +112,7 @@ pub fn to_text(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
         Value::Integer(i) => i.to_string(),
-        Value::Real(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e15 => format!("{f:.1}"),
+        Value::Real(f) if f.is_finite() && f.fract() == 0.0 => format!("{f:.1}"),
         Value::Real(f) => f.to_string(),
         Value::Text(s) => s.clone(),
         Value::Blob(b) => hex(b),
@@ -323,7 +323,11 @@ mod tests {
         for (id, name, ratio) in [
             ("1", "O'Brien \"test\", a|b", "0.5"),
             ("-2", "line one\nline two\ttabbed", "3.0"),
-            ("9007199254740993", "エージェント", "-100000000000000000000"),
+            (
+                "9007199254740993",
+                "エージェント",
+                "-100000000000000000000.0",
+            ),
         ] {
             expected.push([id, name, ratio, "", "00ff"].map(String::from).to_vec());
         }
@@ -417,7 +421,7 @@ mod tests {
                 "| --- | --- | --- | --- | --- |",
                 "| 1 | O'Brien \"test\", a\\|b | 0.5 |  | 00ff |",
                 "| -2 | line one<br>line two\ttabbed | 3.0 |  | 00ff |",
-                "| 9007199254740993 | エージェント | -100000000000000000000 |  | 00ff |",
+                "| 9007199254740993 | エージェント | -100000000000000000000.0 |  | 00ff |",
             ]
         );
     }

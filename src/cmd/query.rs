@@ -13,11 +13,14 @@ use crate::cli::{GlobalArgs, QueryArgs, ReportArgs};
 use crate::config::{SqlParam, db_path, unix_now};
 use crate::error::{Error, Result};
 use crate::output::{RowFormat, print_rows};
-use crate::report::Report;
+use crate::report::{self, Report};
 use crate::store::query;
 
 pub fn run(global: &GlobalArgs, args: &QueryArgs) -> Result<()> {
     let how = args.format.row_format();
+    if args.report.is_none() {
+        report::refuse_flags_without_report(&args.report_args)?;
+    }
     if args.list_reports {
         return print_report_list(how);
     }

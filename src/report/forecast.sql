@@ -9,7 +9,8 @@
 -- Parameters: :since, the window the rate is measured over, in seconds (keysync: --since,
 -- default 7d); :within, the window ahead, in seconds (keysync: --within, default 7d).
 -- "Now" comes from the `clock` view, which `keysync --now` pins.
--- Run it yourself: keysync query --file forecast.sql --param since=604800 --param within=604800
+-- Run it yourself:
+--   keysync query --file forecast.sql --param since=604800 --param within=604800
 WITH good_syncs AS (
     SELECT id, started_at FROM syncs WHERE status IN ('ok', 'partial')
 ),
@@ -33,7 +34,8 @@ rates AS (
     SELECT k.id,
            k.name,
            k.remain_quota,
-           (k.used_quota - base.used_quota) * 86400.0 / (end_sync.started_at - start_sync.started_at) AS per_day
+           (k.used_quota - base.used_quota) * 86400.0
+               / (end_sync.started_at - start_sync.started_at) AS per_day
     FROM key_info AS k
     JOIN baselines AS base ON base.key_id = k.id AND base.nth = 1
     JOIN syncs AS start_sync ON start_sync.id = base.from_sync

@@ -101,33 +101,43 @@ impl Report {
     /// The SQL and parameters for these flags. A flag the report does not take is a usage
     /// error rather than silently ignored.
     pub fn query(self, args: &ReportArgs) -> Result<ReportQuery> {
-        for flag in ReportFlag::ALL {
-            let taken = self.flags().iter().any(|(f, _)| *f == flag);
-            if flag.given(args).is_some() && !taken {
-                return Err(Error::Usage(format!(
-                    "{} does not apply to the {} report; it takes: {}",
-                    flag.name(),
-                    self.name(),
-                    non_empty(self.flags_text())
-                )));
-            }
-        }
-        let mut params = Vec::new();
-        for (flag, default) in self.flags() {
-            let value = match (flag.given(args), default) {
-                (Some(value), _) => value,
-                (None, Some(text)) => flag.parse(text),
-                (None, None) => continue,
-            };
-            params.push(SqlParam {
-                name: flag.param().to_string(),
-                value,
-            });
-        }
+        self.refuse_foreign_flags(args)?;
+        let params = self
+            .flags()
+            .iter()
+            .filter_map(|(flag, default)| {
+                let value = flag
+                    .given(args)
+                    .or_else(|| default.map(|d| flag.parse(d)))?;
+                Some(SqlParam {
+                    name: flag.param().to_string(),
+                    value,
+                })
+            })
+            .collect();
         Ok(ReportQuery {
             sql: self.sql(args.since.is_some()),
             params,
         })
+    }
+
+    fn refuse_foreign_flags(self, args: &ReportArgs) -> Result<()> {
+        let takes = |flag: ReportFlag| self.flags().iter().any(|(taken, _)| *taken == flag);
+        let Some(foreign) = ReportFlag::ALL
+            .into_iter()
+            .find(|flag| flag.given(args).is_some() && !takes(*flag))
+        else {
+            return Ok(());
+        };
+        let taken = match self.flags_text() {
+            text if text.is_empty() => "no flags".to_string(),
+            text => text,
+        };
+        Err(Error::Usage(format!(
+            "{} does not apply to the {} report; it takes: {taken}",
+            foreign.name(),
+            self.name()
+        )))
     }
 
     fn sql(self, since: bool) -> &'static str {
@@ -148,6 +158,20 @@ fn non_empty(text: String) -> String {
         "no flags".into()
     } else {
         text
+    }
+}
+
+/// Refuses report flags given without `--report`, which would otherwise be ignored.
+pub fn refuse_flags_without_report(args: &ReportArgs) -> Result<()> {
+    match ReportFlag::ALL
+        .iter()
+        .find(|flag| flag.given(args).is_some())
+    {
+        Some(flag) => Err(Error::Usage(format!(
+            "{} only tunes a preset report: add --report NAME (see --list-reports)",
+            flag.name()
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -292,6 +316,23 @@ mod tests {
             })
             .unwrap_err();
         assert!(error.to_string().ends_with("it takes: no flags"), "{error}");
+    }
+
+    /// The flags' `--help` states the defaults this module applies.
+    #[test]
+    fn the_help_states_the_defaults() {
+        use clap::CommandFactory;
+        let cli = crate::cli::Cli::command();
+        let query = cli.find_subcommand("query").unwrap();
+        let help = |id: &str| {
+            let arg = query.get_arguments().find(|a| a.get_id() == id).unwrap();
+            arg.get_long_help().or(arg.get_help()).unwrap().to_string()
+        };
+        assert!(help("within").contains(&format!("[default: {DEFAULT_WITHIN}]")));
+        assert!(help("since").contains(&format!("[default: {DEFAULT_SINCE}]")));
+        assert!(help("limit").contains(&format!("[default: {DEFAULT_LIMIT}]")));
+        assert!(help("idle_for").contains(&format!("[default: {DEFAULT_FOR}]")));
+        assert!(help("below").contains(&format!("[default: {DEFAULT_BELOW},")));
     }
 
     #[test]

@@ -7,10 +7,12 @@
 -- at the window's first sync, or, for a key first seen later, at its first observation.
 -- per_day divides that by the days between those two syncs' started_at, and is NULL when no
 -- time passed between them (a single sync in the window, or a key first seen at the last one).
--- forecast.sql measures its rate the same way.
+-- The value at the latest sync is read from `keys`, which holds every live key's state as of
+-- the latest good sync. forecast.sql measures its rate the same way.
 --
 -- Parameters: :since, the window in seconds (keysync: --since); :limit (keysync: --limit, 10).
--- Run it yourself: keysync query --file top-consumers-since.sql --param since=604800 --param limit=10
+-- Run it yourself:
+--   keysync query --file top-consumers-since.sql --param since=604800 --param limit=10
 WITH good_syncs AS (
     SELECT id, started_at FROM syncs WHERE status IN ('ok', 'partial')
 ),
@@ -37,7 +39,8 @@ SELECT k.id,
        k.status_name,
        k.used_quota - base.used_quota AS used_in_window,
        CASE WHEN end_sync.started_at > start_sync.started_at
-            THEN round((k.used_quota - base.used_quota) * 86400.0 / (end_sync.started_at - start_sync.started_at), 2)
+            THEN round((k.used_quota - base.used_quota) * 86400.0
+                       / (end_sync.started_at - start_sync.started_at), 2)
        END AS per_day,
        k.used_quota,
        start_sync.id AS from_sync,

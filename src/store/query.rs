@@ -71,9 +71,21 @@ pub fn prepare<'c>(conn: &'c Connection, sql: &str) -> Result<Statement<'c>> {
 }
 
 /// Binds `--param` values to the statement's `:name` parameters. Every parameter the SQL uses
-/// must be given and every one given must be used, because SQLite would silently take a
-/// missing one as NULL and a misspelt one would go unnoticed.
+/// must be given, once, and every one given must be used: SQLite would silently take a missing
+/// one as NULL, and a misspelt one would go unnoticed.
 pub fn bind(statement: &mut Statement<'_>, params: &[SqlParam]) -> Result<()> {
+    refuse_repeated(params)?;
+    for index in 1..=statement.parameter_count() {
+        let name = statement.parameter_name(index).unwrap_or("?");
+        let param = given_param(name, params)?;
+        statement
+            .raw_bind_parameter(index, &param.value)
+            .map_err(sql_error)?;
+    }
+    refuse_unused(statement, params)
+}
+
+fn refuse_repeated(params: &[SqlParam]) -> Result<()> {
     for (i, param) in params.iter().enumerate() {
         if params[..i].iter().any(|earlier| earlier.name == param.name) {
             return Err(Error::Usage(format!(
@@ -82,31 +94,32 @@ pub fn bind(statement: &mut Statement<'_>, params: &[SqlParam]) -> Result<()> {
             )));
         }
     }
-    for index in 1..=statement.parameter_count() {
-        let name = statement.parameter_name(index).unwrap_or("?");
-        let Some(bare) = name.strip_prefix(':') else {
-            return Err(Error::Usage(format!(
-                "the SQL has the parameter {name}: use named parameters such as :id, bound with \
-                 --param id=VALUE"
-            )));
-        };
-        let Some(param) = params.iter().find(|p| p.name == bare) else {
-            return Err(Error::Usage(format!(
-                "the SQL uses {name}: pass --param {bare}=VALUE"
-            )));
-        };
-        statement
-            .raw_bind_parameter(index, &param.value)
-            .map_err(sql_error)?;
-    }
+    Ok(())
+}
+
+/// The `--param` for the SQL parameter `name` (`:id`; `?`, `?2`, `@id` and `$id` are refused).
+fn given_param<'p>(name: &str, params: &'p [SqlParam]) -> Result<&'p SqlParam> {
+    let Some(bare) = name.strip_prefix(':') else {
+        return Err(Error::Usage(format!(
+            "the SQL has the parameter {name}: use named parameters such as :id, bound with \
+             --param id=VALUE"
+        )));
+    };
+    params
+        .iter()
+        .find(|p| p.name == bare)
+        .ok_or_else(|| Error::Usage(format!("the SQL uses {name}: pass --param {bare}=VALUE")))
+}
+
+fn refuse_unused(statement: &Statement<'_>, params: &[SqlParam]) -> Result<()> {
     for param in params {
-        let used = statement
+        let index = statement
             .parameter_index(&format!(":{}", param.name))
             .map_err(sql_error)?;
-        if used.is_none() {
+        if index.is_none() {
             return Err(Error::Usage(format!(
-                "--param {}: the SQL has no :{} parameter",
-                param.name, param.name
+                "--param {0}: the SQL has no :{0} parameter",
+                param.name
             )));
         }
     }
@@ -126,6 +139,7 @@ pub fn column_names(statement: &Statement<'_>) -> Vec<String> {
 pub fn rows<'s>(statement: &'s mut Statement<'_>) -> impl Iterator<Item = Result<Vec<Value>>> + 's {
     let width = statement.column_count();
     let mut rows = statement.raw_query();
+    // A statement that failed must not be stepped again, so the first error is the last item.
     let mut failed = false;
     std::iter::from_fn(move || {
         if failed {
@@ -148,7 +162,13 @@ fn sql_error(error: rusqlite::Error) -> Error {
         (_, Some(ErrorCode::AuthorizationForStatementDenied)) => {
             Error::Usage(ATTACH_REFUSED.into())
         }
-        (_, Some(ErrorCode::ReadOnly)) => Error::Usage(WRITE_REFUSED.into()),
+        // Plain SQLITE_READONLY is a write attempt; its extended codes (a WAL file that cannot
+        // be set up in a read-only folder, ...) are trouble with the database, below.
+        (rusqlite::Error::SqliteFailure(failure, _), _)
+            if failure.extended_code == rusqlite::ffi::SQLITE_READONLY =>
+        {
+            Error::Usage(WRITE_REFUSED.into())
+        }
         (rusqlite::Error::MultipleStatement, _) => Error::Usage(
             "the SQL holds more than one statement: keysync query runs one at a time".into(),
         ),
