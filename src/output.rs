@@ -151,13 +151,21 @@ fn csv_error(error: csv::Error) -> Error {
     }
 }
 
-/// One row as a JSON object, in the query's column order (serde_json's `preserve_order`).
-fn object(keys: &[String], row: &[Value]) -> Json {
-    let map = keys
-        .iter()
-        .zip(row)
-        .map(|(name, value)| (name.clone(), to_json(value)));
-    Json::Object(map.collect())
+/// One row as a JSON object, keys in the query's column order. Written key by key because
+/// serde_json's own map sorts its keys (and `extra` in the database relies on that sorting,
+/// so its `preserve_order` feature is not an option).
+fn write_object(out: &mut impl Write, keys: &[String], row: &[Value]) -> Result<()> {
+    let json_error = |e: serde_json::Error| Error::Output(e.into());
+    out.write_all(b"{").map_err(Error::Output)?;
+    for (i, (key, value)) in keys.iter().zip(row).enumerate() {
+        if i > 0 {
+            out.write_all(b",").map_err(Error::Output)?;
+        }
+        serde_json::to_writer(&mut *out, key).map_err(json_error)?;
+        out.write_all(b":").map_err(Error::Output)?;
+        serde_json::to_writer(&mut *out, &to_json(value)).map_err(json_error)?;
+    }
+    out.write_all(b"}").map_err(Error::Output)
 }
 
 /// Column names made unique for JSON objects, where a repeated key would silently drop a value
@@ -187,8 +195,7 @@ fn write_json(
     for (i, row) in rows.into_iter().enumerate() {
         let separator: &[u8] = if i == 0 { b"\n" } else { b",\n" };
         out.write_all(separator).map_err(Error::Output)?;
-        serde_json::to_writer(&mut *out, &object(&keys, &row?))
-            .map_err(|e| Error::Output(e.into()))?;
+        write_object(out, &keys, &row?)?;
     }
     out.write_all(b"\n]\n").map_err(Error::Output)
 }
@@ -200,8 +207,7 @@ fn write_jsonl(
 ) -> Result<()> {
     let keys = object_keys(columns);
     for row in rows {
-        serde_json::to_writer(&mut *out, &object(&keys, &row?))
-            .map_err(|e| Error::Output(e.into()))?;
+        write_object(out, &keys, &row?)?;
         out.write_all(b"\n").map_err(Error::Output)?;
     }
     Ok(())
@@ -368,7 +374,10 @@ mod tests {
         );
         assert_eq!(objects[2]["id"].as_i64(), Some(9_007_199_254_740_993));
         assert!(objects[1]["ratio"].is_f64());
-        let keys: Vec<&String> = objects[0].as_object().unwrap().keys().collect();
+        // serde_json's map sorts keys; an IndexMap shows the order they were written in.
+        let ordered: Vec<indexmap::IndexMap<String, Json>> =
+            serde_json::from_str(&written(Format::Json, true)).unwrap();
+        let keys: Vec<&String> = ordered[0].keys().collect();
         assert_eq!(keys, ["id", "name", "ratio", "nothing", "blob"]);
     }
 
@@ -399,15 +408,7 @@ mod tests {
         let columns = ["id", "id", "id_2", "id"].map(String::from).to_vec();
         let row = (1..=4).map(Value::Integer).collect();
         let text = written_with(columns, vec![row], Format::Jsonl, true);
-        let object: Json = serde_json::from_str(text.trim()).unwrap();
-        let pairs: Vec<(String, i64)> = object
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_i64().unwrap()))
-            .collect();
-        let expected = [("id", 1), ("id_3", 2), ("id_2", 3), ("id_4", 4)];
-        assert_eq!(pairs, expected.map(|(k, v)| (k.to_string(), v)));
+        assert_eq!(text, "{\"id\":1,\"id_3\":2,\"id_2\":3,\"id_4\":4}\n");
     }
 
     #[test]

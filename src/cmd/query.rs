@@ -84,7 +84,7 @@ fn print_report_list(how: RowFormat) -> Result<()> {
         .iter()
         .map(|report| {
             Ok(vec![
-                Value::Text(report.name().into()),
+                Value::Text(report.name()),
                 Value::Text(report.flags_text()),
                 Value::Text(report.summary()),
             ])

@@ -153,14 +153,6 @@ impl Report {
     }
 }
 
-fn non_empty(text: String) -> String {
-    if text.is_empty() {
-        "no flags".into()
-    } else {
-        text
-    }
-}
-
 /// Refuses report flags given without `--report`, which would otherwise be ignored.
 pub fn refuse_flags_without_report(args: &ReportArgs) -> Result<()> {
     match ReportFlag::ALL

@@ -128,11 +128,7 @@ fn refuse_unused(statement: &Statement<'_>, params: &[SqlParam]) -> Result<()> {
 
 /// The statement's column names, in order.
 pub fn column_names(statement: &Statement<'_>) -> Vec<String> {
-    statement
-        .column_names()
-        .into_iter()
-        .map(String::from)
-        .collect()
+    statement.column_names().map(String::from).collect()
 }
 
 /// Runs a prepared and bound statement; its rows, as they come. The first error ends them.

@@ -100,8 +100,18 @@ fn column(rows: &[Json], name: &str) -> Vec<Json> {
     rows.iter().map(|row| row[name].clone()).collect()
 }
 
-fn columns_of(row: &Json) -> Vec<String> {
-    row.as_object().unwrap().keys().cloned().collect()
+/// The header row of `keysync --now NOW query --format csv ARGS`: the columns, in order.
+fn header(h: &Harness, args: &[&str]) -> Vec<String> {
+    let output = h
+        .keysync()
+        .args(at(NOW))
+        .args(["query", "--format", "csv"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{args:?}");
+    let mut reader = csv::Reader::from_reader(output.stdout.as_slice());
+    reader.headers().unwrap().iter().map(String::from).collect()
 }
 
 // ---- ad-hoc SQL and formats ----
@@ -210,8 +220,11 @@ fn json_and_jsonl_keep_native_types_null_and_column_order() {
         Some(9_007_199_254_740_993)
     );
     assert!(json[0]["quarter"].is_f64());
+    // serde_json's map sorts keys; an IndexMap shows the order keysync wrote them in.
+    let ordered: Vec<indexmap::IndexMap<String, Json>> =
+        serde_json::from_str(&run_stdout(&h, &["--format", "json", TRICKY_SQL])).unwrap();
     assert_eq!(
-        columns_of(&json[0]),
+        ordered[0].keys().collect::<Vec<_>>(),
         ["id", "name", "allow_ips", "remain_quota", "quarter"]
     );
 
@@ -725,7 +738,7 @@ fn expiring_soon_lists_enabled_keys_expiring_within_the_window_and_flags_expired
     let rows = query_json(&h, &["--report", "expiring-soon"]);
     assert_eq!(ids(&rows), [5, 8, 2, 1, 9]);
     assert_eq!(
-        columns_of(&rows[0]),
+        header(&h, &["--report", "expiring-soon"]),
         ["id", "name", "expired_iso", "days_left", "is_expired"]
     );
     assert_eq!(
@@ -771,7 +784,7 @@ fn top_consumers_ranks_every_live_key_by_used_quota() {
         ["enabled", "enabled", "disabled", "enabled", "exhausted"]
     );
     assert_eq!(
-        columns_of(&rows[0]),
+        header(&h, &["--report", "top-consumers"]),
         [
             "id",
             "name",
@@ -1066,7 +1079,7 @@ fn low_quota_lists_enabled_limited_keys_below_the_threshold_exhausted_first() {
     assert_eq!(column(&rows, "remain_quota"), [-50, 0, 100_000, 499_999]);
     assert_eq!(column(&rows, "is_exhausted"), [1, 1, 0, 0]);
     assert_eq!(
-        columns_of(&rows[0]),
+        header(&h, &["--report", "low-quota"]),
         ["id", "name", "remain_quota", "used_quota", "is_exhausted"]
     );
     let rows = query_json(&h, &["--report", "low-quota", "--below", "200000"]);
