@@ -61,16 +61,18 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<()> {
     pull(&options).await?.print(args.json, global.quiet)?;
     if !global.quiet && !args.json {
         print_line(&format!("database: {}", db.display()))?;
-        print_reports(&db, now)?;
+        print_reports(&db, global.now, now)?;
     }
     Ok(())
 }
 
-/// What the database can answer: two preset reports, each under the command that prints it.
-fn print_reports(db: &Path, now: i64) -> Result<()> {
+/// What the database can answer: two preset reports, each under the command that prints it
+/// (with `--now` when the demo was given one, so the command shows the same rows).
+fn print_reports(db: &Path, fixed_now: Option<i64>, now: i64) -> Result<()> {
+    let now_flag = fixed_now.map(|t| format!(" --now {t}")).unwrap_or_default();
     for report in [Report::ExpiringSoon, Report::TopConsumers] {
         print_line(&format!(
-            "\n$ keysync --db {} query --report {}",
+            "\n$ keysync --db {}{now_flag} query --report {}",
             db.display(),
             report.name()
         ))?;

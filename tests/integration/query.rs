@@ -351,7 +351,7 @@ fn params_bind_integers_reals_and_text_and_are_never_spliced_into_sql() {
         ]
     );
 
-    // A column converts a parameter to its own type: `007` still finds id 7 ... or here, 2.
+    // A column converts a parameter to its own type: the text `002` still finds id 2.
     let rows = query_json(
         &h,
         &[
@@ -1150,7 +1150,7 @@ fn demo_ends_with_the_expiring_soon_and_top_consumers_reports_of_its_database() 
     let db = dir.path().join("keysync-demo.db");
 
     for report in ["expiring-soon", "top-consumers"] {
-        let heading = format!("$ keysync --db keysync-demo.db query --report {report}");
+        let heading = format!("$ keysync --db keysync-demo.db --now {NOW} query --report {report}");
         let section = stdout
             .split(&heading)
             .nth(1)
