@@ -16,6 +16,7 @@ use crate::output::{RowFormat, print_rows};
 use crate::report::{self, Report};
 use crate::store::query;
 
+/// `keysync query`: lists the reports, or runs one report or statement and prints its rows.
 pub fn run(global: &GlobalArgs, args: &QueryArgs) -> Result<()> {
     let how = args.format.row_format();
     if args.report.is_none() {
