@@ -45,11 +45,20 @@ fn main() {
     println!("{:<40} {:>10}", "command", "wall");
     let now = (START + SYNCS * EVERY + 60).to_string();
     let mut cases: Vec<(String, Vec<String>)> = vec![
-        ("diff 999 1000 (neighbours)".into(), args(&["diff", "999", "1000"])),
-        ("diff 1 1000 (whole range)".into(), args(&["diff", "1", "1000"])),
+        (
+            "diff 999 1000 (neighbours)".into(),
+            args(&["diff", "999", "1000"]),
+        ),
+        (
+            "diff 1 1000 (whole range)".into(),
+            args(&["diff", "1", "1000"]),
+        ),
         ("diff 24h (by duration)".into(), args(&["diff", "24h"])),
         ("history 500 (by id)".into(), args(&["history", "500"])),
-        ("history key-500 (by name)".into(), args(&["history", "key-500"])),
+        (
+            "history key-500 (by name)".into(),
+            args(&["history", "key-500"]),
+        ),
     ];
     for report in REPORTS {
         let mut report_args = args(&["query", "--report", report, "--format", "csv"]);
@@ -67,7 +76,11 @@ fn main() {
         std::fs::copy(&db, &copy).expect("a copy of the database");
         time(&copy, &now, &args(&["prune", "--keep", "5d"]))
     });
-    println!("{:<40} {:>8.1}ms", "prune --keep 5d (of ~10.4d)", prune.as_secs_f64() * 1000.0);
+    println!(
+        "{:<40} {:>8.1}ms",
+        "prune --keep 5d (of ~10.4d)",
+        prune.as_secs_f64() * 1000.0
+    );
 }
 
 fn args(words: &[&str]) -> Vec<String> {

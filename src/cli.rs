@@ -3,12 +3,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use crate::api::model::DATA_COLUMNS;
-use crate::config::{Profile, SyncRef, parse_duration, parse_field, parse_sync_ref, parse_time};
+use crate::config::{
+    Profile, SqlParam, SyncRef, parse_duration, parse_field, parse_param, parse_sync_ref,
+    parse_time,
+};
 use crate::error::EXIT_CODES_HELP;
 use crate::output::{Format, RowFormat};
+use crate::report::Report;
 
 /// Keep an exact, queryable SQLite record of a CometAPI account's API keys.
 ///
@@ -61,6 +65,18 @@ pub enum Command {
     /// Pull twice from a built-in fake CometAPI on 127.0.0.1: no account, no network
     #[command(after_help = EXIT_CODES_HELP)]
     Demo(DemoArgs),
+    /// Run one read-only SQL statement, or a preset report, on the database
+    ///
+    /// The database is opened read-only: a statement that would write (ATTACH included) is
+    /// refused with exit 2. Besides the tables (`keys`, `key_versions`, `syncs`) there are views:
+    /// `key_info` (keys with ISO times, `status_name`, `is_expired`, `is_exhausted`, ...),
+    /// `sync_info` and `clock` (the "now" they use, which --now fixes). Examples:
+    ///
+    ///   keysync query "SELECT id, name, expired_iso FROM key_info WHERE is_expired"
+    ///   keysync query --format csv "SELECT * FROM keys WHERE id = :id" --param id=42
+    ///   keysync query --report expiring-soon --within 3d
+    #[command(after_help = EXIT_CODES_HELP, verbatim_doc_comment)]
+    Query(QueryArgs),
     /// The sync log, newest first: when each pull ran, what it found, how it ended
     ///
     /// Columns: id, time, status, keys, added, changed, removed, duration (seconds), error.
@@ -141,6 +157,68 @@ pub struct DemoArgs {
     /// How many keys the fake account starts with
     #[arg(long, default_value_t = 300, value_name = "N")]
     pub keys: usize,
+}
+
+#[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("source")
+        .required(true)
+        .args(["sql", "file", "report", "list_reports"])
+))]
+pub struct QueryArgs {
+    /// The SQL: one statement; `-` reads it from stdin
+    #[arg(value_name = "SQL")]
+    pub sql: Option<String>,
+    /// Read the SQL from this file
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Bind :NAME to VALUE (repeatable). `42` binds an INTEGER, `0.5` a REAL, anything else
+    /// (`007`, `abc`) TEXT
+    #[arg(
+        long = "param",
+        value_name = "NAME=VALUE",
+        value_parser = parse_param,
+        conflicts_with = "report"
+    )]
+    pub params: Vec<SqlParam>,
+    /// Run a preset report instead of SQL (see --list-reports)
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub report: Option<Report>,
+    /// List the preset reports and the flags each takes, one line each
+    #[arg(long)]
+    pub list_reports: bool,
+    #[command(flatten)]
+    pub report_args: ReportArgs,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+/// The flags that tune `--report`; each report takes some of them (see --list-reports). Their
+/// pairing with `--report` is checked by `report`: clap's `requires` is void here because
+/// `--report` is in the exclusive SQL-source group.
+#[derive(Clone, Copy, Debug, Default, Args)]
+pub struct ReportArgs {
+    /// expiring-soon, forecast: how far ahead to look [default: 7d]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub within: Option<Duration>,
+    /// top-consumers: rank by quota used in this window, from the history [default: all time];
+    /// forecast: the window the rate of use is measured over [default: 7d]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub since: Option<Duration>,
+    /// top-consumers: how many keys [default: 10]
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+    /// idle: unused for at least this long [default: 30d]
+    #[arg(
+        long = "for",
+        value_name = "DURATION",
+        value_parser = parse_duration
+    )]
+    pub idle_for: Option<Duration>,
+    /// low-quota: remain_quota below N quota units [default: 500000, $1 at the gateway's
+    /// default rate]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub below: Option<i64>,
 }
 
 #[derive(Debug, Args)]

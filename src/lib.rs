@@ -12,6 +12,7 @@ pub mod fake;
 pub mod output;
 pub mod ping;
 pub mod progress;
+pub mod report;
 pub mod shutdown;
 pub mod store;
 
@@ -40,6 +41,7 @@ pub fn run(mut cli: Cli) -> Result<Outcome> {
             Command::History(args) => cmd::history::run(&cli.global, args).map(success),
             Command::Prune(args) => cmd::prune::run(&cli.global, args).map(success),
             Command::Status(args) => cmd::status::run(&cli.global, args),
+            Command::Query(args) => cmd::query::run(&cli.global, args).map(success),
             Command::Completions(args) => cmd::completions::run(args).map(success),
         }
     })

@@ -63,11 +63,21 @@ pub fn readable_field(column: &str, value: Value) -> Value {
 }
 
 /// How rows are printed, from `--format` and `--no-headers`.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct RowFormat {
     pub format: Format,
-    /// Print the header row (csv, tsv, table, markdown).
+    /// Print the header row (table, csv, tsv; a Markdown table always has one).
     pub headers: bool,
+}
+
+/// The command line's defaults: a table with headers.
+impl Default for RowFormat {
+    fn default() -> RowFormat {
+        RowFormat {
+            format: Format::Table,
+            headers: true,
+        }
+    }
 }
 
 /// Prints one line to stdout.
@@ -81,7 +91,17 @@ pub fn print_rows(
     columns: &[String],
     rows: impl IntoIterator<Item = Result<Vec<Value>>>,
 ) -> Result<()> {
-    let mut out = io::BufWriter::new(io::stdout().lock());
+    write_rows(io::stdout().lock(), how, columns, rows)
+}
+
+/// Writes rows with named columns to `out` in `how.format`; a closed pipe ends quietly.
+pub fn write_rows(
+    out: impl Write,
+    how: RowFormat,
+    columns: &[String],
+    rows: impl IntoIterator<Item = Result<Vec<Value>>>,
+) -> Result<()> {
+    let mut out = io::BufWriter::new(out);
     let written = match how.format {
         Format::Table => write_table(&mut out, how.headers, columns, rows),
         Format::Markdown => write_markdown(&mut out, columns, rows),
@@ -100,7 +120,7 @@ pub fn print_rows(
 fn finish(result: io::Result<()>) -> Result<()> {
     match result {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Error::Internal(format!("cannot write to stdout: {e}"))),
+        Err(e) => Err(Error::Output(e)),
         Ok(()) => Ok(()),
     }
 }
@@ -116,11 +136,13 @@ pub fn to_json(value: &Value) -> Json {
     }
 }
 
-/// A value as text for the text formats: NULL is empty.
+/// A value as text for the text formats: NULL is empty. A REAL keeps a decimal point, as
+/// SQLite writes it (`3.0`, not `3`), so its type shows.
 pub fn to_text(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
         Value::Integer(i) => i.to_string(),
+        Value::Real(f) if f.is_finite() && f.fract() == 0.0 => format!("{f:.1}"),
         Value::Real(f) => f.to_string(),
         Value::Text(s) => s.clone(),
         Value::Blob(b) => hex(b),
@@ -159,13 +181,38 @@ fn csv_error(error: csv::Error) -> Error {
     }
 }
 
-fn object(columns: &[String], row: &[Value]) -> Json {
-    let map = columns
-        .iter()
-        .zip(row)
-        .map(|(name, value)| (name.clone(), to_json(value)));
-    // Keep the query's column order rather than sorting the keys.
-    Json::Object(map.collect())
+/// One row as a JSON object, keys in the query's column order. Written key by key because
+/// serde_json's own map sorts its keys (and `extra` in the database relies on that sorting,
+/// so its `preserve_order` feature is not an option).
+fn write_object(out: &mut impl Write, keys: &[String], row: &[Value]) -> Result<()> {
+    let json_error = |e: serde_json::Error| Error::Output(e.into());
+    out.write_all(b"{").map_err(Error::Output)?;
+    for (i, (key, value)) in keys.iter().zip(row).enumerate() {
+        if i > 0 {
+            out.write_all(b",").map_err(Error::Output)?;
+        }
+        serde_json::to_writer(&mut *out, key).map_err(json_error)?;
+        out.write_all(b":").map_err(Error::Output)?;
+        serde_json::to_writer(&mut *out, &to_json(value)).map_err(json_error)?;
+    }
+    out.write_all(b"}").map_err(Error::Output)
+}
+
+/// Column names made unique for JSON objects, where a repeated key would silently drop a value
+/// (`SELECT a.id, b.id ...`): the second `id` becomes `id_2`, the third `id_3`, skipping any
+/// name already taken.
+fn object_keys(columns: &[String]) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::with_capacity(columns.len());
+    for name in columns {
+        let mut key = name.clone();
+        let mut n = 1;
+        while keys.contains(&key) || (n > 1 && columns.contains(&key)) {
+            n += 1;
+            key = format!("{name}_{n}");
+        }
+        keys.push(key);
+    }
+    keys
 }
 
 fn write_json(
@@ -173,12 +220,12 @@ fn write_json(
     columns: &[String],
     rows: impl IntoIterator<Item = Result<Vec<Value>>>,
 ) -> Result<()> {
+    let keys = object_keys(columns);
     out.write_all(b"[").map_err(Error::Output)?;
     for (i, row) in rows.into_iter().enumerate() {
         let separator: &[u8] = if i == 0 { b"\n" } else { b",\n" };
         out.write_all(separator).map_err(Error::Output)?;
-        serde_json::to_writer(&mut *out, &object(columns, &row?))
-            .map_err(|e| Error::Output(e.into()))?;
+        write_object(out, &keys, &row?)?;
     }
     out.write_all(b"\n]\n").map_err(Error::Output)
 }
@@ -188,9 +235,9 @@ fn write_jsonl(
     columns: &[String],
     rows: impl IntoIterator<Item = Result<Vec<Value>>>,
 ) -> Result<()> {
+    let keys = object_keys(columns);
     for row in rows {
-        serde_json::to_writer(&mut *out, &object(columns, &row?))
-            .map_err(|e| Error::Output(e.into()))?;
+        write_object(out, &keys, &row?)?;
         out.write_all(b"\n").map_err(Error::Output)?;
     }
     Ok(())
@@ -243,4 +290,242 @@ fn write_markdown(
         writeln!(out, "{}", line(cells)).map_err(Error::Output)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn columns() -> Vec<String> {
+        ["id", "name", "ratio", "nothing", "blob"]
+            .map(String::from)
+            .to_vec()
+    }
+
+    /// Names that break naive writers: delimiters, quotes, line breaks, pipes, wide characters.
+    fn rows() -> Vec<Vec<Value>> {
+        let row = |id: i64, name: &str, ratio: f64| {
+            vec![
+                Value::Integer(id),
+                Value::Text(name.into()),
+                Value::Real(ratio),
+                Value::Null,
+                Value::Blob(vec![0, 255]),
+            ]
+        };
+        vec![
+            row(1, "O'Brien \"test\", a|b", 0.5),
+            row(-2, "line one\nline two\ttabbed", 3.0),
+            row(9_007_199_254_740_993, "エージェント", -1e20),
+        ]
+    }
+
+    fn written(format: Format, headers: bool) -> String {
+        written_with(columns(), rows(), format, headers)
+    }
+
+    fn written_with(
+        columns: Vec<String>,
+        rows: Vec<Vec<Value>>,
+        format: Format,
+        headers: bool,
+    ) -> String {
+        let mut out = Vec::new();
+        write_rows(
+            &mut out,
+            RowFormat { format, headers },
+            &columns,
+            rows.into_iter().map(Ok),
+        )
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn records(text: &str, delimiter: u8) -> Vec<Vec<String>> {
+        csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .has_headers(false)
+            .from_reader(text.as_bytes())
+            .records()
+            .map(|r| r.unwrap().iter().map(String::from).collect())
+            .collect()
+    }
+
+    fn expected_records(headers: bool) -> Vec<Vec<String>> {
+        let mut expected: Vec<Vec<String>> = Vec::new();
+        if headers {
+            expected.push(columns());
+        }
+        for (id, name, ratio) in [
+            ("1", "O'Brien \"test\", a|b", "0.5"),
+            ("-2", "line one\nline two\ttabbed", "3.0"),
+            (
+                "9007199254740993",
+                "エージェント",
+                "-100000000000000000000.0",
+            ),
+        ] {
+            expected.push([id, name, ratio, "", "00ff"].map(String::from).to_vec());
+        }
+        expected
+    }
+
+    #[test]
+    fn csv_and_tsv_round_trip_through_a_csv_parser() {
+        assert_eq!(
+            records(&written(Format::Csv, true), b','),
+            expected_records(true)
+        );
+        assert_eq!(
+            records(&written(Format::Csv, false), b','),
+            expected_records(false)
+        );
+        assert_eq!(
+            records(&written(Format::Tsv, true), b'\t'),
+            expected_records(true)
+        );
+        let tsv = written(Format::Tsv, false);
+        assert_eq!(records(&tsv, b'\t'), expected_records(false));
+        assert!(
+            tsv.starts_with("1\t\"O'Brien \"\"test\"\", a|b\"\t0.5\t\t00ff\n"),
+            "{tsv}"
+        );
+    }
+
+    #[test]
+    fn json_keeps_native_types_and_the_column_order() {
+        let parsed: Json = serde_json::from_str(&written(Format::Json, true)).unwrap();
+        let objects = parsed.as_array().unwrap();
+        assert_eq!(objects.len(), 3);
+        assert_eq!(
+            objects[0],
+            serde_json::json!({"id": 1, "name": "O'Brien \"test\", a|b", "ratio": 0.5,
+                               "nothing": null, "blob": "00ff"})
+        );
+        assert_eq!(objects[2]["id"].as_i64(), Some(9_007_199_254_740_993));
+        assert!(objects[1]["ratio"].is_f64());
+        // serde_json's map sorts keys; an IndexMap shows the order they were written in.
+        let ordered: Vec<indexmap::IndexMap<String, Json>> =
+            serde_json::from_str(&written(Format::Json, true)).unwrap();
+        let keys: Vec<&String> = ordered[0].keys().collect();
+        assert_eq!(keys, ["id", "name", "ratio", "nothing", "blob"]);
+    }
+
+    #[test]
+    fn json_of_no_rows_is_an_empty_array_and_jsonl_is_nothing() {
+        let json = written_with(columns(), vec![], Format::Json, true);
+        assert_eq!(
+            serde_json::from_str::<Json>(&json).unwrap(),
+            serde_json::json!([])
+        );
+        assert_eq!(written_with(columns(), vec![], Format::Jsonl, true), "");
+    }
+
+    #[test]
+    fn jsonl_is_one_parseable_object_per_line() {
+        let text = written(Format::Jsonl, true);
+        let objects: Vec<Json> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(objects.len(), 3);
+        assert_eq!(objects[1]["name"], "line one\nline two\ttabbed");
+        assert_eq!(objects[1]["id"], -2);
+    }
+
+    #[test]
+    fn repeated_column_names_stay_apart_in_json() {
+        let columns = ["id", "id", "id_2", "id"].map(String::from).to_vec();
+        let row = (1..=4).map(Value::Integer).collect();
+        let text = written_with(columns, vec![row], Format::Jsonl, true);
+        assert_eq!(text, "{\"id\":1,\"id_3\":2,\"id_2\":3,\"id_4\":4}\n");
+    }
+
+    #[test]
+    fn markdown_escapes_pipes_and_line_breaks() {
+        let text = written(Format::Markdown, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "| id | name | ratio | nothing | blob |",
+                "| --- | --- | --- | --- | --- |",
+                "| 1 | O'Brien \"test\", a\\|b | 0.5 |  | 00ff |",
+                "| -2 | line one<br>line two\ttabbed | 3.0 |  | 00ff |",
+                "| 9007199254740993 | エージェント | -100000000000000000000.0 |  | 00ff |",
+            ]
+        );
+    }
+
+    #[test]
+    fn table_aligns_columns_and_drops_headers_on_request() {
+        let text = written(Format::Table, true);
+        let lines: Vec<&str> = text.lines().collect();
+        // border, header, separator, three rows (one of them two lines tall), border
+        assert_eq!(lines.len(), 8, "{text}");
+        assert!(lines[1].contains("id") && lines[1].contains("ratio"));
+        assert!(lines[3].contains("O'Brien \"test\", a|b"));
+        assert!(lines[4].contains("line one") && lines[5].contains("line two"));
+        // Numbers are right-aligned: the short id ends where the long one does.
+        let id_end = |line: &str| line.find(" ┆").unwrap();
+        assert_eq!(id_end(lines[3]), id_end(lines[6]));
+        assert!(lines[3].contains("│                1 ┆"), "{text}");
+        let headless = written(Format::Table, false);
+        assert_eq!(headless.lines().count(), 6);
+        assert!(!headless.contains("ratio"));
+    }
+
+    /// A reader that went away, as `keysync query ... | head -1` leaves stdout.
+    struct ClosedPipe;
+
+    impl Write for ClosedPipe {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    struct FullDisk;
+
+    impl Write for FullDisk {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::other("no space left on device"))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_pipe_ends_every_format_quietly_but_other_write_errors_fail() {
+        let many: Vec<Vec<Value>> = (0..10_000).map(|i| vec![Value::Integer(i)]).collect();
+        let columns = vec!["n".to_string()];
+        for format in Format::value_variants() {
+            let how = RowFormat {
+                format: *format,
+                headers: true,
+            };
+            let rows = many.iter().cloned().map(Ok);
+            assert!(
+                write_rows(ClosedPipe, how, &columns, rows).is_ok(),
+                "{format:?}"
+            );
+            let rows = many.iter().cloned().map(Ok);
+            let error = write_rows(FullDisk, how, &columns, rows).unwrap_err();
+            assert_eq!(error.code(), crate::error::exit::INTERNAL, "{format:?}");
+        }
+    }
+
+    #[test]
+    fn a_failing_row_stops_the_output_with_its_error() {
+        let rows = vec![
+            Ok(vec![Value::Integer(1)]),
+            Err(Error::Usage("the SQL does not run".into())),
+        ];
+        let error =
+            write_rows(Vec::new(), RowFormat::default(), &["n".to_string()], rows).unwrap_err();
+        assert_eq!(error.to_string(), "the SQL does not run");
+    }
 }

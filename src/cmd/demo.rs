@@ -1,6 +1,7 @@
 //! `keysync demo`: the newcomer's first command. It starts the fake CometAPI on 127.0.0.1,
 //! pulls from it over HTTP through the production code path, changes keys upstream, pulls again
-//! and prints both summaries and the diff between them. No token, no network.
+//! and prints both summaries, the diff between them, and two reports of the result. No token,
+//! no network.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,14 +9,16 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::api::ApiOptions;
-use crate::cli::{DemoArgs, GlobalArgs};
+use crate::cli::{DemoArgs, GlobalArgs, ReportArgs};
 use crate::cmd::pull::{Pulled, SyncSummary, pull};
+use crate::cmd::query::print_report;
 use crate::config::{
     AccessToken, DEFAULT_BACKOFF_BASE, DEFAULT_CONCURRENCY, DEFAULT_RETRIES, PullOptions, unix_now,
 };
 use crate::error::{Error, Result};
 use crate::fake::{FakeAccount, FakeServer};
-use crate::output::print_line;
+use crate::output::{RowFormat, print_line};
+use crate::report::Report;
 use crate::store;
 
 const DEMO_DB: &str = "keysync-demo.db";
@@ -64,6 +67,28 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<()> {
     if !global.quiet && !args.json {
         print_line(&format!("database: {}", db.display()))?;
         crate::cmd::diff::print_latest(&db)?;
+        print_reports(&db, global.now, now)?;
+    }
+    Ok(())
+}
+
+/// What the database can answer: two preset reports, each under the command that prints it
+/// (with `--now` when the demo was given one, so the command shows the same rows).
+fn print_reports(db: &Path, fixed_now: Option<i64>, now: i64) -> Result<()> {
+    let now_flag = fixed_now.map(|t| format!(" --now {t}")).unwrap_or_default();
+    for report in [Report::ExpiringSoon, Report::TopConsumers] {
+        print_line(&format!(
+            "\n$ keysync --db {}{now_flag} query --report {}",
+            db.display(),
+            report.name()
+        ))?;
+        print_report(
+            db,
+            now,
+            report,
+            &ReportArgs::default(),
+            RowFormat::default(),
+        )?;
     }
     Ok(())
 }

@@ -6,5 +6,6 @@ pub mod diff;
 pub mod history;
 pub mod prune;
 pub mod pull;
+pub mod query;
 pub mod status;
 pub mod syncs;

@@ -1,12 +1,15 @@
 //! The SQLite file: opening it (pragmas, migrations, schema checks) in one place, the pull lock,
-//! the writes a pull makes, reading the history back, and pruning it.
+//! the writes a pull makes, the read-only path queries take, reading the history back, and
+//! pruning it.
 
 pub mod history;
 pub mod lock;
 pub mod points;
 pub mod prune;
+pub mod query;
 pub mod status;
 pub mod sync;
+pub mod views;
 
 use std::path::Path;
 use std::time::Duration;

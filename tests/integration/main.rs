@@ -6,3 +6,4 @@ mod diff;
 mod integrity;
 mod operations;
 mod pull;
+mod query;

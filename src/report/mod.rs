@@ -1,0 +1,355 @@
+//! Preset reports: named questions about the keys, each answered by one plain SQL file here.
+//!
+//! The SQL files are the reports. keysync only picks a file, binds its parameters (`:within`,
+//! `:since`, `:limit`, `:for`, `:below`, in seconds or plain numbers) and runs it through the
+//! same read-only path and output formats as ad-hoc SQL, so users can read a report, copy it, or
+//! run it as `keysync query --file src/report/idle.sql --param for=2592000`. Every report skips
+//! removed keys, reads "now" from the `clock` view (which `--now` pins), and starts with the
+//! columns `id` and `name`.
+
+use std::time::Duration;
+
+use clap::ValueEnum;
+use rusqlite::types::Value;
+
+use crate::cli::ReportArgs;
+use crate::config::{SqlParam, parse_duration};
+use crate::error::{Error, Result};
+
+/// The reports `--report` takes; the doc comments are their `--help` and `--list-reports` text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Report {
+    /// Enabled keys expiring within --within, soonest first, and those already expired
+    ExpiringSoon,
+    /// Live keys of any status by used_quota, or with --since by quota used in that window
+    TopConsumers,
+    /// Enabled keys unused for --for, and enabled keys never used, longest idle first
+    Idle,
+    /// Enabled limited keys with remain_quota below --below, exhausted first
+    LowQuota,
+    /// Enabled keys with unlimited quota, no IP allowlist, no model limits or no expiry
+    Unrestricted,
+    /// Enabled limited keys that run out of quota within --within at their --since rate
+    Forecast,
+}
+
+/// A flag that tunes a report, and the SQL parameter it binds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportFlag {
+    Within,
+    Since,
+    Limit,
+    For,
+    Below,
+}
+
+/// `--below`'s default: $1 at the gateway's default of 500000 quota units per US dollar.
+pub const DEFAULT_BELOW: &str = "500000";
+pub const DEFAULT_WITHIN: &str = "7d";
+pub const DEFAULT_SINCE: &str = "7d";
+pub const DEFAULT_LIMIT: &str = "10";
+pub const DEFAULT_FOR: &str = "30d";
+
+/// A report ready to run: its SQL and the parameters it binds.
+#[derive(Debug)]
+pub struct ReportQuery {
+    pub sql: &'static str,
+    pub params: Vec<SqlParam>,
+}
+
+impl Report {
+    /// The name `--report` takes, e.g. `expiring-soon`.
+    pub fn name(self) -> String {
+        self.value().get_name().to_string()
+    }
+
+    /// One line on what it shows.
+    pub fn summary(self) -> String {
+        self.value()
+            .get_help()
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    }
+
+    fn value(self) -> clap::builder::PossibleValue {
+        self.to_possible_value().expect("every report has a name")
+    }
+
+    /// The flags this report takes, each with its default (`None`: off unless given).
+    pub fn flags(self) -> &'static [(ReportFlag, Option<&'static str>)] {
+        use ReportFlag::*;
+        match self {
+            Report::ExpiringSoon => &[(Within, Some(DEFAULT_WITHIN))],
+            Report::TopConsumers => &[(Limit, Some(DEFAULT_LIMIT)), (Since, None)],
+            Report::Idle => &[(For, Some(DEFAULT_FOR))],
+            Report::LowQuota => &[(Below, Some(DEFAULT_BELOW))],
+            Report::Unrestricted => &[],
+            Report::Forecast => &[(Within, Some(DEFAULT_WITHIN)), (Since, Some(DEFAULT_SINCE))],
+        }
+    }
+
+    /// `--within 7d, --since DURATION`: how --list-reports shows the flags.
+    pub fn flags_text(self) -> String {
+        let shown: Vec<String> = self
+            .flags()
+            .iter()
+            .map(|(flag, default)| format!("{} {}", flag.name(), default.unwrap_or(flag.kind())))
+            .collect();
+        shown.join(", ")
+    }
+
+    /// The SQL and parameters for these flags. A flag the report does not take is a usage
+    /// error rather than silently ignored.
+    pub fn query(self, args: &ReportArgs) -> Result<ReportQuery> {
+        self.refuse_foreign_flags(args)?;
+        let params = self
+            .flags()
+            .iter()
+            .filter_map(|(flag, default)| {
+                let value = flag
+                    .given(args)
+                    .or_else(|| default.map(|d| flag.parse(d)))?;
+                Some(SqlParam {
+                    name: flag.param().to_string(),
+                    value,
+                })
+            })
+            .collect();
+        Ok(ReportQuery {
+            sql: self.sql(args.since.is_some()),
+            params,
+        })
+    }
+
+    fn refuse_foreign_flags(self, args: &ReportArgs) -> Result<()> {
+        let takes = |flag: ReportFlag| self.flags().iter().any(|(taken, _)| *taken == flag);
+        let Some(foreign) = ReportFlag::ALL
+            .into_iter()
+            .find(|flag| flag.given(args).is_some() && !takes(*flag))
+        else {
+            return Ok(());
+        };
+        let taken = match self.flags_text() {
+            text if text.is_empty() => "no flags".to_string(),
+            text => text,
+        };
+        Err(Error::Usage(format!(
+            "{} does not apply to the {} report; it takes: {taken}",
+            foreign.name(),
+            self.name()
+        )))
+    }
+
+    fn sql(self, since: bool) -> &'static str {
+        match self {
+            Report::ExpiringSoon => include_str!("expiring-soon.sql"),
+            Report::TopConsumers if since => include_str!("top-consumers-since.sql"),
+            Report::TopConsumers => include_str!("top-consumers.sql"),
+            Report::Idle => include_str!("idle.sql"),
+            Report::LowQuota => include_str!("low-quota.sql"),
+            Report::Unrestricted => include_str!("unrestricted.sql"),
+            Report::Forecast => include_str!("forecast.sql"),
+        }
+    }
+}
+
+/// Refuses report flags given without `--report`, which would otherwise be ignored.
+pub fn refuse_flags_without_report(args: &ReportArgs) -> Result<()> {
+    match ReportFlag::ALL
+        .iter()
+        .find(|flag| flag.given(args).is_some())
+    {
+        Some(flag) => Err(Error::Usage(format!(
+            "{} only tunes a preset report: add --report NAME (see --list-reports)",
+            flag.name()
+        ))),
+        None => Ok(()),
+    }
+}
+
+impl ReportFlag {
+    const ALL: [ReportFlag; 5] = [
+        ReportFlag::Within,
+        ReportFlag::Since,
+        ReportFlag::Limit,
+        ReportFlag::For,
+        ReportFlag::Below,
+    ];
+
+    /// The command-line flag.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReportFlag::Within => "--within",
+            ReportFlag::Since => "--since",
+            ReportFlag::Limit => "--limit",
+            ReportFlag::For => "--for",
+            ReportFlag::Below => "--below",
+        }
+    }
+
+    /// The SQL parameter, without its `:`.
+    pub fn param(self) -> &'static str {
+        self.name().trim_start_matches('-')
+    }
+
+    /// What kind of value it takes, for flags without a default.
+    fn kind(self) -> &'static str {
+        match self {
+            ReportFlag::Within | ReportFlag::Since | ReportFlag::For => "DURATION",
+            ReportFlag::Limit | ReportFlag::Below => "N",
+        }
+    }
+
+    /// The flag's value as its SQL parameter binds it, when it was given.
+    fn given(self, args: &ReportArgs) -> Option<Value> {
+        match self {
+            ReportFlag::Within => args.within.map(seconds),
+            ReportFlag::Since => args.since.map(seconds),
+            ReportFlag::For => args.idle_for.map(seconds),
+            ReportFlag::Limit => args.limit.map(|n| Value::Integer(i64::from(n))),
+            ReportFlag::Below => args.below.map(Value::Integer),
+        }
+    }
+
+    /// A default, parsed the way the command line parses the flag.
+    fn parse(self, text: &str) -> Value {
+        let parsed = match self {
+            ReportFlag::Within | ReportFlag::Since | ReportFlag::For => {
+                parse_duration(text).map(seconds)
+            }
+            ReportFlag::Limit | ReportFlag::Below => text
+                .parse::<i64>()
+                .map(Value::Integer)
+                .map_err(|e| e.to_string()),
+        };
+        parsed.unwrap_or_else(|e| panic!("the default {text:?} of {} is bad: {e}", self.name()))
+    }
+}
+
+/// Durations bind as whole seconds, the unit of every time in the database.
+fn seconds(duration: Duration) -> Value {
+    Value::Integer(duration.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{open, query, views};
+
+    fn args() -> ReportArgs {
+        ReportArgs::default()
+    }
+
+    /// Every parameter a report's SQL uses is bound, and nothing else: `query::bind` insists.
+    fn prepares_and_binds(report: Report, args: &ReportArgs) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("k.db")).unwrap();
+        views::install_temp_views(&conn, 1_766_102_400).unwrap();
+        let run = report.query(args).unwrap();
+        let mut statement = query::prepare(&conn, run.sql)
+            .unwrap_or_else(|e| panic!("{} does not prepare: {e}", report.name()));
+        query::bind(&mut statement, &run.params)
+            .unwrap_or_else(|e| panic!("{} does not bind: {e}", report.name()));
+        let columns = query::column_names(&statement);
+        assert_eq!(columns[..2], ["id", "name"], "{}", report.name());
+        assert_eq!(query::rows(&mut statement).count(), 0);
+    }
+
+    #[test]
+    fn every_report_prepares_binds_and_starts_with_id_and_name() {
+        for report in Report::value_variants() {
+            prepares_and_binds(*report, &args());
+        }
+        let since = ReportArgs {
+            since: Some(Duration::from_secs(3600)),
+            ..args()
+        };
+        prepares_and_binds(Report::TopConsumers, &since);
+    }
+
+    #[test]
+    fn defaults_bind_as_seconds_and_given_flags_win() {
+        let run = Report::Forecast
+            .query(&ReportArgs {
+                since: Some(Duration::from_secs(60)),
+                ..args()
+            })
+            .unwrap();
+        let bound: Vec<(String, Value)> =
+            run.params.into_iter().map(|p| (p.name, p.value)).collect();
+        assert_eq!(
+            bound,
+            [
+                ("within".to_string(), Value::Integer(604_800)),
+                ("since".to_string(), Value::Integer(60)),
+            ]
+        );
+        let below = Report::LowQuota.query(&args()).unwrap().params;
+        assert_eq!(below[0].value, Value::Integer(500_000));
+    }
+
+    #[test]
+    fn a_flag_the_report_does_not_take_is_refused() {
+        let error = Report::Idle
+            .query(&ReportArgs {
+                limit: Some(3),
+                ..args()
+            })
+            .unwrap_err();
+        assert_eq!(error.code(), crate::error::exit::USAGE);
+        assert_eq!(
+            error.to_string(),
+            "--limit does not apply to the idle report; it takes: --for 30d"
+        );
+        let error = Report::Unrestricted
+            .query(&ReportArgs {
+                below: Some(3),
+                ..args()
+            })
+            .unwrap_err();
+        assert!(error.to_string().ends_with("it takes: no flags"), "{error}");
+    }
+
+    /// The flags' `--help` states the defaults this module applies.
+    #[test]
+    fn the_help_states_the_defaults() {
+        use clap::CommandFactory;
+        let cli = crate::cli::Cli::command();
+        let query = cli.find_subcommand("query").unwrap();
+        let help = |id: &str| {
+            let arg = query.get_arguments().find(|a| a.get_id() == id).unwrap();
+            arg.get_long_help().or(arg.get_help()).unwrap().to_string()
+        };
+        assert!(help("within").contains(&format!("[default: {DEFAULT_WITHIN}]")));
+        assert!(help("since").contains(&format!("[default: {DEFAULT_SINCE}]")));
+        assert!(help("limit").contains(&format!("[default: {DEFAULT_LIMIT}]")));
+        assert!(help("idle_for").contains(&format!("[default: {DEFAULT_FOR}]")));
+        assert!(help("below").contains(&format!("[default: {DEFAULT_BELOW},")));
+    }
+
+    #[test]
+    fn names_and_flags_read_as_the_list_shows_them() {
+        let names: Vec<String> = Report::value_variants().iter().map(|r| r.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "expiring-soon",
+                "top-consumers",
+                "idle",
+                "low-quota",
+                "unrestricted",
+                "forecast"
+            ]
+        );
+        assert_eq!(
+            Report::TopConsumers.flags_text(),
+            "--limit 10, --since DURATION"
+        );
+        assert_eq!(Report::Forecast.flags_text(), "--within 7d, --since 7d");
+        assert!(
+            Report::Idle
+                .summary()
+                .starts_with("Enabled keys unused for --for")
+        );
+    }
+}
