@@ -6,7 +6,7 @@
 //! a first pull into an empty database, the same account unchanged, then with 1% of keys
 //! changed, and the sqlite-utils baseline script against the same server.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -43,11 +43,11 @@ fn main() {
     report("first pull, empty database", &first, keys);
 
     let db = fresh(0);
-    let before = database_bytes(&db);
+    let before = keysync::store::database_bytes(&db);
     let versions_before = count_versions(&db);
     let unchanged = measure(runs, |_| pull(&mut launcher, &url, &db));
     report("unchanged re-pull", &unchanged, keys);
-    let growth = database_bytes(&db) as i64 - before as i64;
+    let growth = keysync::store::database_bytes(&db) as i64 - before as i64;
     println!(
         "  growth over {runs} unchanged re-pulls: {growth} bytes of database + WAL, {} new version rows",
         count_versions(&db) - versions_before
@@ -121,24 +121,10 @@ fn serialise(items: &[Map<String, Json>]) -> Vec<Bytes> {
 }
 
 fn serve(pages: Pages) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let app = axum::Router::new()
         .route("/api/token/", get(page))
         .with_state(pages);
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    url
+    keysync::fake::serve_in_background(app).expect("the page server starts")
 }
 
 async fn page(
@@ -278,17 +264,6 @@ mod launcher {
             println!("{answer}");
         }
     }
-}
-
-fn database_bytes(db: &Path) -> u64 {
-    ["", "-wal"]
-        .iter()
-        .map(|suffix| {
-            let mut path = db.as_os_str().to_owned();
-            path.push(suffix);
-            std::fs::metadata(PathBuf::from(path)).map_or(0, |m| m.len())
-        })
-        .sum()
 }
 
 fn count_versions(db: &Path) -> i64 {

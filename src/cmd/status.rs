@@ -1,7 +1,6 @@
 //! `keysync status`: the database and its last syncs at a glance, and with `--max-age` an
 //! alarm (exit 1) for monitoring when the data has gone stale or the last pull failed.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value as Json, json};
@@ -31,7 +30,7 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome> {
         ),
         None => None,
     };
-    let size = database_bytes(&db);
+    let size = store::database_bytes(&db);
     let version = store::schema_version(&conn)?;
     if args.json {
         let report = json!({
@@ -93,17 +92,6 @@ fn alarm(
             humantime::format_duration(max_age)
         )
     })
-}
-
-fn database_bytes(db: &Path) -> u64 {
-    ["", "-wal"]
-        .iter()
-        .filter_map(|suffix| {
-            let mut path = db.as_os_str().to_owned();
-            path.push(suffix);
-            std::fs::metadata(path).ok().map(|m| m.len())
-        })
-        .sum()
 }
 
 fn bytes(size: u64) -> String {

@@ -157,6 +157,18 @@ fn check_schema_version(conn: &Connection, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The bytes the database takes on disk: the file and its write-ahead log.
+pub fn database_bytes(db: &Path) -> u64 {
+    ["", "-wal"]
+        .iter()
+        .filter_map(|suffix| {
+            let mut path = db.as_os_str().to_owned();
+            path.push(suffix);
+            std::fs::metadata(path).ok().map(|m| m.len())
+        })
+        .sum()
+}
+
 /// The data columns for SQL, quoted (`group` is an SQL keyword) and each prefixed with `prefix`
 /// (`""`, or a table alias such as `"v."`): `v."user_id", v."name", ...`.
 pub(crate) fn quoted_columns(prefix: &str) -> String {

@@ -1,8 +1,9 @@
 //! Shared test scaffolding: a fake account on loopback, a temporary database, and a `keysync`
 //! command with a cleaned environment that points at both.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
-use std::process::Output;
+use std::process::{Child, Output, Stdio};
 
 use assert_cmd::Command;
 use keysync::fake::{FakeAccount, FakeServer};
@@ -43,12 +44,31 @@ impl Harness {
         let mut command = Command::cargo_bin("keysync").expect("the keysync binary");
         command
             .env_clear()
-            .env("HOME", self.dir.path())
-            .env("COMETAPI_ACCESS_TOKEN", TOKEN)
-            .env("COMETAPI_BASE_URL", self.server.url())
-            .env("KEYSYNC_DB", &self.db)
+            .envs(self.environment())
             .timeout(std::time::Duration::from_secs(120));
         command
+    }
+
+    /// Starts `keysync ARGS` in the background, with the same environment as [`Self::keysync`]
+    /// and its output piped, for tests that signal or kill it.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("keysync"))
+            .env_clear()
+            .envs(self.environment())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("keysync starts")
+    }
+
+    fn environment(&self) -> [(&'static str, OsString); 4] {
+        [
+            ("HOME", self.dir.path().into()),
+            ("COMETAPI_ACCESS_TOKEN", TOKEN.into()),
+            ("COMETAPI_BASE_URL", self.server.url().into()),
+            ("KEYSYNC_DB", self.db.clone().into()),
+        ]
     }
 
     /// Runs `keysync pull --json` (plus `extra` args), expects success, returns the summary.
@@ -114,36 +134,25 @@ pub fn text(value: &str) -> Value {
     Value::Text(value.to_string())
 }
 
-/// The documented API fields, in `keys` column order.
-pub const API_FIELDS: [&str; 15] = [
-    "id",
-    "user_id",
-    "name",
-    "status",
-    "created_time",
-    "accessed_time",
-    "expired_time",
-    "remain_quota",
-    "used_quota",
-    "unlimited_quota",
-    "model_limits_enabled",
-    "model_limits",
-    "allow_ips",
-    "group",
-    "cross_group_retry",
-];
+/// `id` and the documented API fields, in `keys` column order.
+pub fn api_fields() -> Vec<&'static str> {
+    let documented = keysync::api::model::API_FIELDS
+        .iter()
+        .map(|(name, _)| *name);
+    std::iter::once("id").chain(documented).collect()
+}
 
-/// `SELECT` of [`API_FIELDS`] from `keys`.
+/// `SELECT` of [`api_fields`] from `keys`.
 pub fn api_fields_sql() -> String {
-    let columns: Vec<String> = API_FIELDS.iter().map(|c| format!("\"{c}\"")).collect();
+    let columns: Vec<String> = api_fields().iter().map(|c| format!("\"{c}\"")).collect();
     format!("SELECT {} FROM keys", columns.join(", "))
 }
 
 /// What keysync must store for one item the fake serves: the API fields as SQLite values.
 pub fn expected_api_row(item: &serde_json::Map<String, serde_json::Value>) -> Vec<Value> {
-    API_FIELDS
-        .iter()
-        .map(|name| match &item[*name] {
+    api_fields()
+        .into_iter()
+        .map(|name| match &item[name] {
             serde_json::Value::Number(n) => int(n.as_i64().expect("an i64")),
             serde_json::Value::Bool(b) => int(i64::from(*b)),
             serde_json::Value::String(s) => text(s),
@@ -175,22 +184,10 @@ impl PingRecorder {
             "OK"
         }
         let seen: Seen = Default::default();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let app = axum::Router::new()
             .fallback(record)
             .with_state(seen.clone());
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(listener, app).await.unwrap();
-            });
-        });
+        let url = keysync::fake::serve_in_background(app).expect("the recorder starts");
         PingRecorder { url, seen }
     }
 

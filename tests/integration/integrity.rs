@@ -2,7 +2,7 @@
 //! invented keys, clean failures on bad responses, crash safety, cron overlap, hostile values
 //! and secrets. Every fault comes from a switch on the fake.
 
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use keysync::fake::{Drift, FakeAccount, Malformed};
@@ -301,18 +301,7 @@ fn an_auth_failure_costs_exactly_one_request() {
 // 5. Crash safety -------------------------------------------------------------------------------
 
 fn spawn_pull(h: &Harness, extra: &[&str]) -> std::process::Child {
-    std::process::Command::new(assert_cmd::cargo::cargo_bin("keysync"))
-        .env_clear()
-        .env("HOME", h.dir.path())
-        .env("COMETAPI_ACCESS_TOKEN", TOKEN)
-        .env("COMETAPI_BASE_URL", h.server.url())
-        .env("KEYSYNC_DB", &h.db)
-        .args(["pull", "-q"])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("keysync starts")
+    h.spawn(&[&["pull", "-q"], extra].concat())
 }
 
 #[test]

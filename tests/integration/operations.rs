@@ -2,7 +2,7 @@
 //! their precedence, shell completions.
 
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use keysync::fake::{FakeAccount, FakeServer};
@@ -92,20 +92,6 @@ fn a_dead_ping_url_is_a_warning_not_a_failure() {
 
 // pull --every ----------------------------------------------------------------------------------
 
-fn spawn(h: &Harness, args: &[&str]) -> Child {
-    std::process::Command::new(assert_cmd::cargo::cargo_bin("keysync"))
-        .env_clear()
-        .env("HOME", h.dir.path())
-        .env("COMETAPI_ACCESS_TOKEN", TOKEN)
-        .env("COMETAPI_BASE_URL", h.server.url())
-        .env("KEYSYNC_DB", &h.db)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("keysync starts")
-}
-
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !done() {
@@ -132,7 +118,7 @@ fn count_or_zero(h: &Harness, sql: &str) -> i64 {
 #[test]
 fn every_repeats_and_stops_cleanly_on_sigterm_between_pulls() {
     let h = Harness::with_keys(150);
-    let child = spawn(&h, &["pull", "--every", "200ms"]);
+    let child = h.spawn(&["pull", "--every", "200ms"]);
     wait_until("three pulls", || {
         count_or_zero(&h, "SELECT count(*) FROM syncs WHERE status = 'ok'") >= 3
     });
@@ -165,7 +151,7 @@ fn sigterm_mid_pull_rolls_it_back_and_exits_0() {
         .set(1, "name", serde_json::json!("changed upstream"));
     h.server.account().faults.hang_page = Some((3, 1000));
     let already = h.server.account().requests().len();
-    let child = spawn(&h, &["pull", "--every", "1h", "--timeout", "1h"]);
+    let child = h.spawn(&["pull", "--every", "1h", "--timeout", "1h"]);
     wait_until("the hung page", || {
         h.server.account().requests().len() >= already + 3
     });
@@ -191,7 +177,7 @@ fn sigterm_mid_pull_rolls_it_back_and_exits_0() {
 fn every_goes_on_after_api_failures_but_stops_on_a_rejected_token() {
     let h = Harness::with_keys(20);
     h.server.account().faults.fail_every = Some(1);
-    let child = spawn(&h, &["pull", "--every", "100ms", "--retries", "0"]);
+    let child = h.spawn(&["pull", "--every", "100ms", "--retries", "0"]);
     wait_until("two failed pulls", || {
         count_or_zero(&h, "SELECT count(*) FROM syncs WHERE status = 'failed'") >= 2
     });
@@ -420,7 +406,10 @@ fn status_reports_counts_and_syncs_and_alarms_on_stale_or_failed_data() {
     assert_eq!(report["last_sync"]["id"], 2);
     assert_eq!(report["last_sync"]["removed"], 1);
     assert_eq!(report["last_good_sync"]["age_seconds"], 600);
-    assert_eq!(report["schema_version"], keysync::store::known_schema_version());
+    assert_eq!(
+        report["schema_version"],
+        keysync::store::known_schema_version()
+    );
     assert_eq!(report["alarm"], serde_json::Value::Null);
     assert_eq!(report["database"], h.db.display().to_string());
 
