@@ -3,9 +3,10 @@
 //! Builds a database of 1,000 keys × 1,000 syncs in which every key changes at every sync
 //! (10^6 version rows), through keysync's own staging and apply code, then times each reading
 //! command as its own `keysync` process: `diff` between neighbouring and distant syncs,
-//! `history KEY` by id and by name, every preset report, and `prune` on a copy.
+//! `history KEY` by id and by name, every preset report, and `prune` on a copy. Set
+//! `KEYSYNC_BENCH_DB=/some/path.db` to build the database once and reuse it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -33,9 +34,13 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let db = dir.path().join("history.db");
+    // KEYSYNC_BENCH_DB keeps the built database between runs (it takes a minute or two).
+    let db = std::env::var_os("KEYSYNC_BENCH_DB")
+        .map_or_else(|| dir.path().join("history.db"), PathBuf::from);
     let started = Instant::now();
-    build(&db);
+    if !db.exists() {
+        build(&db);
+    }
     let versions = count(&db, "SELECT count(*) FROM key_versions");
     println!(
         "keysync history benchmark: {KEYS} keys x {SYNCS} syncs = {versions} version rows \

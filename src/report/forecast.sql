@@ -20,15 +20,34 @@ bounds AS (
             ORDER BY g.started_at, g.id LIMIT 1) AS first_sync,
            (SELECT max(id) FROM good_syncs) AS last_sync
 ),
+-- Each live key's baseline: the version current at the window's first sync or, for a key
+-- first seen later, its first version after it. Two primary-key seeks per key: no scan of
+-- the history, however long it is.
+starts AS (
+    SELECT k.id AS key_id,
+           (SELECT x.valid_from_sync FROM key_versions AS x
+            WHERE x.key_id = k.id AND x.valid_from_sync <= b.first_sync
+            ORDER BY x.valid_from_sync DESC LIMIT 1) AS at_first,
+           (SELECT x.valid_from_sync FROM key_versions AS x
+            WHERE x.key_id = k.id AND x.valid_from_sync > b.first_sync
+            ORDER BY x.valid_from_sync LIMIT 1) AS after_first
+    FROM keys AS k
+    CROSS JOIN bounds AS b
+    WHERE k.removed_sync IS NULL AND b.first_sync IS NOT NULL
+),
 baselines AS (
     SELECT v.key_id,
            v.used_quota,
-           max(v.valid_from_sync, bounds.first_sync) AS from_sync,
-           row_number() OVER (PARTITION BY v.key_id ORDER BY v.valid_from_sync) AS nth
-    FROM key_versions AS v
-    CROSS JOIN bounds
-    WHERE bounds.first_sync IS NOT NULL
-      AND (v.valid_to_sync IS NULL OR v.valid_to_sync > bounds.first_sync)
+           max(v.valid_from_sync, b.first_sync) AS from_sync
+    FROM starts AS s
+    CROSS JOIN bounds AS b
+    JOIN key_versions AS v
+      ON v.key_id = s.key_id
+     AND v.valid_from_sync = coalesce(
+             (SELECT y.valid_from_sync FROM key_versions AS y
+              WHERE y.key_id = s.key_id AND y.valid_from_sync = s.at_first
+                AND (y.valid_to_sync IS NULL OR y.valid_to_sync > b.first_sync)),
+             s.after_first)
 ),
 rates AS (
     SELECT k.id,
@@ -37,7 +56,7 @@ rates AS (
            (k.used_quota - base.used_quota) * 86400.0
                / (end_sync.started_at - start_sync.started_at) AS per_day
     FROM key_info AS k
-    JOIN baselines AS base ON base.key_id = k.id AND base.nth = 1
+    JOIN baselines AS base ON base.key_id = k.id
     JOIN syncs AS start_sync ON start_sync.id = base.from_sync
     JOIN syncs AS end_sync ON end_sync.id = (SELECT last_sync FROM bounds)
     WHERE NOT k.is_removed

@@ -83,20 +83,10 @@ pub fn prune(conn: &mut Connection, cutoff: i64) -> Result<PrunePlan> {
 /// Rewrites the database so the pages freed by deletes go back to the disk; returns the bytes
 /// the database files (with the WAL) took before and after.
 pub fn vacuum(conn: &Connection, path: &Path) -> Result<(u64, u64)> {
-    let before = disk_size(path);
+    let before = super::database_bytes(path);
     conn.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")
         .db("cannot vacuum the database")?;
-    Ok((before, disk_size(path)))
-}
-
-fn disk_size(path: &Path) -> u64 {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    [path.as_os_str(), wal.as_os_str()]
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum()
+    Ok((before, super::database_bytes(path)))
 }
 
 #[cfg(test)]
