@@ -47,9 +47,22 @@ pub fn readable_time(unix: i64) -> String {
     if unix == -1 {
         return "never".to_string();
     }
+    // Formatted field by field: strftime parses its pattern on every call, and a history or
+    // diff table formats thousands of times.
     chrono::DateTime::from_timestamp(unix, 0).map_or_else(
         || unix.to_string(),
-        |t| t.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+        |t| {
+            use chrono::{Datelike, Timelike};
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+                t.year(),
+                t.month(),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        },
     )
 }
 

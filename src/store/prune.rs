@@ -17,6 +17,9 @@ use super::points::SyncPoint;
 use crate::error::{DbContext, Result};
 
 /// What a prune deletes, or would delete.
+/// The page cache a prune may use, in KiB as SQLite's negative `cache_size` takes it.
+const PRUNE_CACHE_KIB: i64 = -128 * 1024;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PrunePlan {
     /// The oldest sync that stays; `None` when there are no syncs at all.
@@ -63,6 +66,10 @@ pub fn plan(conn: &Connection, cutoff: i64) -> Result<PrunePlan> {
 /// Deletes what [`plan`] names, in one transaction. The caller holds the pull lock.
 pub fn prune(conn: &mut Connection, cutoff: i64) -> Result<PrunePlan> {
     let context = "cannot prune";
+    // A prune deletes rows all over the history's indexes; with SQLite's default 2 MB cache it
+    // rereads the same pages again and again. The cache only grows as far as it is used.
+    conn.pragma_update(None, "cache_size", PRUNE_CACHE_KIB)
+        .db(context)?;
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .db(context)?;
