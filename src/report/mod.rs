@@ -267,6 +267,47 @@ mod tests {
         prepares_and_binds(Report::TopConsumers, &since);
     }
 
+    /// Reports read the history (10^6 versions and more) by primary-key seeks per key, never
+    /// by a pass over `key_versions` (aliased `v`, `x` or `y` in the report files).
+    #[test]
+    fn no_report_scans_the_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("k.db")).unwrap();
+        views::install_temp_views(&conn, 1_766_102_400).unwrap();
+        let since = ReportArgs {
+            since: Some(Duration::from_secs(3600)),
+            ..args()
+        };
+        let runs = Report::value_variants()
+            .iter()
+            .map(|report| (report, report.query(&args()).unwrap()))
+            .chain([(
+                &Report::TopConsumers,
+                Report::TopConsumers.query(&since).unwrap(),
+            )]);
+        for (report, run) in runs {
+            let mut statement = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {}", run.sql))
+                .unwrap();
+            query::bind(&mut statement, &run.params).unwrap();
+            let plan: Vec<String> = statement
+                .raw_query()
+                .mapped(|row| row.get::<_, String>(3))
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let scans_history = |step: &String| {
+                ["SCAN key_versions", "SCAN v", "SCAN x", "SCAN y"]
+                    .iter()
+                    .any(|scan| step == scan || step.starts_with(&format!("{scan} ")))
+            };
+            assert!(
+                !plan.iter().any(scans_history),
+                "{}: {plan:#?}",
+                report.name()
+            );
+        }
+    }
+
     #[test]
     fn defaults_bind_as_seconds_and_given_flags_win() {
         let run = Report::Forecast
