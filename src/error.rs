@@ -46,7 +46,7 @@ pub enum Error {
     #[error("{0}")]
     Locked(String),
     /// The database could not be opened, read or written.
-    #[error("{context}: {source}")]
+    #[error("{context}: {source}{}", database_hint(source))]
     Database {
         context: String,
         #[source]
@@ -64,6 +64,28 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What to do next about a database failure, by SQLite's error code.
+fn database_hint(error: &rusqlite::Error) -> &'static str {
+    use rusqlite::ErrorCode;
+    match error.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            "; another program is writing to the database: try again when it is done"
+        }
+        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied | ErrorCode::ReadOnly) => {
+            "; check the path given by --db / KEYSYNC_DB and the permissions of the file and \
+             its folder"
+        }
+        Some(ErrorCode::NotADatabase) => {
+            "; this file is not a keysync database: pass --db with the right path"
+        }
+        Some(ErrorCode::DiskFull) => "; free some disk space and run the command again",
+        Some(ErrorCode::DatabaseCorrupt) => {
+            "; the file is damaged: restore it from a backup, or start a new one with --db"
+        }
+        _ => "",
+    }
+}
 
 /// How a command that did not fail ended. An alarm is not an error: the command did what was
 /// asked and found what the user asked to be told about (`diff --exit-code` found differences).
