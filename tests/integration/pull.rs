@@ -437,19 +437,17 @@ fn the_token_file_is_read_and_trimmed() {
     let h = Harness::with_keys(3);
     let file = h.dir.path().join("token");
     std::fs::write(&file, format!("  {TOKEN}\n")).unwrap();
-    #[cfg(unix)]
-    std::os::unix::fs::PermissionsExt::set_mode(
-        &mut std::fs::metadata(&file).unwrap().permissions(),
-        0o600,
-    );
-    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let output = h
-        .keysync()
-        .env_remove("COMETAPI_ACCESS_TOKEN")
-        .args(["pull", "-q", "--token-file"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let pull_with_file = |mode: u32| {
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .unwrap();
+        h.keysync()
+            .env_remove("COMETAPI_ACCESS_TOKEN")
+            .args(["pull", "-q", "--token-file"])
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let output = pull_with_file(0o600);
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -459,14 +457,7 @@ fn the_token_file_is_read_and_trimmed() {
     assert!(output.stdout.is_empty() && output.stderr.is_empty());
     assert_eq!(h.count("SELECT count(*) FROM keys"), 3);
 
-    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
-    let output = h
-        .keysync()
-        .env_remove("COMETAPI_ACCESS_TOKEN")
-        .args(["pull", "-q", "--token-file"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let output = pull_with_file(0o644);
     assert_eq!(output.status.code(), Some(0));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("chmod 600"), "{stderr}");
