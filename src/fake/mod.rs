@@ -248,7 +248,7 @@ impl FakeAccount {
         let now = self
             .keys
             .values()
-            .filter_map(|k| k["created_time"].as_i64())
+            .filter_map(|k| k.get("created_time")?.as_i64())
             .max();
         let seed = self.next_id as u64;
         for fields in generate_keys(drift.create, seed, now.unwrap_or(1_766_000_000) + 60) {
