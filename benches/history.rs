@@ -1,4 +1,4 @@
-//! The history benchmark (`bench/run.sh`, or `cargo bench --bench history`).
+//! The history benchmark (`benches/run.sh`, or `cargo bench --bench history`).
 //!
 //! Builds a database of 1,000 keys × 1,000 syncs in which every key changes at every sync
 //! (10^6 version rows), through keysync's own staging and apply code, then times each reading

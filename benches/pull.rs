@@ -1,4 +1,4 @@
-//! The pull benchmark (`bench/run.sh`, or `cargo bench --bench pull`).
+//! The pull benchmark (`benches/run.sh`, or `cargo bench --bench pull`).
 //!
 //! Serves a generated account from pre-serialised pages on 127.0.0.1 (so the server costs
 //! next to nothing), runs every pull as its own `keysync` process (so its peak RSS is the
@@ -63,7 +63,7 @@ fn main() {
     match std::env::var_os("KEYSYNC_BENCH_PYTHON") {
         Some(python) => {
             let python = python.to_str().expect("a UTF-8 python path").to_string();
-            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/baseline.py");
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/baseline.py");
             let baseline = measure(runs, |run| {
                 let db = dir.path().join(format!("baseline-{run}.db"));
                 let db = db.to_str().expect("a UTF-8 temporary path");
@@ -73,7 +73,7 @@ fn main() {
             let ratio = baseline.wall.as_secs_f64() / first.wall.as_secs_f64();
             println!("  keysync's first pull is {ratio:.1}x faster than the baseline");
         }
-        None => println!("baseline skipped: run bench/run.sh to install sqlite-utils for it"),
+        None => println!("baseline skipped: run benches/run.sh to install sqlite-utils for it"),
     }
 }
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs keysync's benchmarks in release mode (pull, then history), with the sqlite-utils
 # baseline available.
-# Usage: bench/run.sh            (100,000 keys, 5 runs per case)
-#        KEYSYNC_BENCH_KEYS=20000 KEYSYNC_BENCH_RUNS=3 bench/run.sh
+# Usage: benches/run.sh            (100,000 keys, 5 runs per case)
+#        KEYSYNC_BENCH_KEYS=20000 KEYSYNC_BENCH_RUNS=3 benches/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/bench-venv

@@ -2,7 +2,7 @@
 
 Pages through the listing with a plain HTTP client and upserts each page into SQLite with
 sqlite-utils: current state only, no history, no retries. Usage:
-    python3 bench/baseline.py BASE_URL TOKEN DB_PATH
+    python3 benches/baseline.py BASE_URL TOKEN DB_PATH
 """
 import sys
 
