@@ -126,6 +126,18 @@ impl Harness {
     }
 }
 
+/// `keysync ARGS` in `dir` with an empty environment and no fake: how a newcomer runs `demo`,
+/// and how tests read a database the demo made.
+pub fn keysync_in(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::cargo_bin("keysync")
+        .expect("the keysync binary")
+        .env_clear()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("keysync runs")
+}
+
 pub fn int(value: i64) -> Value {
     Value::Integer(value)
 }

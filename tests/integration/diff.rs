@@ -5,7 +5,7 @@ use keysync::store::lock::PullLock;
 use pretty_assertions::assert_eq;
 use serde_json::{Value as Json, json};
 
-use crate::common::{Harness, NOW};
+use crate::common::{Harness, NOW, keysync_in};
 
 const HOUR: i64 = 3600;
 const DAY: i64 = 86_400;
@@ -759,13 +759,7 @@ fn read_commands_need_a_database_with_history() {
 #[test]
 fn demo_ends_with_the_diff_between_its_pulls() {
     let dir = tempfile::tempdir().unwrap();
-    let output = assert_cmd::Command::cargo_bin("keysync")
-        .unwrap()
-        .env_clear()
-        .current_dir(dir.path())
-        .args(["demo", "--now", "2025-12-19T00:00:00Z"])
-        .output()
-        .unwrap();
+    let output = keysync_in(dir.path(), &["demo", "--now", "2025-12-19T00:00:00Z"]);
     assert!(output.status.success());
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert!(

@@ -8,7 +8,9 @@ use rusqlite::types::Value;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::common::{Harness, NOW, SEED, TOKEN, api_fields_sql, expected_api_row, int, text};
+use crate::common::{
+    Harness, NOW, SEED, TOKEN, api_fields_sql, expected_api_row, int, keysync_in, text,
+};
 
 fn summary(
     sync: i64,
@@ -655,13 +657,7 @@ fn a_second_pull_on_a_locked_database_exits_5() {
 #[test]
 fn demo_runs_two_pulls_against_the_fake_without_an_account() {
     let dir = tempfile::tempdir().unwrap();
-    let output = assert_cmd::Command::cargo_bin("keysync")
-        .unwrap()
-        .env_clear()
-        .current_dir(dir.path())
-        .args(["demo", "--json"])
-        .output()
-        .unwrap();
+    let output = keysync_in(dir.path(), &["demo", "--json"]);
     assert!(
         output.status.success(),
         "{}",
@@ -680,13 +676,7 @@ fn demo_runs_two_pulls_against_the_fake_without_an_account() {
         ]
     );
     // A second demo replaces its own database rather than piling onto it.
-    let again = assert_cmd::Command::cargo_bin("keysync")
-        .unwrap()
-        .env_clear()
-        .current_dir(dir.path())
-        .args(["demo", "-q"])
-        .output()
-        .unwrap();
+    let again = keysync_in(dir.path(), &["demo", "-q"]);
     assert!(again.status.success());
     let conn = rusqlite::Connection::open(dir.path().join("keysync-demo.db")).unwrap();
     let syncs: i64 = conn

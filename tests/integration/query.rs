@@ -8,7 +8,7 @@ use keysync::fake::{Drift, FakeAccount};
 use pretty_assertions::assert_eq;
 use serde_json::{Map, Value as Json, json};
 
-use crate::common::{Harness, NOW, TOKEN};
+use crate::common::{Harness, NOW, TOKEN, keysync_in};
 
 const DAY: i64 = 86_400;
 
@@ -1139,14 +1139,8 @@ fn unrestricted_names_each_risk_of_enabled_exposed_keys() {
 #[test]
 fn demo_ends_with_the_expiring_soon_and_top_consumers_reports_of_its_database() {
     let dir = tempfile::tempdir().unwrap();
-    let output = assert_cmd::Command::cargo_bin("keysync")
-        .unwrap()
-        .env_clear()
-        .current_dir(dir.path())
-        .args(["demo", "--keys", "60"])
-        .args(at(NOW))
-        .output()
-        .unwrap();
+    let now = NOW.to_string();
+    let output = keysync_in(dir.path(), &["demo", "--keys", "60", "--now", &now]);
     assert!(output.status.success());
     let stdout = String::from_utf8(output.stdout).unwrap();
     let db = dir.path().join("keysync-demo.db");
