@@ -105,7 +105,7 @@ fn build(db: &Path) {
         let listing = Listing {
             pages: 10,
             keys_seen: KEYS,
-            consistent: true,
+            inconsistency: None,
             passes: 1,
         };
         apply_listing(&mut conn, sync, &listing, false, now).expect("the sync applies");
@@ -130,6 +130,7 @@ fn page(sync_number: i64) -> Page {
     Page {
         number: 1,
         total: KEYS as i64,
+        page_size: KEYS,
         items,
     }
 }

@@ -141,6 +141,9 @@ pub struct PullArgs {
     /// Ping this healthchecks.io-style URL: URL/start, then URL or URL/fail
     #[arg(long, value_name = "URL")]
     pub ping_url: Option<String>,
+    /// Also trust the CA certificates in this PEM file (a private CA or a TLS-inspecting proxy)
+    #[arg(long, value_name = "PATH")]
+    pub ca_cert: Option<PathBuf>,
     /// Wait up to this long for another pull's lock instead of exiting 5 at once
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub wait: Option<Duration>,

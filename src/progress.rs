@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::api::listing::page_count;
+use crate::api::client::RetryObserver;
 use crate::api::{Page, PageSink};
 use crate::error::Result;
 
@@ -17,6 +17,8 @@ pub struct PageProgress<S> {
     bar: Option<ProgressBar>,
     keys: u64,
     started: Instant,
+    /// The listing pass being drawn; a new pass starts the bar again.
+    pass: u32,
 }
 
 impl<S: PageSink> PageProgress<S> {
@@ -35,7 +37,17 @@ impl<S: PageSink> PageProgress<S> {
             bar,
             keys: 0,
             started: Instant::now(),
+            pass: 0,
         }
+    }
+
+    /// Shows a retry on the progress line while it waits (`page 7: HTTP 429, retry 2/8 in
+    /// 4s`), when there is a bar.
+    pub fn retry_observer(&self) -> Option<RetryObserver> {
+        let bar = self.bar.clone()?;
+        Some(Box::new(move |notice: &str| {
+            bar.set_message(notice.to_string())
+        }))
     }
 
     /// Takes the bar off the screen; the summary line follows.
@@ -49,8 +61,9 @@ impl<S: PageSink> PageProgress<S> {
 impl<S: PageSink> PageSink for PageProgress<S> {
     fn stage(&mut self, pass: u32, page: Page) -> Result<()> {
         if let Some(bar) = &self.bar {
-            if page.number == 1 {
-                bar.set_length(u64::from(page_count(page.total)));
+            if pass != self.pass {
+                self.pass = pass;
+                bar.set_length(u64::from(page.expected_last_page()));
                 bar.set_position(0);
             }
             self.keys += page.items.len() as u64;

@@ -1,9 +1,13 @@
-//! The HTTP client for `GET /api/token/`: one `reqwest::Client`, retries with backoff, and the
-//! single place where an HTTP answer becomes a page or an error.
+//! The HTTP client for `GET /api/token/`: one `reqwest::Client`, retries that fit the error, and
+//! the single place where an HTTP answer becomes a page or an error.
 //!
 //! The access token lives only in a sensitive default header; it never appears in a log line or
-//! an error message.
+//! an error message (an upstream message that quotes it is redacted). A response body is read
+//! in chunks up to [`MAX_BODY_BYTES`] after decompression, so no server can make a pull hold
+//! more than a few pages' worth of memory.
 
+use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -15,12 +19,15 @@ use crate::api::model::{KeyRecord, json_type};
 use crate::config::AccessToken;
 use crate::error::{Error, Result};
 
-/// keysync always asks for the API's largest page.
+/// keysync always asks for the API's largest page; a server may echo a smaller one.
 pub const PAGE_SIZE: usize = 100;
-/// No single wait between retries is longer than this, except a longer `Retry-After`.
+/// A page of 100 keys is about 50 KB; a body past this (after decompression) is not a page.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// No wait between retries is longer than this, `Retry-After` included.
 const BACKOFF_CAP: Duration = Duration::from_secs(60);
-/// A `Retry-After` beyond this is treated as this, so a confused server cannot park cron forever.
-const RETRY_AFTER_CAP: Duration = Duration::from_secs(15 * 60);
+/// A refused connection or a failed DNS lookup is worth a few tries (a server restarting, a
+/// network blip), not the whole budget meant for rate limits.
+const UNREACHABLE_RETRIES: u32 = 3;
 
 /// How to reach the API, resolved from flags, environment and defaults.
 #[derive(Clone, Debug)]
@@ -36,37 +43,77 @@ pub struct ApiOptions {
     pub backoff_base: Duration,
     /// Pages requested at once after page 1.
     pub concurrency: usize,
+    /// A PEM file of extra trusted root certificates (`--ca-cert`), for a private CA.
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// One page of the listing as the API served it.
 #[derive(Debug)]
 pub struct Page {
     pub number: u32,
+    /// The account's key count as the server reported it: a hint, never proof.
     pub total: i64,
+    /// The page size the server used: its echo in `data.page_size` when that is a positive
+    /// integer no larger than asked for, else the size asked for.
+    pub page_size: usize,
     pub items: Vec<KeyRecord>,
 }
+
+impl Page {
+    /// A page with fewer items than the page size ends a listing; a full one never does.
+    pub fn is_short(&self) -> bool {
+        self.items.len() < self.page_size
+    }
+
+    /// The page `total` says will be the short (or empty) last one.
+    pub fn expected_last_page(&self) -> u32 {
+        let pages = self.total.max(0) as u64 / self.page_size.max(1) as u64 + 1;
+        u32::try_from(pages).unwrap_or(u32::MAX)
+    }
+}
+
+/// Told about every retry before its wait, e.g. to show it on the progress line.
+pub type RetryObserver = Box<dyn Fn(&str) + Send + Sync>;
 
 pub struct ApiClient {
     http: reqwest::Client,
     endpoint: String,
+    /// `host:port` of the API, for messages.
+    host: String,
+    token: AccessToken,
     retries: u32,
     backoff_base: Duration,
     /// How many requests may be in flight; halved on every 429, never below 1.
     in_flight_limit: AtomicUsize,
+    retry_observer: OnceLock<RetryObserver>,
 }
 
 /// The outcome of one failed attempt: worth another try, or final.
 enum Attempt {
-    Retry {
-        reason: String,
-        retry_after: Option<Duration>,
-        rate_limited: bool,
-    },
+    Retry(Retry),
     Fatal(Error),
+}
+
+struct Retry {
+    reason: String,
+    retry_after: Option<Duration>,
+    kind: RetryKind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RetryKind {
+    RateLimited,
+    /// 408, 5xx, resets, timeouts.
+    Transient,
+    /// Connection refused or DNS failure: at most [`UNREACHABLE_RETRIES`].
+    Unreachable,
 }
 
 impl ApiClient {
     pub fn new(options: &ApiOptions) -> Result<ApiClient> {
+        let url = reqwest::Url::parse(&options.base_url)
+            .map_err(|e| Error::Usage(format!("--base-url {:?}: {e}", options.base_url)))?;
+        let host = host_of(&url);
         let mut headers = HeaderMap::new();
         let mut auth = HeaderValue::from_str(options.token.expose()).map_err(|_| {
             Error::Usage(
@@ -83,21 +130,42 @@ impl ApiClient {
                 HeaderValue::from(user_id),
             );
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("keysync/", env!("CARGO_PKG_VERSION")))
             .default_headers(headers)
             .timeout(options.timeout)
             .connect_timeout(options.timeout.min(Duration::from_secs(10)))
-            .gzip(true)
-            .build()
-            .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))?;
+            .gzip(true);
+        if url.scheme() == "http" {
+            // Plain HTTP needs no trust store, so a machine without CA certificates can still
+            // reach a local gateway.
+            builder = builder.tls_certs_only([]);
+        } else if let Some(path) = &options.ca_cert {
+            builder = builder.tls_certs_merge(read_ca_cert(path)?);
+        }
+        let http = builder.build().map_err(|e| {
+            Error::Api(format!(
+                "cannot set up HTTPS for {host}: {}. Install the system's CA certificates \
+                 (Debian/Ubuntu: apt-get install ca-certificates), point SSL_CERT_FILE at a PEM \
+                 bundle, or pass --ca-cert FILE",
+                error_chain(&e)
+            ))
+        })?;
         Ok(ApiClient {
             http,
             endpoint: format!("{}/api/token/", options.base_url.trim_end_matches('/')),
+            host,
+            token: options.token.clone(),
             retries: options.retries,
             backoff_base: options.backoff_base,
             in_flight_limit: AtomicUsize::new(options.concurrency.max(1)),
+            retry_observer: OnceLock::new(),
         })
+    }
+
+    /// Calls `observer` with a one-line notice before every retry's wait. Set once.
+    pub fn observe_retries(&self, observer: RetryObserver) {
+        let _ = self.retry_observer.set(observer);
     }
 
     /// How many page requests may be in flight now. It only goes down during a pull: after a
@@ -114,136 +182,402 @@ impl ApiClient {
             });
     }
 
-    /// Fetches one page, retrying rate limits, server errors and network failures.
+    /// Fetches one page, retrying what a retry can fix: rate limits, server errors, resets,
+    /// timeouts, and (a few times) an unreachable host.
     pub async fn fetch_page(&self, page: u32) -> Result<Page> {
         let mut retried = 0;
         loop {
-            match self.try_page(page).await {
+            let retry = match self.try_page(page).await {
                 Ok(fetched) => return Ok(fetched),
                 Err(Attempt::Fatal(error)) => return Err(error),
-                Err(Attempt::Retry { reason, .. }) if retried >= self.retries => {
-                    return Err(Error::Api(format!(
-                        "page {page}: {reason}; gave up after {} attempts. The API or the \
-                         network is failing: try again later, or raise --retries",
-                        retried + 1
-                    )));
-                }
-                Err(Attempt::Retry {
-                    reason,
-                    retry_after,
-                    rate_limited,
-                }) => {
-                    if rate_limited {
-                        self.slow_down();
-                    }
-                    let wait = retry_after
-                        .map(|d| d.min(RETRY_AFTER_CAP))
-                        .unwrap_or_else(|| backoff_delay(self.backoff_base, retried));
-                    retried += 1;
-                    tracing::info!(
-                        "page {page}: {reason}; retry {retried}/{} in {:.1}s",
-                        self.retries,
-                        wait.as_secs_f64()
-                    );
-                    tokio::time::sleep(wait).await;
-                }
+                Err(Attempt::Retry(retry)) => retry,
+            };
+            let budget = match retry.kind {
+                RetryKind::Unreachable => self.retries.min(UNREACHABLE_RETRIES),
+                _ => self.retries,
+            };
+            if retried >= budget {
+                return Err(self.gave_up(page, &retry, retried + 1));
             }
+            if retry.kind == RetryKind::RateLimited {
+                self.slow_down();
+            }
+            let wait = retry_wait(retry.retry_after, self.backoff_base, retried);
+            retried += 1;
+            let notice = format!(
+                "page {page}: {}, retry {retried}/{budget} in {}",
+                retry.reason,
+                short_duration(wait)
+            );
+            tracing::info!("{notice}");
+            if let Some(observer) = self.retry_observer.get() {
+                observer(&notice);
+            }
+            tokio::time::sleep(wait).await;
         }
+    }
+
+    fn gave_up(&self, page: u32, retry: &Retry, attempts: u32) -> Error {
+        let attempts = match attempts {
+            1 => "1 attempt".to_string(),
+            n => format!("{n} attempts"),
+        };
+        let advice = match retry.kind {
+            RetryKind::Unreachable => format!(
+                "check that {} is reachable and that --base-url / COMETAPI_BASE_URL is right",
+                self.host
+            ),
+            _ => {
+                "the API or the network is failing: try again later, or raise --retries".to_string()
+            }
+        };
+        Error::Api(format!(
+            "page {page}: {}; gave up after {attempts}. {advice}",
+            retry.reason
+        ))
     }
 
     async fn try_page(&self, page: u32) -> Result<Page, Attempt> {
         tracing::debug!("GET {}?p={page}&page_size={PAGE_SIZE}", self.endpoint);
-        let response = self
+        let mut response = self
             .http
             .get(&self.endpoint)
             .query(&[("p", page as usize), ("page_size", PAGE_SIZE)])
             .send()
             .await
-            .map_err(transport_failure)?;
+            .map_err(|e| self.transport_failure(e))?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
-        let body = response.bytes().await.map_err(transport_failure)?;
-        check_status(status, retry_after, &body, &self.endpoint)?;
-        parse_page(page, &body).map_err(Attempt::Fatal)
+        let body = read_bounded(&mut response, page)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge => Attempt::Fatal(Error::Api(format!(
+                    "page {page}: the response from {} is larger than {} MiB after \
+                     decompression (a page of 100 keys is about 50 KB); is --base-url a \
+                     CometAPI gateway?",
+                    self.host,
+                    MAX_BODY_BYTES / (1024 * 1024)
+                ))),
+                BodyError::Transport(e) => self.transport_failure(e),
+            })?;
+        self.check_status(status, retry_after, &body)?;
+        parse_page(page, &body).map_err(|e| Attempt::Fatal(self.redacted(e)))
+    }
+
+    /// The one mapping from an HTTP status (and an error body) to "go on", "try again" or
+    /// "stop".
+    fn check_status(
+        &self,
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        body: &[u8],
+    ) -> Result<(), Attempt> {
+        if status.is_success() {
+            return Ok(());
+        }
+        let answer = ErrorBody::read(body);
+        if rejects_credentials(status, answer.code.as_deref(), &answer.message) {
+            return Err(Attempt::Fatal(self.redacted(auth_error(&format!(
+                "HTTP {status}: {}",
+                answer.describe()
+            )))));
+        }
+        let retry = |reason: String, kind| {
+            Attempt::Retry(Retry {
+                reason,
+                retry_after,
+                kind,
+            })
+        };
+        match status {
+            StatusCode::TOO_MANY_REQUESTS => Err(retry(
+                "HTTP 429 (rate limited)".into(),
+                RetryKind::RateLimited,
+            )),
+            StatusCode::REQUEST_TIMEOUT => Err(retry(
+                "HTTP 408 Request Timeout".into(),
+                RetryKind::Transient,
+            )),
+            s if s.is_server_error() => Err(retry(format!("HTTP {s}"), RetryKind::Transient)),
+            s => Err(Attempt::Fatal(self.redacted(Error::Api(format!(
+                "HTTP {s} from {}: is --base-url / COMETAPI_BASE_URL right? {}",
+                self.endpoint,
+                answer.describe()
+            ))))),
+        }
+    }
+
+    /// Sorts a failure below HTTP: what no retry fixes (TLS, protocol, a bad URL) is final and
+    /// says what to change; the rest is retried.
+    fn transport_failure(&self, error: reqwest::Error) -> Attempt {
+        let kind = transport_kind(&error);
+        let chain = error_chain(&error.without_url());
+        let fatal = |advice: &str| {
+            Attempt::Fatal(Error::Api(format!(
+                "cannot talk to {}: {chain}. {advice}",
+                self.host
+            )))
+        };
+        match kind {
+            Transport::Tls(TlsProblem::Certificate) => fatal(
+                "The server's certificate is not trusted: if it comes from a private CA, pass \
+                 --ca-cert FILE (or set SSL_CERT_FILE) with that CA's PEM certificate; check \
+                 the host name in --base-url",
+            ),
+            Transport::Tls(TlsProblem::NotTls) => fatal(
+                "The server does not speak TLS on this port: use http:// in --base-url if it \
+                 is a plain HTTP server",
+            ),
+            Transport::Tls(TlsProblem::Other) => fatal(
+                "The TLS handshake failed: check --base-url, --ca-cert and any proxy \
+                 (HTTPS_PROXY)",
+            ),
+            Transport::Protocol => fatal(
+                "The answer is not HTTP: if the server expects TLS, use https:// in --base-url",
+            ),
+            Transport::BadRequest => fatal("Check --base-url / COMETAPI_BASE_URL"),
+            Transport::Unreachable => Attempt::Retry(Retry {
+                reason: format!("{} is unreachable ({chain})", self.host),
+                retry_after: None,
+                kind: RetryKind::Unreachable,
+            }),
+            Transport::Timeout => Attempt::Retry(Retry {
+                reason: "the request timed out (see --timeout)".into(),
+                retry_after: None,
+                kind: RetryKind::Transient,
+            }),
+            Transport::Other => Attempt::Retry(Retry {
+                reason: chain,
+                retry_after: None,
+                kind: RetryKind::Transient,
+            }),
+        }
+    }
+
+    /// An error whose text may quote the server, with the access token cut out.
+    fn redacted(&self, error: Error) -> Error {
+        let token = self.token.expose();
+        if token.is_empty() || !error.to_string().contains(token) {
+            return error;
+        }
+        let text = error.to_string().replace(token, "***");
+        match error {
+            Error::Auth(_) => Error::Auth(text),
+            _ => Error::Api(text),
+        }
     }
 }
 
-/// The one mapping from an HTTP status to "go on", "try again" or "stop".
-fn check_status(
-    status: StatusCode,
-    retry_after: Option<Duration>,
-    body: &[u8],
-    endpoint: &str,
-) -> Result<(), Attempt> {
-    if status.is_success() {
-        return Ok(());
+/// Whether a failed answer rejects the token or the account, so that no retry can help and
+/// `pull --every` must stop (exit 3). The rule, from the gateway's history
+/// (../shared/cometapi-api.md, "Errors"):
+/// - HTTP 401 and 403 always are (newer gateways answer every token failure with 401);
+/// - a `code` starting with `AUTH_` is, except `AUTH_INTERNAL_ERROR`, a server failure;
+/// - at HTTP 2xx, older gateways say it only in the message: one that mentions being
+///   unauthorised, the access token, or a banned or disabled account, in English or Chinese.
+pub fn rejects_credentials(status: StatusCode, code: Option<&str>, message: &str) -> bool {
+    if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        return true;
     }
-    let retry = |reason: String| Attempt::Retry {
-        reason,
-        retry_after,
-        rate_limited: status == StatusCode::TOO_MANY_REQUESTS,
-    };
-    match status {
-        StatusCode::TOO_MANY_REQUESTS => Err(retry("rate limited (HTTP 429)".into())),
-        StatusCode::REQUEST_TIMEOUT => Err(retry("HTTP 408 Request Timeout".into())),
-        s if s.is_server_error() => Err(retry(format!("HTTP {s}"))),
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Attempt::Fatal(auth_error(
-            &format!("HTTP {status}: {}", message_of(body)),
-        ))),
-        s => Err(Attempt::Fatal(Error::Api(format!(
-            "HTTP {s} from {endpoint}: is --base-url / COMETAPI_BASE_URL right? {}",
-            message_of(body)
-        )))),
+    match code {
+        Some("AUTH_INTERNAL_ERROR") => return false,
+        Some(code) if code.starts_with("AUTH_") => return true,
+        _ => {}
     }
-}
-
-/// At HTTP 200 the message is the only sign of an auth failure (see the API reference): a
-/// `success:false` whose message names authorisation is one; any other is an API failure.
-pub fn is_auth_message(message: &str) -> bool {
+    if !status.is_success() {
+        return false;
+    }
     let lower = message.to_lowercase();
-    ["unauthorized", "access token", "无权", "未登录"]
-        .iter()
-        .any(|needle| lower.contains(needle))
+    [
+        "unauthorized",
+        "access token",
+        "banned",
+        "disabled",
+        "无权",
+        "未登录",
+        "封禁",
+    ]
+    .iter()
+    .any(|needle| lower.contains(needle))
 }
 
 fn auth_error(detail: &str) -> Error {
     Error::Auth(format!(
         "the API rejected the credentials ({detail}). Check COMETAPI_ACCESS_TOKEN or the \
-         --token-file contents (create a token at CometAPI Console → Personal Settings); if \
-         your deployment requires it, set --user-id / COMETAPI_USER_ID"
+         --token-file contents (create a token at CometAPI Console → Personal Settings) and \
+         that the account is enabled; if your deployment requires it, set --user-id / \
+         COMETAPI_USER_ID"
     ))
 }
 
-/// The `message` of a JSON error body, or a short note about a non-JSON one.
-fn message_of(body: &[u8]) -> String {
-    match serde_json::from_slice::<Json>(body) {
-        Ok(json) => json
-            .get("message")
-            .and_then(Json::as_str)
-            .unwrap_or("")
-            .to_string(),
-        Err(_) if body.is_empty() => "(empty body)".into(),
-        Err(_) => "(body is not JSON)".into(),
+/// The `code` and `message` of an error answer, if it has them.
+struct ErrorBody {
+    code: Option<String>,
+    message: String,
+    /// What the body was when it had no message: empty, or not JSON.
+    shape: &'static str,
+}
+
+impl ErrorBody {
+    fn read(body: &[u8]) -> ErrorBody {
+        let json = serde_json::from_slice::<Json>(body).ok();
+        let field = |name: &str| {
+            json.as_ref()
+                .and_then(|j| j.get(name))
+                .and_then(Json::as_str)
+                .map(str::to_string)
+        };
+        let shape = match &json {
+            _ if body.is_empty() => "(empty body)",
+            None => "(body is not JSON)",
+            Some(_) => "",
+        };
+        ErrorBody {
+            code: field("code"),
+            message: field("message").unwrap_or_default(),
+            shape,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match (&self.code, self.message.is_empty()) {
+            (_, true) => self.shape.to_string(),
+            (Some(code), false) => format!("{} [{code}]", self.message),
+            (None, false) => self.message.clone(),
+        }
     }
 }
 
-fn transport_failure(error: reqwest::Error) -> Attempt {
+enum BodyError {
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+/// The body, decompressed, read chunk by chunk and abandoned as soon as it passes
+/// [`MAX_BODY_BYTES`].
+async fn read_bounded(response: &mut reqwest::Response, page: u32) -> Result<Vec<u8>, BodyError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            tracing::debug!("page {page}: body passed {MAX_BODY_BYTES} bytes, abandoned");
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// What went wrong below HTTP.
+#[derive(Debug, PartialEq, Eq)]
+enum Transport {
+    Tls(TlsProblem),
+    /// The bytes that came back were not HTTP (e.g. http:// to a TLS port).
+    Protocol,
+    /// The request could not be built (an invalid URL).
+    BadRequest,
+    /// Connection refused or DNS failure.
+    Unreachable,
+    Timeout,
+    Other,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum TlsProblem {
+    Certificate,
+    NotTls,
+    Other,
+}
+
+fn transport_kind(error: &reqwest::Error) -> Transport {
     if error.is_builder() {
-        return Attempt::Fatal(Error::Usage(format!(
-            "cannot build the request: {}; check --base-url / COMETAPI_BASE_URL",
-            error_chain(&error.without_url())
+        return Transport::BadRequest;
+    }
+    if error.is_timeout() {
+        return Transport::Timeout;
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    let mut text = String::new();
+    while let Some(current) = cause {
+        if let Some(problem) = tls_problem(current) {
+            return Transport::Tls(problem);
+        }
+        if let Some(hyper) = current.downcast_ref::<hyper::Error>()
+            && hyper.is_parse()
+        {
+            return Transport::Protocol;
+        }
+        if let Some(io) = current.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return Transport::Unreachable;
+        }
+        text.push_str(&current.to_string());
+        cause = current.source();
+    }
+    // hyper-util reports a failed lookup only in words.
+    if text.contains("dns error") {
+        return Transport::Unreachable;
+    }
+    Transport::Other
+}
+
+/// A rustls error, directly or inside the `io::Error`s that carry it through the connector
+/// (whose `source()` skips the error they wrap).
+fn tls_problem(error: &(dyn std::error::Error + 'static)) -> Option<TlsProblem> {
+    let mut inner = error;
+    while let Some(wrapped) = inner
+        .downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::get_ref)
+    {
+        inner = wrapped;
+    }
+    let tls = inner.downcast_ref::<rustls::Error>()?;
+    Some(match tls {
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+            TlsProblem::Certificate
+        }
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+            TlsProblem::NotTls
+        }
+        _ => TlsProblem::Other,
+    })
+}
+
+/// `4s`, or `250ms` under a second: how long a retry waits, for people.
+fn short_duration(wait: Duration) -> String {
+    if wait < Duration::from_secs(1) {
+        format!("{}ms", wait.as_millis())
+    } else {
+        format!("{}s", wait.as_secs_f64().round())
+    }
+}
+
+/// `host:port` (or `host`) of a URL, for messages; never its user or password.
+fn host_of(url: &reqwest::Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_string(),
+        (None, _) => "the API".to_string(),
+    }
+}
+
+fn read_ca_cert(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>> {
+    let pem = std::fs::read(path)
+        .map_err(|e| Error::Usage(format!("cannot read --ca-cert {}: {e}", path.display())))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        Error::Usage(format!(
+            "--ca-cert {}: not PEM certificates ({})",
+            path.display(),
+            error_chain(&e)
+        ))
+    })?;
+    if certs.is_empty() {
+        return Err(Error::Usage(format!(
+            "--ca-cert {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
         )));
     }
-    let reason = if error.is_timeout() {
-        "the request timed out (see --timeout)".to_string()
-    } else {
-        error_chain(&error.without_url())
-    };
-    Attempt::Retry {
-        reason,
-        retry_after: None,
-        rate_limited: false,
-    }
+    Ok(certs)
 }
 
 /// An error and its causes on one line: "error sending request: connection refused".
@@ -261,9 +595,20 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// How long to wait before retry number `retried + 1`: the server's `Retry-After` kept within
+/// [`base`, 60 s] (`0` must not turn into a tight loop, nor a huge value park cron), else the
+/// exponential backoff.
+fn retry_wait(retry_after: Option<Duration>, base: Duration, retried: u32) -> Duration {
+    match retry_after {
+        Some(asked) => asked.max(base).min(BACKOFF_CAP),
+        None => backoff_delay(base, retried),
+    }
+}
+
 /// Exponential backoff: `base`, doubling, each wait capped, plus up to 20% jitter. The jitter
 /// only lengthens a wait, so the default 8 retries always wait at least 1+2+...+32+60+60 =
-/// 183 s, past the API's window of 180 requests per 180 s.
+/// 183 s, past the gateway's sliding window of 180 s (360 requests per window by default since
+/// 2026-06, 180 before).
 fn backoff_delay(base: Duration, retried: u32) -> Duration {
     let exponential = base.saturating_mul(2u32.saturating_pow(retried.min(30)));
     exponential
@@ -272,7 +617,7 @@ fn backoff_delay(base: Duration, retried: u32) -> Duration {
         .min(BACKOFF_CAP)
 }
 
-/// `Retry-After` as seconds or as an HTTP date.
+/// `Retry-After` as seconds or as an HTTP date (gateways send it since 2026-07).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<u64>() {
@@ -282,7 +627,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let wait = when
         .signed_duration_since(chrono::Utc::now())
         .to_std()
-        .ok()?;
+        .unwrap_or_default();
     Some(wait)
 }
 
@@ -300,8 +645,9 @@ fn parse_page(page: u32, body: &[u8]) -> Result<Page> {
     match envelope.get("success") {
         Some(Json::Bool(true)) => {}
         Some(Json::Bool(false)) => {
-            let message = envelope.get("message").and_then(Json::as_str).unwrap_or("");
-            if is_auth_message(message) {
+            let text = |name| envelope.get(name).and_then(Json::as_str);
+            let message = text("message").unwrap_or("");
+            if rejects_credentials(StatusCode::OK, text("code"), message) {
                 return Err(auth_error(message));
             }
             return Err(bad(format!("the API answered success:false: {message}")));
@@ -322,6 +668,12 @@ fn parse_page(page: u32, body: &[u8]) -> Result<Page> {
         _ => None,
     }
     .ok_or_else(|| bad("`data.total` is missing or not a non-negative integer".into()))?;
+    let page_size = data
+        .get("page_size")
+        .and_then(Json::as_u64)
+        .and_then(|size| usize::try_from(size).ok())
+        .filter(|size| (1..=PAGE_SIZE).contains(size))
+        .unwrap_or(PAGE_SIZE);
     let items = match data.remove("items") {
         Some(Json::Array(items)) => items,
         Some(other) => {
@@ -340,6 +692,7 @@ fn parse_page(page: u32, body: &[u8]) -> Result<Page> {
     Ok(Page {
         number: page,
         total,
+        page_size,
         items,
     })
 }
@@ -348,12 +701,71 @@ fn parse_page(page: u32, body: &[u8]) -> Result<Page> {
 mod tests {
     use super::*;
 
+    /// The gateway's own error bodies (tests/fixtures/gateway, from its Go structs), with the
+    /// HTTP status each era sends them with.
     #[test]
-    fn auth_messages_in_both_languages() {
-        assert!(is_auth_message("Unauthorized, invalid access token"));
-        assert!(is_auth_message("无权进行此操作，access token 无效"));
-        assert!(is_auth_message("无权进行此操作"));
-        assert!(!is_auth_message("database is locked"));
+    fn account_rejections_of_both_eras() {
+        let fixture = |name: &str| {
+            let path = format!(
+                "{}/tests/fixtures/gateway/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            ErrorBody::read(&std::fs::read(path).unwrap())
+        };
+        let cases = [
+            ("pre_err_bad_token.json", 200, true),
+            ("pre_err_bad_token_zh.json", 200, true),
+            ("pre_err_user_banned.json", 200, true),
+            ("pre_err_user_banned_zh.json", 200, true),
+            ("pre_err_no_authorization.json", 401, true),
+            ("pre_err_missing_new_api_user.json", 401, true),
+            ("pre_err_new_api_user_mismatch.json", 401, true),
+            ("head_err_bad_token.json", 401, true),
+            ("head_err_user_banned.json", 401, true),
+            ("head_err_db.json", 500, false),
+            ("err_handler_failure.json", 200, false),
+            ("err_token_not_found.json", 200, false),
+        ];
+        for (name, status, rejects) in cases {
+            let body = fixture(name);
+            let status = StatusCode::from_u16(status).unwrap();
+            assert_eq!(
+                rejects_credentials(status, body.code.as_deref(), &body.message),
+                rejects,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn codes_decide_at_any_status() {
+        assert!(rejects_credentials(
+            StatusCode::OK,
+            Some("AUTH_USER_DISABLED"),
+            ""
+        ));
+        assert!(rejects_credentials(
+            StatusCode::BAD_GATEWAY,
+            Some("AUTH_UNAUTHORIZED"),
+            ""
+        ));
+        assert!(!rejects_credentials(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some("AUTH_INTERNAL_ERROR"),
+            "Unauthorized"
+        ));
+        assert!(rejects_credentials(StatusCode::FORBIDDEN, None, ""));
+        // At an error status a message alone proves nothing: a proxy's 502 page may say anything.
+        assert!(!rejects_credentials(
+            StatusCode::BAD_GATEWAY,
+            None,
+            "Unauthorized"
+        ));
+        assert!(!rejects_credentials(
+            StatusCode::OK,
+            None,
+            "Error 1040: Too many connections"
+        ));
     }
 
     #[test]
@@ -367,6 +779,16 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_is_kept_between_the_base_and_a_minute() {
+        let base = Duration::from_secs(1);
+        let secs = Duration::from_secs;
+        assert_eq!(retry_wait(Some(secs(0)), base, 0), secs(1));
+        assert_eq!(retry_wait(Some(secs(7)), base, 5), secs(7));
+        assert_eq!(retry_wait(Some(secs(86_400)), base, 0), secs(60));
+        assert_eq!(retry_wait(Some(secs(180)), base, 0), secs(60));
+    }
+
+    #[test]
     fn the_default_budget_outlasts_the_rate_limit_window() {
         for _ in 0..100 {
             let total: Duration = (0..crate::config::DEFAULT_RETRIES)
@@ -376,30 +798,59 @@ mod tests {
         }
     }
 
-    #[test]
-    fn every_rate_limit_halves_the_requests_in_flight() {
-        let mut account = crate::fake::FakeAccount::new("t");
-        account.generate(3, 1, 1_766_102_400);
-        account.faults.rate_limit_first = 3;
-        let server = crate::fake::FakeServer::start(account).unwrap();
-        let client = ApiClient::new(&ApiOptions {
+    fn client_for(server: &crate::fake::FakeServer, concurrency: usize) -> ApiClient {
+        ApiClient::new(&ApiOptions {
             base_url: server.url().to_string(),
             token: AccessToken::new("t".into()),
             user_id: None,
             timeout: Duration::from_secs(5),
             retries: 8,
             backoff_base: Duration::from_millis(1),
-            concurrency: 8,
+            concurrency,
+            ca_cert: None,
         })
-        .unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        .unwrap()
+    }
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap();
-        let page = runtime.block_on(client.fetch_page(1)).unwrap();
+            .unwrap()
+            .block_on(future)
+    }
+
+    #[test]
+    fn every_rate_limit_halves_the_requests_in_flight() {
+        let mut account = crate::fake::FakeAccount::new("t");
+        account.generate(3, 1, 1_766_102_400);
+        account.faults.rate_limit_first = 3;
+        let server = crate::fake::FakeServer::start(account).unwrap();
+        let client = client_for(&server, 8);
+        let page = block_on(client.fetch_page(1)).unwrap();
         assert_eq!(page.items.len(), 3);
         assert_eq!(client.in_flight_limit(), 1, "8 -> 4 -> 2 -> 1");
         assert_eq!(server.account().rate_limited(), 3);
+    }
+
+    #[test]
+    fn a_retry_is_announced_before_its_wait() {
+        let mut account = crate::fake::FakeAccount::new("t");
+        account.generate(1, 1, 1_766_102_400);
+        account.faults.rate_limit_first = 2;
+        let server = crate::fake::FakeServer::start(account).unwrap();
+        let client = client_for(&server, 1);
+        let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = notices.clone();
+        client.observe_retries(Box::new(move |n| seen.lock().unwrap().push(n.to_string())));
+        block_on(client.fetch_page(1)).unwrap();
+        assert_eq!(
+            *notices.lock().unwrap(),
+            [
+                "page 1: HTTP 429 (rate limited), retry 1/8 in 1ms",
+                "page 1: HTTP 429 (rate limited), retry 2/8 in 2ms"
+            ]
+        );
     }
 
     #[test]
@@ -420,5 +871,37 @@ mod tests {
             "page 1: the API answered success:false: boom"
         );
         assert_eq!(err.code(), crate::error::exit::API);
+    }
+
+    #[test]
+    fn the_echoed_page_size_is_used_only_when_plausible() {
+        let size = |echo: &str| {
+            let body =
+                format!(r#"{{"success":true,"data":{{"total":0,"items":[],"page_size":{echo}}}}}"#);
+            parse_page(1, body.as_bytes()).unwrap().page_size
+        };
+        assert_eq!(size("20"), 20);
+        assert_eq!(size("100"), 100);
+        assert_eq!(size("500"), 100);
+        assert_eq!(size("0"), 100);
+        assert_eq!(size("-5"), 100);
+        assert_eq!(size("\"20\""), 100);
+        assert_eq!(size("null"), 100);
+    }
+
+    #[test]
+    fn the_page_total_points_at_the_short_page() {
+        let page = |total, page_size| Page {
+            number: 1,
+            total,
+            page_size,
+            items: Vec::new(),
+        };
+        assert_eq!(page(0, 100).expected_last_page(), 1);
+        assert_eq!(page(99, 100).expected_last_page(), 1);
+        assert_eq!(page(100, 100).expected_last_page(), 2);
+        assert_eq!(page(250, 100).expected_last_page(), 3);
+        assert_eq!(page(250, 20).expected_last_page(), 13);
+        assert_eq!(page(1_000_000_000, 100).expected_last_page(), 10_000_001);
     }
 }

@@ -1,18 +1,23 @@
 //! Paging: from numbered pages to one listing of the account, and whether it can be trusted.
 //!
-//! Pages stream into a [`PageSink`] as they arrive, so a pull holds a few pages at a time,
-//! never the whole account. Offset paging over a live list drifts: a key created mid-listing
-//! makes a later page repeat an item, a key deleted mid-listing makes one never served. A
-//! listing is *consistent* only when every page reported the same `total` and the unique ids
-//! seen equal it; only a consistent listing may mark keys removed. An inconsistent one is
-//! listed again, up to [`MAX_PASSES`].
+//! No single number from the server is trusted (see ../shared/cometapi-api.md, "Pagination"):
+//! offsets follow the page size the server echoes, a listing pass ends only at a page shorter
+//! than that size, and `total` is a hint for how many pages to request at once, never a stop
+//! condition. Pages stream into a [`PageSink`] in page order as they arrive, so a pull holds a
+//! few pages at a time, never the whole account.
+//!
+//! Offset paging over a live list drifts: a key created mid-listing makes a later page repeat
+//! an item, a key deleted mid-listing makes one never served. A pass is *consistent*, and may
+//! mark keys removed, only when it ended on a short page, every page reported the same `total`
+//! and page size, the unique ids equal `total`, and page 1 read again at the end lists the same
+//! ids as at the start. An inconsistent pass is listed again, up to [`MAX_PASSES`].
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 
-use crate::api::{ApiClient, PAGE_SIZE, Page};
+use crate::api::{ApiClient, Page};
 use crate::error::{Error, Result};
 
 /// How many times one pull lists the account before it settles for a partial result.
@@ -25,110 +30,204 @@ pub trait PageSink {
 }
 
 /// What one pull's listing amounted to; the keys themselves went to the sink.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Listing {
-    /// Pages fetched by the last pass.
+    /// Pages of the last pass, up to its short page (the re-read of page 1 not counted).
     pub pages: u32,
     /// Unique keys the last pass saw.
     pub keys_seen: usize,
-    /// True when the last pass was consistent, so keys it did not see are really gone.
-    pub consistent: bool,
+    /// Why the last pass could not be trusted to mark keys removed; `None` when consistent.
+    pub inconsistency: Option<String>,
     /// The number of the last pass, 1-based.
     pub passes: u32,
 }
 
+impl Listing {
+    /// True when the last pass was consistent, so keys it did not see are really gone.
+    pub fn consistent(&self) -> bool {
+        self.inconsistency.is_none()
+    }
+}
+
+/// How a pass stopped asking for pages.
+enum PassEnd {
+    /// At this page, shorter than the page size: the listing is complete.
+    ShortPage,
+    /// At this full page of ids already seen: the server is not paging.
+    Repeated(u32),
+}
+
 /// One walk over the pages.
-#[derive(Default)]
 struct Pass {
     ids: HashSet<i64>,
     pages: u32,
     totals: Vec<i64>,
+    page_size: usize,
+    page_sizes_agree: bool,
+    first_page_ids: Vec<i64>,
 }
 
 impl Pass {
-    fn record(&mut self, page: &Page) {
-        self.pages += 1;
-        self.totals.push(page.total);
-        self.ids.extend(page.items.iter().map(|item| item.id));
+    fn new(first: &Page) -> Pass {
+        Pass {
+            ids: HashSet::new(),
+            pages: 0,
+            totals: Vec::new(),
+            page_size: first.page_size,
+            page_sizes_agree: true,
+            first_page_ids: ids_of(first),
+        }
     }
 
-    fn consistent(&self) -> bool {
-        let first = self.totals[0];
-        self.totals.iter().all(|t| *t == first) && self.ids.len() as i64 == first
+    /// Counts a page in; false when it is full and lists only ids seen already.
+    fn record(&mut self, page: &Page) -> bool {
+        self.pages += 1;
+        self.totals.push(page.total);
+        self.page_sizes_agree &= page.page_size == self.page_size;
+        let before = self.ids.len();
+        self.ids.extend(page.items.iter().map(|item| item.id));
+        page.is_short() || self.ids.len() > before || page.number == 1
     }
+
+    /// Why this pass cannot prove removals, or `None` when it can.
+    fn inconsistency(&self, end: &PassEnd, first_page_again: &[i64]) -> Option<String> {
+        let total = self.totals[0];
+        if let PassEnd::Repeated(page) = end {
+            return Some(format!(
+                "page {page} listed only keys already seen (the server seems to ignore `p`)"
+            ));
+        }
+        if !self.page_sizes_agree {
+            return Some("the server changed its page size during the listing".into());
+        }
+        if self.totals.iter().any(|t| *t != total) {
+            let mut distinct = self.totals.clone();
+            distinct.dedup();
+            return Some(format!("the pages reported different totals {distinct:?}"));
+        }
+        if self.ids.len() as i64 != total {
+            return Some(format!(
+                "{} keys were listed but the server's total says {total}",
+                self.ids.len()
+            ));
+        }
+        if first_page_again != self.first_page_ids {
+            return Some("page 1 changed while the account was listed".into());
+        }
+        None
+    }
+}
+
+fn ids_of(page: &Page) -> Vec<i64> {
+    page.items.iter().map(|item| item.id).collect()
 }
 
 /// Lists the whole account into `sink`, passing again while the listing is inconsistent.
 pub async fn list_all(client: &Arc<ApiClient>, sink: &mut impl PageSink) -> Result<Listing> {
     let mut listing = Listing::default();
-    for pass_number in 1..=MAX_PASSES {
-        let pass = list_once(client, pass_number, sink).await?;
-        listing = Listing {
-            pages: pass.pages,
-            keys_seen: pass.ids.len(),
-            consistent: pass.consistent(),
-            passes: pass_number,
-        };
-        if listing.consistent {
+    for pass in 1..=MAX_PASSES {
+        listing = list_once(client, pass, sink).await?;
+        let Some(why) = &listing.inconsistency else {
             break;
-        }
-        tracing::info!(
-            "listing pass {pass_number}: inconsistent (page totals {:?}, {} unique keys); the \
-             account changed while it was listed",
-            pass.totals,
-            pass.ids.len()
-        );
+        };
+        tracing::info!("listing pass {pass} cannot be trusted for removals: {why}");
     }
     Ok(listing)
 }
 
-/// The pages a listing of `total` keys takes; an empty account still answers page 1.
-pub fn page_count(total: i64) -> u32 {
-    let pages = (total.max(0) as u64).div_ceil(PAGE_SIZE as u64).max(1);
-    u32::try_from(pages).unwrap_or(u32::MAX)
-}
-
-/// Page 1 alone (an auth failure costs one request, and its `total` fixes the page count),
-/// then the rest concurrently, as many in flight as the client allows, each staged as it
-/// arrives.
+/// One pass: page 1 alone (an auth failure costs one request, and it fixes the page size and
+/// the hint), then the following pages concurrently, staged in page order, until a short page;
+/// then page 1 again.
 async fn list_once(
     client: &Arc<ApiClient>,
-    pass_number: u32,
+    number: u32,
     sink: &mut impl PageSink,
-) -> Result<Pass> {
-    let mut pass = Pass::default();
+) -> Result<Listing> {
     let first = client.fetch_page(1).await?;
-    let pages = page_count(first.total);
+    let mut pass = Pass::new(&first);
     pass.record(&first);
-    sink.stage(pass_number, first)?;
-    let mut in_flight = JoinSet::new();
-    let mut next = 2;
-    loop {
-        while next <= pages && in_flight.len() < client.in_flight_limit() {
-            let client = Arc::clone(client);
-            let number = next;
-            in_flight.spawn(async move { client.fetch_page(number).await });
-            next += 1;
-        }
-        let Some(joined) = in_flight.join_next().await else {
-            return Ok(pass);
-        };
-        let page = joined.map_err(|e| Error::Internal(format!("a page fetch died: {e}")))??;
-        pass.record(&page);
-        sink.stage(pass_number, page)?;
-    }
+    let end = if first.is_short() {
+        sink.stage(number, first)?;
+        PassEnd::ShortPage
+    } else {
+        let hint = first.expected_last_page();
+        sink.stage(number, first)?;
+        list_rest(client, number, hint, &mut pass, sink).await?
+    };
+    let again = client.fetch_page(1).await?;
+    let first_page_again = ids_of(&again);
+    pass.totals.push(again.total);
+    sink.stage(number, again)?;
+    Ok(Listing {
+        pages: pass.pages,
+        keys_seen: pass.ids.len(),
+        inconsistency: pass.inconsistency(&end, &first_page_again),
+        passes: number,
+    })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn page_count_follows_total() {
-        assert_eq!(page_count(0), 1);
-        assert_eq!(page_count(1), 1);
-        assert_eq!(page_count(100), 1);
-        assert_eq!(page_count(101), 2);
-        assert_eq!(page_count(2345), 24);
+/// Pages 2.. of a pass. Requests go out while the client allows and, until the page `total`
+/// promises as the last proves full, no further than that page; answers are buffered so that
+/// pages reach the sink in order. The first short page ends the pass: requests for later pages
+/// are aborted and their answers, failures included, dropped.
+async fn list_rest(
+    client: &Arc<ApiClient>,
+    number: u32,
+    mut hint: u32,
+    pass: &mut Pass,
+    sink: &mut impl PageSink,
+) -> Result<PassEnd> {
+    let mut in_flight = JoinSet::new();
+    let mut handles: BTreeMap<u32, AbortHandle> = BTreeMap::new();
+    let mut arrived: BTreeMap<u32, Result<Page>> = BTreeMap::new();
+    let mut next_request = 2;
+    let mut next_stage = 2;
+    loop {
+        let limit = client.in_flight_limit();
+        // Buffered pages count against the window, so one slow page cannot make the rest of
+        // the account pile up in memory.
+        while in_flight.len() < limit
+            && next_request <= hint
+            && next_request - next_stage < limit as u32
+        {
+            let client = Arc::clone(client);
+            let page = next_request;
+            let handle = in_flight.spawn(async move { (page, client.fetch_page(page).await) });
+            handles.insert(page, handle);
+            next_request += 1;
+        }
+        let Some(joined) = in_flight.join_next().await else {
+            return Err(Error::Internal(format!(
+                "the listing stopped before a short page (next page {next_stage})"
+            )));
+        };
+        let (page_number, fetched) =
+            joined.map_err(|e| Error::Internal(format!("a page fetch died: {e}")))?;
+        handles.remove(&page_number);
+        arrived.insert(page_number, fetched);
+        // A failure counts only once every page before it has arrived: a page past the end
+        // may fail without harm.
+        while let Some(page) = arrived.remove(&next_stage) {
+            let page = page?;
+            next_stage += 1;
+            let new_ids = pass.record(&page);
+            let short = page.is_short();
+            if !short && page.number >= hint {
+                // `total` promised fewer keys than the server has: keep listing.
+                hint = u32::MAX;
+            }
+            sink.stage(number, page)?;
+            let end = match (short, new_ids) {
+                (true, _) => Some(PassEnd::ShortPage),
+                (false, false) => Some(PassEnd::Repeated(next_stage - 1)),
+                (false, true) => None,
+            };
+            if let Some(end) = end {
+                for handle in handles.values() {
+                    handle.abort();
+                }
+                return Ok(end);
+            }
+        }
     }
 }

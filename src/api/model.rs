@@ -171,6 +171,41 @@ fn key_columns(key: String) -> (Value, Value, Option<String>) {
     (Value::Text(mask_key(&key)), Value::Text(hex), Some(key))
 }
 
+/// Whether two `extra` texts hold the same unknown fields. A field that is `null` on one side
+/// and absent on the other is the same: gateways add fields as `null` when they upgrade
+/// (`auto_groups`, `DeletedAt`), which changes how a key is represented, not the key. Any
+/// other appearance, disappearance or new value is a difference. Numbers compare by their
+/// exact text.
+pub fn same_extra(a: Option<&str>, b: Option<&str>) -> bool {
+    fn fields(text: Option<&str>) -> Option<serde_json::Map<String, Json>> {
+        let Json::Object(mut fields) = serde_json::from_str(text.unwrap_or("{}")).ok()? else {
+            return None;
+        };
+        fields.retain(|_, value| !value.is_null());
+        Some(fields)
+    }
+    if a == b {
+        return true;
+    }
+    match (fields(a), fields(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Whether two values of the data column at `column` are the same, by the rule the history
+/// keeps: NULL-safe equality, and [`same_extra`] for `extra`.
+pub fn same_column_value(column: usize, a: &Value, b: &Value) -> bool {
+    if column != data_column("extra") {
+        return a == b;
+    }
+    let text = |v: &Value| match v {
+        Value::Text(t) => Some(t.clone()),
+        _ => None,
+    };
+    a == b || same_extra(text(a).as_deref(), text(b).as_deref())
+}
+
 /// The upstream gateway's masking rule: first 4 + 10 stars + last 4; 5 to 8 characters keep
 /// 2 + 4 stars + 2; up to 4 characters become all stars.
 pub fn mask_key(key: &str) -> String {
@@ -229,6 +264,41 @@ mod tests {
             Value::Text(r#"{"DeletedAt":null,"zeta":[1]}"#.into())
         );
         assert_eq!(rec.values[0], Value::Null);
+    }
+
+    #[test]
+    fn a_null_field_appearing_or_going_is_no_change() {
+        let same = |a: &str, b: &str| same_extra(Some(a), Some(b));
+        assert!(same("{}", r#"{"auto_groups":null}"#));
+        assert!(same(r#"{"DeletedAt":null}"#, "{}"));
+        assert!(same(r#"{"a":1,"b":null}"#, r#"{"a":1,"c":null}"#));
+        assert!(same_extra(None, Some(r#"{"x":null}"#)));
+        assert!(!same("{}", r#"{"auto_groups":[]}"#));
+        assert!(!same(r#"{"auto_groups":["a"]}"#, r#"{"auto_groups":null}"#));
+        assert!(!same(r#"{"a":1}"#, "{}"));
+        assert!(!same(r#"{"a":1}"#, r#"{"a":1.0}"#));
+        assert!(!same(
+            r#"{"n":123456789012345678901234567890}"#,
+            r#"{"n":123456789012345678901234567891}"#
+        ));
+    }
+
+    #[test]
+    fn unknown_numbers_keep_their_exact_text() {
+        let rec = KeyRecord::from_json(
+            serde_json::from_str(
+                r#"{"id":1,"big":123456789012345678901234567890,"huge":1e400,"f":0.1000}"#,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            rec.values[data_column("extra")],
+            // Digits are kept; serde_json spells an exponent with its sign.
+            Value::Text(
+                r#"{"big":123456789012345678901234567890,"f":0.1000,"huge":1e+400}"#.into()
+            )
+        );
     }
 
     #[test]

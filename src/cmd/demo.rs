@@ -52,6 +52,7 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<()> {
             retries: DEFAULT_RETRIES,
             backoff_base: DEFAULT_BACKOFF_BASE,
             concurrency: DEFAULT_CONCURRENCY,
+            ca_cert: None,
         },
         store_secrets: false,
         wait: None,

@@ -11,7 +11,7 @@ use std::path::Path;
 use rusqlite::Connection;
 use rusqlite::types::Value;
 
-use crate::api::model::{DATA_COLUMNS, data_column};
+use crate::api::model::{DATA_COLUMNS, data_column, same_column_value};
 use crate::cli::{DiffArgs, FieldArgs, GlobalArgs};
 use crate::config::{SyncRef, db_path, unix_now};
 use crate::error::{DbContext, Error, Outcome, Result};
@@ -127,7 +127,7 @@ fn key_rows(key: &KeyStates, fields: &[usize]) -> Vec<DiffRow> {
         (Some(old), None) => vec![whole(Kind::Removed, old)],
         (Some(old), Some(new)) => fields
             .iter()
-            .filter(|&&i| old[i] != new[i])
+            .filter(|&&i| !same_column_value(i, &old[i], &new[i]))
             .map(|&i| {
                 let (was, is) = (old[i].clone(), new[i].clone());
                 DiffRow::new(Kind::Changed, key.id, new, Some(i), was, is)

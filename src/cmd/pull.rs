@@ -158,10 +158,10 @@ async fn record_sync(
             return Err(error);
         }
     };
-    if status == SyncStatus::Partial {
+    if let Some(why) = &listing.inconsistency {
         tracing::warn!(
-            "sync {sync} is partial: the account changed during all {} listing passes, so no \
-             key was marked removed this time; the next pull will settle it",
+            "sync {sync} is partial: no key was marked removed, because in all {} listing \
+             passes {why}; keys that stopped being listed are kept until a consistent pull",
             listing.passes
         );
     }
@@ -184,6 +184,9 @@ async fn list_into_staging(
     progress: bool,
 ) -> Result<Listing> {
     let mut sink = PageProgress::new(Staging::new(conn, store_secrets)?, progress);
+    if let Some(observer) = sink.retry_observer() {
+        client.observe_retries(observer);
+    }
     let listing = list_all(client, &mut sink).await;
     sink.finish();
     listing

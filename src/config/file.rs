@@ -2,7 +2,7 @@
 //!
 //! `$XDG_CONFIG_HOME/keysync/config.toml` (else `~/.config/keysync/config.toml`), or
 //! `--config PATH`. Each `[profiles.NAME]` table may set `db`, `base_url`, `token_file`,
-//! `user_id`, `timeout`, `retries` and `ping_url`; `--profile NAME` / `KEYSYNC_PROFILE` picks
+//! `user_id`, `timeout`, `retries`, `ping_url` and `ca_cert`; `--profile NAME` / `KEYSYNC_PROFILE` picks
 //! one, and without it the profile named `default` applies when there is one. Relative paths
 //! are relative to the config file's folder, and `~/` is the home folder. A mistake in the
 //! file is an error naming the file, the line and the key.
@@ -28,6 +28,7 @@ pub struct Profile {
     pub timeout: Option<Duration>,
     pub retries: Option<u32>,
     pub ping_url: Option<String>,
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +137,7 @@ impl Profile {
         };
         self.db = self.db.map(anchor);
         self.token_file = self.token_file.map(anchor);
+        self.ca_cert = self.ca_cert.map(anchor);
         self
     }
 }

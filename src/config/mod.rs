@@ -86,6 +86,7 @@ impl PullOptions {
                 retries: args.retries.or(profile.retries).unwrap_or(DEFAULT_RETRIES),
                 backoff_base: args.backoff_base.unwrap_or(DEFAULT_BACKOFF_BASE),
                 concurrency: args.concurrency.map_or(DEFAULT_CONCURRENCY, usize::from),
+                ca_cert: args.ca_cert.clone().or_else(|| profile.ca_cert.clone()),
             },
             store_secrets: args.store_secrets,
             wait: args.wait,

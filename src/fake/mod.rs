@@ -73,6 +73,24 @@ pub struct Faults {
     pub after_page: Option<Drift>,
     /// Fields added to every item served.
     pub extra_fields: Map<String, Json>,
+    /// Report this `total` instead of the true count, like a failed or stale COUNT query.
+    pub total: Option<i64>,
+    /// Cap the page size at this (and echo it in `data.page_size`), like a fork or a proxy.
+    pub page_size_cap: Option<usize>,
+    /// Serve page 1 whatever `p` asks for, like a server that does not page.
+    pub ignore_page: bool,
+    /// Answer this page with a gzip body that inflates to about this many bytes of JSON.
+    pub gzip_bomb: Option<(u32, usize)>,
+    /// Answer this page with these exact bytes, e.g. a recorded gateway answer.
+    pub verbatim: BTreeMap<u32, Verbatim>,
+}
+
+/// One recorded answer, served byte for byte.
+#[derive(Clone, Debug)]
+pub struct Verbatim {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 /// Ways a page body can be broken.
@@ -173,6 +191,11 @@ impl FakeAccount {
 
     pub fn requests(&self) -> &[RecordedRequest] {
         &self.requests
+    }
+
+    /// Forgets the requests recorded so far, so a test can count one pull's.
+    pub fn requests_clear(&mut self) {
+        self.requests.clear();
     }
 
     /// The most requests that were being answered at one moment.
@@ -494,15 +517,19 @@ fn answer(
     let page = query
         .get("p")
         .and_then(|p| p.parse::<u32>().ok())
-        .filter(|p| *p > 0)
+        .filter(|p| *p > 0 && !account.faults.ignore_page)
         .unwrap_or(1);
+    if let Some(answer) = account.faults.verbatim.get(&page) {
+        return Answer::Now(verbatim(answer));
+    }
     let page_size = ["page_size", "ps", "size"]
         .iter()
         .find_map(|name| query.get(*name))
         .and_then(|s| s.parse::<usize>().ok())
         .filter(|s| *s > 0)
         .unwrap_or(10)
-        .min(100);
+        .min(100)
+        .min(account.faults.page_size_cap.unwrap_or(100));
     if let Some((hang, times)) = account.faults.hang_page
         && hang == page
         && times > 0
@@ -516,8 +543,13 @@ fn answer(
             "database error: too many connections",
         ));
     }
+    if let Some((bomb, size)) = account.faults.gzip_bomb
+        && bomb == page
+    {
+        return Answer::Now(gzip_bomb(size));
+    }
     let items = account.page(page, page_size);
-    let total = account.keys.len();
+    let total = account.faults.total.unwrap_or(account.keys.len() as i64);
     let response = match &account.faults.malformed_page {
         Some((p, how)) if *p == page => malformed(how, page, page_size, total, items),
         _ => envelope(page, page_size, total, items),
@@ -526,7 +558,7 @@ fn answer(
     Answer::Now(response)
 }
 
-fn envelope(page: u32, page_size: usize, total: usize, items: Vec<Json>) -> Response {
+fn envelope(page: u32, page_size: usize, total: i64, items: Vec<Json>) -> Response {
     let body = json!({"success": true, "message": "", "data": {
         "page": page, "page_size": page_size, "total": total, "items": items}});
     axum::Json(body).into_response()
@@ -536,7 +568,7 @@ fn malformed(
     how: &Malformed,
     page: u32,
     page_size: usize,
-    total: usize,
+    total: i64,
     mut items: Vec<Json>,
 ) -> Response {
     let body = match how {
@@ -556,6 +588,57 @@ fn malformed(
         }
     };
     axum::Json(body).into_response()
+}
+
+fn verbatim(answer: &Verbatim) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, answer.body.clone()).into_response();
+    for (name, value) in &answer.headers {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            header::HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+/// A gzip body that inflates to about `size` bytes: the start of a valid page, then spaces
+/// (valid JSON whitespace), never closed. Built from one compressed megabyte of spaces repeated,
+/// so that the fake itself stays small and fast; a client that reads it whole inflates it all.
+fn gzip_bomb(size: usize) -> Response {
+    use flate2::{Compress, Compression, FlushCompress};
+    const CHUNK: usize = 1 << 20;
+    let deflate = |compress: &mut Compress, input: &[u8]| {
+        let mut output = Vec::with_capacity(CHUNK / 100);
+        compress
+            .compress_vec(input, &mut output, FlushCompress::Sync)
+            .expect("deflating spaces works");
+        output
+    };
+    let mut compress = Compress::new(Compression::fast(), false);
+    let mut first =
+        br#"{"success":true,"message":"","data":{"page":1,"page_size":100,"total":1,"items":["#
+            .to_vec();
+    first.resize(CHUNK, b' ');
+    // gzip header: magic, deflate, no flags, no time, no extra flags, unknown OS.
+    let mut body = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+    body.extend(deflate(&mut compress, &first));
+    // Every further megabyte of spaces compresses to the same bytes, referring only to spaces.
+    let more = deflate(&mut compress, &vec![b' '; CHUNK]);
+    for _ in 1..size.div_ceil(CHUNK) {
+        body.extend_from_slice(&more);
+    }
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CONTENT_ENCODING, "gzip"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 fn failure(status: StatusCode, message: &str) -> Response {

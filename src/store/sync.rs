@@ -8,11 +8,12 @@
 //! no query per key) and writes every change, the removals and the finished sync row in a
 //! single IMMEDIATE transaction: the snapshot and its sync row change together or not at all.
 
+use rusqlite::functions::FunctionFlags;
 use rusqlite::types::Value;
 use rusqlite::{Connection, Transaction, TransactionBehavior, params, params_from_iter};
 use serde::Serialize;
 
-use crate::api::model::DATA_COLUMNS;
+use crate::api::model::{DATA_COLUMNS, same_extra};
 use crate::api::{Listing, Page, PageSink};
 use crate::error::{DbContext, Result};
 use crate::store::quoted_columns;
@@ -134,19 +135,21 @@ pub fn apply_listing(
     store_secrets: bool,
     now: i64,
 ) -> Result<(SyncStatus, ApplyCounts)> {
+    register_same_extra(conn)?;
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .db("cannot start the write transaction")?;
-    if listing.consistent {
+    if listing.consistent() {
         // Only the consistent pass counts: earlier passes may hold keys deleted since.
         tx.execute("DELETE FROM temp.staged WHERE pass <> ?1", [listing.passes])
             .db("cannot select the consistent pass")?;
     }
-    classify(&tx, listing.consistent)?;
+    keep_hashes_of_masked_keys(&tx)?;
+    classify(&tx, listing.consistent())?;
     write_changes(&tx, sync)?;
     write_secrets(&tx, store_secrets)?;
     let counts = count_changes(&tx)?;
-    let status = if listing.consistent {
+    let status = if listing.consistent() {
         SyncStatus::Ok
     } else {
         SyncStatus::Partial
@@ -156,13 +159,51 @@ pub fn apply_listing(
     Ok((status, counts))
 }
 
+/// A gateway that starts masking keys (a 2026 upgrade) sends `abcd**********wxyz` where it sent
+/// the full key. When that masked value equals the stored `key_hint`, it is the same key shown
+/// differently: the staged row keeps the stored `key_sha256`, so no change is recorded. A masked
+/// value that differs from the hint is a rotation, and stays a change (its hash unknown, NULL).
+fn keep_hashes_of_masked_keys(tx: &Transaction<'_>) -> Result<()> {
+    tx.execute(
+        "UPDATE temp.staged SET key_sha256 = k.key_sha256
+         FROM main.keys AS k
+         WHERE k.id = staged.id AND staged.key_sha256 IS NULL
+           AND instr(staged.key_hint, '*') > 0 AND staged.key_hint = k.key_hint",
+        [],
+    )
+    .db("cannot compare masked keys with the stored hints")?;
+    Ok(())
+}
+
+/// `same_extra(a, b)` in SQL: [`same_extra`], so that `extra` differing only by fields that
+/// are `null` on one side and absent on the other is no change.
+fn register_same_extra(conn: &Connection) -> Result<()> {
+    conn.create_scalar_function(
+        "same_extra",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let a: Option<String> = ctx.get(0)?;
+            let b: Option<String> = ctx.get(1)?;
+            Ok(same_extra(a.as_deref(), b.as_deref()))
+        },
+    )
+    .db("cannot register the same_extra function")
+}
+
 /// Fills `temp.delta` with every key this sync changes: `added` (new), `restored` (back after
 /// a removal), `changed` (data differ, NULL-safely, from the stored state) with the names of
 /// the changed columns, and, for a consistent listing only, `removed`.
 fn classify(tx: &Transaction<'_>, consistent: bool) -> Result<()> {
     let context = "cannot compare the listing with the stored keys";
     let differing = DATA_COLUMNS
-        .map(|c| format!("CASE WHEN s.\"{c}\" IS NOT k.\"{c}\" THEN ',\"{c}\"' ELSE '' END"))
+        .map(|c| {
+            let same = match c {
+                "extra" => "s.extra IS k.extra OR same_extra(s.extra, k.extra)".to_string(),
+                _ => format!("s.\"{c}\" IS k.\"{c}\""),
+            };
+            format!("CASE WHEN {same} THEN '' ELSE ',\"{c}\"' END")
+        })
         .join(" || ");
     tx.execute_batch(&format!(
         "DROP TABLE IF EXISTS temp.delta;
@@ -236,15 +277,22 @@ fn write_changes(tx: &Transaction<'_>, sync: i64) -> Result<()> {
     Ok(())
 }
 
-/// Full key values are kept only by a pull that opts in; any other pull clears them.
+/// Full key values are kept only by a pull that opts in; any other pull clears them. A stored
+/// value is also dropped once its key's hash is unknown (rotated behind upstream masking), so
+/// that `key` never holds a value the key no longer has.
 fn write_secrets(tx: &Transaction<'_>, store_secrets: bool) -> Result<()> {
-    let sql = if store_secrets {
-        "UPDATE main.keys SET key = s.secret FROM temp.staged s
-         WHERE s.id = main.keys.id AND s.secret IS NOT NULL AND main.keys.key IS NOT s.secret"
+    let statements: &[&str] = if store_secrets {
+        &[
+            "UPDATE main.keys SET key = s.secret FROM temp.staged s
+             WHERE s.id = main.keys.id AND s.secret IS NOT NULL AND main.keys.key IS NOT s.secret",
+            "UPDATE main.keys SET key = NULL WHERE key IS NOT NULL AND key_sha256 IS NULL",
+        ]
     } else {
-        "UPDATE main.keys SET key = NULL WHERE key IS NOT NULL"
+        &["UPDATE main.keys SET key = NULL WHERE key IS NOT NULL"]
     };
-    tx.execute(sql, []).db("cannot update stored key values")?;
+    for sql in statements {
+        tx.execute(sql, []).db("cannot update stored key values")?;
+    }
     Ok(())
 }
 

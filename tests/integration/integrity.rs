@@ -49,12 +49,13 @@ fn rate_limits_are_retried_and_logged_without_the_token() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let log = stderr(&output);
     assert!(
-        log.contains("page 1: rate limited (HTTP 429); retry 1/8"),
+        log.contains("page 1: HTTP 429 (rate limited), retry 1/8 in "),
         "{log}"
     );
     assert!(log.contains("retry 3/8"), "{log}");
     assert!(!log.contains(TOKEN));
-    assert_eq!(h.server.account().requests().len(), 3 + 3);
+    // Three 429s, then 3 pages and page 1 again.
+    assert_eq!(h.server.account().requests().len(), 3 + 3 + 1);
     assert_eq!(stored_ids(&h), (1..=250).collect::<Vec<_>>());
 }
 
@@ -101,7 +102,11 @@ fn retry_after_is_honoured() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     // The backoff alone would wait 10 ms; only Retry-After makes it a second.
     assert!(started.elapsed() >= Duration::from_secs(1));
-    assert!(stderr(&output).contains("in 1.0s"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("retry 1/8 in 1s"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -146,8 +151,9 @@ fn a_key_created_mid_pull_is_recorded_once_and_nothing_is_removed() {
         351,
         "one version per key"
     );
-    // Pass 1 saw totals 350 then 351; pass 2 was consistent: 4 + 4 requests.
-    assert_eq!(h.server.account().requests().len(), 4 + 4 + 4);
+    // Each pass is 4 pages and page 1 again. The first pull: one pass. This one: pass 1 saw
+    // totals 350 then 351 (and page 1 changed), pass 2 was consistent.
+    assert_eq!(h.server.account().requests().len(), 5 + 5 + 5);
 }
 
 #[test]
@@ -189,9 +195,11 @@ fn a_listing_that_never_settles_is_partial_and_marks_nothing_removed() {
         stderr(&output)
     );
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    // Passes 2 and 3 each saw the key created during the pass before; the last pass saw 351
-    // unique keys of 352.
-    assert_eq!(status_counts(&summary), ("partial".into(), 351, 2, 0, 0));
+    // The fake creates a key after every answer for page 1, so after each pass's page 1 and
+    // after its re-read: ids 351 to 356. The last pass started from 353 keys and saw all but
+    // the one created after its page 1 (353 unique); its re-read of page 1 saw 355. Key 356
+    // came after the last request.
+    assert_eq!(status_counts(&summary), ("partial".into(), 353, 5, 0, 0));
     assert_eq!(
         h.rows("SELECT status, removed FROM syncs WHERE id = 2"),
         vec![vec![text("partial"), int(0)]]
@@ -201,14 +209,14 @@ fn a_listing_that_never_settles_is_partial_and_marks_nothing_removed() {
         0,
         "key 5 is not marked removed"
     );
-    assert_eq!(h.count("SELECT count(*) FROM keys"), 352);
+    assert_eq!(h.count("SELECT count(*) FROM keys"), 355);
     // Nothing was invented: every stored key was served by the fake at some point.
-    assert_eq!(h.count("SELECT max(id) FROM keys"), 352);
+    assert_eq!(h.count("SELECT max(id) FROM keys"), 355);
 
     // Once the account holds still, the next pull removes key 5 for real.
     h.server.account().faults.after_page = None;
     let summary = h.pull(&[]);
-    assert_eq!(status_counts(&summary), ("ok".into(), 352, 1, 0, 1));
+    assert_eq!(status_counts(&summary), ("ok".into(), 355, 1, 0, 1));
     assert_eq!(
         h.rows("SELECT removed_sync FROM keys WHERE id = 5"),
         vec![vec![int(3)]]
@@ -560,6 +568,7 @@ fn a_sliding_window_rate_limit_is_waited_out_gently() {
     assert_eq!(stored_ids(&h), (1..=1500).collect::<Vec<_>>());
     let account = h.server.account();
     assert!(account.rate_limited() > 0, "the limiter was hit");
-    assert!(stderr(&output).contains("rate limited (HTTP 429)"));
-    assert_eq!(account.requests().len(), 15 + account.rate_limited());
+    assert!(stderr(&output).contains("HTTP 429 (rate limited)"));
+    // 15 full pages, the empty page 16 that ends the listing, and page 1 again.
+    assert_eq!(account.requests().len(), 16 + 1 + account.rate_limited());
 }

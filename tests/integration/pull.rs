@@ -86,10 +86,18 @@ fn a_multi_page_account_is_recorded_whole_with_the_requests_the_api_wants() {
     );
     let mut paths: Vec<&str> = requests.iter().map(|r| r.path_and_query.as_str()).collect();
     paths.sort_by_key(|p| p[14..p.find('&').unwrap()].parse::<u32>().unwrap());
-    let expected: Vec<String> = (1..=24)
+    // 24 pages, the last one short, then page 1 again to check the listing held still.
+    let expected: Vec<String> = [1]
+        .into_iter()
+        .chain(1..=24)
         .map(|p| format!("/api/token/?p={p}&page_size=100"))
         .collect();
     assert_eq!(paths, expected);
+    assert_eq!(
+        requests.last().unwrap().path_and_query,
+        "/api/token/?p=1&page_size=100",
+        "page 1 again last"
+    );
     for request in requests {
         assert_eq!(
             request.authorization.as_deref(),
@@ -671,7 +679,8 @@ fn demo_runs_two_pulls_against_the_fake_without_an_account() {
     assert_eq!(
         summaries,
         vec![
-            summary(1, "ok", 300, 300, 0, 0, 3),
+            // 300 keys: three full pages and the empty fourth that proves the end.
+            summary(1, "ok", 300, 300, 0, 0, 4),
             summary(2, "ok", 302, 5, 16, 3, 4)
         ]
     );
