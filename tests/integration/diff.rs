@@ -716,7 +716,7 @@ fn prune_keeps_the_latest_good_sync_and_takes_the_pull_lock() {
         "the current state stays"
     );
 
-    let lock = PullLock::acquire(&h.db, None).unwrap();
+    let lock = PullLock::try_acquire(&h.db).unwrap();
     let locked = run(&h, &["prune", "--keep", "1d"]);
     assert_eq!(locked.code, 5, "{}", locked.stderr);
     drop(lock);
