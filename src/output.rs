@@ -550,7 +550,10 @@ mod tests {
     fn control_and_bidi_characters_are_shown_escaped_and_only_newline_breaks_a_line() {
         let cases = [
             ("plain name エージェント", "plain name エージェント"),
-            ("evil\x1b]0;pwned\x07\x1b[2J", "evil\\x1b]0;pwned\\x07\\x1b[2J"),
+            (
+                "evil\x1b]0;pwned\x07\x1b[2J",
+                "evil\\x1b]0;pwned\\x07\\x1b[2J",
+            ),
             ("a\r\nb", "a\\r\nb"),
             ("cr\rover", "cr\\rover"),
             ("tab\there", "tab\\there"),

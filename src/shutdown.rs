@@ -72,7 +72,10 @@ impl Shutdown {
     pub fn requested(&self) -> impl Future<Output = Signal> + Send + 'static {
         let mut requested = self.requested.clone();
         async move {
-            let received = requested.wait_for(Option::is_some).await.map(|signal| *signal);
+            let received = requested
+                .wait_for(Option::is_some)
+                .await
+                .map(|signal| *signal);
             match received {
                 Ok(signal) => signal.unwrap_or(Signal::Interrupt),
                 // The listener is gone (the runtime is shutting down): never resolve.

@@ -44,12 +44,21 @@ impl PullLock {
     pub async fn acquire(db: &Path, wait: Option<Duration>) -> Result<PullLock> {
         let started = tokio::time::Instant::now();
         let wait = wait.unwrap_or_default();
+        let mut told = false;
         loop {
             if let Some(held) = platform::try_lock(db)? {
                 return Ok(PullLock { held });
             }
             if started.elapsed() >= wait {
                 return Err(locked(db));
+            }
+            if !told {
+                told = true;
+                tracing::info!(
+                    "another pull or prune holds the lock of {}; waiting up to {} for it",
+                    db.display(),
+                    humantime::format_duration(wait)
+                );
             }
             tokio::time::sleep(POLL.min(wait.saturating_sub(started.elapsed()))).await;
         }
@@ -80,6 +89,7 @@ fn cannot_lock(db: &Path, error: std::io::Error) -> Error {
 #[cfg(target_os = "linux")]
 mod platform {
     use std::collections::HashMap;
+    use std::collections::hash_map::Entry;
     use std::fs::File;
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
@@ -112,25 +122,35 @@ mod platform {
     }
 
     pub fn try_lock(db: &Path) -> Result<Option<Held>> {
-        let identity = |m: std::fs::Metadata| (m.dev(), m.ino());
         let named = std::fs::metadata(db).map_err(|e| cannot_lock(db, e))?;
+        let key = (named.dev(), named.ino());
         let mut open = descriptors();
-        let open = open.get_or_insert_with(HashMap::new);
-        let key = identity(named);
-        if !open.contains_key(&key) {
-            let file = std::fs::OpenOptions::new()
+        // Looked up by the identity before opening, so that no second descriptor of a file is
+        // ever opened (and closed again).
+        let open_file = || {
+            std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
                 .open(db)
-                .map_err(|e| cannot_lock(db, e))?;
-            let opened = file.metadata().map_err(|e| cannot_lock(db, e))?;
-            if identity(opened) != key {
-                // Replaced between the two looks: the next attempt sees the new file.
-                return Ok(None);
+                .map_err(|e| cannot_lock(db, e))
+        };
+        let descriptor = match open.get_or_insert_with(HashMap::new).entry(key) {
+            Entry::Occupied(known) if !is_deleted(&known.get().file) => known.into_mut(),
+            // A deleted file whose inode number the file at `db` now has: its descriptor is
+            // of no use, and closing it cannot touch the new file's locks.
+            Entry::Occupied(stale) if stale.get().held => return Ok(None),
+            Entry::Occupied(mut stale) => {
+                stale.insert(Descriptor {
+                    file: open_file()?,
+                    held: false,
+                });
+                stale.into_mut()
             }
-            open.insert(key, Descriptor { file, held: false });
-        }
-        let descriptor = open.get_mut(&key).expect("inserted above");
+            Entry::Vacant(new) => new.insert(Descriptor {
+                file: open_file()?,
+                held: false,
+            }),
+        };
         if descriptor.held {
             return Ok(None);
         }
@@ -145,11 +165,18 @@ mod platform {
     }
 
     pub fn unlock(held: &Held) {
-        if let Some(descriptor) = descriptors().as_mut().and_then(|open| open.get_mut(&held.0)) {
+        if let Some(descriptor) = descriptors()
+            .as_mut()
+            .and_then(|open| open.get_mut(&held.0))
+        {
             // Cannot fail for a lock this descriptor holds; the process's end releases it anyway.
             let _ = set_lock(&descriptor.file, libc::F_UNLCK as libc::c_short);
             descriptor.held = false;
         }
+    }
+
+    fn is_deleted(file: &File) -> bool {
+        file.metadata().is_ok_and(|m| m.nlink() == 0)
     }
 
     fn set_lock(file: &File, kind: libc::c_short) -> std::io::Result<()> {

@@ -743,7 +743,10 @@ fn read_commands_need_a_database_with_history() {
 
     pull_at(&h, NOW);
     let one = run(&h, &["diff"]);
-    assert_eq!(one.code, 6);
+    assert_eq!(
+        one.code, 2,
+        "not enough history is a usage error, as for `diff 24h`"
+    );
     assert!(
         one.stderr.contains("only one good sync so far"),
         "{}",

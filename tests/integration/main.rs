@@ -7,3 +7,4 @@ mod integrity;
 mod operations;
 mod pull;
 mod query;
+mod terminal;
