@@ -45,17 +45,24 @@ pub struct Shutdown {
 }
 
 impl Shutdown {
-    /// Starts listening for SIGINT (Ctrl-C) and, on Unix, SIGTERM.
+    /// Starts listening for SIGINT (Ctrl-C) and, on Unix, SIGTERM. Both are registered before
+    /// this returns, so from then on neither kills the process.
     pub fn install() -> Result<Shutdown> {
         let (sender, requested) = watch::channel(None);
         #[cfg(unix)]
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .map_err(|e| Error::Internal(format!("cannot listen for SIGTERM: {e}")))?;
+        let listen = |kind: tokio::signal::unix::SignalKind, name: &str| {
+            tokio::signal::unix::signal(kind)
+                .map_err(|e| Error::Internal(format!("cannot listen for {name}: {e}")))
+        };
+        #[cfg(unix)]
+        let (mut interrupt, mut terminate) = (
+            listen(tokio::signal::unix::SignalKind::interrupt(), "SIGINT")?,
+            listen(tokio::signal::unix::SignalKind::terminate(), "SIGTERM")?,
+        );
         tokio::spawn(async move {
             #[cfg(unix)]
             let signal = tokio::select! {
-                _ = tokio::signal::ctrl_c() => Signal::Interrupt,
+                _ = interrupt.recv() => Signal::Interrupt,
                 _ = terminate.recv() => Signal::Terminate,
             };
             #[cfg(not(unix))]

@@ -4,7 +4,7 @@
 //! On Linux the lock is an open-file-description lock (`F_OFD_SETLK`) on one byte of the
 //! database file itself, so it belongs to the file (its device and inode), not to a name. The
 //! byte lies far from the bytes SQLite locks (from 0x4000_0000 on, plus the `-shm` file), so
-//! it never meets SQLite's own locks, also where the kernel forwards locks to a server (NFS).
+//! it never meets SQLite's own locks.
 //! Like every OS lock it dies with its process: a crashed pull leaves no stale lock.
 //!
 //! SQLite's POSIX-lock pitfall: closing *any* descriptor of a file drops every POSIX lock the
