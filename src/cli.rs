@@ -7,8 +7,8 @@ use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use crate::api::model::DATA_COLUMNS;
 use crate::config::{
-    Profile, SqlParam, SyncRef, parse_duration, parse_field, parse_param, parse_sync_ref,
-    parse_time,
+    Profile, SqlParam, SyncRef, parse_duration, parse_field, parse_param, parse_positive_duration,
+    parse_retries, parse_sync_ref, parse_time,
 };
 use crate::error::EXIT_CODES_HELP;
 use crate::output::{Format, RowFormat};
@@ -127,16 +127,17 @@ pub struct PullArgs {
     #[arg(long)]
     pub json: bool,
     /// Timeout of one HTTP request [default: 30s]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     pub timeout: Option<Duration>,
-    /// Attempts per page after the first, for rate limits, 5xx and network errors [default: 8]
-    #[arg(long, value_name = "N")]
+    /// Attempts per page after the first, for rate limits, 5xx and network errors (0 to 100)
+    /// [default: 8]
+    #[arg(long, value_name = "N", value_parser = parse_retries)]
     pub retries: Option<u32>,
     /// Pages requested at once after page 1 (1 = one at a time); halved on rate limits
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=32))]
     pub concurrency: Option<u16>,
     /// Keep running: a pull every DURATION (start to start) until SIGINT/SIGTERM
-    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     pub every: Option<Duration>,
     /// Ping this healthchecks.io-style URL: URL/start, then URL or URL/fail
     #[arg(long, value_name = "URL")]
@@ -202,20 +203,20 @@ pub struct QueryArgs {
 #[derive(Clone, Copy, Debug, Default, Args)]
 pub struct ReportArgs {
     /// expiring-soon, forecast: how far ahead to look [default: 7d]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     pub within: Option<Duration>,
     /// top-consumers: rank by quota used in this window, from the history [default: all time];
     /// forecast: the window the rate of use is measured over [default: 7d]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     pub since: Option<Duration>,
     /// top-consumers: how many keys [default: 10]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub limit: Option<u32>,
     /// idle: unused for at least this long [default: 30d]
     #[arg(
         long = "for",
         value_name = "DURATION",
-        value_parser = parse_duration
+        value_parser = parse_positive_duration
     )]
     pub idle_for: Option<Duration>,
     /// low-quota: remain_quota below N quota units [default: 500000, $1 at the gateway's
@@ -265,7 +266,7 @@ pub struct HistoryArgs {
 #[derive(Debug, Args)]
 pub struct PruneArgs {
     /// Keep the syncs that started within this long before now, e.g. 90d
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     pub keep: Duration,
     /// Print what would be deleted, and delete nothing
     #[arg(long)]
@@ -323,16 +324,6 @@ impl FormatArgs {
     }
 }
 
-fn parse_interval(text: &str) -> Result<Duration, String> {
-    parse_duration(text).and_then(|every| {
-        if every.is_zero() {
-            Err("the interval must be longer than 0s".to_string())
-        } else {
-            Ok(every)
-        }
-    })
-}
-
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell to complete for
@@ -343,7 +334,7 @@ pub struct CompletionsArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Exit 1 when the last good sync is older than this, or the last sync failed
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     pub max_age: Option<Duration>,
     /// Print the status as one JSON object
     #[arg(long)]

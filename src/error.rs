@@ -17,6 +17,10 @@ pub mod exit {
     pub const LOCKED: u8 = 5;
     pub const DATABASE: u8 = 6;
     pub const INTERNAL: u8 = 7;
+    /// 128 + 2: SIGINT (Ctrl-C) stopped a one-shot pull.
+    pub const SIGINT: u8 = 130;
+    /// 128 + 15: SIGTERM stopped a one-shot pull.
+    pub const SIGTERM: u8 = 143;
 }
 
 /// The `--help` footer that lists the exit codes.
@@ -29,7 +33,8 @@ Exit codes:
   4  the API failed (network, timeouts, HTTP errors after retries, success:false, bad response)
   5  another pull holds the database's lock
   6  database error (missing or unreadable file, schema newer than this binary)
-  7  unexpected internal error";
+  7  unexpected internal error (a panic included)
+  130, 143  a one-shot pull stopped by SIGINT / SIGTERM (its sync is recorded as failed)";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -55,6 +60,13 @@ pub enum Error {
     /// The database is in a state keysync refuses to work with (missing, newer schema, ...).
     #[error("{0}")]
     DatabaseState(String),
+    /// SIGINT or SIGTERM stopped a one-shot pull; its sync row says `failed`, `interrupted`.
+    #[error(
+        "stopped by {}: the pull did not finish and changed no key (if it had begun, `keysync \
+         syncs` lists it as failed, interrupted)",
+        .0.name()
+    )]
+    Interrupted(crate::shutdown::Signal),
     /// Writing results failed; a closed pipe among these ends output quietly.
     #[error("cannot write the output: {0}")]
     Output(#[source] std::io::Error),
@@ -126,6 +138,7 @@ impl Error {
             Error::Locked(_) => exit::LOCKED,
             Error::Database { .. } | Error::DatabaseState(_) => exit::DATABASE,
             Error::Output(_) | Error::Internal(_) => exit::INTERNAL,
+            Error::Interrupted(signal) => signal.exit_code(),
         }
     }
 }

@@ -39,7 +39,7 @@ pub fn run(mut cli: Cli) -> Result<Outcome> {
             Command::Syncs(args) => cmd::syncs::run(&cli.global, args).map(success),
             Command::Diff(args) => cmd::diff::run(&cli.global, args),
             Command::History(args) => cmd::history::run(&cli.global, args).map(success),
-            Command::Prune(args) => cmd::prune::run(&cli.global, args).map(success),
+            Command::Prune(args) => cmd::prune::run(&cli.global, args).await.map(success),
             Command::Status(args) => cmd::status::run(&cli.global, args),
             Command::Query(args) => cmd::query::run(&cli.global, args).map(success),
             Command::Completions(args) => cmd::completions::run(args).map(success),
@@ -69,5 +69,8 @@ pub fn init_logging(global: &GlobalArgs) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .without_time()
+        // A closed stderr (`keysync pull -v 2>&1 | head -1`) drops log lines; by default the
+        // subscriber would report that with `eprintln!`, which panics on that same stderr.
+        .log_internal_errors(false)
         .init();
 }

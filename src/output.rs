@@ -6,7 +6,14 @@
 //! `table` and `markdown` collect first because they align columns. A closed pipe
 //! (`keysync ... | head`) is not an error: the reader has what it wanted, so output stops
 //! quietly.
+//!
+//! Text for people goes through [`escape_for_terminal`] (the tables here, and the lines of
+//! `status`, `diff` and the error messages): a key's name comes from the API, and control
+//! characters in it must not drive the terminal or make one row look like another. The machine
+//! formats stay exact.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use clap::ValueEnum;
@@ -72,6 +79,53 @@ pub fn readable_field(column: &str, value: Value) -> Value {
     match value {
         Value::Integer(time) if TIME_COLUMNS.contains(&column) => Value::Text(readable_time(time)),
         other => other,
+    }
+}
+
+/// Text as a terminal may show it: control characters (C0, DEL, C1) and the bidirectional
+/// controls are written as escapes (`\x1b`, `\r`, `\t`, `\u{85}`, `\u{202e}`), so that a
+/// name cannot set the title, clear the screen, return the cursor over its own row or reorder
+/// what follows it. Only `\n` stays itself: a line break is how a multi-line value has always
+/// shown. A backslash is left as it is: the escapes are for the terminal's safety, and the
+/// exact value is in the CSV, TSV and JSON formats.
+pub fn escape_for_terminal(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\n' => shown.push('\n'),
+            '\r' => shown.push_str("\\r"),
+            '\t' => shown.push_str("\\t"),
+            '\0'..='\x1f' | '\x7f' => {
+                let _ = write!(shown, "\\x{:02x}", u32::from(c));
+            }
+            c if needs_escape(c) => {
+                let _ = write!(shown, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => shown.push(c),
+        }
+    }
+    Cow::Owned(shown)
+}
+
+fn needs_escape(c: char) -> bool {
+    c != '\n' && (c.is_control() || is_bidi_control(c))
+}
+
+/// The invisible characters that change the order text is shown in: embeddings and overrides
+/// (U+202A–U+202E), isolates (U+2066–U+2069) and the marks (U+200E, U+200F, U+061C).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
+}
+
+/// A value as text for people: [`to_text`], escaped for the terminal.
+fn to_shown(value: &Value) -> String {
+    let text = to_text(value);
+    match escape_for_terminal(&text) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(escaped) => escaped,
     }
 }
 
@@ -268,10 +322,10 @@ fn write_table(
         .load_style(comfy_table::presets::UTF8_FULL_CONDENSED)
         .set_content_arrangement(comfy_table::ContentArrangement::Disabled);
     if headers {
-        table.set_header(columns);
+        table.set_header(columns.iter().map(|c| escape_for_terminal(c).into_owned()));
     }
     for row in &rows {
-        table.add_row(row.iter().map(to_text));
+        table.add_row(row.iter().map(to_shown));
     }
     // A column of numbers reads best right-aligned.
     for (i, column) in table.column_iter_mut().enumerate() {
@@ -293,7 +347,11 @@ fn write_markdown(
     columns: &[String],
     rows: impl IntoIterator<Item = Result<Vec<Value>>>,
 ) -> Result<()> {
-    let cell = |text: String| text.replace('|', "\\|").replace('\n', "<br>");
+    let cell = |text: String| {
+        escape_for_terminal(&text)
+            .replace('|', "\\|")
+            .replace('\n', "<br>")
+    };
     let line = |cells: Vec<String>| format!("| {} |", cells.join(" | "));
     writeln!(out, "{}", line(columns.iter().cloned().map(cell).collect()))
         .map_err(Error::Output)?;
@@ -464,7 +522,7 @@ mod tests {
                 "| id | name | ratio | nothing | blob |",
                 "| --- | --- | --- | --- | --- |",
                 "| 1 | O'Brien \"test\", a\\|b | 0.5 |  | 00ff |",
-                "| -2 | line one<br>line two\ttabbed | 3.0 |  | 00ff |",
+                "| -2 | line one<br>line two\\ttabbed | 3.0 |  | 00ff |",
                 "| 9007199254740993 | エージェント | -100000000000000000000.0 |  | 00ff |",
             ]
         );
@@ -486,6 +544,60 @@ mod tests {
         let headless = written(Format::Table, false);
         assert_eq!(headless.lines().count(), 6);
         assert!(!headless.contains("ratio"));
+    }
+
+    #[test]
+    fn control_and_bidi_characters_are_shown_escaped_and_only_newline_breaks_a_line() {
+        let cases = [
+            ("plain name エージェント", "plain name エージェント"),
+            (
+                "evil\x1b]0;pwned\x07\x1b[2J",
+                "evil\\x1b]0;pwned\\x07\\x1b[2J",
+            ),
+            ("a\r\nb", "a\\r\nb"),
+            ("cr\rover", "cr\\rover"),
+            ("tab\there", "tab\\there"),
+            ("nul\0 del\x7f", "nul\\x00 del\\x7f"),
+            ("c1 \u{85}\u{9b}", "c1 \\u{85}\\u{9b}"),
+            ("rtl\u{202e}gnp.exe", "rtl\\u{202e}gnp.exe"),
+            (
+                "\u{202a}\u{202d}\u{2066}\u{2069}\u{200e}\u{200f}\u{61c}",
+                "\\u{202a}\\u{202d}\\u{2066}\\u{2069}\\u{200e}\\u{200f}\\u{61c}",
+            ),
+            ("back\\slash stays", "back\\slash stays"),
+            ("line\nbreak", "line\nbreak"),
+        ];
+        for (raw, shown) in cases {
+            assert_eq!(escape_for_terminal(raw), shown, "{raw:?}");
+        }
+        assert!(matches!(escape_for_terminal("safe"), Cow::Borrowed("safe")));
+    }
+
+    #[test]
+    fn tables_for_people_escape_and_the_machine_formats_stay_exact() {
+        let name = "evil\x1b[2J\r\u{202e}x\ny";
+        let columns = vec!["na\x1bme".to_string()];
+        let rows = || vec![vec![Value::Text(name.into())]];
+        let markdown = written_with(columns.clone(), rows(), Format::Markdown, true);
+        assert_eq!(
+            markdown,
+            "| na\\x1bme |\n| --- |\n| evil\\x1b[2J\\r\\u{202e}x<br>y |\n"
+        );
+        let table = written_with(columns.clone(), rows(), Format::Table, true);
+        assert_eq!(
+            table,
+            "┌────────────────────────┐\n\
+             │ na\\x1bme               │\n\
+             ╞════════════════════════╡\n\
+             │ evil\\x1b[2J\\r\\u{202e}x │\n\
+             │ y                      │\n\
+             └────────────────────────┘\n"
+        );
+        let csv = written_with(columns.clone(), rows(), Format::Csv, false);
+        assert_eq!(records(&csv, b','), vec![vec![name.to_string()]]);
+        let jsonl = written_with(columns, rows(), Format::Jsonl, true);
+        let object: Json = serde_json::from_str(jsonl.trim_end()).unwrap();
+        assert_eq!(object["na\x1bme"], name);
     }
 
     /// A reader that went away, as `keysync query ... | head -1` leaves stdout.

@@ -100,7 +100,7 @@ fn points(
         (Some(from), None) => Ok((resolve(conn, from, now)?, latest_good(conn, 1)?[0])),
         (None, _) => match latest_good(conn, 2)?.as_slice() {
             [latest, previous] => Ok((*previous, *latest)),
-            [only] => Err(Error::DatabaseState(format!(
+            [only] => Err(Error::Usage(format!(
                 "there is only one good sync so far ({}), so nothing to compare it with: \
                  run `keysync pull` again later, or name the points",
                 only.describe()

@@ -13,7 +13,7 @@ use crate::store;
 use crate::store::lock::PullLock;
 use crate::store::prune::{PrunePlan, plan, prune, vacuum};
 
-pub fn run(global: &GlobalArgs, args: &PruneArgs) -> Result<()> {
+pub async fn run(global: &GlobalArgs, args: &PruneArgs) -> Result<()> {
     let db = db_path(global)?;
     let keep = i64::try_from(args.keep.as_secs()).unwrap_or(i64::MAX);
     let cutoff = unix_now(global.now).saturating_sub(keep);
@@ -29,7 +29,7 @@ pub fn run(global: &GlobalArgs, args: &PruneArgs) -> Result<()> {
         return say(&describe(&planned, cutoff, "would delete"));
     }
     store::require_existing(&db)?;
-    let _lock = PullLock::acquire(&db, args.wait)?;
+    let _lock = PullLock::acquire(&db, args.wait).await?;
     let mut conn = store::open(&db)?;
     let pruned = prune(&mut conn, cutoff)?;
     say(&describe(&pruned, cutoff, "deleted"))?;

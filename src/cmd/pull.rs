@@ -10,11 +10,11 @@ use serde::Serialize;
 use crate::api::{ApiClient, Listing, list_all};
 use crate::cli::{GlobalArgs, PullArgs};
 use crate::config::{PullOptions, unix_now};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::output::print_line;
 use crate::ping::HealthPing;
 use crate::progress::PageProgress;
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, Signal, UnfinishedSync};
 use crate::store;
 use crate::store::lock::PullLock;
 use crate::store::sync::{Staging, SyncStatus, apply_listing, begin_sync, fail_sync};
@@ -70,13 +70,15 @@ pub enum Pulled {
 pub async fn run(global: &GlobalArgs, args: &PullArgs) -> Result<()> {
     let options = PullOptions::resolve(global, args)?;
     let progress = !global.quiet && !args.json;
-    let Some(every) = args.every else {
-        if let Pulled::Done(summary) = pull(&options, progress, std::future::pending()).await? {
-            summary.print(args.json, global.quiet)?;
-        }
-        return Ok(());
-    };
     let shutdown = Shutdown::install()?;
+    let Some(every) = args.every else {
+        return match pull(&options, progress, shutdown.requested()).await? {
+            Pulled::Done(summary) => summary.print(args.json, global.quiet),
+            Pulled::Interrupted => Err(Error::Interrupted(
+                shutdown.received().unwrap_or(Signal::Interrupt),
+            )),
+        };
+    };
     loop {
         let started = Instant::now();
         match pull(&options, progress, shutdown.requested()).await {
@@ -93,16 +95,17 @@ pub async fn run(global: &GlobalArgs, args: &PullArgs) -> Result<()> {
         }
         tokio::select! {
             () = tokio::time::sleep(every.saturating_sub(started.elapsed())) => {}
-            () = shutdown.requested() => return Ok(()),
+            _ = shutdown.requested() => return Ok(()),
         }
     }
 }
 
-/// One whole pull: lock, ping, record. A `cancel` that resolves mid-pull rolls it back.
+/// One whole pull: lock, ping, record. A `cancel` that resolves while it waits for the lock
+/// ends the wait; mid-pull it rolls the pull back.
 pub async fn pull(
     options: &PullOptions,
     progress: bool,
-    cancel: impl Future<Output = ()>,
+    cancel: impl Future<Output = Signal>,
 ) -> Result<Pulled> {
     let client = Arc::new(ApiClient::new(&options.api)?);
     let ping = options
@@ -111,7 +114,11 @@ pub async fn pull(
         .map(HealthPing::new)
         .transpose()?;
     store::create_private_file(&options.db)?;
-    let _lock = PullLock::acquire(&options.db, options.wait)?;
+    tokio::pin!(cancel);
+    let _lock = tokio::select! {
+        lock = PullLock::acquire(&options.db, options.wait) => lock?,
+        _ = &mut cancel => return Ok(Pulled::Interrupted),
+    };
     if let Some(ping) = &ping {
         ping.start().await;
     }
@@ -132,15 +139,17 @@ async fn record_sync(
     options: &PullOptions,
     client: &Arc<ApiClient>,
     progress: bool,
-    cancel: impl Future<Output = ()>,
+    cancel: impl Future<Output = Signal>,
 ) -> Result<Pulled> {
     let mut conn = store::open(&options.db)?;
     let started = Instant::now();
     let sync = begin_sync(&conn, &options.api.base_url, unix_now(options.now))?;
+    let unfinished = UnfinishedSync::new(&options.db, sync, options.now);
     let listed = tokio::select! {
         listed = list_into_staging(&conn, client, options.store_secrets, progress) => listed,
-        () = cancel => {
+        _ = cancel => {
             fail_sync(&conn, sync, unix_now(options.now), "interrupted")?;
+            unfinished.finished();
             return Ok(Pulled::Interrupted);
         }
     };
@@ -150,11 +159,15 @@ async fn record_sync(
             .map(|(status, counts)| (listing, status, counts))
     });
     let (listing, status, counts) = match applied {
-        Ok(done) => done,
+        Ok(done) => {
+            unfinished.finished();
+            done
+        }
         Err(error) => {
             if let Err(record) = fail_sync(&conn, sync, unix_now(options.now), &error.to_string()) {
                 tracing::warn!("{record}");
             }
+            unfinished.finished();
             return Err(error);
         }
     };

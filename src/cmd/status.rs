@@ -1,6 +1,7 @@
 //! `keysync status`: the database and its last syncs at a glance, and with `--max-age` an
 //! alarm (exit 1) for monitoring when the data has gone stale or the last pull failed.
 
+use std::io::Write;
 use std::time::Duration;
 
 use serde_json::{Value as Json, json};
@@ -9,7 +10,7 @@ use crate::api::model::status_name;
 use crate::cli::{GlobalArgs, StatusArgs};
 use crate::config::{db_path, unix_now};
 use crate::error::{Outcome, Result};
-use crate::output::{print_line, readable_time};
+use crate::output::{escape_for_terminal, print_line, readable_time};
 use crate::store;
 use crate::store::status::{
     KeyCounts, SyncRow, key_counts, last_finished_sync, last_good_sync, last_sync,
@@ -44,24 +45,28 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome> {
         });
         print_line(&report.to_string())?;
     } else if !global.quiet {
-        print_line(&format!(
+        // The path and an upstream error message are text from outside.
+        let say = |line: &str| print_line(&escape_for_terminal(line));
+        say(&format!(
             "database:       {} ({}, schema version {version})",
             db.display(),
             bytes(size)
         ))?;
-        print_line(&format!("keys:           {}", keys_line(&counts)))?;
-        print_line(&format!(
+        say(&format!("keys:           {}", keys_line(&counts)))?;
+        say(&format!(
             "last sync:      {}",
             sync_line(last.as_ref(), now)
         ))?;
-        print_line(&format!(
+        say(&format!(
             "last good sync: {}",
             sync_line(good.as_ref(), now)
         ))?;
     }
     match alarm {
         Some(reason) => {
-            eprintln!("keysync: alarm: {reason}");
+            let reason = escape_for_terminal(&reason).into_owned();
+            // Not `eprintln!`, which panics on a closed stderr.
+            let _ = writeln!(std::io::stderr(), "keysync: alarm: {reason}");
             Ok(Outcome::Alarm)
         }
         None => Ok(Outcome::Success),

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::config::parse_duration;
+use crate::config::parse_positive_duration;
 use crate::error::{Error, Result};
 
 /// One profile's settings; every one is optional and loses to flags and environment.
@@ -40,7 +40,7 @@ struct ConfigFile {
 
 fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
     let text = String::deserialize(deserializer)?;
-    parse_duration(&text)
+    parse_positive_duration(&text)
         .map(Some)
         .map_err(serde::de::Error::custom)
 }

@@ -197,15 +197,26 @@ fn warn_if_readable_by_others(path: &Path, source: &str) {
 #[cfg(not(unix))]
 fn warn_if_readable_by_others(_path: &Path, _source: &str) {}
 
-/// A point in time as unix seconds: `1766102400` or `2025-12-19T00:00:00Z`.
+/// The latest time `--now` takes, 9999-12-31T23:59:59Z; the earliest is 1970-01-01T00:00:00Z.
+/// Outside those, dates cannot be printed and ages overflow.
+const LATEST_TIME: i64 = 253_402_300_799;
+
+/// A point in time as unix seconds: `1766102400` or `2025-12-19T00:00:00Z`, from 1970 to 9999.
 pub fn parse_time(text: &str) -> Result<i64, String> {
     let text = text.trim();
-    if let Ok(seconds) = text.parse::<i64>() {
-        return Ok(seconds);
+    let seconds = match text.parse::<i64>() {
+        Ok(seconds) => seconds,
+        Err(_) => chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| t.timestamp())
+            .map_err(|e| format!("{e}: expected unix seconds or an RFC 3339 time such as 2025-12-19T08:00:00Z, got {text:?}"))?,
+    };
+    if !(0..=LATEST_TIME).contains(&seconds) {
+        return Err(format!(
+            "{text:?} is outside 1970-01-01T00:00:00Z..9999-12-31T23:59:59Z, the times \
+             keysync takes"
+        ));
     }
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.timestamp())
-        .map_err(|e| format!("{e}: expected unix seconds or an RFC 3339 time such as 2025-12-19T08:00:00Z, got {text:?}"))
+    Ok(seconds)
 }
 
 /// Now, as unix seconds: `--now` when given, else the system clock.
@@ -260,11 +271,53 @@ fn typed_value(text: &str) -> Value {
     Value::Text(text.to_string())
 }
 
-/// The one duration syntax of every command: `500ms`, `30s`, `15m`, `12h`, `7d`, `2w`.
+/// The longest duration any flag takes: 100 years. Longer ones cannot mean anything here, and
+/// adding them to a clock overflows it (`--wait 500000000000y` once panicked).
+pub const LONGEST_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
+
+/// The one duration syntax of every command: `500ms`, `30s`, `15m`, `12h`, `7d`, `2w`, at most
+/// [`LONGEST_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|e| {
+    let duration = humantime::parse_duration(text.trim()).map_err(|e| {
         format!("{e}: expected a duration such as 500ms, 30s, 15m, 12h, 7d or 2w, got {text:?}")
-    })
+    })?;
+    if duration > LONGEST_DURATION {
+        return Err(format!(
+            "{text:?} is longer than 100 years, the longest duration keysync takes"
+        ));
+    }
+    Ok(duration)
+}
+
+/// A duration that must be longer than zero: a timeout, an interval, a window, a retention.
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err(format!(
+            "{text:?} is zero, which cannot work here: give a duration longer than 0s, such \
+             as 30s"
+        ));
+    }
+    Ok(duration)
+}
+
+/// The most retries per page `--retries` takes: with waits of up to 60 s each, more would
+/// hold a page for hours rather than fail it.
+pub const MOST_RETRIES: u32 = 100;
+
+/// `--retries N`: 0 to [`MOST_RETRIES`].
+pub fn parse_retries(text: &str) -> Result<u32, String> {
+    let retries: u32 = text.trim().parse().map_err(|_| {
+        format!("expected a whole number of retries, 0 to {MOST_RETRIES}, got {text:?}")
+    })?;
+    if retries > MOST_RETRIES {
+        return Err(format!(
+            "{retries} retries per page is more than {MOST_RETRIES}: each retry may wait up \
+             to 60 s, so a failing page would hold the pull for hours; use at most \
+             {MOST_RETRIES}"
+        ));
+    }
+    Ok(retries)
 }
 
 /// A point in the history named on the command line: `diff FROM TO`.
@@ -287,14 +340,13 @@ pub fn parse_sync_ref(text: &str) -> Result<SyncRef, String> {
     if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(SyncRef::At(time.timestamp()));
     }
-    humantime::parse_duration(text)
-        .map(SyncRef::Ago)
-        .map_err(|_| {
-            format!(
-                "expected a sync id (see `keysync syncs`), an RFC 3339 time such as \
-             2025-12-19T08:00:00Z, or a duration ago such as 24h or 7d; got {text:?}"
-            )
-        })
+    if humantime::parse_duration(text).is_ok() {
+        return parse_duration(text).map(SyncRef::Ago);
+    }
+    Err(format!(
+        "expected a sync id (see `keysync syncs`), an RFC 3339 time such as \
+         2025-12-19T08:00:00Z, or a duration ago such as 24h or 7d; got {text:?}"
+    ))
 }
 
 /// One of the versioned data fields, by its column name.
@@ -326,6 +378,29 @@ mod tests {
         assert_eq!(parse_duration("2w"), Ok(Duration::from_secs(1_209_600)));
         assert!(parse_duration("7").is_err());
         assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_duration("100y"), Ok(LONGEST_DURATION));
+        assert!(
+            parse_duration("101y")
+                .unwrap_err()
+                .contains("longer than 100 years")
+        );
+        assert!(parse_duration("500000000000y").is_err());
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert!(
+            parse_positive_duration("0s")
+                .unwrap_err()
+                .contains("is zero")
+        );
+        assert_eq!(parse_positive_duration("1ms"), Ok(Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn retries_are_bounded() {
+        assert_eq!(parse_retries("0"), Ok(0));
+        assert_eq!(parse_retries("100"), Ok(100));
+        assert!(parse_retries("101").unwrap_err().contains("at most 100"));
+        assert!(parse_retries("4294967295").is_err());
+        assert!(parse_retries("-1").is_err());
     }
 
     #[test]
@@ -334,6 +409,10 @@ mod tests {
         assert_eq!(parse_time("2025-12-19T00:00:00Z"), Ok(1_766_102_400));
         assert_eq!(parse_time("2025-12-19T08:00:00+08:00"), Ok(1_766_102_400));
         assert!(parse_time("yesterday").is_err());
+        assert_eq!(parse_time("0"), Ok(0));
+        assert_eq!(parse_time("9999-12-31T23:59:59Z"), Ok(LATEST_TIME));
+        assert!(parse_time("-1").is_err());
+        assert!(parse_time("9223372036854775807").is_err());
     }
 
     #[test]

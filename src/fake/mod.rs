@@ -54,7 +54,8 @@ pub struct Faults {
     pub rate_limit_first: u32,
     /// Send `Retry-After: N` (seconds) with those 429s.
     pub retry_after: Option<u64>,
-    /// Allow at most N requests per window, like upstream's 180 per 180 s per client; the
+    /// Allow at most N requests per window, like upstream's sliding window per client IP (360
+    /// per 180 s by default since 2026-06, 180 before); the
     /// rest get 429 with an empty body.
     pub rate_limit: Option<(usize, Duration)>,
     /// Answer every Kth request with 502 and an HTML body.

@@ -80,7 +80,9 @@ pub fn latest_good(conn: &Connection, count: usize) -> Result<Vec<SyncPoint>> {
         .collect::<rusqlite::Result<Vec<_>>>()
         .db(context)?;
     if points.is_empty() {
-        return Err(Error::DatabaseState(
+        // Not enough history is a usage error for every form of `diff`, as when a named
+        // point has no good sync.
+        return Err(Error::Usage(
             "no good sync yet, so there is no state to compare: run `keysync pull` first".into(),
         ));
     }

@@ -392,9 +392,9 @@ fn a_second_pull_exits_5_at_once_or_waits_with_wait() {
 
     let output = h.keysync().args(["pull"]).output().unwrap();
     assert_eq!(output.status.code(), Some(5));
-    let lock = format!("{}.lock", h.db.display());
+    let db = h.db.display().to_string();
     assert!(
-        stderr(&output).contains(&lock) && stderr(&output).contains("--wait"),
+        stderr(&output).contains(&db) && stderr(&output).contains("--wait"),
         "{}",
         stderr(&output)
     );

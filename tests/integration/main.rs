@@ -7,4 +7,5 @@ mod integrity;
 mod operations;
 mod pull;
 mod query;
+mod terminal;
 mod upstream;

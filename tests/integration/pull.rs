@@ -649,15 +649,10 @@ fn a_file_that_is_not_a_database_is_exit_6() {
 fn a_second_pull_on_a_locked_database_exits_5() {
     let h = Harness::with_keys(1);
     h.pull(&[]);
-    let lock_path = format!("{}.lock", h.db.display());
-    let lock = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&lock_path)
-        .unwrap();
-    lock.lock().unwrap();
+    let lock = keysync::store::lock::PullLock::try_acquire(&h.db).unwrap();
     let output = h.keysync().arg("pull").output().unwrap();
     assert_eq!(output.status.code(), Some(5));
-    assert!(String::from_utf8_lossy(&output.stderr).contains(&lock_path));
+    assert!(String::from_utf8_lossy(&output.stderr).contains(&h.db.display().to_string()));
     drop(lock);
     h.pull(&[]);
 }

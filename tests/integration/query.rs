@@ -262,7 +262,7 @@ fn markdown_and_table_show_every_value_in_place() {
             "| id | name | allow_ips | remain_quota | quarter |",
             "| --- | --- | --- | --- | --- |",
             "| 1 | O'Brien \"test\", a\\|b |  | 10 | 2.5 |",
-            "| 2 | two<br>lines\tand a tab | 203.0.113.7<br>2001:db8::/32 | -2 | -0.5 |",
+            "| 2 | two<br>lines\\tand a tab | 203.0.113.7<br>2001:db8::/32 | -2 | -0.5 |",
             "| 3 | エージェント |  | 9007199254740993 | 2251799813685248.0 |",
         ]
     );
@@ -285,7 +285,7 @@ fn markdown_and_table_show_every_value_in_place() {
             ["id", "name", "remain_quota"],
             ["1", "O'Brien \"test\", a|b", "10"],
             ["2", "two", "-2"],
-            ["", "lines\tand a tab", ""],
+            ["", "lines\\tand a tab", ""],
             ["3", "エージェント", "9007199254740993"],
         ]
     );

@@ -1,0 +1,624 @@
+//! The local side of issue 11: one pull per database file whatever path names it, output for
+//! people that a key's name cannot spoof, signals and closed pipes that leave no `running` row,
+//! and flag values that cannot work refused with exit 2.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use keysync::store::lock::PullLock;
+use pretty_assertions::assert_eq;
+use rusqlite::types::Value;
+use serde_json::{Value as Json, json};
+
+use crate::common::{Harness, int, text};
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
+}
+
+fn signal(child: &Child, signal: libc::c_int) {
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
+}
+
+/// Polls until `done`; a generous bound so a hang fails the test instead of stalling it.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits for a child to exit on its own; a stop that is not honoured fails here.
+fn exited(mut child: Child) -> Output {
+    wait_until("the process to exit", || {
+        child.try_wait().expect("the child's status").is_some()
+    });
+    child.wait_with_output().expect("the child's output")
+}
+
+/// Reads the child's stderr until a line contains `needle` (the rest stays unread).
+fn await_stderr_line(child: &mut Child, needle: &str) -> String {
+    let mut reader = BufReader::new(child.stderr.as_mut().expect("stderr is piped"));
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let read = reader.read_line(&mut line).expect("stderr reads");
+        assert!(read > 0, "stderr ended before {needle:?}: {seen}");
+        seen.push_str(&line);
+        if line.contains(needle) {
+            return seen;
+        }
+    }
+}
+
+/// A pull started in the background that hangs on page 2 until it is stopped.
+fn hung_pull(h: &Harness, extra: &[&str]) -> Child {
+    h.server.account().faults.hang_page = Some((2, 1_000));
+    let already = h.server.account().requests().len();
+    let child = h.spawn(&[&["pull", "--timeout", "1h"], extra].concat());
+    wait_until("the hung page", || {
+        h.server.account().requests().len() >= already + 2
+    });
+    child
+}
+
+fn syncs(h: &Harness) -> Vec<Vec<Value>> {
+    h.rows("SELECT id, status, error FROM syncs ORDER BY id")
+}
+
+// 1. One pull per database file -------------------------------------------------------------
+
+#[test]
+fn a_symlink_a_hard_link_and_dotdot_reach_the_same_lock() {
+    let h = Harness::with_keys(250);
+    h.pull(&[]);
+    let symlink = h.dir.path().join("symlink.db");
+    std::os::unix::fs::symlink(&h.db, &symlink).unwrap();
+    let hard_link = h.dir.path().join("hard-link.db");
+    std::fs::hard_link(&h.db, &hard_link).unwrap();
+    std::fs::create_dir(h.dir.path().join("sub")).unwrap();
+    let dotted = h.dir.path().join("sub").join("..").join("keysync.db");
+
+    let first = hung_pull(&h, &[]);
+    for other in [&symlink, &hard_link, &dotted] {
+        let output = h
+            .keysync()
+            .args(["pull", "--db"])
+            .arg(other)
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(5),
+            "{other:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(&other.display().to_string())
+                && stderr(&output).contains("--wait"),
+            "{}",
+            stderr(&output)
+        );
+    }
+    // `prune` takes the same lock.
+    let prune = h
+        .keysync()
+        .args(["prune", "--keep", "1d", "--db"])
+        .arg(&hard_link)
+        .output()
+        .unwrap();
+    assert_eq!(prune.status.code(), Some(5), "{}", stderr(&prune));
+
+    // A pull through the hard link with --wait runs once the first one has gone.
+    let mut waiting = h.spawn(&[
+        "-v",
+        "pull",
+        "--wait",
+        "1h",
+        "--db",
+        hard_link.to_str().unwrap(),
+    ]);
+    await_stderr_line(&mut waiting, "waiting up to 1h");
+    h.server.account().faults.hang_page = None;
+    signal(&first, libc::SIGTERM);
+    assert_eq!(exited(first).status.code(), Some(143));
+    let waited = exited(waiting);
+    assert_eq!(waited.status.code(), Some(0), "{}", stderr(&waited));
+    assert!(
+        stdout(&waited).starts_with("sync 3 ok: 250 keys, 0 added, 0 changed, 0 removed"),
+        "{}",
+        stdout(&waited)
+    );
+    assert_eq!(
+        syncs(&h),
+        vec![
+            vec![int(1), text("ok"), Value::Null],
+            vec![int(2), text("failed"), text("interrupted")],
+            vec![int(3), text("ok"), Value::Null],
+        ]
+    );
+}
+
+// 7. Signals and closed pipes ----------------------------------------------------------------
+
+#[test]
+fn sigint_and_sigterm_stop_a_one_shot_pull_with_130_and_143_and_a_failed_row() {
+    let h = Harness::with_keys(250);
+    h.pull(&[]);
+    h.server
+        .account()
+        .set(1, "name", json!("renamed while a pull was stopped"));
+    let before = h.dump(&["keys", "key_versions"]);
+    for (number, (sig, code)) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)]
+        .into_iter()
+        .enumerate()
+    {
+        let child = hung_pull(&h, &[]);
+        signal(&child, sig);
+        let output = exited(child);
+        assert_eq!(output.status.code(), Some(code), "{}", stderr(&output));
+        let name = if sig == libc::SIGINT {
+            "SIGINT"
+        } else {
+            "SIGTERM"
+        };
+        assert!(
+            stderr(&output).contains(&format!("keysync: error: stopped by {name}")),
+            "{}",
+            stderr(&output)
+        );
+        assert_eq!(stdout(&output), "");
+        let id = number as i64 + 2;
+        assert_eq!(
+            syncs(&h).last().unwrap(),
+            &vec![int(id), text("failed"), text("interrupted")]
+        );
+    }
+    assert_eq!(h.dump(&["keys", "key_versions"]), before);
+}
+
+#[test]
+fn sigterm_ends_a_wait_for_the_lock_at_once_for_one_shot_and_every() {
+    let h = Harness::with_keys(10);
+    h.pull(&[]);
+    let lock = PullLock::try_acquire(&h.db).unwrap();
+    for (args, code) in [
+        (&["-v", "pull", "--wait", "1h"][..], 143),
+        (&["-v", "pull", "--every", "1h", "--wait", "1h"][..], 0),
+    ] {
+        let mut child = h.spawn(args);
+        await_stderr_line(&mut child, "waiting up to 1h");
+        signal(&child, libc::SIGTERM);
+        let output = exited(child);
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    drop(lock);
+    // Neither began a sync: the wait ended before anything was written.
+    assert_eq!(syncs(&h), vec![vec![int(1), text("ok"), Value::Null]]);
+}
+
+#[test]
+fn a_panic_mid_pull_marks_its_row_failed_and_exits_7() {
+    let h = Harness::with_keys(250);
+    h.pull(&[]);
+    h.server.account().set(1, "name", json!("changed"));
+    let before = h.dump(&["keys", "key_versions"]);
+    let output = h
+        .keysync()
+        .env("KEYSYNC_DEBUG_PANIC_ON_PAGE", "2")
+        .args(["pull"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(7), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("a panic while staging page 2"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        syncs(&h),
+        vec![
+            vec![int(1), text("ok"), Value::Null],
+            vec![
+                int(2),
+                text("failed"),
+                text("internal error: keysync panicked during the pull (the message is on stderr)")
+            ],
+        ]
+    );
+    assert_eq!(h.dump(&["keys", "key_versions"]), before);
+}
+
+/// stdout and stderr both a pipe whose reader has already gone, as `... 2>&1 | head -1` leaves
+/// them once `head` has its line.
+fn closed_pipe() -> (Stdio, Stdio) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let second = writer.try_clone().unwrap();
+    (Stdio::from(writer), Stdio::from(second))
+}
+
+fn run_with_closed_pipes(h: &Harness, args: &[&str]) -> i32 {
+    let (out, err) = closed_pipe();
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("keysync"));
+    command
+        .env_clear()
+        .env("HOME", h.dir.path())
+        .env("COMETAPI_BASE_URL", h.server.url())
+        .env("KEYSYNC_DB", &h.db)
+        .args(args)
+        .stdout(out)
+        .stderr(err);
+    command
+        .status()
+        .unwrap()
+        .code()
+        .expect("an exit code, not a signal")
+}
+
+#[test]
+fn closed_stdout_and_stderr_never_panic_nor_leave_a_running_row() {
+    let h = Harness::with_keys(250);
+    let token = h.dir.path().join("token");
+    std::fs::write(&token, crate::common::TOKEN).unwrap();
+    let token = token.to_str().unwrap();
+    // Debug logs on every page and the summary line all meet the closed pipe.
+    assert_eq!(
+        run_with_closed_pipes(&h, &["-vv", "pull", "--token-file", token]),
+        0
+    );
+    // An error message that cannot be written still ends with its exit code.
+    let wrong = h.dir.path().join("wrong-token");
+    std::fs::write(&wrong, "not-the-token").unwrap();
+    let wrong = wrong.to_str().unwrap();
+    assert_eq!(
+        run_with_closed_pipes(&h, &["-vv", "pull", "--token-file", wrong]),
+        3
+    );
+    assert_eq!(
+        run_with_closed_pipes(
+            &h,
+            &["status", "--max-age", "1s", "--now", "2100-01-01T00:00:00Z"]
+        ),
+        1
+    );
+    assert_eq!(
+        run_with_closed_pipes(&h, &["query", "SELECT * FROM keys"]),
+        0
+    );
+    let statuses: Vec<String> = h
+        .rows("SELECT status FROM syncs ORDER BY id")
+        .into_iter()
+        .map(|row| match &row[0] {
+            Value::Text(status) => status.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(statuses, ["ok", "failed"]);
+}
+
+// 6. Output that cannot be spoofed -------------------------------------------------------------
+
+/// A name that sets the terminal's title, clears the screen, returns the cursor, reverses
+/// the text after it and breaks the line.
+const EVIL: &str = "evil\u{1b}]0;pwned\u{7}\u{1b}[2J\rfake\u{202e}txt.exe\r\nline2\u{85}";
+/// How people see it: only the `\n` is itself.
+const SHOWN: &str = "evil\\x1b]0;pwned\\x07\\x1b[2J\\rfake\\u{202e}txt.exe\\r\nline2\\u{85}";
+
+fn run(h: &Harness, args: &[&str]) -> String {
+    let output = h.keysync().args(args).output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{args:?}: {}",
+        stderr(&output)
+    );
+    stdout(&output)
+}
+
+/// No raw control or bidi character but the line break.
+fn assert_inert(what: &str, shown: &str) {
+    let bad: Vec<char> = shown
+        .chars()
+        .filter(|&c| {
+            (c.is_control() && c != '\n')
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
+        })
+        .collect();
+    assert!(bad.is_empty(), "{what} shows {bad:?} raw:\n{shown}");
+}
+
+/// The cells of a table's data lines, trimmed.
+fn table_cells(table: &str) -> Vec<Vec<String>> {
+    table
+        .lines()
+        .filter(|line| line.starts_with('│'))
+        .map(|line| {
+            line.trim_matches('│')
+                .split('┆')
+                .map(|cell| cell.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn a_name_with_escapes_is_shown_escaped_by_every_human_format_and_exact_by_the_others() {
+    let h = Harness::with_keys(3);
+    h.pull(&["--now", "1766102400"]);
+    h.server.account().set(2, "name", json!(EVIL));
+    h.pull(&["--now", "1766106000"]);
+    // A failed sync whose error carries the same text, as an upstream message could.
+    h.conn()
+        .execute(
+            "INSERT INTO syncs (started_at, finished_at, status, base_url, error)
+             VALUES (1766109600, 1766109601, 'failed', 'http://x', ?1)",
+            [EVIL],
+        )
+        .unwrap();
+
+    // query: table and markdown escape; csv, tsv, json, jsonl stay exact.
+    let sql = "SELECT id, name FROM keys WHERE id = 2";
+    let table = run(&h, &["query", sql]);
+    assert_inert("query table", &table);
+    assert_eq!(
+        table_cells(&table),
+        [
+            ["id", "name"],
+            [
+                "2",
+                "evil\\x1b]0;pwned\\x07\\x1b[2J\\rfake\\u{202e}txt.exe\\r"
+            ],
+            ["", "line2\\u{85}"],
+        ]
+    );
+    let markdown = run(&h, &["query", "--format", "markdown", sql]);
+    assert_eq!(
+        markdown,
+        format!(
+            "| id | name |\n| --- | --- |\n| 2 | {} |\n",
+            SHOWN.replace('\n', "<br>")
+        )
+    );
+    for (format, delimiter) in [("csv", b','), ("tsv", b'\t')] {
+        let text = run(&h, &["query", "--format", format, sql]);
+        let records: Vec<Vec<String>> = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .from_reader(text.as_bytes())
+            .records()
+            .map(|r| r.unwrap().iter().map(String::from).collect())
+            .collect();
+        assert_eq!(records, [["2", EVIL]], "{format}");
+    }
+    let json: Json = serde_json::from_str(&run(&h, &["query", "--format", "json", sql])).unwrap();
+    assert_eq!(json, json!([{"id": 2, "name": EVIL}]));
+    let jsonl = run(&h, &["query", "--format", "jsonl", sql]);
+    let object: Json = serde_json::from_str(jsonl.trim_end()).unwrap();
+    assert_eq!(object, json!({"id": 2, "name": EVIL}));
+
+    // history
+    let history = run(&h, &["history", "2", "--fields", "name"]);
+    assert_inert("history table", &history);
+    assert!(
+        history.contains("evil\\x1b]0;pwned\\x07\\x1b[2J\\rfake\\u{202e}txt.exe\\r"),
+        "{history}"
+    );
+    let history_md = run(
+        &h,
+        &["history", "2", "--fields", "name", "--format", "markdown"],
+    );
+    assert_eq!(
+        history_md.lines().last().unwrap(),
+        format!(
+            "| 2 | 2025-12-19 01:00:00Z |  |  | changed |  | name | {} |",
+            SHOWN.replace('\n', "<br>")
+        )
+    );
+    let history_json = run(
+        &h,
+        &["history", "2", "--fields", "name", "--format", "jsonl"],
+    );
+    let last: Json = serde_json::from_str(history_json.lines().last().unwrap()).unwrap();
+    assert_eq!(last["name"], EVIL);
+
+    // diff
+    let diff = run(&h, &["diff", "1", "2"]);
+    assert_inert("diff table", &diff);
+    assert!(diff.contains("fake\\u{202e}txt.exe\\r"), "{diff}");
+    let diff_md = run(&h, &["diff", "1", "2", "--format", "markdown"]);
+    let old_name = h.server.account().get(1).unwrap()["name"].clone();
+    assert!(old_name.is_string());
+    let diff_rows: Vec<&str> = diff_md.lines().skip(2).collect();
+    assert_eq!(diff_rows.len(), 1, "{diff_md}");
+    let shown_md = SHOWN.replace('\n', "<br>");
+    assert!(
+        diff_rows[0].starts_with(&format!("| changed | 2 | {shown_md} | ")),
+        "{}",
+        diff_rows[0]
+    );
+    assert!(
+        diff_rows[0].ends_with(&format!(" | name | {} | {shown_md} |", old_of(&h))),
+        "{}",
+        diff_rows[0]
+    );
+    let diff_json: Json =
+        serde_json::from_str(&run(&h, &["diff", "1", "2", "--format", "json"])).unwrap();
+    assert_eq!(diff_json[0]["new"], EVIL);
+
+    // syncs and status show the error escaped.
+    let syncs_table = run(&h, &["syncs"]);
+    assert_inert("syncs table", &syncs_table);
+    assert!(
+        syncs_table.contains("fake\\u{202e}txt.exe\\r"),
+        "{syncs_table}"
+    );
+    let syncs_md = run(&h, &["syncs", "--format", "markdown"]);
+    assert!(
+        syncs_md
+            .lines()
+            .nth(2)
+            .unwrap()
+            .ends_with(&format!("| {shown_md} |")),
+        "{syncs_md}"
+    );
+    let syncs_json: Json = serde_json::from_str(&run(&h, &["syncs", "--format", "json"])).unwrap();
+    assert_eq!(syncs_json[0]["error"], EVIL);
+    let status = run(&h, &["status", "--now", "1766113200"]);
+    assert_inert("status", &status);
+    assert!(
+        status.contains(&format!("last sync:      3 failed, 2025-12-19 02:00:00Z (1h 0m ago): 0 keys, 0 added, 0 changed, 0 removed; error: {SHOWN}")),
+        "{status}"
+    );
+    let status_json: Json =
+        serde_json::from_str(&run(&h, &["status", "--json", "--now", "1766113200"])).unwrap();
+    assert_eq!(status_json["last_sync"]["error"], EVIL);
+    let alarm = h
+        .keysync()
+        .args(["status", "--max-age", "1d", "--now", "1766113200"])
+        .output()
+        .unwrap();
+    assert_eq!(alarm.status.code(), Some(1));
+    assert_inert("status alarm", &stderr(&alarm));
+    assert!(stderr(&alarm).contains(SHOWN), "{}", stderr(&alarm));
+}
+
+/// Key 2's name before it was changed, as the markdown diff shows it.
+fn old_of(h: &Harness) -> String {
+    match &h.rows("SELECT name FROM key_versions WHERE key_id = 2 ORDER BY valid_from_sync")[0][0] {
+        Value::Text(name) => name.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+// 8. Values that cannot work ---------------------------------------------------------------
+
+#[test]
+fn values_that_cannot_work_are_usage_errors_that_change_nothing() {
+    let h = Harness::with_keys(5);
+    h.pull(&[]);
+    let before = h.dump(&["syncs", "keys", "key_versions"]);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["pull", "--wait", "500000000000y"],
+            "longer than 100 years",
+        ),
+        (&["pull", "--wait", "101y"], "longer than 100 years"),
+        (&["pull", "--timeout", "0"], "is zero"),
+        (&["pull", "--timeout", "0s"], "is zero"),
+        (&["pull", "--every", "0s"], "is zero"),
+        (&["pull", "--concurrency", "0"], "--concurrency"),
+        (&["pull", "--retries", "101"], "at most 100"),
+        (
+            &["pull", "--retries", "4294967296"],
+            "whole number of retries",
+        ),
+        (
+            &["pull", "--now=-1"],
+            "1970-01-01T00:00:00Z..9999-12-31T23:59:59Z",
+        ),
+        (
+            &["status", "--now", "9223372036854775807"],
+            "the times keysync takes",
+        ),
+        (&["status", "--max-age", "0s"], "is zero"),
+        (&["prune", "--keep", "0s"], "is zero"),
+        (
+            &["prune", "--keep", "500000000000y"],
+            "longer than 100 years",
+        ),
+        (&["diff", "500000000000y"], "longer than 100 years"),
+        (
+            &["query", "--report", "expiring-soon", "--within", "0s"],
+            "is zero",
+        ),
+        (
+            &["query", "--report", "top-consumers", "--limit", "0"],
+            "--limit",
+        ),
+        (
+            &["query", "--report", "top-consumers", "--since", "0s"],
+            "is zero",
+        ),
+        (&["query", "--report", "idle", "--for", "0s"], "is zero"),
+    ];
+    for (args, message) in cases {
+        let output = h.keysync().args(*args).output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(message),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(!stderr(&output).contains("panicked"), "{args:?}");
+    }
+    assert_eq!(h.dump(&["syncs", "keys", "key_versions"]), before);
+}
+
+#[test]
+fn not_enough_history_is_exit_2_for_every_form_of_diff() {
+    let h = Harness::with_keys(5);
+    // Only a failed sync: no good sync at all.
+    h.server.account().faults.success_false_page = Some(1);
+    assert_eq!(
+        h.pull_output(&["--now", "1766102400"]).status.code(),
+        Some(4)
+    );
+    let failed_only: &[&[&str]] = &[
+        &["diff"],
+        &["diff", "1"],
+        &["diff", "24h"],
+        &["diff", "1", "1"],
+    ];
+    for args in failed_only {
+        assert_diff_usage(&h.db, &h, args);
+    }
+    // One good sync: nothing to compare it with, whichever way it is asked.
+    h.server.account().faults.success_false_page = None;
+    h.pull(&["--now", "1766106000"]);
+    let one_good: &[&[&str]] = &[
+        &["diff"],
+        &["diff", "24h"],
+        &["diff", "2025-12-18T00:00:00Z"],
+        &["diff", "1"],
+        &["diff", "9"],
+        &["diff", "2", "9"],
+    ];
+    for args in one_good {
+        assert_diff_usage(&h.db, &h, args);
+    }
+}
+
+fn assert_diff_usage(db: &Path, h: &Harness, args: &[&str]) {
+    let output = h
+        .keysync()
+        .args(args)
+        .args(["--now", "1766106000", "--db"])
+        .arg(db)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{args:?}: {}",
+        stderr(&output)
+    );
+    assert!(stderr(&output).contains("keysync: error: "), "{args:?}");
+}
