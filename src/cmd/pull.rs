@@ -141,6 +141,7 @@ async fn record_sync(
         listed = list_into_staging(&conn, client, options.store_secrets, progress) => listed,
         () = cancel => {
             fail_sync(&conn, sync, unix_now(options.now), "interrupted")?;
+            store::wal::settle(&conn, 0).await;
             return Ok(Pulled::Interrupted);
         }
     };
@@ -155,9 +156,11 @@ async fn record_sync(
             if let Err(record) = fail_sync(&conn, sync, unix_now(options.now), &error.to_string()) {
                 tracing::warn!("{record}");
             }
+            store::wal::settle(&conn, 0).await;
             return Err(error);
         }
     };
+    store::wal::settle(&conn, counts.secrets_cleared).await;
     if status == SyncStatus::Partial {
         tracing::warn!(
             "sync {sync} is partial: the account changed during all {} listing passes, so no \
