@@ -189,7 +189,6 @@ fn another_applications_sqlite_file_is_refused_byte_for_byte_untouched() {
         "is not a keysync database: it holds another application's tables (\"audit\", \
          \"big_orders\", \"keys\" and 2 more); keysync left it untouched: choose another --db",
     );
-    assert_eq!(files_in(h.dir.path()), ["keysync.db", "keysync.db.lock"]);
 }
 
 #[test]
@@ -344,12 +343,26 @@ fn the_first_pull_that_sees_keys_binds_the_account() {
         0,
         "no keys, no account"
     );
+    assert!(
+        status_text(&h)
+            .contains("\naccount:        none yet (the first pull that sees keys binds one)\n")
+    );
     h.server.account().generate(2, SEED, NOW);
     h.pull(&[]);
     assert_eq!(
         h.rows("SELECT user_id, bound_sync FROM account"),
         vec![vec![int(5151), int(2)]]
     );
+    assert!(status_text(&h).contains("\naccount:        user 5151 (bound by sync 2)\n"));
+    let output = h.keysync().args(["status", "--json"]).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["account"], json!({"user_id": 5151, "bound_sync": 2}));
+}
+
+fn status_text(h: &Harness) -> String {
+    let output = h.keysync().arg("status").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    String::from_utf8(output.stdout).unwrap()
 }
 
 #[test]
