@@ -52,12 +52,13 @@ pub fn open(path: &Path) -> Result<Connection> {
 /// is opened `immutable`: no locks and no `-shm`, the database file as it is. That is safe
 /// because no pull can be writing to read-only media, and complete because every pull ends by
 /// emptying the `-wal` into the file (see [`wal`]); a `-wal` that still holds data is warned
-/// about.
+/// about. A file without keysync's schema (an empty one included) is refused: the readers
+/// have nothing to read in it.
 pub fn open_read_only(path: &Path) -> Result<Connection> {
     require_existing(path)?;
     let conn = connect_read_only(path, false)?;
-    match check_schema(&conn, path) {
-        Ok(()) => Ok(conn),
+    let conn = match check_schema(&conn, path) {
+        Ok(()) => conn,
         Err(Error::Database { source, .. }) if on_read_only_media(&source) => {
             tracing::info!(
                 "{} is on read-only media ({source}): reading the file as immutable",
@@ -66,10 +67,18 @@ pub fn open_read_only(path: &Path) -> Result<Connection> {
             warn_if_wal_unread(path);
             let conn = connect_read_only(path, true)?;
             check_schema(&conn, path)?;
-            Ok(conn)
+            conn
         }
-        Err(error) => Err(error),
+        Err(error) => return Err(error),
+    };
+    if schema_version(&conn)? == 0 {
+        return Err(Error::DatabaseState(format!(
+            "{} is not a keysync database (it has no keysync schema): run `keysync pull` \
+             first, or pass --db PATH",
+            path.display()
+        )));
     }
+    Ok(conn)
 }
 
 fn connect_read_only(path: &Path, immutable: bool) -> Result<Connection> {

@@ -562,46 +562,36 @@ fn a_base_url_with_credentials_is_refused_and_shown_redacted() {
 
 // 9. Read-only media --------------------------------------------------------------------------
 
-/// Runs `keysync ARGS` on `db` the way a user without write access to its folder does: as
-/// `nobody` when the tests run as root (root ignores permissions), else as the current user.
-fn keysync_read_only(h: &Harness, db: &Path, args: &[&str]) -> Output {
-    use std::os::unix::process::CommandExt;
-    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("keysync"));
+/// A database with two syncs (key 1 renamed in the second), copied alone into `backup/` as a
+/// backup would be: returns the copy's folder and path.
+fn backup_of_two_syncs(h: &Harness) -> (PathBuf, PathBuf) {
+    h.pull(&["--now", "2026-01-01T00:00:00Z"]);
+    h.server.account().set(1, "name", json!("renamed"));
+    h.pull(&["--now", "2026-01-02T00:00:00Z"]);
+    let shelf = h.dir.path().join("backup");
+    std::fs::create_dir(&shelf).unwrap();
+    let db = shelf.join("keysync.db");
+    std::fs::copy(&h.db, &db).unwrap();
+    (shelf, db)
+}
+
+/// `keysync` with an empty environment on `db`, logging at info so the read-only path shows.
+fn reader_command(program: &Path, h: &Harness, db: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(program);
     command
         .env_clear()
         .env("HOME", h.dir.path())
         .arg("--db")
         .arg(db)
-        .args(["--now", "2026-06-01T00:00:00Z", "-v"])
-        .args(args);
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        command.uid(65534).gid(65534);
-    }
-    command.output().expect("keysync runs")
+        .args(["--now", "2026-06-01T00:00:00Z", "-v"]);
+    command
 }
 
-fn set_mode(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
-}
-
-#[test]
-fn readers_work_on_a_database_in_a_read_only_folder() {
-    let h = Harness::with_keys(3);
-    h.pull(&["--now", "2026-01-01T00:00:00Z"]);
-    h.server.account().set(1, "name", json!("renamed"));
-    h.pull(&["--now", "2026-01-02T00:00:00Z"]);
-    // A backup: the database file alone, in a folder nobody may write to.
-    let shelf = h.dir.path().join("backup");
-    std::fs::create_dir(&shelf).unwrap();
-    let db = shelf.join("keysync.db");
-    std::fs::copy(&h.db, &db).unwrap();
-    set_mode(&db, 0o444);
-    set_mode(&shelf, 0o555);
-    set_mode(h.dir.path(), 0o755);
-
+/// Runs every reader on the read-only copy through `run` and checks what each prints, and
+/// that each took the immutable path and left no `-shm` or `-wal` behind.
+fn assert_readers_work(shelf: &Path, run: impl Fn(&[&str]) -> Output) {
     let ok = |args: &[&str]| -> String {
-        let output = keysync_read_only(&h, &db, args);
+        let output = run(args);
         let text = stderr(&output);
         assert_eq!(output.status.code(), Some(0), "{args:?}: {text}");
         assert!(
@@ -618,14 +608,14 @@ fn readers_work_on_a_database_in_a_read_only_folder() {
         "SELECT id, name FROM keys ORDER BY id",
     ]))
     .unwrap();
-    let names: Vec<&str> = rows
+    let ids: Vec<i64> = rows
         .as_array()
         .unwrap()
         .iter()
-        .map(|row| row["name"].as_str().unwrap())
+        .map(|r| r["id"].as_i64().unwrap())
         .collect();
-    assert_eq!(names[0], "renamed");
-    assert_eq!(names.len(), 3);
+    assert_eq!(ids, [1, 2, 3]);
+    assert_eq!(rows[0]["name"], json!("renamed"));
 
     let status: serde_json::Value = serde_json::from_str(&ok(&["status", "--json"])).unwrap();
     assert_eq!(status["keys"]["live"], json!(3));
@@ -641,13 +631,75 @@ fn readers_work_on_a_database_in_a_read_only_folder() {
     let diff: serde_json::Value =
         serde_json::from_str(&ok(&["diff", "--format", "json", "1", "2"])).unwrap();
     assert_eq!(diff.as_array().unwrap().len(), 1);
-    assert_eq!(diff[0]["id"], json!(1));
-    assert_eq!(diff[0]["field"], json!("name"));
+    assert_eq!(
+        (diff[0]["id"].clone(), diff[0]["field"].clone()),
+        (json!(1), json!("name"))
+    );
 
     let history: serde_json::Value =
         serde_json::from_str(&ok(&["history", "1", "--format", "json"])).unwrap();
     assert_eq!(history.as_array().unwrap().len(), 2);
 
-    assert_eq!(files_in(&shelf), ["keysync.db"], "no -shm, no -wal");
+    assert_eq!(files_in(shelf), ["keysync.db"], "no -shm, no -wal");
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+}
+
+/// A folder and file without write permission. Root ignores permissions, so as root the
+/// readers run as `nobody`; for them the folder is as read-only as for any user.
+#[test]
+fn readers_work_on_a_database_in_a_read_only_folder() {
+    use std::os::unix::process::CommandExt;
+    let h = Harness::with_keys(3);
+    let (shelf, db) = backup_of_two_syncs(&h);
+    set_mode(&db, 0o444);
+    set_mode(&shelf, 0o555);
+    set_mode(h.dir.path(), 0o755);
+    let keysync = assert_cmd::cargo::cargo_bin("keysync");
+    assert_readers_work(&shelf, |args| {
+        let mut command = reader_command(&keysync, &h, &db);
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            command.uid(65534).gid(65534);
+        }
+        command.args(args).output().expect("keysync runs")
+    });
     set_mode(&shelf, 0o755);
+}
+
+/// A read-only bind mount in a private mount namespace (`unshare`), where the machine allows
+/// one: the file system itself refuses every write (EROFS), whoever asks.
+#[test]
+fn readers_work_on_a_read_only_mount() {
+    let h = Harness::with_keys(3);
+    let (shelf, db) = backup_of_two_syncs(&h);
+    let mounted = |program: &Path| {
+        let mut command = std::process::Command::new("/usr/bin/unshare");
+        command
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .args(["--mount", "--propagation", "private", "/bin/sh", "-c"])
+            .arg(r#"mount --bind -o ro "$1" "$1" && touch "$1/probe" 2>/dev/null && exit 9; shift; exec "$@""#)
+            .arg("sh")
+            .arg(&shelf)
+            .arg(program);
+        command
+    };
+    let probe = mounted(Path::new("/bin/true")).output();
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: this machine allows no read-only mount (unshare + mount): {probe:?}");
+        return;
+    }
+    let keysync = assert_cmd::cargo::cargo_bin("keysync");
+    assert_readers_work(&shelf, |args| {
+        let inner = reader_command(&keysync, &h, &db);
+        let mut command = mounted(&keysync);
+        command
+            .env("HOME", h.dir.path())
+            .args(inner.get_args())
+            .args(args);
+        command.output().expect("keysync runs")
+    });
 }
