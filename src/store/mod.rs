@@ -15,6 +15,7 @@ pub mod wal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::api::model::DATA_COLUMNS;
@@ -39,7 +40,15 @@ pub fn open(path: &Path) -> Result<Connection> {
     .db(&format!("cannot open the database {}", path.display()))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .db("cannot set the busy timeout")?;
+    // Closing the last connection to a WAL database checkpoints it into the file: a refused
+    // file (another application's, in WAL mode) must be closed without that write.
+    let no_checkpoint_on_close = |on| {
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, on)
+            .db("cannot configure the database connection")
+    };
+    no_checkpoint_on_close(true)?;
     check_schema(&conn, path)?;
+    no_checkpoint_on_close(false)?;
     configure(&conn, path)?;
     migrate(&mut conn, path)?;
     Ok(conn)

@@ -192,6 +192,45 @@ fn another_applications_sqlite_file_is_refused_byte_for_byte_untouched() {
 }
 
 #[test]
+fn another_applications_wal_database_keeps_its_file_and_its_wal_byte_for_byte() {
+    let h = Harness::with_keys(2);
+    {
+        let conn = Connection::open(&h.db).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch(
+            "PRAGMA wal_autocheckpoint = 0;
+             CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT);
+             INSERT INTO users (email) VALUES ('a@example.com');",
+        )
+        .unwrap();
+        // As the application left it: its last changes still in the -wal.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .unwrap();
+    }
+    let wal = sibling(&h.db, "-wal");
+    let files = || (std::fs::read(&h.db).unwrap(), std::fs::read(&wal).unwrap());
+    let before = files();
+    assert!(
+        !before.1.is_empty(),
+        "the -wal holds the application's changes"
+    );
+    for args in [&["pull"][..], &["prune", "--keep", "1d"][..]] {
+        let output = h.keysync().args(args).output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(6),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(stderr(&output).contains("it holds another application's tables (\"users\")"));
+        assert!(files() == before, "{args:?} changed the file or its -wal");
+    }
+}
+
+#[test]
 fn a_file_with_another_applications_migration_history_is_refused_untouched() {
     let h = Harness::with_keys(2);
     Connection::open(&h.db)
