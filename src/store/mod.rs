@@ -327,13 +327,16 @@ fn known_migration_name(version: i64) -> Option<String> {
         .map(|m| m.name().to_string())
 }
 
-/// The tables and views of a file without keysync's schema history, SQLite's own left out.
+/// The tables and views of a file without keysync's schema history, SQLite's own left out,
+/// and an empty `refinery_schema_history` too: a first pull killed before its first migration
+/// committed leaves just that, and the next pull must carry on.
 fn other_tables(conn: &Connection) -> Result<Vec<String>> {
     let context = "cannot read the database schema";
     let mut statement = conn
         .prepare(
             "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')
-               AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+               AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+               AND name <> 'refinery_schema_history' ORDER BY name",
         )
         .db(context)?;
     let names = statement.query_map([], |row| row.get(0)).db(context)?;

@@ -231,6 +231,20 @@ fn another_applications_wal_database_keeps_its_file_and_its_wal_byte_for_byte() 
 }
 
 #[test]
+fn a_file_a_first_pull_left_with_only_an_empty_schema_history_is_carried_on() {
+    let h = Harness::with_keys(2);
+    // What a first pull killed before its first migration committed leaves behind.
+    Connection::open(&h.db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255),
+                 applied_on VARCHAR(255), checksum VARCHAR(255));",
+        )
+        .unwrap();
+    assert_eq!(h.pull(&[])["added"], json!(2));
+}
+
+#[test]
 fn a_file_with_another_applications_migration_history_is_refused_untouched() {
     let h = Harness::with_keys(2);
     Connection::open(&h.db)
