@@ -380,3 +380,54 @@ pub(crate) fn migrated_in_memory() -> Connection {
         .expect("the migrations run");
     conn
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn immutable_uris_escape_what_uri_syntax_would_misread() {
+        assert_eq!(
+            immutable_uri(Path::new("/mnt/backup/keysync.db")),
+            "file:/mnt/backup/keysync.db?immutable=1"
+        );
+        assert_eq!(
+            immutable_uri(Path::new("rel/a b?#%é.db")),
+            "file:rel/a%20b%3F%23%25%C3%A9.db?immutable=1"
+        );
+    }
+
+    #[test]
+    fn a_few_names_are_named_and_the_rest_counted() {
+        let names = |n: usize| -> Vec<String> { (1..=n).map(|i| format!("t{i}")).collect() };
+        assert_eq!(name_a_few(&names(1)), "\"t1\"");
+        assert_eq!(name_a_few(&names(3)), "\"t1\", \"t2\", \"t3\"");
+        assert_eq!(name_a_few(&names(5)), "\"t1\", \"t2\", \"t3\" and 2 more");
+        assert_eq!(name_a_few(&["a\u{1b}]0;x".to_string()]), "\"a\\u{1b}]0;x\"");
+    }
+
+    #[test]
+    fn the_migrations_bind_a_database_that_already_holds_keys() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        embedded::migrations::runner()
+            .set_target(refinery::Target::Version(2))
+            .run(&mut conn)
+            .unwrap();
+        conn.execute_batch(
+            "INSERT INTO keys (id, user_id, first_seen_sync, removed_sync) VALUES
+                 (1, 7, 1, 3), (2, 7, 1, 3), (3, 9, 2, NULL), (4, NULL, 1, NULL);",
+        )
+        .unwrap();
+        embedded::migrations::runner().run(&mut conn).unwrap();
+        let bound: (i64, i64) = conn
+            .query_row("SELECT user_id, bound_sync FROM account", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(
+            bound,
+            (9, 2),
+            "the account of most live keys, not most keys"
+        );
+    }
+}
