@@ -441,6 +441,58 @@ fn a_database_that_had_keys_before_the_binding_is_bound_by_its_upgrade() {
     );
 }
 
+#[test]
+fn a_named_profiles_user_id_beats_cometapi_user_id_and_the_default_profiles_does_not() {
+    let mut account = account_of(4242, 2);
+    account.require_user_id = true;
+    let h = Harness::new(account);
+    let config = h.dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[profiles.default]\nuser_id = 4242\n[profiles.shop]\nuser_id = 4242\n",
+    )
+    .unwrap();
+    let pull = |profile: Option<&str>, user_id: &str| {
+        let mut command = h.keysync();
+        command
+            .env("COMETAPI_USER_ID", user_id)
+            .arg("--config")
+            .arg(&config);
+        if let Some(name) = profile {
+            command.args(["--profile", name]);
+        }
+        command
+            .args(["pull", "--backoff-base", "10ms"])
+            .output()
+            .unwrap()
+    };
+    let named = pull(Some("shop"), "1");
+    assert_eq!(named.status.code(), Some(0), "{}", stderr(&named));
+    assert!(
+        stderr(&named).contains("ignoring COMETAPI_USER_ID: profile \"shop\" sets user_id"),
+        "{}",
+        stderr(&named)
+    );
+    // Unnamed, the `default` profile sits below the environment: New-Api-User: 1 is rejected.
+    let unnamed = pull(None, "1");
+    assert_eq!(unnamed.status.code(), Some(3), "{}", stderr(&unnamed));
+    assert!(!stderr(&unnamed).contains("ignoring"));
+    let sent: Vec<Option<String>> = h
+        .server
+        .account()
+        .requests()
+        .iter()
+        .map(|r| r.new_api_user.clone())
+        .collect();
+    assert_eq!(sent, [Some("4242".to_string()), Some("1".to_string())]);
+    let malformed = pull(None, "forty-two");
+    assert_eq!(malformed.status.code(), Some(2));
+    assert!(
+        stderr(&malformed)
+            .contains("COMETAPI_USER_ID must be the account's numeric user id, got \"forty-two\"")
+    );
+}
+
 // 4. Time moves forward -----------------------------------------------------------------------
 
 #[test]
