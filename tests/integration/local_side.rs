@@ -279,8 +279,11 @@ fn a_database_from_a_newer_keysync_is_refused_byte_for_byte_journal_mode_include
     }
     assert_refused_untouched(
         &h,
-        "has schema version 99, newer than this keysync understands (3); keysync left it \
-         untouched: upgrade keysync",
+        &format!(
+            "has schema version 99, newer than this keysync understands ({}); keysync left it \
+             untouched: upgrade keysync",
+            keysync::store::known_schema_version()
+        ),
     );
     let mode: String = h
         .conn()
@@ -307,9 +310,10 @@ fn a_failing_migration_says_why_in_one_line_without_its_sql() {
     assert_eq!(
         text.trim_end(),
         format!(
-            "keysync: error: cannot bring {} up to schema version 3: error applying update: \
+            "keysync: error: cannot bring {} up to schema version {}: error applying update: \
              table account already exists; restore it from a backup, or start a new one with --db",
-            h.db.display()
+            h.db.display(),
+            keysync::store::known_schema_version()
         )
     );
     assert_eq!(h.dump(&TABLES), before);
