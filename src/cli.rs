@@ -111,14 +111,15 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct PullArgs {
-    /// The API's base URL
-    #[arg(long, env = "COMETAPI_BASE_URL", value_name = "URL")]
+    /// The API's base URL; also COMETAPI_BASE_URL [default: https://api.cometapi.com]
+    #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
     /// Read the access token from this file (trimmed) instead of COMETAPI_ACCESS_TOKEN
     #[arg(long, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
-    /// Also send `New-Api-User: N` (deployments that require it answer 401 without it)
-    #[arg(long, env = "COMETAPI_USER_ID", value_name = "N")]
+    /// Also send `New-Api-User: N` (deployments that require it answer 401 without it); also
+    /// COMETAPI_USER_ID
+    #[arg(long, value_name = "N")]
     pub user_id: Option<u64>,
     /// Store full key values in the database (by default only a masked hint and a SHA-256)
     #[arg(long)]

@@ -28,11 +28,12 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
   1  an alarm you asked for (`diff --exit-code` found differences, `status --max-age` stale)
-  2  usage or configuration error (bad flag, no token, SQL that tries to write)
+  2  usage or configuration error (bad flag, no token, SQL that tries to write, another
+     account's token, a start before the latest sync)
   3  the API rejected the credentials
   4  the API failed (network, timeouts, HTTP errors after retries, success:false, bad response)
-  5  another pull holds the database's lock
-  6  database error (missing or unreadable file, schema newer than this binary)
+  5  another pull holds the database's lock, or overtook this one (nothing was written)
+  6  database error (missing or unreadable file, not keysync's, schema newer than this binary)
   7  unexpected internal error (a panic included)
   130, 143  a one-shot pull stopped by SIGINT / SIGTERM (its sync is recorded as failed)";
 
@@ -47,7 +48,8 @@ pub enum Error {
     /// The API failed: network, HTTP errors after retries, `success:false`, malformed response.
     #[error("{0}")]
     Api(String),
-    /// Another process holds the pull lock of this database.
+    /// Another process holds the pull lock of this database, or another pull overtook this
+    /// one while it listed (so it wrote nothing).
     #[error("{0}")]
     Locked(String),
     /// The database could not be opened, read or written.

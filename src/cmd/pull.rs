@@ -149,6 +149,7 @@ async fn record_sync(
         listed = list_into_staging(&conn, client, options.store_secrets, progress) => listed,
         _ = cancel => {
             fail_sync(&conn, sync, unix_now(options.now), "interrupted")?;
+            store::wal::settle(&conn, 0).await;
             unfinished.finished();
             return Ok(Pulled::Interrupted);
         }
@@ -167,10 +168,12 @@ async fn record_sync(
             if let Err(record) = fail_sync(&conn, sync, unix_now(options.now), &error.to_string()) {
                 tracing::warn!("{record}");
             }
+            store::wal::settle(&conn, 0).await;
             unfinished.finished();
             return Err(error);
         }
     };
+    store::wal::settle(&conn, counts.secrets_cleared).await;
     if let Some(why) = &listing.inconsistency {
         tracing::warn!(
             "sync {sync} is partial: no key was marked removed, because in all {} listing \

@@ -13,7 +13,7 @@ use crate::error::{Outcome, Result};
 use crate::output::{escape_for_terminal, print_line, readable_time};
 use crate::store;
 use crate::store::status::{
-    KeyCounts, SyncRow, key_counts, last_finished_sync, last_good_sync, last_sync,
+    KeyCounts, SyncRow, account, key_counts, last_finished_sync, last_good_sync, last_sync,
 };
 
 pub fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome> {
@@ -21,6 +21,7 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome> {
     let conn = store::open_read_only(&db)?;
     let now = unix_now(global.now);
     let counts = key_counts(&conn)?;
+    let account = account(&conn)?;
     let (last, good) = (last_sync(&conn)?, last_good_sync(&conn)?);
     let alarm = match args.max_age {
         Some(max_age) => alarm(
@@ -39,6 +40,9 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome> {
             "size_bytes": size,
             "schema_version": version,
             "keys": keys_json(&counts),
+            "account": account.map(|(user_id, bound_sync)| {
+                json!({"user_id": user_id, "bound_sync": bound_sync})
+            }),
             "last_sync": last.as_ref().map(|s| sync_json(s, now)),
             "last_good_sync": good.as_ref().map(|s| sync_json(s, now)),
             "alarm": alarm,
@@ -53,6 +57,7 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome> {
             bytes(size)
         ))?;
         say(&format!("keys:           {}", keys_line(&counts)))?;
+        say(&format!("account:        {}", account_line(account)))?;
         say(&format!(
             "last sync:      {}",
             sync_line(last.as_ref(), now)
@@ -70,6 +75,13 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome> {
             Ok(Outcome::Alarm)
         }
         None => Ok(Outcome::Success),
+    }
+}
+
+fn account_line(account: Option<(i64, i64)>) -> String {
+    match account {
+        Some((user_id, bound_sync)) => format!("user {user_id} (bound by sync {bound_sync})"),
+        None => "none yet (the first pull that sees keys binds one)".to_string(),
     }
 }
 

@@ -1,9 +1,12 @@
 //! Turns flags, environment, the config file's profile and defaults into checked options,
 //! once, at the boundary.
 //!
-//! Precedence: flags, then environment, then the profile, then defaults. The access token is
-//! read from `--token-file`, `COMETAPI_ACCESS_TOKEN` or the profile's `token_file` only; there
-//! is no flag that takes it, because a flag shows in `ps`.
+//! Precedence: flags, then environment, then the profile, then defaults; but a profile named
+//! with `--profile` / `KEYSYNC_PROFILE` beats the `COMETAPI_*` variables for every value it sets
+//! (naming a profile is the more deliberate choice, and a stray token of another account in the
+//! environment must not write into this account's database). `KEYSYNC_DB` still beats the
+//! profile's `db`. The access token is read from `--token-file`, `COMETAPI_ACCESS_TOKEN` or the
+//! profile's `token_file` only; there is no flag that takes it, because a flag shows in `ps`.
 
 pub mod file;
 
@@ -26,6 +29,8 @@ pub const DEFAULT_RETRIES: u32 = 8;
 pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(1);
 pub const DEFAULT_CONCURRENCY: usize = 4;
 const TOKEN_ENV: &str = "COMETAPI_ACCESS_TOKEN";
+const BASE_URL_ENV: &str = "COMETAPI_BASE_URL";
+const USER_ID_ENV: &str = "COMETAPI_USER_ID";
 
 /// The account credential. Its `Debug` is redacted so it cannot slip into a log line.
 #[derive(Clone)]
@@ -63,15 +68,31 @@ pub struct PullOptions {
 impl PullOptions {
     pub fn resolve(global: &GlobalArgs, args: &PullArgs) -> Result<PullOptions> {
         let profile = &global.profile_settings;
-        let base_url = args
-            .base_url
-            .as_deref()
-            .or(profile.base_url.as_deref())
-            .unwrap_or(DEFAULT_BASE_URL);
+        let layers = Layers {
+            named_profile: global.profile.as_deref(),
+        };
+        let base_url = match &args.base_url {
+            Some(flag) => flag.clone(),
+            None => layers
+                .env(BASE_URL_ENV, profile.base_url.is_some(), "base_url")
+                .or_else(|| profile.base_url.clone())
+                .unwrap_or_else(|| DEFAULT_BASE_URL.to_string()),
+        };
+        let user_id = match args.user_id {
+            Some(flag) => Some(flag),
+            None => match layers.env(USER_ID_ENV, profile.user_id.is_some(), "user_id") {
+                Some(text) => Some(parse_user_id(&text)?),
+                None => profile.user_id,
+            },
+        };
         let token_file = args
             .token_file
             .as_deref()
             .map(|path| (path, "--token-file"));
+        let token_env = match token_file {
+            Some(_) => None,
+            None => layers.env(TOKEN_ENV, profile.token_file.is_some(), "token_file"),
+        };
         let profile_token_file = profile
             .token_file
             .as_deref()
@@ -79,9 +100,9 @@ impl PullOptions {
         Ok(PullOptions {
             db: db_path(global)?,
             api: ApiOptions {
-                base_url: check_base_url(base_url)?,
-                token: read_token(token_file, profile_token_file)?,
-                user_id: args.user_id.or(profile.user_id),
+                base_url: check_base_url(&base_url)?,
+                token: read_token(token_file, token_env, profile_token_file)?,
+                user_id,
                 timeout: args.timeout.or(profile.timeout).unwrap_or(DEFAULT_TIMEOUT),
                 retries: args.retries.or(profile.retries).unwrap_or(DEFAULT_RETRIES),
                 backoff_base: args.backoff_base.unwrap_or(DEFAULT_BACKOFF_BASE),
@@ -94,6 +115,39 @@ impl PullOptions {
             ping_url: args.ping_url.clone().or_else(|| profile.ping_url.clone()),
         })
     }
+}
+
+/// Which of the environment and the profile wins for a setting both may give.
+struct Layers<'a> {
+    /// The profile named by `--profile` / `KEYSYNC_PROFILE`; none for the implicit `default`.
+    named_profile: Option<&'a str>,
+}
+
+impl Layers<'_> {
+    /// The environment variable `var` (unset or blank is none), unless a named profile sets
+    /// `key` itself: then the profile wins, and stderr says which variable was ignored. Call
+    /// it only when no flag gave the setting, so that no needless warning is printed.
+    fn env(&self, var: &str, profile_sets: bool, key: &str) -> Option<String> {
+        let value = std::env::var(var).ok().filter(|v| !v.trim().is_empty())?;
+        match self.named_profile {
+            Some(name) if profile_sets => {
+                tracing::warn!(
+                    "ignoring {var}: profile {name:?} sets {key}, and a named profile wins over \
+                     the environment (unset {var}, or pass a flag, to use another value)"
+                );
+                None
+            }
+            _ => Some(value),
+        }
+    }
+}
+
+fn parse_user_id(text: &str) -> Result<u64> {
+    text.trim().parse().map_err(|_| {
+        Error::Usage(format!(
+            "{USER_ID_ENV} must be the account's numeric user id, got {text:?}; fix or unset it"
+        ))
+    })
 }
 
 /// `--db`, else `KEYSYNC_DB`, else the profile's `db`, else
@@ -128,29 +182,55 @@ pub fn db_path(global: &GlobalArgs) -> Result<PathBuf> {
 
 fn check_base_url(url: &str) -> Result<String> {
     let url = url.trim().trim_end_matches('/');
+    let shown = redact_url(url);
     let parsed = reqwest::Url::parse(url).map_err(|e| {
         Error::Usage(format!(
-            "--base-url / COMETAPI_BASE_URL {url:?} is not a URL ({e}); expected e.g. \
-             {DEFAULT_BASE_URL}"
+            "the base URL {shown:?} (--base-url, {BASE_URL_ENV} or the profile's base_url) is \
+             not a URL ({e}); expected e.g. {DEFAULT_BASE_URL}"
         ))
     })?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(Error::Usage(format!(
-            "--base-url / COMETAPI_BASE_URL must start with https:// (or http://), got {url:?}"
+            "the base URL (--base-url, {BASE_URL_ENV} or the profile's base_url) must start \
+             with https:// (or http://), got {shown:?}"
+        )));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(Error::Usage(format!(
+            "the base URL {shown} carries a user name or password: credentials belong in the \
+             token ({TOKEN_ENV} or --token-file), not in the URL; remove them from \
+             --base-url, {BASE_URL_ENV} or the profile's base_url"
         )));
     }
     Ok(url.to_string())
 }
 
-/// `--token-file` wins over `COMETAPI_ACCESS_TOKEN`, which wins over the profile's
+/// A URL as it may be shown or logged: `http://admin:hunter2@host` is `http://admin:***@host`.
+/// Works on the text, so that a URL too broken to parse is shown redacted too.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    let user = match authority[..at].split_once(':') {
+        Some((user, _password)) => format!("{user}:***"),
+        None => authority[..at].to_string(),
+    };
+    format!("{}{user}{}", &url[..scheme_end], &rest[at..])
+}
+
+/// `--token-file` wins over the token from the environment (`from_env`, already dropped by
+/// [`Layers::env`] when a named profile sets `token_file`), which wins over the profile's
 /// `token_file`; each is trimmed. Each file comes with the name to use for it in messages.
 fn read_token(
     flag_file: Option<(&Path, &str)>,
+    from_env: Option<String>,
     profile_file: Option<(&Path, &str)>,
 ) -> Result<AccessToken> {
-    let from_env = std::env::var(TOKEN_ENV)
-        .ok()
-        .filter(|t| !t.trim().is_empty());
     let file = match (flag_file, &from_env) {
         (Some(file), _) => Some(file),
         (None, Some(_)) => None,
@@ -468,6 +548,30 @@ mod tests {
         assert!(parse_param("=1").is_err());
         assert!(parse_param("bad name=1").is_err());
         assert!(parse_param("@n=1").is_err());
+    }
+
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        assert_eq!(
+            redact_url("http://admin:hunter2@host:8080/x?y=1"),
+            "http://admin:***@host:8080/x?y=1"
+        );
+        assert_eq!(redact_url("https://u:p:q@h"), "https://u:***@h");
+        assert_eq!(redact_url("http://admin@host/a@b"), "http://admin@host/a@b");
+        assert_eq!(redact_url("http://host/a:b@c"), "http://host/a:b@c");
+        assert_eq!(redact_url("not a url"), "not a url");
+        let refused = check_base_url("http://admin:hunter2@127.0.0.1:9")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("http://admin:***@127.0.0.1:9"),
+            "{refused}"
+        );
+        assert!(!refused.contains("hunter2"), "{refused}");
+        let broken = check_base_url("http://admin:hunter2@host:99999")
+            .unwrap_err()
+            .to_string();
+        assert!(!broken.contains("hunter2"), "{broken}");
     }
 
     #[test]

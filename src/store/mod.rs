@@ -10,10 +10,12 @@ pub mod query;
 pub mod status;
 pub mod sync;
 pub mod views;
+pub mod wal;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::api::model::DATA_COLUMNS;
@@ -23,10 +25,12 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens the database for writing, creating it (mode 0600) and its folder when missing, and
-/// brings its schema up to date.
+/// brings its schema up to date. A file that is not keysync's, or is newer than this binary,
+/// is refused before anything is written to it (the journal-mode switch included), so it
+/// stays byte for byte as it was.
 pub fn open(path: &Path) -> Result<Connection> {
     create_private_file(path)?;
     let mut conn = Connection::open_with_flags(
@@ -34,23 +38,109 @@ pub fn open(path: &Path) -> Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .db(&format!("cannot open the database {}", path.display()))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .db("cannot set the busy timeout")?;
+    // Closing the last connection to a WAL database checkpoints it into the file: a refused
+    // file (another application's, in WAL mode) must be closed without that write.
+    let no_checkpoint_on_close = |on| {
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, on)
+            .db("cannot configure the database connection")
+    };
+    no_checkpoint_on_close(true)?;
+    check_schema(&conn, path)?;
+    no_checkpoint_on_close(false)?;
     configure(&conn, path)?;
     migrate(&mut conn, path)?;
     Ok(conn)
 }
 
 /// Opens an existing database without the right to change it, as `query` and friends do.
+///
+/// A WAL database needs its `-shm` file, which SQLite creates beside it even to read; on a
+/// read-only mount or in a read-only folder it cannot, and the first read fails. Then the file
+/// is opened `immutable`: no locks and no `-shm`, the database file as it is. That is safe
+/// because no pull can be writing to read-only media, and complete because every pull ends by
+/// emptying the `-wal` into the file (see [`wal`]); a `-wal` that still holds data is warned
+/// about. A file without keysync's schema (an empty one included) is refused: the readers
+/// have nothing to read in it.
 pub fn open_read_only(path: &Path) -> Result<Connection> {
     require_existing(path)?;
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .db(&format!("cannot open the database {}", path.display()))?;
+    let conn = connect_read_only(path, false)?;
+    let conn = match check_schema(&conn, path) {
+        Ok(()) => conn,
+        Err(Error::Database { source, .. }) if on_read_only_media(&source) => {
+            tracing::info!(
+                "{} is on read-only media ({source}): reading the file as immutable",
+                path.display()
+            );
+            warn_if_wal_unread(path);
+            let conn = connect_read_only(path, true)?;
+            check_schema(&conn, path)?;
+            conn
+        }
+        Err(error) => return Err(error),
+    };
+    if schema_version(&conn)? == 0 {
+        return Err(Error::DatabaseState(format!(
+            "{} is not a keysync database (it has no keysync schema): run `keysync pull` \
+             first, or pass --db PATH",
+            path.display()
+        )));
+    }
+    Ok(conn)
+}
+
+fn connect_read_only(path: &Path, immutable: bool) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let context = format!("cannot open the database {}", path.display());
+    let conn = if immutable {
+        Connection::open_with_flags(immutable_uri(path), flags | OpenFlags::SQLITE_OPEN_URI)
+    } else {
+        Connection::open_with_flags(path, flags)
+    }
+    .db(&context)?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .db("cannot set the busy timeout")?;
-    check_schema_version(&conn, path)?;
     Ok(conn)
+}
+
+/// What SQLite answers when it cannot create the `-shm` (or `-wal`) of a read-only database:
+/// `SQLITE_READONLY_DIRECTORY`, `SQLITE_READONLY_CANTINIT` or `SQLITE_CANTOPEN`.
+fn on_read_only_media(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen)
+    )
+}
+
+/// `file:/path/to/keysync.db?immutable=1`, the path percent-encoded where URI syntax needs it.
+fn immutable_uri(path: &Path) -> String {
+    let mut uri = String::from("file:");
+    for byte in path.as_os_str().as_encoded_bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'.' | b'-' | b'_' | b'~' => {
+                uri.push(char::from(*byte));
+            }
+            other => uri.push_str(&format!("%{other:02X}")),
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
+}
+
+/// An immutable open does not read the `-wal`: say so when it holds something.
+fn warn_if_wal_unread(db: &Path) {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    let bytes = std::fs::metadata(&wal).map_or(0, |m| m.len());
+    if bytes > 0 {
+        tracing::warn!(
+            "{} holds {bytes} bytes of changes that are not in the database file yet, and on \
+             read-only media they cannot be read: the latest syncs may be missing. Copy both \
+             files to writable storage to see them",
+            PathBuf::from(wal).display()
+        );
+    }
 }
 
 /// Refuses a missing database rather than creating an empty one, for every command but `pull`.
@@ -93,7 +183,6 @@ pub fn create_private_file(path: &Path) -> Result<()> {
 /// WAL mode; secure_delete so that a cleared secret does not linger in free pages.
 fn configure(conn: &Connection, path: &Path) -> Result<()> {
     let context = format!("cannot configure the database {}", path.display());
-    conn.busy_timeout(BUSY_TIMEOUT).db(&context)?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .db(&context)?;
     conn.pragma_update(None, "synchronous", "NORMAL")
@@ -104,11 +193,37 @@ fn configure(conn: &Connection, path: &Path) -> Result<()> {
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
-    check_schema_version(conn, path)?;
-    embedded::migrations::runner()
-        .run(conn)
-        .map_err(|e| Error::DatabaseState(format!("cannot migrate {}: {e}", path.display())))?;
+    embedded::migrations::runner().run(conn).map_err(|e| {
+        Error::DatabaseState(format!(
+            "cannot bring {} up to schema version {}: {}; restore it from a backup, or \
+                 start a new one with --db",
+            path.display(),
+            known_schema_version(),
+            migration_failure(&e)
+        ))
+    })?;
     Ok(())
+}
+
+/// The cause of a failed migration in one line. refinery's own message carries SQLite's
+/// syntax errors with the whole migration's SQL, which tells a user nothing.
+fn migration_failure(error: &refinery::Error) -> String {
+    match error.kind() {
+        refinery::error::Kind::Connection(what, source) => {
+            let cause = match source.downcast_ref::<rusqlite::Error>() {
+                Some(rusqlite::Error::SqlInputError { msg, .. }) => msg.clone(),
+                Some(rusqlite::Error::SqliteFailure(failure, Some(msg))) => {
+                    format!("{msg} ({:?})", failure.code)
+                }
+                Some(other) => other
+                    .sqlite_error_code()
+                    .map_or_else(|| "a database error".to_string(), |c| format!("{c:?}")),
+                None => "a database error".to_string(),
+            };
+            format!("{what}: {cause}")
+        }
+        other => other.to_string(),
+    }
 }
 
 /// The newest schema version this binary knows.
@@ -123,16 +238,7 @@ pub fn known_schema_version() -> i64 {
 
 /// The schema version recorded in the database, 0 for a new one.
 pub fn schema_version(conn: &Connection) -> Result<i64> {
-    let has_history: bool = conn
-        .query_row(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'refinery_schema_history'",
-            [],
-            |_| Ok(true),
-        )
-        .optional()
-        .db("cannot read the database schema")?
-        .unwrap_or(false);
-    if !has_history {
+    if !has_schema_history(conn)? {
         return Ok(0);
     }
     conn.query_row(
@@ -143,18 +249,108 @@ pub fn schema_version(conn: &Connection) -> Result<i64> {
     .db("cannot read the schema version")
 }
 
-/// Refuses, without touching it, a database written by a newer keysync.
-fn check_schema_version(conn: &Connection, path: &Path) -> Result<()> {
-    let found = schema_version(conn)?;
+/// Refuses, without touching it, a file keysync must not write to: a non-empty SQLite file
+/// another application made (no keysync schema history, or another one), or a database written
+/// by a newer keysync. Reads only: it runs before the journal mode is switched.
+fn check_schema(conn: &Connection, path: &Path) -> Result<()> {
+    let applied = applied_migrations(conn)?;
+    let foreign_history = applied.iter().find(|(version, name)| {
+        known_migration_name(*version).is_some_and(|known| known != name.as_str())
+    });
+    if let Some((version, name)) = foreign_history {
+        return Err(Error::DatabaseState(format!(
+            "{} is not a keysync database: its schema history is another application's \
+             (version {version} is {name:?}); keysync left it untouched: choose another --db",
+            path.display()
+        )));
+    }
+    if applied.is_empty() {
+        let tables = other_tables(conn)?;
+        if !tables.is_empty() {
+            return Err(Error::DatabaseState(format!(
+                "{} is not a keysync database: it holds another application's tables ({}); \
+                 keysync left it untouched: choose another --db",
+                path.display(),
+                name_a_few(&tables)
+            )));
+        }
+    }
+    let found = applied
+        .iter()
+        .map(|(version, _)| *version)
+        .max()
+        .unwrap_or(0);
     let known = known_schema_version();
     if found > known {
         return Err(Error::DatabaseState(format!(
-            "{} has schema version {found}, newer than this keysync understands ({known}): \
-             upgrade keysync",
+            "{} has schema version {found}, newer than this keysync understands ({known}); \
+             keysync left it untouched: upgrade keysync",
             path.display()
         )));
     }
     Ok(())
+}
+
+/// `(version, name)` of every migration recorded in the file, none for a new one.
+fn applied_migrations(conn: &Connection) -> Result<Vec<(i64, String)>> {
+    let context = "cannot read the database schema";
+    if !has_schema_history(conn)? {
+        return Ok(Vec::new());
+    }
+    let mut statement = conn
+        .prepare("SELECT version, name FROM refinery_schema_history ORDER BY version")
+        .db(context)?;
+    let rows = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .db(context)?;
+    rows.collect::<rusqlite::Result<_>>().db(context)
+}
+
+fn has_schema_history(conn: &Connection) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'refinery_schema_history'",
+            [],
+            |_| Ok(true),
+        )
+        .optional()
+        .db("cannot read the database schema")?
+        .unwrap_or(false))
+}
+
+/// The name this binary gives schema version `version`, if it knows that version.
+fn known_migration_name(version: i64) -> Option<String> {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .find(|m| i64::from(m.version()) == version)
+        .map(|m| m.name().to_string())
+}
+
+/// The tables and views of a file without keysync's schema history, SQLite's own left out,
+/// and an empty `refinery_schema_history` too: a first pull killed before its first migration
+/// committed leaves just that, and the next pull must carry on.
+fn other_tables(conn: &Connection) -> Result<Vec<String>> {
+    let context = "cannot read the database schema";
+    let mut statement = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')
+               AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+               AND name <> 'refinery_schema_history' ORDER BY name",
+        )
+        .db(context)?;
+    let names = statement.query_map([], |row| row.get(0)).db(context)?;
+    names.collect::<rusqlite::Result<_>>().db(context)
+}
+
+/// `"a", "b", "c" and 4 more`: enough names to recognise a file by.
+fn name_a_few(names: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let quoted: Vec<String> = names.iter().take(SHOWN).map(|n| format!("{n:?}")).collect();
+    match names.len().saturating_sub(SHOWN) {
+        0 => quoted.join(", "),
+        more => format!("{} and {more} more", quoted.join(", ")),
+    }
 }
 
 /// The bytes the database takes on disk: the file and its write-ahead log.
@@ -183,4 +379,55 @@ pub(crate) fn migrated_in_memory() -> Connection {
         .run(&mut conn)
         .expect("the migrations run");
     conn
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn immutable_uris_escape_what_uri_syntax_would_misread() {
+        assert_eq!(
+            immutable_uri(Path::new("/mnt/backup/keysync.db")),
+            "file:/mnt/backup/keysync.db?immutable=1"
+        );
+        assert_eq!(
+            immutable_uri(Path::new("rel/a b?#%é.db")),
+            "file:rel/a%20b%3F%23%25%C3%A9.db?immutable=1"
+        );
+    }
+
+    #[test]
+    fn a_few_names_are_named_and_the_rest_counted() {
+        let names = |n: usize| -> Vec<String> { (1..=n).map(|i| format!("t{i}")).collect() };
+        assert_eq!(name_a_few(&names(1)), "\"t1\"");
+        assert_eq!(name_a_few(&names(3)), "\"t1\", \"t2\", \"t3\"");
+        assert_eq!(name_a_few(&names(5)), "\"t1\", \"t2\", \"t3\" and 2 more");
+        assert_eq!(name_a_few(&["a\u{1b}]0;x".to_string()]), "\"a\\u{1b}]0;x\"");
+    }
+
+    #[test]
+    fn the_migrations_bind_a_database_that_already_holds_keys() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        embedded::migrations::runner()
+            .set_target(refinery::Target::Version(2))
+            .run(&mut conn)
+            .unwrap();
+        conn.execute_batch(
+            "INSERT INTO keys (id, user_id, first_seen_sync, removed_sync) VALUES
+                 (1, 7, 1, 3), (2, 7, 1, 3), (3, 9, 2, NULL), (4, NULL, 1, NULL);",
+        )
+        .unwrap();
+        embedded::migrations::runner().run(&mut conn).unwrap();
+        let bound: (i64, i64) = conn
+            .query_row("SELECT user_id, bound_sync FROM account", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(
+            bound,
+            (9, 2),
+            "the account of most live keys, not most keys"
+        );
+    }
 }

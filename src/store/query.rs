@@ -19,7 +19,7 @@ use rusqlite::{Connection, ErrorCode, Statement};
 
 use crate::config::SqlParam;
 use crate::error::{Error, Result};
-use crate::store::{open_read_only, schema_version, views};
+use crate::store::{open_read_only, views};
 
 /// What a refused write says, wherever it was caught.
 const WRITE_REFUSED: &str = "keysync query only reads the database: this statement would \
@@ -31,13 +31,6 @@ const ATTACH_REFUSED: &str = "keysync query only reads the keysync database: ATT
 /// ATTACH/DETACH guard installed.
 pub fn open_for_query(path: &Path, now: i64) -> Result<Connection> {
     let mut conn = open_read_only(path)?;
-    if schema_version(&conn)? == 0 {
-        return Err(Error::DatabaseState(format!(
-            "{} is not a keysync database (it has no keysync schema): run `keysync pull` \
-             first, or pass --db PATH",
-            path.display()
-        )));
-    }
     views::install_temp_views(&conn, now)?;
     conn.authorizer(Some(
         |context: rusqlite::hooks::AuthContext<'_>| match context.action {

@@ -1,8 +1,13 @@
-//! What `keysync status` reads: key counts and the last sync and last good sync.
+//! What `keysync status` reads: key counts, the bound account, and the last sync and last
+//! good sync.
 
 use rusqlite::{Connection, OptionalExtension, Row};
 
 use crate::error::{DbContext, Result};
+use crate::store::schema_version;
+
+/// The schema version that added the `account` table.
+const ACCOUNT_SCHEMA: i64 = 3;
 
 /// Keys by state: live ones by their upstream `status`, and removed ones.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -55,6 +60,19 @@ pub fn key_counts(conn: &Connection) -> Result<KeyCounts> {
         removed,
         by_status,
     })
+}
+
+/// The account the database is bound to: `(user_id, bound_sync)`. None before a pull has seen
+/// keys, and none in a database from before the binding (readers do not upgrade a file).
+pub fn account(conn: &Connection) -> Result<Option<(i64, i64)>> {
+    if schema_version(conn)? < ACCOUNT_SCHEMA {
+        return Ok(None);
+    }
+    conn.query_row("SELECT user_id, bound_sync FROM account", [], |row| {
+        Ok((row.get(0)?, row.get(1)?))
+    })
+    .optional()
+    .db("cannot read the account this database is bound to")
 }
 
 /// The newest sync, whatever its status.

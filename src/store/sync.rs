@@ -7,15 +7,23 @@
 //! [`apply_listing`] compares the staged keys with the stored ones in set-based SQL (one join,
 //! no query per key) and writes every change, the removals and the finished sync row in a
 //! single IMMEDIATE transaction: the snapshot and its sync row change together or not at all.
+//!
+//! The record must stay true even when something outside goes wrong, so a pull also refuses:
+//! to start before the latest recorded sync (time moves forward), to list another account's
+//! keys into this account's database (checked on page 1, so it costs one request), and to
+//! apply a listing that a newer sync has overtaken (defence in depth behind the pull lock).
 
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::Value;
-use rusqlite::{Connection, Transaction, TransactionBehavior, params, params_from_iter};
+use rusqlite::{
+    Connection, OptionalExtension, Transaction, TransactionBehavior, params, params_from_iter,
+};
 use serde::Serialize;
 
-use crate::api::model::{DATA_COLUMNS, same_extra};
+use crate::api::model::{DATA_COLUMNS, data_column, same_extra};
 use crate::api::{Listing, Page, PageSink};
-use crate::error::{DbContext, Result};
+use crate::error::{DbContext, Error, Result};
+use crate::output::readable_time;
 use crate::store::quoted_columns;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -44,11 +52,15 @@ pub struct ApplyCounts {
     pub added: usize,
     pub changed: usize,
     pub removed: usize,
+    /// Full key values an earlier `--store-secrets` pull stored and this one cleared.
+    pub secrets_cleared: usize,
 }
 
 /// Records the start of a pull and returns its sync id. Any `running` row left by a process
 /// that died is closed as failed first: the caller holds the pull lock, so none is alive.
+/// A start earlier than the latest recorded sync's is refused before anything is written.
 pub fn begin_sync(conn: &Connection, base_url: &str, now: i64) -> Result<i64> {
+    refuse_going_back(conn, now)?;
     let context = "cannot record the start of the sync";
     conn.execute(
         "UPDATE syncs SET status = 'failed', finished_at = ?1,
@@ -63,6 +75,28 @@ pub fn begin_sync(conn: &Connection, base_url: &str, now: i64) -> Result<i64> {
     )
     .db(context)?;
     Ok(conn.last_insert_rowid())
+}
+
+/// The history is ordered by sync id and read by time (`diff 24h`, `status`); a sync that
+/// started before an earlier one would make both lie. An equal start is fine (`--now` fixed).
+fn refuse_going_back(conn: &Connection, now: i64) -> Result<()> {
+    let latest: Option<(i64, i64)> = conn
+        .query_row(
+            "SELECT id, started_at FROM syncs ORDER BY started_at DESC, id DESC LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()
+        .db("cannot read the latest sync")?;
+    match latest {
+        Some((id, started)) if now < started => Err(Error::Usage(format!(
+            "this pull would start at {}, before sync {id} did ({}): the history must move \
+             forward. Check the system clock, or give --now a time after the latest sync",
+            readable_time(now),
+            readable_time(started)
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Marks a sync failed, keeping the error text. Nothing else is touched.
@@ -80,6 +114,8 @@ pub struct Staging<'c> {
     conn: &'c Connection,
     insert_sql: String,
     store_secrets: bool,
+    /// The account this database is bound to, if a pull has seen keys yet.
+    account: Option<i64>,
 }
 
 impl<'c> Staging<'c> {
@@ -101,12 +137,49 @@ impl<'c> Staging<'c> {
                 quoted_columns("")
             ),
             store_secrets,
+            account: bound_account(conn)?,
         })
     }
+
+    /// Refuses a listing of another account's keys on its first page, before anything is
+    /// written: one token lists one account, so page 1 (its newest keys) speaks for all of
+    /// it. A page with some key of the bound account is this account's, whatever the others
+    /// say (a key whose `user_id` changed is an ordinary change).
+    fn check_account(&self, page: &Page) -> Result<()> {
+        let Some(bound) = self.account else {
+            return Ok(());
+        };
+        let column = data_column("user_id");
+        let user_ids: Vec<&Value> = page.items.iter().map(|item| &item.values[column]).collect();
+        let Some(listed) = user_ids.first() else {
+            return Ok(());
+        };
+        if user_ids.contains(&&Value::Integer(bound)) {
+            return Ok(());
+        }
+        let listed = match listed {
+            Value::Integer(user) => format!("user {user}"),
+            _ => "keys without a user_id".to_string(),
+        };
+        Err(Error::Usage(format!(
+            "this database holds the keys of user {bound}; this token lists {listed}: use \
+             another --db or --profile"
+        )))
+    }
+}
+
+/// The account bound to this database (`account.user_id`), none before the first keys.
+pub fn bound_account(conn: &Connection) -> Result<Option<i64>> {
+    conn.query_row("SELECT user_id FROM account", [], |row| row.get(0))
+        .optional()
+        .db("cannot read the account this database is bound to")
 }
 
 impl PageSink for Staging<'_> {
     fn stage(&mut self, pass: u32, page: Page) -> Result<()> {
+        if page.number == 1 {
+            self.check_account(&page)?;
+        }
         let context = "cannot stage a page of keys";
         let tx = self.conn.unchecked_transaction().db(context)?;
         {
@@ -139,6 +212,7 @@ pub fn apply_listing(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .db("cannot start the write transaction")?;
+    refuse_if_overtaken(&tx, sync)?;
     if listing.consistent() {
         // Only the consistent pass counts: earlier passes may hold keys deleted since.
         tx.execute("DELETE FROM temp.staged WHERE pass <> ?1", [listing.passes])
@@ -147,8 +221,12 @@ pub fn apply_listing(
     keep_hashes_of_masked_keys(&tx)?;
     classify(&tx, listing.consistent())?;
     write_changes(&tx, sync)?;
-    write_secrets(&tx, store_secrets)?;
-    let counts = count_changes(&tx)?;
+    bind_account(&tx, sync)?;
+    let secrets_cleared = write_secrets(&tx, store_secrets)?;
+    let counts = ApplyCounts {
+        secrets_cleared,
+        ..count_changes(&tx)?
+    };
     let status = if listing.consistent() {
         SyncStatus::Ok
     } else {
@@ -189,6 +267,49 @@ fn register_same_extra(conn: &Connection) -> Result<()> {
         },
     )
     .db("cannot register the same_extra function")
+}
+
+/// Defence in depth behind the pull lock: a listing is only as new as its pull's start, so it
+/// must not be applied over a sync that started later. Another pull that started while this
+/// one listed closed this one's row as failed (see [`begin_sync`]); one that also finished has
+/// an applied row with a higher id. Either way this pull writes nothing.
+fn refuse_if_overtaken(tx: &Transaction<'_>, sync: i64) -> Result<()> {
+    let context = "cannot check for a newer sync";
+    let own: Option<String> = tx
+        .query_row("SELECT status FROM syncs WHERE id = ?1", [sync], |row| {
+            row.get(0)
+        })
+        .optional()
+        .db(context)?;
+    let newer: Option<i64> = tx
+        .query_row(
+            "SELECT max(id) FROM syncs WHERE id > ?1 AND status IN ('ok', 'partial')",
+            [sync],
+            |row| row.get(0),
+        )
+        .db(context)?;
+    if own.as_deref() == Some(SyncStatus::Running.as_str()) && newer.is_none() {
+        return Ok(());
+    }
+    let newer = newer.map_or_else(String::new, |id| format!(" and recorded sync {id}"));
+    Err(Error::Locked(format!(
+        "another pull started on this database while sync {sync} was listing{newer}, so this \
+         older listing was not applied and nothing was written; make sure one scheduler runs \
+         the pulls (two pulls of one file must share its lock), then pull again"
+    )))
+}
+
+/// Binds the database to the account of the keys it first sees: the `user_id` most of them
+/// carry. A database that is bound already stays as it is.
+fn bind_account(tx: &Transaction<'_>, sync: i64) -> Result<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO main.account (id, user_id, bound_sync)
+         SELECT 1, user_id, ?1 FROM temp.staged WHERE user_id IS NOT NULL
+         GROUP BY user_id ORDER BY count(*) DESC, user_id LIMIT 1",
+        [sync],
+    )
+    .db("cannot record the account of this database")?;
+    Ok(())
 }
 
 /// Fills `temp.delta` with every key this sync changes: `added` (new), `restored` (back after
@@ -279,21 +400,26 @@ fn write_changes(tx: &Transaction<'_>, sync: i64) -> Result<()> {
 
 /// Full key values are kept only by a pull that opts in; any other pull clears them. A stored
 /// value is also dropped once its key's hash is unknown (rotated behind upstream masking), so
-/// that `key` never holds a value the key no longer has.
-fn write_secrets(tx: &Transaction<'_>, store_secrets: bool) -> Result<()> {
-    let statements: &[&str] = if store_secrets {
-        &[
-            "UPDATE main.keys SET key = s.secret FROM temp.staged s
-             WHERE s.id = main.keys.id AND s.secret IS NOT NULL AND main.keys.key IS NOT s.secret",
-            "UPDATE main.keys SET key = NULL WHERE key IS NOT NULL AND key_sha256 IS NULL",
-        ]
-    } else {
-        &["UPDATE main.keys SET key = NULL WHERE key IS NOT NULL"]
-    };
-    for sql in statements {
-        tx.execute(sql, []).db("cannot update stored key values")?;
+/// that `key` never holds a value the key no longer has. Returns how many stored values it
+/// cleared.
+fn write_secrets(tx: &Transaction<'_>, store_secrets: bool) -> Result<usize> {
+    let context = "cannot update stored key values";
+    if !store_secrets {
+        return tx
+            .execute("UPDATE main.keys SET key = NULL WHERE key IS NOT NULL", [])
+            .db(context);
     }
-    Ok(())
+    tx.execute(
+        "UPDATE main.keys SET key = s.secret FROM temp.staged s
+         WHERE s.id = main.keys.id AND s.secret IS NOT NULL AND main.keys.key IS NOT s.secret",
+        [],
+    )
+    .db(context)?;
+    tx.execute(
+        "UPDATE main.keys SET key = NULL WHERE key IS NOT NULL AND key_sha256 IS NULL",
+        [],
+    )
+    .db(context)
 }
 
 fn count_changes(tx: &Transaction<'_>) -> Result<ApplyCounts> {
@@ -308,6 +434,7 @@ fn count_changes(tx: &Transaction<'_>) -> Result<ApplyCounts> {
         added: count("'added', 'restored'")?,
         changed: count("'changed'")?,
         removed: count("'removed'")?,
+        secrets_cleared: 0,
     })
 }
 

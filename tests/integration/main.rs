@@ -4,6 +4,7 @@
 mod common;
 mod diff;
 mod integrity;
+mod local_side;
 mod operations;
 mod pull;
 mod query;

@@ -244,7 +244,7 @@ fn key_count(path: &Path) -> i64 {
 }
 
 #[test]
-fn profiles_sit_between_the_environment_and_the_defaults() {
+fn a_named_profile_beats_the_cometapi_environment_and_flags_beat_both() {
     let h = Harness::with_keys(3);
     let work = account_server(7);
     let config = write_config(h.dir.path(), &work);
@@ -262,38 +262,66 @@ fn profiles_sit_between_the_environment_and_the_defaults() {
         .success();
     assert_eq!(key_count(&dir.join("work.db")), 7);
 
-    // The environment beats the profile: KEYSYNC_PROFILE picks it, COMETAPI_BASE_URL overrides it.
-    h.keysync()
+    // A named profile beats the COMETAPI_* environment for what it sets, and says so: the
+    // harness's token and base URL (another account) are ignored, KEYSYNC_PROFILE picks it.
+    let output = h
+        .keysync()
         .env_remove("KEYSYNC_DB")
         .env("KEYSYNC_CONFIG", &config)
         .env("KEYSYNC_PROFILE", "work")
         .args(["pull", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let warnings: Vec<&str> = std::str::from_utf8(&output.stderr)
+        .unwrap()
+        .lines()
+        .filter(|line| line.contains("ignoring"))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].contains("ignoring COMETAPI_BASE_URL: profile \"work\" sets base_url"));
+    assert!(
+        warnings[1].contains("ignoring COMETAPI_ACCESS_TOKEN: profile \"work\" sets token_file")
+    );
+    let base_urls = |db: &Path| -> Vec<String> {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let mut statement = conn
+            .prepare("SELECT base_url FROM syncs ORDER BY id")
+            .unwrap();
+        statement
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(
+        base_urls(&dir.join("work.db")),
+        vec![work.url().to_string(), work.url().to_string()]
+    );
+    assert_eq!(key_count(&dir.join("work.db")), 7, "still the work account");
+
+    // KEYSYNC_DB keeps its place above the profile's db.
+    h.keysync()
+        .env("KEYSYNC_CONFIG", &config)
+        .env("KEYSYNC_DB", dir.join("env.db"))
+        .args(["--profile", "work", "pull", "-q"])
         .assert()
         .success();
-    let conn = rusqlite::Connection::open(dir.join("work.db")).unwrap();
-    let urls: Vec<String> = conn
-        .prepare("SELECT base_url FROM syncs ORDER BY id")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(
-        urls,
-        vec![work.url().to_string(), h.server.url().to_string()]
-    );
-    drop(conn);
-    assert_eq!(
-        key_count(&dir.join("work.db")),
-        3,
-        "now a copy of the other account"
-    );
+    assert_eq!(base_urls(&dir.join("env.db")), vec![work.url().to_string()]);
 
-    // A flag beats both.
+    // Flags beat both.
     h.keysync()
         .env("KEYSYNC_CONFIG", &config)
         .env_remove("KEYSYNC_DB")
-        .args(["--profile", "work", "pull", "-q", "--db"])
+        .args([
+            "--profile",
+            "work",
+            "pull",
+            "-q",
+            "--base-url",
+            h.server.url(),
+            "--db",
+        ])
         .arg(dir.join("flag.db"))
         .assert()
         .success();

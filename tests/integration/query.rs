@@ -642,8 +642,8 @@ fn a_database_from_before_the_views_gets_them_for_the_query_without_being_change
     {
         let conn = h.conn();
         conn.execute_batch(
-            "DROP VIEW key_info; DROP VIEW sync_info; DROP VIEW clock;
-             DELETE FROM refinery_schema_history WHERE version = 2;",
+            "DROP VIEW key_info; DROP VIEW sync_info; DROP VIEW clock; DROP TABLE account;
+             DELETE FROM refinery_schema_history WHERE version >= 2;",
         )
         .unwrap();
     }
