@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::config::parse_positive_duration;
+use crate::config::{parse_positive_duration, parse_retries};
 use crate::error::{Error, Result};
 
 /// One profile's settings; every one is optional and loses to flags and environment.
@@ -26,6 +26,7 @@ pub struct Profile {
     pub user_id: Option<u64>,
     #[serde(default, deserialize_with = "duration")]
     pub timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "retries")]
     pub retries: Option<u32>,
     pub ping_url: Option<String>,
     pub ca_cert: Option<PathBuf>,
@@ -36,6 +37,14 @@ pub struct Profile {
 struct ConfigFile {
     #[serde(default)]
     profiles: BTreeMap<String, Profile>,
+}
+
+/// The same bounds as `--retries`.
+fn retries<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    let retries = u64::deserialize(deserializer)?;
+    parse_retries(&retries.to_string())
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
@@ -183,6 +192,11 @@ mod tests {
             message.contains("config.toml:2:") && message.contains("30s"),
             "{message}"
         );
+        let (_dir, too_many) = write("[profiles.a]\nretries = 1000\n");
+        let err = load_profile(Some(&too_many), Some("a"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("more than 100"), "{err}");
         let (_dir, path) = write("[profiles.a]\nretries = 1\n");
         let message = load_profile(Some(&path), Some("b"))
             .unwrap_err()
