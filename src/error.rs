@@ -68,7 +68,7 @@ pub enum Error {
          syncs` lists it as failed, interrupted)",
         .0.name()
     )]
-    Interrupted(crate::shutdown::Signal),
+    Interrupted(Signal),
     /// Writing results failed; a closed pipe among these ends output quietly.
     #[error("cannot write the output: {0}")]
     Output(#[source] std::io::Error),
@@ -78,6 +78,32 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The stop request a user or a supervisor sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT, Ctrl-C.
+    Interrupt,
+    /// SIGTERM, `kill`, `docker stop`, systemd.
+    Terminate,
+}
+
+impl Signal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        }
+    }
+
+    /// 128 + the signal's number, as shells report a process the signal ended.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Signal::Interrupt => exit::SIGINT,
+            Signal::Terminate => exit::SIGTERM,
+        }
+    }
+}
 
 /// What to do next about a database failure, by SQLite's error code.
 fn database_hint(error: &rusqlite::Error) -> &'static str {

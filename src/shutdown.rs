@@ -1,44 +1,12 @@
-//! Every way out of a pull: SIGINT and SIGTERM as a value a pull can wait on (so a stop ends
-//! the lock wait or rolls back the pull in flight instead of killing the process), and a guard
-//! that marks the pull's `syncs` row failed on any way out that did not finish it, a panic
-//! included, so no row is ever left `running` by a live process.
+//! SIGINT and SIGTERM as a value a pull can wait on, so a stop ends the lock wait or rolls back
+//! the pull in flight instead of killing the process. (The guard that marks a pull's row failed
+//! on any other way out is [`crate::store::sync::UnfinishedSync`].)
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
 use tokio::sync::watch;
 
-use crate::config::unix_now;
-use crate::error::{Error, Result, exit};
-use crate::store::sync::fail_sync;
-
-/// The stop request a user or a supervisor sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Signal {
-    /// SIGINT, Ctrl-C.
-    Interrupt,
-    /// SIGTERM, `kill`, `docker stop`, systemd.
-    Terminate,
-}
-
-impl Signal {
-    pub fn name(self) -> &'static str {
-        match self {
-            Signal::Interrupt => "SIGINT",
-            Signal::Terminate => "SIGTERM",
-        }
-    }
-
-    /// 128 + the signal's number, as shells report a process the signal ended.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Signal::Interrupt => exit::SIGINT,
-            Signal::Terminate => exit::SIGTERM,
-        }
-    }
-}
+use crate::error::{Error, Result, Signal};
 
 pub struct Shutdown {
     requested: watch::Receiver<Option<Signal>>,
@@ -94,56 +62,5 @@ impl Shutdown {
     /// The signal received so far, if any.
     pub fn received(&self) -> Option<Signal> {
         *self.requested.borrow()
-    }
-}
-
-/// A `syncs` row that is still `running`. Dropped before [`UnfinishedSync::finished`] was
-/// called, it marks the row failed on a connection of its own (the pull's may be in the
-/// middle of unwinding): `internal error: ...` during a panic, `interrupted` otherwise (the
-/// pull's future was dropped).
-pub struct UnfinishedSync {
-    db: PathBuf,
-    sync: i64,
-    now: Option<i64>,
-    armed: bool,
-}
-
-impl UnfinishedSync {
-    /// `now` is `--now`, so that the row's end time follows the same clock as its start.
-    pub fn new(db: &Path, sync: i64, now: Option<i64>) -> UnfinishedSync {
-        UnfinishedSync {
-            db: db.to_path_buf(),
-            sync,
-            now,
-            armed: true,
-        }
-    }
-
-    /// The row has been given its final status.
-    pub fn finished(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for UnfinishedSync {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let error = if std::thread::panicking() {
-            "internal error: keysync panicked during the pull (the message is on stderr)"
-        } else {
-            "interrupted"
-        };
-        let failed = Connection::open_with_flags(&self.db, OpenFlags::SQLITE_OPEN_READ_WRITE)
-            .and_then(|conn| conn.busy_timeout(Duration::from_secs(5)).map(|()| conn))
-            .map_err(|source| Error::Database {
-                context: format!("cannot record the end of sync {}", self.sync),
-                source,
-            })
-            .and_then(|conn| fail_sync(&conn, self.sync, unix_now(self.now), error));
-        if let Err(record) = failed {
-            tracing::warn!("{record}; the next pull marks the sync failed");
-        }
     }
 }

@@ -10,14 +10,16 @@ use serde::Serialize;
 use crate::api::{ApiClient, Listing, list_all};
 use crate::cli::{GlobalArgs, PullArgs};
 use crate::config::{PullOptions, unix_now};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Signal};
 use crate::output::print_line;
 use crate::ping::HealthPing;
 use crate::progress::PageProgress;
-use crate::shutdown::{Shutdown, Signal, UnfinishedSync};
+use crate::shutdown::Shutdown;
 use crate::store;
 use crate::store::lock::PullLock;
-use crate::store::sync::{Staging, SyncStatus, apply_listing, begin_sync, fail_sync};
+use crate::store::sync::{
+    Staging, SyncStatus, UnfinishedSync, apply_listing, begin_sync, fail_sync,
+};
 
 /// What one pull did; printed as a line, or as JSON with `--json`.
 #[derive(Clone, Debug, Serialize)]

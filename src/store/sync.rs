@@ -12,16 +12,23 @@
 //! to start before the latest recorded sync (time moves forward), to list another account's
 //! keys into this account's database (checked on page 1, so it costs one request), and to
 //! apply a listing that a newer sync has overtaken (defence in depth behind the pull lock).
+//! And no way out of a pull leaves its row `running`: [`UnfinishedSync`] marks it failed when
+//! the pull ends without finishing it, a panic included.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::Value;
 use rusqlite::{
-    Connection, OptionalExtension, Transaction, TransactionBehavior, params, params_from_iter,
+    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+    params_from_iter,
 };
 use serde::Serialize;
 
 use crate::api::model::{DATA_COLUMNS, data_column, same_extra};
 use crate::api::{Listing, Page, PageSink};
+use crate::config::unix_now;
 use crate::error::{DbContext, Error, Result};
 use crate::output::readable_time;
 use crate::store::quoted_columns;
@@ -463,4 +470,55 @@ fn finish_sync(
     )
     .db("cannot finish the sync row")?;
     Ok(())
+}
+
+/// A `syncs` row that is still `running`. Dropped before [`UnfinishedSync::finished`] was
+/// called, it marks the row failed on a connection of its own (the pull's may be in the
+/// middle of unwinding): `internal error: ...` during a panic, `interrupted` otherwise (the
+/// pull's future was dropped).
+pub struct UnfinishedSync {
+    db: PathBuf,
+    sync: i64,
+    now: Option<i64>,
+    armed: bool,
+}
+
+impl UnfinishedSync {
+    /// `now` is `--now`, so that the row's end time follows the same clock as its start.
+    pub fn new(db: &Path, sync: i64, now: Option<i64>) -> UnfinishedSync {
+        UnfinishedSync {
+            db: db.to_path_buf(),
+            sync,
+            now,
+            armed: true,
+        }
+    }
+
+    /// The row has been given its final status.
+    pub fn finished(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for UnfinishedSync {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let error = if std::thread::panicking() {
+            "internal error: keysync panicked during the pull (the message is on stderr)"
+        } else {
+            "interrupted"
+        };
+        let failed = Connection::open_with_flags(&self.db, OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .and_then(|conn| conn.busy_timeout(Duration::from_secs(5)).map(|()| conn))
+            .map_err(|source| Error::Database {
+                context: format!("cannot record the end of sync {}", self.sync),
+                source,
+            })
+            .and_then(|conn| fail_sync(&conn, self.sync, unix_now(self.now), error));
+        if let Err(record) = failed {
+            tracing::warn!("{record}; the next pull marks the sync failed");
+        }
+    }
 }
