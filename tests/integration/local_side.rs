@@ -769,7 +769,11 @@ fn readers_work_on_a_database_in_a_read_only_folder() {
     set_mode(&db, 0o444);
     set_mode(&shelf, 0o555);
     set_mode(h.dir.path(), 0o755);
-    let keysync = assert_cmd::cargo::cargo_bin("keysync");
+    // A copy beside the database, so that the other user can run it wherever the build lives
+    // (a target folder under /root is closed to it).
+    let keysync = h.dir.path().join("keysync");
+    std::fs::copy(assert_cmd::cargo::cargo_bin("keysync"), &keysync).expect("a copy of keysync");
+    set_mode(&keysync, 0o755);
     assert_readers_work(&shelf, |args| {
         let mut command = reader_command(&keysync, &h, &db);
         // SAFETY: geteuid has no preconditions and cannot fail.
