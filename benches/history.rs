@@ -124,12 +124,12 @@ fn page(sync_number: i64) -> Page {
                 "model_limits_enabled": false, "model_limits": "", "allow_ips": null,
                 "used_quota": sync_number * id, "group": "", "cross_group_retry": false,
             });
-            KeyRecord::from_json(item).expect("a valid item")
+            KeyRecord::from_json(&item).expect("a valid item")
         })
         .collect();
     Page {
         number: 1,
-        total: KEYS as i64,
+        total: Some(KEYS as i64),
         page_size: KEYS,
         items,
     }

@@ -75,7 +75,7 @@ impl<S: PageSink> PageSink for PageProgress<S> {
         if let Some(bar) = &self.bar {
             if pass != self.pass {
                 self.pass = pass;
-                bar.set_length(u64::from(page.expected_last_page()));
+                bar.set_length(page.expected_last_page().map_or(1, u64::from));
                 bar.set_position(0);
             }
             self.keys += page.items.len() as u64;
@@ -87,6 +87,10 @@ impl<S: PageSink> PageSink for PageProgress<S> {
             };
             bar.set_message(format!("{} keys, {rate:.0} keys/s{again}", self.keys));
             bar.inc(1);
+            // `total` is only a hint: a listing longer than it said stretches the bar.
+            if bar.length().is_some_and(|length| bar.position() >= length) && !page.is_short() {
+                bar.set_length(bar.position() + 1);
+            }
         }
         self.inner.stage(pass, page)
     }

@@ -14,8 +14,10 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use serde_json::Value as Json;
+use serde_json::value::RawValue;
 
-use crate::api::model::{KeyRecord, json_type};
+use crate::api::model::KeyRecord;
+use crate::api::raw::{self, Members};
 use crate::config::AccessToken;
 use crate::error::{Error, Result};
 
@@ -51,8 +53,9 @@ pub struct ApiOptions {
 #[derive(Debug)]
 pub struct Page {
     pub number: u32,
-    /// The account's key count as the server reported it: a hint, never proof.
-    pub total: i64,
+    /// The account's key count as the server reported it: a hint, never proof; `None` when
+    /// it sent none that can be a count.
+    pub total: Option<i64>,
     /// The page size the server used: its echo in `data.page_size` when that is a positive
     /// integer no larger than asked for, else the size asked for.
     pub page_size: usize,
@@ -65,10 +68,10 @@ impl Page {
         self.items.len() < self.page_size
     }
 
-    /// The page `total` says will be the short (or empty) last one.
-    pub fn expected_last_page(&self) -> u32 {
-        let pages = self.total.max(0) as u64 / self.page_size.max(1) as u64 + 1;
-        u32::try_from(pages).unwrap_or(u32::MAX)
+    /// The page `total` says will be the short (or empty) last one, when it says anything.
+    pub fn expected_last_page(&self) -> Option<u32> {
+        let pages = self.total? as u64 / self.page_size.max(1) as u64 + 1;
+        Some(u32::try_from(pages).unwrap_or(u32::MAX))
     }
 }
 
@@ -136,12 +139,14 @@ impl ApiClient {
             .timeout(options.timeout)
             .connect_timeout(options.timeout.min(Duration::from_secs(10)))
             .gzip(true);
+        // Read even for plain HTTP, so that a wrong path shows before the switch to https.
+        let extra_roots = options.ca_cert.as_deref().map(read_ca_cert).transpose()?;
         if url.scheme() == "http" {
             // Plain HTTP needs no trust store, so a machine without CA certificates can still
             // reach a local gateway.
             builder = builder.tls_certs_only([]);
-        } else if let Some(path) = &options.ca_cert {
-            builder = builder.tls_certs_merge(read_ca_cert(path)?);
+        } else if let Some(certs) = extra_roots {
+            builder = builder.tls_certs_merge(certs);
         }
         let http = builder.build().map_err(|e| {
             Error::Api(format!(
@@ -298,7 +303,13 @@ impl ApiClient {
                 "HTTP 408 Request Timeout".into(),
                 RetryKind::Transient,
             )),
-            s if s.is_server_error() => Err(retry(format!("HTTP {s}"), RetryKind::Transient)),
+            s if s.is_server_error() => {
+                let reason = match answer.message.is_empty() {
+                    true => format!("HTTP {s}"),
+                    false => self.without_token(format!("HTTP {s}: {}", answer.describe())),
+                };
+                Err(retry(reason, RetryKind::Transient))
+            }
             s => Err(Attempt::Fatal(self.redacted(Error::Api(format!(
                 "HTTP {s} from {}: is --base-url / COMETAPI_BASE_URL right? {}",
                 self.endpoint,
@@ -356,14 +367,27 @@ impl ApiClient {
 
     /// An error whose text may quote the server, with the access token cut out.
     fn redacted(&self, error: Error) -> Error {
-        let token = self.token.expose();
-        if token.is_empty() || !error.to_string().contains(token) {
+        let text = error.to_string();
+        if !self.quotes_token(&text) {
             return error;
         }
-        let text = error.to_string().replace(token, "***");
+        let text = self.without_token(text);
         match error {
             Error::Auth(_) => Error::Auth(text),
             _ => Error::Api(text),
+        }
+    }
+
+    fn quotes_token(&self, text: &str) -> bool {
+        let token = self.token.expose();
+        !token.is_empty() && text.contains(token)
+    }
+
+    /// Text that may quote the server (and so the token), with the token cut out.
+    fn without_token(&self, text: String) -> String {
+        match self.quotes_token(&text) {
+            true => text.replace(self.token.expose(), "***"),
+            false => text,
         }
     }
 }
@@ -456,11 +480,18 @@ enum BodyError {
 /// The body, decompressed, read chunk by chunk and abandoned as soon as it passes
 /// [`MAX_BODY_BYTES`].
 async fn read_bounded(response: &mut reqwest::Response, page: u32) -> Result<Vec<u8>, BodyError> {
-    let mut body = Vec::new();
+    let expected = response.content_length().unwrap_or(0) as usize;
+    let mut body = Vec::with_capacity(expected.min(MAX_BODY_BYTES));
     while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
+        let needed = body.len() + chunk.len();
+        if needed > MAX_BODY_BYTES {
             tracing::debug!("page {page}: body passed {MAX_BODY_BYTES} bytes, abandoned");
             return Err(BodyError::TooLarge);
+        }
+        if needed > body.capacity() {
+            // Doubling, but never past the limit: a body near it must not hold twice its size.
+            let grown = (body.capacity() * 2).clamp(needed, MAX_BODY_BYTES);
+            body.reserve_exact(grown - body.len());
         }
         body.extend_from_slice(&chunk);
     }
@@ -620,8 +651,11 @@ fn backoff_delay(base: Duration, retried: u32) -> Duration {
 /// `Retry-After` as seconds or as an HTTP date (gateways send it since 2026-07).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // More seconds than fit in 64 bits is still "a long time": the cap applies.
+        return Some(Duration::from_secs(
+            value.parse::<u64>().unwrap_or(u64::MAX),
+        ));
     }
     let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
     let wait = when
@@ -631,70 +665,116 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(wait)
 }
 
-/// Reads the response envelope. Every way it can be wrong is an error naming the page.
+/// Reads the response envelope. Every way it can be wrong is an error naming the page. The
+/// body is read as raw slices (see [`raw`]): no tree of it is ever built, and a page of more
+/// items than keysync asked for is refused before any is read.
 fn parse_page(page: u32, body: &[u8]) -> Result<Page> {
+    if let Some(fetched) = parse_good_page(page, body) {
+        return fetched;
+    }
     let bad = |what: String| Error::Api(format!("page {page}: {what}"));
-    let json: Json = serde_json::from_slice(body)
+    let whole: &RawValue = std::str::from_utf8(body)
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_json::from_str(text).map_err(|e| e.to_string()))
         .map_err(|e| bad(format!("the response is not valid JSON ({e})")))?;
-    let Json::Object(mut envelope) = json else {
+    let Some(mut envelope) = Members::of(whole) else {
         return Err(bad(format!(
             "the response is {}, expected a JSON object",
-            json_type(&json)
+            raw::kind(whole)
         )));
     };
-    match envelope.get("success") {
-        Some(Json::Bool(true)) => {}
-        Some(Json::Bool(false)) => {
-            let text = |name| envelope.get(name).and_then(Json::as_str);
-            let message = text("message").unwrap_or("");
-            if rejects_credentials(StatusCode::OK, text("code"), message) {
-                return Err(auth_error(message));
+    let success = envelope.take("success");
+    match success.map(|s| (raw::kind(s), s.get().trim())) {
+        Some(("a boolean", "true")) => {}
+        Some(("a boolean", _)) => {
+            let mut text = |name| {
+                envelope
+                    .take(name)
+                    .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
+            };
+            let message = text("message").unwrap_or_default();
+            if rejects_credentials(StatusCode::OK, text("code").as_deref(), &message) {
+                return Err(auth_error(&message));
             }
             return Err(bad(format!("the API answered success:false: {message}")));
         }
-        Some(other) => {
-            return Err(bad(format!(
-                "`success` is {}, expected a boolean",
-                json_type(other)
-            )));
-        }
+        Some((kind, _)) => return Err(bad(format!("`success` is {kind}, expected a boolean"))),
         None => return Err(bad("the response has no `success` field".into())),
     }
-    let Some(Json::Object(mut data)) = envelope.remove("data") else {
+    let Some(mut data) = envelope.take("data").and_then(Members::of) else {
         return Err(bad("the response has no `data` object".into()));
     };
-    let total = match data.get("total") {
-        Some(Json::Number(n)) => n.as_i64().filter(|t| *t >= 0),
-        _ => None,
+    let total = data.take("total");
+    let page_size = data.take("page_size");
+    let items = match data.take("items") {
+        Some(items) => serde_json::from_str::<Vec<&RawValue>>(items.get()).map_err(|_| {
+            bad(format!(
+                "`data.items` is {}, expected an array",
+                raw::kind(items)
+            ))
+        })?,
+        None => return Err(bad("`data.items` is missing".into())),
+    };
+    page_of(page, total, page_size, items)
+}
+
+/// A page from the parts of its `data`. `total` and `page_size` are hints only: a count that
+/// is missing or not a count leaves the listing unprovable (partial), never failed. A page of
+/// more items than keysync asked for is refused before any item is read.
+fn page_of(
+    page: u32,
+    total: Option<&RawValue>,
+    page_size: Option<&RawValue>,
+    items: Vec<&RawValue>,
+) -> Result<Page> {
+    let bad = |what: String| Error::Api(format!("page {page}: {what}"));
+    if items.len() > PAGE_SIZE {
+        return Err(bad(format!(
+            "the page holds {} items, more than the {PAGE_SIZE} asked for; is --base-url a \
+             CometAPI gateway?",
+            items.len()
+        )));
     }
-    .ok_or_else(|| bad("`data.total` is missing or not a non-negative integer".into()))?;
-    let page_size = data
-        .get("page_size")
-        .and_then(Json::as_u64)
+    let number = |value: Option<&RawValue>| value?.get().trim().parse::<i64>().ok();
+    let page_size = number(page_size)
         .and_then(|size| usize::try_from(size).ok())
         .filter(|size| (1..=PAGE_SIZE).contains(size))
         .unwrap_or(PAGE_SIZE);
-    let items = match data.remove("items") {
-        Some(Json::Array(items)) => items,
-        Some(other) => {
-            return Err(bad(format!(
-                "`data.items` is {}, expected an array",
-                json_type(&other)
-            )));
-        }
-        None => return Err(bad("`data.items` is missing".into())),
-    };
     let items = items
         .into_iter()
         .enumerate()
-        .map(|(i, item)| KeyRecord::from_json(item).map_err(|e| bad(format!("item {i}: {e}"))))
+        .map(|(i, item)| KeyRecord::from_raw(item).map_err(|e| bad(format!("item {i}: {e}"))))
         .collect::<Result<Vec<_>>>()?;
     Ok(Page {
         number: page,
-        total,
+        total: number(total).filter(|t| *t >= 0),
         page_size,
         items,
     })
+}
+
+/// A page of the expected shape, read in one pass over the body: `None` when the shape is
+/// off anywhere (or `success` is false), so that [`parse_page`] reads it again step by step to
+/// say what is wrong.
+fn parse_good_page(page: u32, body: &[u8]) -> Option<Result<Page>> {
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
+        success: bool,
+        #[serde(borrow)]
+        data: Data<'a>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Data<'a> {
+        total: Option<&'a RawValue>,
+        page_size: Option<&'a RawValue>,
+        #[serde(borrow)]
+        items: Vec<&'a RawValue>,
+    }
+    let envelope: Envelope = serde_json::from_slice(body).ok()?;
+    let data = envelope.data;
+    envelope
+        .success
+        .then(|| page_of(page, data.total, data.page_size, data.items))
 }
 
 #[cfg(test)]
@@ -897,11 +977,15 @@ mod tests {
             page_size,
             items: Vec::new(),
         };
-        assert_eq!(page(0, 100).expected_last_page(), 1);
-        assert_eq!(page(99, 100).expected_last_page(), 1);
-        assert_eq!(page(100, 100).expected_last_page(), 2);
-        assert_eq!(page(250, 100).expected_last_page(), 3);
-        assert_eq!(page(250, 20).expected_last_page(), 13);
-        assert_eq!(page(1_000_000_000, 100).expected_last_page(), 10_000_001);
+        assert_eq!(page(Some(0), 100).expected_last_page(), Some(1));
+        assert_eq!(page(Some(99), 100).expected_last_page(), Some(1));
+        assert_eq!(page(Some(100), 100).expected_last_page(), Some(2));
+        assert_eq!(page(Some(250), 100).expected_last_page(), Some(3));
+        assert_eq!(page(Some(250), 20).expected_last_page(), Some(13));
+        assert_eq!(
+            page(Some(1_000_000_000), 100).expected_last_page(),
+            Some(10_000_001)
+        );
+        assert_eq!(page(None, 100).expected_last_page(), None);
     }
 }

@@ -61,7 +61,7 @@ enum PassEnd {
 struct Pass {
     ids: HashSet<i64>,
     pages: u32,
-    totals: Vec<i64>,
+    totals: Vec<Option<i64>>,
     page_size: usize,
     page_sizes_agree: bool,
     first_page_ids: Vec<i64>,
@@ -91,7 +91,6 @@ impl Pass {
 
     /// Why this pass cannot prove removals, or `None` when it can.
     fn inconsistency(&self, end: &PassEnd, first_page_again: &[i64]) -> Option<String> {
-        let total = self.totals[0];
         if let PassEnd::Repeated(page) = end {
             return Some(format!(
                 "page {page} listed only keys already seen (the server seems to ignore `p`)"
@@ -100,10 +99,21 @@ impl Pass {
         if !self.page_sizes_agree {
             return Some("the server changed its page size during the listing".into());
         }
-        if self.totals.iter().any(|t| *t != total) {
-            let mut distinct = self.totals.clone();
+        let Some(total) = self.totals[0] else {
+            return Some("the server sent no usable `total` to check the listing against".into());
+        };
+        if self.totals.iter().any(|t| *t != Some(total)) {
+            let mut distinct: Vec<String> = self
+                .totals
+                .iter()
+                .map(|t| t.map_or("none".into(), |t| t.to_string()))
+                .collect();
+            distinct.sort();
             distinct.dedup();
-            return Some(format!("the pages reported different totals {distinct:?}"));
+            return Some(format!(
+                "the pages reported different totals ({})",
+                distinct.join(", ")
+            ));
         }
         if self.ids.len() as i64 != total {
             return Some(format!(
@@ -150,7 +160,12 @@ async fn list_once(
         sink.stage(number, first)?;
         PassEnd::ShortPage
     } else {
-        let hint = first.expected_last_page();
+        // Page 1 is full, so a `total` that makes it the last (or no `total`) is wrong: keep
+        // listing, as far as the window allows.
+        let hint = first
+            .expected_last_page()
+            .filter(|last| *last > 1)
+            .unwrap_or(u32::MAX);
         sink.stage(number, first)?;
         list_rest(client, number, hint, &mut pass, sink).await?
     };
@@ -167,7 +182,7 @@ async fn list_once(
 }
 
 /// Pages 2.. of a pass. Requests go out while the client allows and, until the page `total`
-/// promises as the last proves full, no further than that page; answers are buffered so that
+/// promises as the last (`hint`, at least 2) proves full, no further than that page; answers are buffered so that
 /// pages reach the sink in order. The first short page ends the pass: requests for later pages
 /// are aborted and their answers, failures included, dropped.
 async fn list_rest(

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod listing;
 pub mod model;
+pub mod raw;
 
 pub use client::{ApiClient, ApiOptions, PAGE_SIZE, Page};
 pub use listing::{Listing, PageSink, list_all};

@@ -7,6 +7,9 @@
 
 use rusqlite::types::Value;
 use serde_json::Value as Json;
+use serde_json::value::RawValue;
+
+use crate::api::raw::{self, Members};
 use sha2::{Digest, Sha256};
 
 /// The JSON type an API field must have.
@@ -90,70 +93,102 @@ pub struct KeyRecord {
 }
 
 impl KeyRecord {
-    /// Reads one `items[]` entry. A missing documented field is stored as NULL; a field of the
-    /// wrong type is an error naming the field, because silently storing it would be a lie.
-    pub fn from_json(item: Json) -> Result<KeyRecord, String> {
-        let Json::Object(mut fields) = item else {
+    /// Reads one `items[]` entry from its raw text. A missing documented field is stored as
+    /// NULL; a field of the wrong type is an error naming the field, because silently storing
+    /// it would be a lie. Unknown fields go to `extra` exactly as written (see [`raw`]).
+    pub fn from_raw(item: &RawValue) -> Result<KeyRecord, String> {
+        let Some(members) = Members::of(item) else {
             return Err(format!(
                 "an item is {}, expected an object",
-                json_type(&item)
+                raw::kind(item)
             ));
         };
-        let id = match fields.remove("id") {
-            Some(Json::Number(n)) => n
-                .as_i64()
-                .ok_or_else(|| format!("field `id` is {n}, expected a 64-bit integer"))?,
-            Some(other) => {
-                return Err(format!(
-                    "field `id` is {}, expected an integer",
-                    json_type(&other)
-                ));
+        // One pass sorts the members into the documented fields and the rest; a name written
+        // twice keeps its last value, as everywhere else.
+        let (mut id, mut key) = (None, None);
+        let mut documented: [Option<&RawValue>; API_FIELDS.len()] = [None; API_FIELDS.len()];
+        let mut unknown = Vec::new();
+        for (name, value) in members.0 {
+            match &*name {
+                "id" => id = Some(value),
+                "key" => key = Some(value),
+                other => match API_FIELDS.iter().position(|(field, _)| *field == other) {
+                    Some(i) => documented[i] = Some(value),
+                    None => unknown.push((name, value)),
+                },
             }
+        }
+        let id = match id {
+            Some(value) => integer(value).map_err(|e| format!("field `id` {e}"))?,
             None => return Err("an item has no `id`".to_string()),
         };
         let mut values = Vec::with_capacity(DATA_COLUMNS.len());
-        for (name, kind) in API_FIELDS {
-            let value = fields.remove(name).unwrap_or(Json::Null);
-            values.push(
-                column_value(&value, kind).map_err(|e| format!("key {id}: field `{name}` {e}"))?,
-            );
+        for ((name, kind), value) in API_FIELDS.iter().zip(documented) {
+            let value = value.map_or(Ok(Value::Null), |v| column_value(v, *kind));
+            values.push(value.map_err(|e| format!("key {id}: field `{name}` {e}"))?);
         }
-        let (hint, sha256, secret) = match fields.remove("key") {
-            None | Some(Json::Null) => (Value::Null, Value::Null, None),
-            Some(Json::String(key)) => key_columns(key),
-            Some(other) => {
-                return Err(format!(
-                    "key {id}: field `key` is {}, expected a string",
-                    json_type(&other)
-                ));
-            }
+        let (hint, sha256, secret) = match key.filter(|v| !raw::is_null(v)) {
+            None => (Value::Null, Value::Null, None),
+            Some(value) => match text(value) {
+                Some(key) => key_columns(key),
+                None => {
+                    return Err(format!(
+                        "key {id}: field `key` is {}, expected a string",
+                        raw::kind(value)
+                    ));
+                }
+            },
         };
         values.push(hint);
         values.push(sha256);
-        // serde_json's map is sorted, so the same fields always serialise to the same text.
-        values.push(Value::Text(Json::Object(fields).to_string()));
+        values.push(Value::Text(Members(unknown).canonical_text()));
         Ok(KeyRecord { id, values, secret })
+    }
+
+    /// [`KeyRecord::from_raw`] of a JSON value, for code that builds items in memory.
+    pub fn from_json(item: &Json) -> Result<KeyRecord, String> {
+        let text = serde_json::value::to_raw_value(item).map_err(|e| e.to_string())?;
+        KeyRecord::from_raw(&text)
     }
 }
 
-fn column_value(value: &Json, kind: FieldKind) -> Result<Value, String> {
-    match (kind, value) {
-        (_, Json::Null) => Ok(Value::Null),
-        (FieldKind::Integer, Json::Number(n)) => n
-            .as_i64()
-            .map(Value::Integer)
-            .ok_or_else(|| format!("is {n}, expected a 64-bit integer")),
-        (FieldKind::Text, Json::String(s)) => Ok(Value::Text(s.clone())),
-        (FieldKind::Bool, Json::Bool(b)) => Ok(Value::Integer(i64::from(*b))),
-        (kind, other) => Err(format!(
-            "is {}, expected {}",
-            json_type(other),
-            match kind {
-                FieldKind::Integer => "an integer",
-                FieldKind::Text => "a string",
-                FieldKind::Bool => "a boolean",
-            }
-        )),
+fn column_value(value: &RawValue, kind: FieldKind) -> Result<Value, String> {
+    if raw::is_null(value) {
+        return Ok(Value::Null);
+    }
+    let (read, expected) = match kind {
+        FieldKind::Integer => return integer(value).map(Value::Integer),
+        FieldKind::Text => (text(value).map(Value::Text), "a string"),
+        FieldKind::Bool => (
+            match value.get().trim() {
+                "true" => Some(Value::Integer(1)),
+                "false" => Some(Value::Integer(0)),
+                _ => None,
+            },
+            "a boolean",
+        ),
+    };
+    read.ok_or_else(|| format!("is {}, expected {expected}", raw::kind(value)))
+}
+
+/// A 64-bit integer, or what it is instead. The text is valid JSON already, so a plain integer
+/// parses as Rust reads it.
+fn integer(value: &RawValue) -> Result<i64, String> {
+    let text = value.get().trim();
+    text.parse::<i64>().map_err(|_| match raw::kind(value) {
+        "a number" => format!("is {text}, expected a 64-bit integer"),
+        other => format!("is {other}, expected an integer"),
+    })
+}
+
+/// A string's value: copied as it is when it holds no escape, decoded otherwise.
+fn text(value: &RawValue) -> Option<String> {
+    let raw = value.get().trim();
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.contains('\\') {
+        serde_json::from_str(raw).ok()
+    } else {
+        Some(inner.to_string())
     }
 }
 
@@ -164,10 +199,12 @@ fn key_columns(key: String) -> (Value, Value, Option<String>) {
         return (Value::Text(key), Value::Null, None);
     }
     let digest = Sha256::digest(key.as_bytes());
-    let hex = digest
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let hex: String = digest
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>();
+        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
+        .map(char::from)
+        .collect();
     (Value::Text(mask_key(&key)), Value::Text(hex), Some(key))
 }
 
@@ -177,18 +214,17 @@ fn key_columns(key: String) -> (Value, Value, Option<String>) {
 /// other appearance, disappearance or new value is a difference. Numbers compare by their
 /// exact text.
 pub fn same_extra(a: Option<&str>, b: Option<&str>) -> bool {
-    fn fields(text: Option<&str>) -> Option<serde_json::Map<String, Json>> {
-        let Json::Object(mut fields) = serde_json::from_str(text.unwrap_or("{}")).ok()? else {
-            return None;
-        };
-        fields.retain(|_, value| !value.is_null());
-        Some(fields)
+    fn fields(text: Option<&str>) -> Option<Members<'_>> {
+        let raw: &RawValue = serde_json::from_str(text.unwrap_or("{}")).ok()?;
+        let mut members = Members::of(raw)?;
+        members.0.retain(|(_, value)| !raw::is_null(value));
+        Some(members)
     }
     if a == b {
         return true;
     }
     match (fields(a), fields(b)) {
-        (Some(a), Some(b)) => a == b,
+        (Some(a), Some(b)) => raw::same_members(&raw::last_of_each(a), &raw::last_of_each(b)),
         _ => false,
     }
 }
@@ -247,18 +283,18 @@ mod tests {
 
     #[test]
     fn wrong_type_names_the_field() {
-        let err = KeyRecord::from_json(json!({"id": 7, "remain_quota": "lots"})).unwrap_err();
+        let err = KeyRecord::from_json(&json!({"id": 7, "remain_quota": "lots"})).unwrap_err();
         assert_eq!(
             err,
             "key 7: field `remain_quota` is a string, expected an integer"
         );
-        let err = KeyRecord::from_json(json!({"id": "7"})).unwrap_err();
+        let err = KeyRecord::from_json(&json!({"id": "7"})).unwrap_err();
         assert_eq!(err, "field `id` is a string, expected an integer");
     }
 
     #[test]
     fn unknown_fields_go_to_extra_sorted() {
-        let rec = KeyRecord::from_json(json!({"id": 1, "zeta": [1], "DeletedAt": null})).unwrap();
+        let rec = KeyRecord::from_json(&json!({"id": 1, "zeta": [1], "DeletedAt": null})).unwrap();
         assert_eq!(
             rec.values[16],
             Value::Text(r#"{"DeletedAt":null,"zeta":[1]}"#.into())
@@ -285,25 +321,22 @@ mod tests {
 
     #[test]
     fn unknown_numbers_keep_their_exact_text() {
-        let rec = KeyRecord::from_json(
+        let rec = KeyRecord::from_raw(
             serde_json::from_str(
-                r#"{"id":1,"big":123456789012345678901234567890,"huge":1e400,"f":0.1000}"#,
+                r#"{"id":1, "big": 123456789012345678901234567890, "huge":1e400,"f":0.1000}"#,
             )
             .unwrap(),
         )
         .unwrap();
         assert_eq!(
             rec.values[data_column("extra")],
-            // Digits are kept; serde_json spells an exponent with its sign.
-            Value::Text(
-                r#"{"big":123456789012345678901234567890,"f":0.1000,"huge":1e+400}"#.into()
-            )
+            Value::Text(r#"{"big":123456789012345678901234567890,"f":0.1000,"huge":1e400}"#.into())
         );
     }
 
     #[test]
     fn masked_key_has_no_hash_or_secret() {
-        let rec = KeyRecord::from_json(json!({"id": 1, "key": "abcd**********wxyz"})).unwrap();
+        let rec = KeyRecord::from_json(&json!({"id": 1, "key": "abcd**********wxyz"})).unwrap();
         assert_eq!(rec.values[14], Value::Text("abcd**********wxyz".into()));
         assert_eq!(rec.values[15], Value::Null);
         assert_eq!(rec.secret, None);

@@ -84,6 +84,9 @@ pub struct Faults {
     pub gzip_bomb: Option<(u32, usize)>,
     /// Answer this page with these exact bytes, e.g. a recorded gateway answer.
     pub verbatim: BTreeMap<u32, Verbatim>,
+    /// Give every item an unknown field `bloat` holding an array of this many zeros: many
+    /// small JSON values, the shape that costs a parser the most memory per byte.
+    pub bloat: Option<usize>,
 }
 
 /// One recorded answer, served byte for byte.
@@ -551,8 +554,9 @@ fn answer(
     }
     let items = account.page(page, page_size);
     let total = account.faults.total.unwrap_or(account.keys.len() as i64);
-    let response = match &account.faults.malformed_page {
-        Some((p, how)) if *p == page => malformed(how, page, page_size, total, items),
+    let response = match (&account.faults.malformed_page, account.faults.bloat) {
+        (Some((p, how)), _) if *p == page => malformed(how, page, page_size, total, items),
+        (_, Some(zeros)) => bloated(page, page_size, total, items, zeros),
         _ => envelope(page, page_size, total, items),
     };
     account.apply_drift(page);
@@ -563,6 +567,29 @@ fn envelope(page: u32, page_size: usize, total: i64, items: Vec<Json>) -> Respon
     let body = json!({"success": true, "message": "", "data": {
         "page": page, "page_size": page_size, "total": total, "items": items}});
     axum::Json(body).into_response()
+}
+
+/// The envelope written as text, each item carrying `"bloat":[0,0,...]`, so that the fake
+/// itself never holds a tree of the zeros.
+fn bloated(page: u32, page_size: usize, total: i64, items: Vec<Json>, zeros: usize) -> Response {
+    let bloat = format!(",\"bloat\":[{}0]}}", "0,".repeat(zeros.saturating_sub(1)));
+    let items: Vec<String> = items
+        .iter()
+        .map(|item| {
+            let text = item.to_string();
+            format!("{}{bloat}", &text[..text.len() - 1])
+        })
+        .collect();
+    let body = format!(
+        r#"{{"success":true,"message":"","data":{{"page":{page},"page_size":{page_size},"total":{total},"items":[{}]}}}}"#,
+        items.join(",")
+    );
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 fn malformed(

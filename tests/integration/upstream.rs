@@ -90,6 +90,68 @@ fn a_total_too_high_costs_at_most_the_concurrency_beyond_the_short_page() {
 }
 
 #[test]
+fn a_total_that_makes_a_full_page_1_the_last_is_not_believed() {
+    // A failed COUNT upstream answers `total: 0`; 50 and 99 also make page 1 the last.
+    for total in [0, 50, 99] {
+        let h = Harness::with_keys(250);
+        h.server.account().faults.total = Some(total);
+        let output = h.pull_output(&["--json", "--concurrency", "1"]);
+        assert_eq!(
+            summary_of(&output),
+            ("partial".into(), 250, 250, 0, 0, 3),
+            "total {total}"
+        );
+        assert!(stderr(&output).contains(&format!(
+            "250 keys were listed but the server's total says {total}"
+        )));
+        assert_eq!(pages_requested(&h), [1, 2, 3, 1].repeat(3), "total {total}");
+    }
+}
+
+#[test]
+fn a_total_that_is_not_a_count_is_no_failure_only_no_proof() {
+    for total in ["null", "\"250\"", "250.0", "-1"] {
+        let h = Harness::with_keys(0);
+        let page = |number: u32, ids: std::ops::RangeInclusive<i64>| {
+            let items: Vec<String> = ids
+                .rev()
+                .map(|id| format!(r#"{{"id":{id},"user_id":5678}}"#))
+                .collect();
+            let body = format!(
+                r#"{{"success":true,"message":"","data":{{"page":{number},"page_size":100,"total":{total},"items":[{}]}}}}"#,
+                items.join(",")
+            );
+            Verbatim {
+                status: 200,
+                headers: vec![],
+                body: body.into_bytes(),
+            }
+        };
+        h.server
+            .account()
+            .faults
+            .verbatim
+            .insert(1, page(1, 51..=150));
+        h.server
+            .account()
+            .faults
+            .verbatim
+            .insert(2, page(2, 1..=50));
+        let output = h.pull_output(&["--json"]);
+        assert_eq!(
+            summary_of(&output),
+            ("partial".into(), 150, 150, 0, 0, 2),
+            "total {total}"
+        );
+        assert!(
+            stderr(&output).contains("the server sent no usable `total`"),
+            "{total}: {}",
+            stderr(&output)
+        );
+    }
+}
+
+#[test]
 fn offsets_follow_the_page_size_the_server_echoes() {
     let h = Harness::with_keys(250);
     h.server.account().faults.page_size_cap = Some(20);
@@ -180,11 +242,60 @@ fn a_gzip_bomb_fails_its_page_without_being_read_whole() {
     assert!(matches!(&error[0][1], Value::Text(e) if e.contains("larger than 8 MiB")));
     // The largest child this test process has waited for (every keysync run of the suite so
     // far, this one included) stayed far below the 512 MiB the body inflates to.
+    assert_below_200_mb();
+}
+
+#[test]
+fn pages_of_many_small_values_stay_within_the_memory_bound() {
+    // Ten pages of about 7.9 MB each (just under the 8 MiB limit), every item carrying an
+    // array of 39,000 zeros: the shape that costs a parser the most memory per byte.
+    let h = Harness::with_keys(1000);
+    h.server.account().faults.bloat = Some(39_000);
+    let output = h.pull_output(&["--json", "--concurrency", "8"]);
+    assert_eq!(summary_of(&output), ("ok".into(), 1000, 1000, 0, 0, 11));
+    assert_eq!(
+        h.count("SELECT count(*) FROM keys WHERE json_array_length(extra, '$.bloat') = 39000"),
+        1000,
+        "every unknown array kept whole"
+    );
+    assert_below_200_mb();
+}
+
+#[test]
+fn a_page_of_more_items_than_asked_for_is_refused_unread() {
+    let h = Harness::with_keys(0);
+    let items: Vec<String> = (1..=101).map(|id| format!(r#"{{"id":{id}}}"#)).collect();
+    let body = format!(
+        r#"{{"success":true,"data":{{"total":101,"items":[{}]}}}}"#,
+        items.join(",")
+    );
+    h.server.account().faults.verbatim.insert(
+        1,
+        Verbatim {
+            status: 200,
+            headers: vec![],
+            body: body.into_bytes(),
+        },
+    );
+    let output = h.pull_output(&[]);
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("page 1: the page holds 101 items, more than the 100 asked for"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// The largest child this test process has waited for (every keysync run of the suite so far)
+/// peaked under 200 MB of resident memory.
+fn assert_below_200_mb() {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage only writes the struct it is given.
     assert_eq!(
         unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) },
         0
     );
+    eprintln!("largest keysync run so far: {} KiB", usage.ru_maxrss);
     assert!(usage.ru_maxrss < 200 * 1024, "{} KiB", usage.ru_maxrss);
 }
 
@@ -433,25 +544,45 @@ fn a_null_field_appearing_is_no_change_but_a_value_is() {
 
 #[test]
 fn unknown_numbers_beyond_64_bits_and_f64_are_stored_as_written() {
-    let h = Harness::with_keys(3);
-    let odd: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(r#"{"big":123456789012345678901234567890,"tiny":1e-400,"x":0.10}"#)
-            .unwrap();
-    h.server.account().faults.extra_fields = odd;
+    let h = Harness::with_keys(0);
+    let body = r#"{"success":true,"message":"","data":{"page":1,"page_size":100,"total":1,"items":[
+        {"id": 1, "user_id": 5678, "big": 123456789012345678901234567890, "tiny": 1e-400,
+         "x": 0.10, "huge": [1E400, {"b": 1, "a": "\u00e9"}]}]}}"#;
+    h.server.account().faults.verbatim.insert(
+        1,
+        Verbatim {
+            status: 200,
+            headers: vec![],
+            body: body.as_bytes().to_vec(),
+        },
+    );
     let output = h.pull_output(&["--json"]);
-    assert_eq!(summary_of(&output), ("ok".into(), 3, 3, 0, 0, 1));
+    assert_eq!(summary_of(&output), ("ok".into(), 1, 1, 0, 0, 1));
+    // Names sorted, values exactly as written less white space.
     assert_eq!(
-        h.rows("SELECT DISTINCT extra FROM keys"),
+        h.rows("SELECT extra FROM keys"),
         vec![vec![text(
-            r#"{"big":123456789012345678901234567890,"tiny":1e-400,"x":0.10}"#
+            r#"{"big":123456789012345678901234567890,"huge":[1E400,{"b":1,"a":"\u00e9"}],"tiny":1e-400,"x":0.10}"#
         )]]
     );
     let output = h.pull_output(&["--json"]);
     assert_eq!(
         summary_of(&output),
-        ("ok".into(), 3, 0, 0, 0, 1),
+        ("ok".into(), 1, 0, 0, 0, 1),
         "unchanged"
     );
+    // One digit more in the 30-digit number is a change.
+    let changed = body.replace("567890,", "567891,");
+    h.server.account().faults.verbatim.insert(
+        1,
+        Verbatim {
+            status: 200,
+            headers: vec![],
+            body: changed.into_bytes(),
+        },
+    );
+    let output = h.pull_output(&["--json"]);
+    assert_eq!(summary_of(&output), ("ok".into(), 1, 0, 1, 0, 1));
 }
 
 // 6. Retries that fit the error ---------------------------------------------------------------
