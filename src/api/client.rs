@@ -869,6 +869,26 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_reads_seconds_of_any_size_and_dates() {
+        let header = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(RETRY_AFTER, HeaderValue::from_str(value).unwrap());
+            retry_after(&headers)
+        };
+        assert_eq!(header("7"), Some(Duration::from_secs(7)));
+        assert_eq!(
+            header("99999999999999999999"),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        assert_eq!(
+            header("Thu, 01 Jan 1970 00:00:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(header("soon"), None);
+        assert_eq!(header("-5"), None);
+    }
+
+    #[test]
     fn the_default_budget_outlasts_the_rate_limit_window() {
         for _ in 0..100 {
             let total: Duration = (0..crate::config::DEFAULT_RETRIES)

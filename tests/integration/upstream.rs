@@ -359,7 +359,12 @@ fn every_recorded_account_rejection_exits_3_after_one_request() {
 fn server_failures_are_exit_4_and_only_5xx_is_retried() {
     let cases = [
         // AUTH_INTERNAL_ERROR with HTTP 500: a server failure, retried, then exit 4.
-        ("head_err_db.json", 3, "HTTP 500 Internal Server Error"),
+        (
+            "head_err_db.json",
+            3,
+            "HTTP 500 Internal Server Error: Database error, please contact the administrator \
+             [AUTH_INTERNAL_ERROR]; gave up after 3 attempts",
+        ),
         // success:false at HTTP 200 without an auth message: exit 4 at once.
         (
             "err_handler_failure.json",
@@ -809,6 +814,15 @@ fn a_ca_cert_file_without_certificates_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(
         stderr(&output).contains("holds no PEM certificate"),
+        "{}",
+        stderr(&output)
+    );
+    // A wrong path shows on a plain-HTTP gateway too, before anyone switches to https.
+    let missing = h.dir.path().join("missing.pem");
+    let output = h.pull_output(&["--ca-cert", missing.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("cannot read --ca-cert"),
         "{}",
         stderr(&output)
     );
