@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::config::{parse_positive_duration, parse_retries};
+use crate::config::{parse_retries, parse_timeout};
 use crate::error::{Error, Result};
 
 /// One profile's settings; every one is optional and loses to flags and environment.
@@ -24,7 +24,7 @@ pub struct Profile {
     pub base_url: Option<String>,
     pub token_file: Option<PathBuf>,
     pub user_id: Option<u64>,
-    #[serde(default, deserialize_with = "duration")]
+    #[serde(default, deserialize_with = "timeout")]
     pub timeout: Option<Duration>,
     #[serde(default, deserialize_with = "retries")]
     pub retries: Option<u32>,
@@ -47,9 +47,10 @@ fn retries<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D:
         .map_err(serde::de::Error::custom)
 }
 
-fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+/// The same bounds as `--timeout`.
+fn timeout<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
     let text = String::deserialize(deserializer)?;
-    parse_positive_duration(&text)
+    parse_timeout(&text)
         .map(Some)
         .map_err(serde::de::Error::custom)
 }
@@ -190,6 +191,12 @@ mod tests {
         let message = load_profile(Some(&path), None).unwrap_err().to_string();
         assert!(
             message.contains("config.toml:2:") && message.contains("30s"),
+            "{message}"
+        );
+        let (_dir, path) = write("[profiles.a]\ntimeout = \"1ns\"\n");
+        let message = load_profile(Some(&path), None).unwrap_err().to_string();
+        assert!(
+            message.contains("config.toml:2:") && message.contains("the minimum is 100ms"),
             "{message}"
         );
         let (_dir, too_many) = write("[profiles.a]\nretries = 1000\n");

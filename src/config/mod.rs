@@ -381,6 +381,33 @@ pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// The shortest `--timeout` (and profile `timeout`): below it no request can finish, so every
+/// page would time out and the pull fail however healthy the API.
+pub const SHORTEST_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// The shortest `--every`: below it a scheduled pull is a busy loop against the API.
+pub const SHORTEST_INTERVAL: Duration = Duration::from_secs(1);
+
+/// `--timeout DURATION`: at least [`SHORTEST_TIMEOUT`].
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    at_least(text, SHORTEST_TIMEOUT, "100ms", "a request timeout")
+}
+
+/// `--every DURATION`: at least [`SHORTEST_INTERVAL`].
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    at_least(text, SHORTEST_INTERVAL, "1s", "the interval between pulls")
+}
+
+fn at_least(text: &str, shortest: Duration, shown: &str, what: &str) -> Result<Duration, String> {
+    let duration = parse_positive_duration(text)?;
+    if duration < shortest {
+        return Err(format!(
+            "{text:?} is too short for {what}: the minimum is {shown}"
+        ));
+    }
+    Ok(duration)
+}
+
 /// The most retries per page `--retries` takes: with waits of up to 60 s each, more would
 /// hold a page for hours rather than fail it.
 pub const MOST_RETRIES: u32 = 100;
@@ -472,6 +499,24 @@ mod tests {
                 .contains("is zero")
         );
         assert_eq!(parse_positive_duration("1ms"), Ok(Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn timeouts_and_intervals_have_floors() {
+        assert_eq!(parse_timeout("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_interval("1s"), Ok(Duration::from_secs(1)));
+        for (text, minimum) in [("1ns", "100ms"), ("99ms", "100ms")] {
+            let error = parse_timeout(text).unwrap_err();
+            assert!(
+                error.contains(&format!("the minimum is {minimum}")),
+                "{error}"
+            );
+        }
+        for text in ["1ns", "999ms"] {
+            let error = parse_interval(text).unwrap_err();
+            assert!(error.contains("the minimum is 1s"), "{error}");
+        }
+        assert!(parse_interval("0s").unwrap_err().contains("is zero"));
     }
 
     #[test]

@@ -118,7 +118,7 @@ fn count_or_zero(h: &Harness, sql: &str) -> i64 {
 #[test]
 fn every_repeats_and_stops_cleanly_on_sigterm_between_pulls() {
     let h = Harness::with_keys(150);
-    let child = h.spawn(&["pull", "--every", "200ms"]);
+    let child = h.spawn(&["pull", "--every", "1s"]);
     wait_until("three pulls", || {
         count_or_zero(&h, "SELECT count(*) FROM syncs WHERE status = 'ok'") >= 3
     });
@@ -177,7 +177,7 @@ fn sigterm_mid_pull_rolls_it_back_and_exits_0() {
 fn every_goes_on_after_api_failures_but_stops_on_a_rejected_token() {
     let h = Harness::with_keys(20);
     h.server.account().faults.fail_every = Some(1);
-    let child = h.spawn(&["pull", "--every", "100ms", "--retries", "0"]);
+    let child = h.spawn(&["pull", "--every", "1s", "--retries", "0"]);
     wait_until("two failed pulls", || {
         count_or_zero(&h, "SELECT count(*) FROM syncs WHERE status = 'failed'") >= 2
     });
@@ -194,7 +194,7 @@ fn every_goes_on_after_api_failures_but_stops_on_a_rejected_token() {
         stderr(&output)
     );
     assert!(
-        stderr(&output).contains("the next pull is due in 100ms"),
+        stderr(&output).contains("the next pull is due in 1s"),
         "{}",
         stderr(&output)
     );
@@ -202,7 +202,7 @@ fn every_goes_on_after_api_failures_but_stops_on_a_rejected_token() {
     let output = h
         .keysync()
         .env("COMETAPI_ACCESS_TOKEN", "revoked")
-        .args(["pull", "--every", "100ms"])
+        .args(["pull", "--every", "1s"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(3));
