@@ -206,10 +206,11 @@ fn check_base_url(url: &str) -> Result<String> {
 }
 
 /// A URL as it may be shown or logged: `http://admin:hunter2@host` is `http://admin:***@host`.
-/// Works on the text, so that a URL too broken to parse is shown redacted too.
+/// Works on the text, so that a URL too broken to parse is shown redacted too; one without
+/// `://` (`http:/admin:pw@host`, `admin:pw@host`) is redacted by [`redact_credentials`].
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
+        return redact_credentials(url);
     };
     let rest = &url[scheme_end..];
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
@@ -221,6 +222,21 @@ pub fn redact_url(url: &str) -> String {
         None => authority[..at].to_string(),
     };
     format!("{}{user}{}", &url[..scheme_end], &rest[at..])
+}
+
+/// The `user:password@` of a text that has no `://` to find the authority by: the text between
+/// the last `/` or `\\` before the first `@` and that `@`, if it holds a `:`, keeps the user
+/// and shows the rest as `***`. Such a text is wrong anyway (and refused); what matters is that
+/// no password in it is shown.
+fn redact_credentials(text: &str) -> String {
+    let Some(at) = text.find('@') else {
+        return text.to_string();
+    };
+    let start = text[..at].rfind(['/', '\\']).map_or(0, |slash| slash + 1);
+    match text[start..at].split_once(':') {
+        Some((user, _password)) => format!("{}{user}:***{}", &text[..start], &text[at..]),
+        None => text.to_string(),
+    }
 }
 
 /// `--token-file` wins over the token from the environment (`from_env`, already dropped by
@@ -605,6 +621,27 @@ mod tests {
         assert_eq!(redact_url("http://admin@host/a@b"), "http://admin@host/a@b");
         assert_eq!(redact_url("http://host/a:b@c"), "http://host/a:b@c");
         assert_eq!(redact_url("not a url"), "not a url");
+        for (malformed, shown) in [
+            (
+                "http:\\\\admin:hunter2@127.0.0.1:18001",
+                "http:\\\\admin:***@127.0.0.1:18001",
+            ),
+            (
+                "http:/admin:hunter2@127.0.0.1:18001",
+                "http:/admin:***@127.0.0.1:18001",
+            ),
+            (
+                "https//admin:hunter2@127.0.0.1",
+                "https//admin:***@127.0.0.1",
+            ),
+            ("admin:hunter2@127.0.0.1:18001", "admin:***@127.0.0.1:18001"),
+            ("http:/admin:a:b@h/x@y", "http:/admin:***@h/x@y"),
+            ("http:/admin@h", "http:/admin@h"),
+            ("x/y@z", "x/y@z"),
+            ("", ""),
+        ] {
+            assert_eq!(redact_url(malformed), shown, "{malformed}");
+        }
         let refused = check_base_url("http://admin:hunter2@127.0.0.1:9")
             .unwrap_err()
             .to_string();

@@ -672,6 +672,41 @@ fn a_base_url_with_credentials_is_refused_and_shown_redacted() {
     assert!(!stderr(&broken).contains("hunter2"));
 }
 
+#[test]
+fn a_malformed_base_url_with_credentials_is_shown_redacted_too() {
+    let h = Harness::with_keys(1);
+    let address = h.server.url().trim_start_matches("http://").to_string();
+    for (given, shown) in [
+        (
+            format!("http:\\\\admin:hunter2@{address}"),
+            format!("http:\\\\admin:***@{address}"),
+        ),
+        (
+            format!("http:/admin:hunter2@{address}"),
+            format!("http:/admin:***@{address}"),
+        ),
+        (
+            "https//admin:hunter2@127.0.0.1".to_string(),
+            "https//admin:***@127.0.0.1".to_string(),
+        ),
+        (
+            format!("admin:hunter2@{address}"),
+            format!("admin:***@{address}"),
+        ),
+    ] {
+        let output = h.pull_output(&["-vvv", "--base-url", &given]);
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{given}: {text}");
+        assert!(!text.contains("hunter2"), "{given}: {text}");
+        let quoted = format!("{shown:?}");
+        assert!(
+            text.contains(&shown) || text.contains(&quoted),
+            "{given}: {text}"
+        );
+    }
+    assert_eq!(requests(&h.server), 0);
+}
+
 // 9. Read-only media --------------------------------------------------------------------------
 
 /// A database with two syncs (key 1 renamed in the second), copied alone into `backup/` as a
