@@ -69,6 +69,10 @@ pub fn default_path() -> Option<PathBuf> {
 
 /// Reads the profile in force. A missing default config file is no profile; a missing
 /// `--config` file, an unknown profile or a malformed file is a usage error (exit 2).
+///
+/// A default config file that cannot be looked at (a HOME the user may not read, as cron run
+/// as another user with HOME=/root gives) is no profile too when none is named: nobody asked
+/// for that file. A named profile or `--config` needs the file, so there it stays an error.
 pub fn load_profile(explicit: Option<&Path>, name: Option<&str>) -> Result<Profile> {
     let Some(path) = explicit.map(Path::to_path_buf).or_else(default_path) else {
         return no_file(name, Path::new("config.toml"));
@@ -77,6 +81,17 @@ pub fn load_profile(explicit: Option<&Path>, name: Option<&str>) -> Result<Profi
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
             return no_file(name, &path);
+        }
+        Err(e)
+            if e.kind() == std::io::ErrorKind::PermissionDenied
+                && explicit.is_none()
+                && name.is_none() =>
+        {
+            tracing::info!(
+                "reading no config file: cannot read the default one, {}: {e}",
+                path.display()
+            );
+            return Ok(Profile::default());
         }
         Err(e) => {
             return Err(Error::Usage(format!(

@@ -379,6 +379,66 @@ fn a_malformed_config_or_unknown_profile_is_exit_2_with_the_line() {
 
 // Completions -----------------------------------------------------------------------------------
 
+/// A HOME the user cannot read (HOME=/root under cron as another user): no config file was
+/// named, so none is read, unless a profile or --config asks for one. Root reads every
+/// folder, so as root keysync runs as `nobody`, from a copy it can reach.
+#[test]
+fn an_unreadable_home_is_no_config_file_unless_one_is_asked_for() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let h = Harness::with_keys(1);
+    let set_mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let home = h.dir.path().join("home");
+    std::fs::create_dir_all(home.join(".config/keysync")).unwrap();
+    std::fs::write(home.join(".config/keysync/config.toml"), "").unwrap();
+    let keysync = h.dir.path().join("keysync");
+    std::fs::copy(assert_cmd::cargo::cargo_bin("keysync"), &keysync).expect("a copy of keysync");
+    set_mode(&keysync, 0o755);
+    set_mode(h.dir.path(), 0o755);
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    set_mode(&home, if as_root { 0o700 } else { 0o000 });
+    let run = |args: &[&str]| {
+        let mut command = std::process::Command::new(&keysync);
+        command.env_clear().env("HOME", &home).args(args);
+        if as_root {
+            command.uid(65534).gid(65534);
+        }
+        command.output().expect("keysync runs")
+    };
+    let config = home.join(".config/keysync/config.toml");
+
+    let output = run(&["-v", "completions", "bash"]);
+    set_mode(&home, 0o755);
+    let denied = format!("{}", config.display());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(!output.stdout.is_empty());
+    assert!(
+        stderr(&output).contains(&denied) && stderr(&output).contains("Permission denied"),
+        "{}",
+        stderr(&output)
+    );
+    set_mode(&home, if as_root { 0o700 } else { 0o000 });
+    let quiet = run(&["completions", "bash"]);
+    let named = run(&["--profile", "work", "completions", "bash"]);
+    let explicit = run(&["--config", config.to_str().unwrap(), "completions", "bash"]);
+    set_mode(&home, 0o755);
+    assert_eq!(quiet.status.code(), Some(0), "{}", stderr(&quiet));
+    assert_eq!(stderr(&quiet), "");
+    for refused in [named, explicit] {
+        assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+        assert!(
+            stderr(&refused).contains(&format!(
+                "cannot read the config file {denied}: Permission denied"
+            )),
+            "{}",
+            stderr(&refused)
+        );
+    }
+}
+
 #[test]
 fn completions_are_generated_for_every_shell() {
     let h = Harness::with_keys(0);
