@@ -230,6 +230,46 @@ fn another_applications_wal_database_keeps_its_file_and_its_wal_byte_for_byte() 
     }
 }
 
+/// A WAL-mode file closed cleanly has no `-wal` or `-shm`; refusing it must not add them
+/// (they would be root's when run from cron).
+#[test]
+fn another_applications_wal_mode_file_is_refused_without_a_wal_or_shm_appearing() {
+    let h = Harness::with_keys(2);
+    {
+        let conn = Connection::open(&h.db).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch("CREATE TABLE t (a);").unwrap();
+    }
+    assert!(!sibling(&h.db, "-wal").exists(), "closed cleanly");
+    assert_refused_untouched(
+        &h,
+        "is not a keysync database: it holds another application's tables (\"t\")",
+    );
+}
+
+#[test]
+fn a_wal_mode_database_from_a_newer_keysync_is_refused_without_a_wal_or_shm_appearing() {
+    let h = Harness::with_keys(2);
+    h.pull(&[]);
+    {
+        let conn = h.conn();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        conn.execute(
+            "INSERT INTO refinery_schema_history VALUES (99, 'future', '2030-01-01T00:00:00Z', '0')",
+            [],
+        )
+        .unwrap();
+    }
+    assert!(!sibling(&h.db, "-wal").exists(), "closed cleanly");
+    assert_refused_untouched(
+        &h,
+        "has schema version 99, newer than this keysync understands",
+    );
+}
+
 #[test]
 fn a_file_a_first_pull_left_with_only_an_empty_schema_history_is_carried_on() {
     let h = Harness::with_keys(2);
