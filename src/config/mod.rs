@@ -20,6 +20,7 @@ use crate::api::ApiOptions;
 use crate::api::model::DATA_COLUMNS;
 use crate::cli::{GlobalArgs, PullArgs};
 use crate::error::{Error, Result};
+use crate::output::readable_time;
 
 pub use file::Profile;
 
@@ -111,7 +112,7 @@ impl PullOptions {
             },
             store_secrets: args.store_secrets,
             wait: args.wait,
-            now: global.now,
+            now: refuse_future_now(global.now)?,
             ping_url: args.ping_url.clone().or_else(|| profile.ping_url.clone()),
         })
     }
@@ -313,6 +314,25 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
         ));
     }
     Ok(seconds)
+}
+
+/// How far `pull --now` may be ahead of the system clock: clocks of two machines differ a little.
+const NOW_AHEAD_TOLERANCE: i64 = 60;
+
+/// A pull records the time it ran, and no later pull may start before it: a `--now` in the
+/// future would block every pull until then. Readers take any `--now`.
+fn refuse_future_now(now: Option<i64>) -> Result<Option<i64>> {
+    let clock = unix_now(None);
+    match now {
+        Some(given) if given > clock + NOW_AHEAD_TOLERANCE => Err(Error::Usage(format!(
+            "--now {} is later than the system clock ({}): a pull records when it ran, and \
+             one recorded in the future would block every pull until then; give --now a time \
+             up to now, or leave it out",
+            readable_time(given),
+            readable_time(clock)
+        ))),
+        _ => Ok(now),
+    }
 }
 
 /// Now, as unix seconds: `--now` when given, else the system clock.
