@@ -7,8 +7,8 @@ use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use crate::api::model::DATA_COLUMNS;
 use crate::config::{
-    Profile, SqlParam, SyncRef, parse_duration, parse_field, parse_param, parse_positive_duration,
-    parse_retries, parse_sync_ref, parse_time,
+    Profile, SqlParam, SyncRef, parse_duration, parse_field, parse_interval, parse_param,
+    parse_positive_duration, parse_retries, parse_sync_ref, parse_time, parse_timeout,
 };
 use crate::error::EXIT_CODES_HELP;
 use crate::output::{Format, RowFormat};
@@ -127,8 +127,8 @@ pub struct PullArgs {
     /// Print the summary as one JSON object
     #[arg(long)]
     pub json: bool,
-    /// Timeout of one HTTP request [default: 30s]
-    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    /// Timeout of one HTTP request, at least 100ms [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
     /// Attempts per page after the first, for rate limits, 5xx and network errors (0 to 100)
     /// [default: 8]
@@ -137,8 +137,8 @@ pub struct PullArgs {
     /// Pages requested at once after page 1 (1 = one at a time); halved on rate limits
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=8))]
     pub concurrency: Option<u16>,
-    /// Keep running: a pull every DURATION (start to start) until SIGINT/SIGTERM
-    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    /// Keep running: a pull every DURATION (start to start, at least 1s) until SIGINT/SIGTERM
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
     pub every: Option<Duration>,
     /// Ping this healthchecks.io-style URL: URL/start, then URL or URL/fail
     #[arg(long, value_name = "URL")]

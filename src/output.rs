@@ -347,8 +347,13 @@ fn write_markdown(
     columns: &[String],
     rows: impl IntoIterator<Item = Result<Vec<Value>>>,
 ) -> Result<()> {
+    // Markdown viewers render inline HTML: `&`, `<` and `>` become entities, so that a key
+    // named `<img src=x onerror=...>` is shown as text. Line breaks become `<br>` after that.
     let cell = |text: String| {
         escape_for_terminal(&text)
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
             .replace('|', "\\|")
             .replace('\n', "<br>")
     };
@@ -524,6 +529,27 @@ mod tests {
                 "| 1 | O'Brien \"test\", a\\|b | 0.5 |  | 00ff |",
                 "| -2 | line one<br>line two\\ttabbed | 3.0 |  | 00ff |",
                 "| 9007199254740993 | エージェント | -100000000000000000000.0 |  | 00ff |",
+            ]
+        );
+    }
+
+    #[test]
+    fn markdown_shows_html_as_text_in_cells_and_headers() {
+        let columns = vec!["<b>n&m</b>".to_string()];
+        let rows = vec![vec![Value::Text(
+            "<img src=x onerror=alert(1)> &amp; a>b\nc".into(),
+        )]];
+        assert_eq!(
+            written_with(columns.clone(), rows.clone(), Format::Markdown, true),
+            "| &lt;b&gt;n&amp;m&lt;/b&gt; |\n| --- |\n\
+             | &lt;img src=x onerror=alert(1)&gt; &amp;amp; a&gt;b<br>c |\n"
+        );
+        let csv = written_with(columns, rows, Format::Csv, true);
+        assert_eq!(
+            records(&csv, b','),
+            vec![
+                vec!["<b>n&m</b>".to_string()],
+                vec!["<img src=x onerror=alert(1)> &amp; a>b\nc".to_string()],
             ]
         );
     }

@@ -85,8 +85,13 @@ fn account_line(account: Option<(i64, i64)>) -> String {
     }
 }
 
-/// Why monitoring should be told, if it should: no good sync at all, a failed last pull, or a
-/// last good sync older than `max_age`. A pull still running is judged by the one before it.
+/// How far ahead of now a good sync may have started before it is an alarm: as far as a
+/// pull's `--now` may be ahead of the clock.
+const FUTURE_TOLERANCE: i64 = 60;
+
+/// Why monitoring should be told, if it should: no good sync at all, a failed last pull, a
+/// last good sync older than `max_age`, or one in the future. A pull still running is judged
+/// by the one before it.
 fn alarm(
     finished: Option<&SyncRow>,
     good: Option<&SyncRow>,
@@ -101,6 +106,17 @@ fn alarm(
         return Some("no good sync yet: run `keysync pull`".to_string());
     };
     let age = now - good.started_at;
+    // A good sync from the future would look fresh for ever, while every pull is refused.
+    if age < -FUTURE_TOLERANCE {
+        return Some(format!(
+            "the last good sync ({}) started at {}, {}: the clock was ahead when it ran, and \
+             pulls are refused until its time is corrected (see \"A sync recorded in the \
+             future\" in the README)",
+            good.id,
+            readable_time(good.started_at),
+            when_text(age)
+        ));
+    }
     (age > max_age.as_secs() as i64).then(|| {
         format!(
             "the last good sync ({}) is {} old, more than --max-age {}: is the cron job running?",
@@ -115,6 +131,16 @@ fn bytes(size: u64) -> String {
     match size {
         0..1_000_000 => format!("{:.1} KB", size as f64 / 1e3),
         _ => format!("{:.1} MB", size as f64 / 1e6),
+    }
+}
+
+/// When a sync started, seen from now: `3m 5s ago`, or `35d 4h in the future` for one a clock
+/// that was ahead recorded (or one after `--now`): never a made-up `0s ago`.
+fn when_text(age: i64) -> String {
+    if age < 0 {
+        format!("{} in the future", age_text(age.saturating_neg()))
+    } else {
+        format!("{} ago", age_text(age))
     }
 }
 
@@ -162,11 +188,11 @@ fn sync_line(sync: Option<&SyncRow>, now: i64) -> String {
         .map(|e| format!("; error: {e}"))
         .unwrap_or_default();
     format!(
-        "{} {}, {} ({} ago): {} keys, {} added, {} changed, {} removed{error}",
+        "{} {}, {} ({}): {} keys, {} added, {} changed, {} removed{error}",
         s.id,
         s.status,
         readable_time(s.started_at),
-        age_text(now - s.started_at),
+        when_text(now - s.started_at),
         s.keys,
         s.added,
         s.changed,
@@ -192,5 +218,45 @@ mod tests {
         assert_eq!(age_text(185), "3m 5s");
         assert_eq!(age_text(7_800), "2h 10m");
         assert_eq!(age_text(35 * 86_400 + 4 * 3600 + 59), "35d 4h");
+    }
+
+    #[test]
+    fn a_good_sync_in_the_future_is_an_alarm_not_a_fresh_one() {
+        let good = SyncRow {
+            id: 2,
+            status: "ok".into(),
+            started_at: 4_070_908_800,
+            keys: 1,
+            added: 0,
+            changed: 0,
+            removed: 0,
+            error: None,
+        };
+        let max_age = Duration::from_secs(3600);
+        assert_eq!(
+            alarm(Some(&good), Some(&good), max_age, good.started_at - 3600),
+            Some(
+                "the last good sync (2) started at 2099-01-01 00:00:00Z, 1h 0m in the future: \
+                 the clock was ahead when it ran, and pulls are refused until its time is \
+                 corrected (see \"A sync recorded in the future\" in the README)"
+                    .to_string()
+            )
+        );
+        assert_eq!(
+            alarm(Some(&good), Some(&good), max_age, good.started_at - 60),
+            None
+        );
+        assert_eq!(
+            alarm(Some(&good), Some(&good), max_age, good.started_at + 60),
+            None
+        );
+    }
+
+    #[test]
+    fn a_time_in_the_future_is_said_to_be() {
+        assert_eq!(when_text(185), "3m 5s ago");
+        assert_eq!(when_text(0), "0s ago");
+        assert_eq!(when_text(-45), "45s in the future");
+        assert_eq!(when_text(-(35 * 86_400 + 4 * 3600)), "35d 4h in the future");
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::config::{parse_positive_duration, parse_retries};
+use crate::config::{parse_retries, parse_timeout};
 use crate::error::{Error, Result};
 
 /// One profile's settings; every one is optional and loses to flags and environment.
@@ -24,7 +24,7 @@ pub struct Profile {
     pub base_url: Option<String>,
     pub token_file: Option<PathBuf>,
     pub user_id: Option<u64>,
-    #[serde(default, deserialize_with = "duration")]
+    #[serde(default, deserialize_with = "timeout")]
     pub timeout: Option<Duration>,
     #[serde(default, deserialize_with = "retries")]
     pub retries: Option<u32>,
@@ -47,9 +47,10 @@ fn retries<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D:
         .map_err(serde::de::Error::custom)
 }
 
-fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+/// The same bounds as `--timeout`.
+fn timeout<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
     let text = String::deserialize(deserializer)?;
-    parse_positive_duration(&text)
+    parse_timeout(&text)
         .map(Some)
         .map_err(serde::de::Error::custom)
 }
@@ -68,6 +69,10 @@ pub fn default_path() -> Option<PathBuf> {
 
 /// Reads the profile in force. A missing default config file is no profile; a missing
 /// `--config` file, an unknown profile or a malformed file is a usage error (exit 2).
+///
+/// A default config file that cannot be looked at (a HOME the user may not read, as cron run
+/// as another user with HOME=/root gives) is no profile too when none is named: nobody asked
+/// for that file. A named profile or `--config` needs the file, so there it stays an error.
 pub fn load_profile(explicit: Option<&Path>, name: Option<&str>) -> Result<Profile> {
     let Some(path) = explicit.map(Path::to_path_buf).or_else(default_path) else {
         return no_file(name, Path::new("config.toml"));
@@ -76,6 +81,17 @@ pub fn load_profile(explicit: Option<&Path>, name: Option<&str>) -> Result<Profi
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
             return no_file(name, &path);
+        }
+        Err(e)
+            if e.kind() == std::io::ErrorKind::PermissionDenied
+                && explicit.is_none()
+                && name.is_none() =>
+        {
+            tracing::info!(
+                "reading no config file: cannot read the default one, {}: {e}",
+                path.display()
+            );
+            return Ok(Profile::default());
         }
         Err(e) => {
             return Err(Error::Usage(format!(
@@ -190,6 +206,12 @@ mod tests {
         let message = load_profile(Some(&path), None).unwrap_err().to_string();
         assert!(
             message.contains("config.toml:2:") && message.contains("30s"),
+            "{message}"
+        );
+        let (_dir, path) = write("[profiles.a]\ntimeout = \"1ns\"\n");
+        let message = load_profile(Some(&path), None).unwrap_err().to_string();
+        assert!(
+            message.contains("config.toml:2:") && message.contains("the minimum is 100ms"),
             "{message}"
         );
         let (_dir, too_many) = write("[profiles.a]\nretries = 1000\n");

@@ -20,6 +20,7 @@ use crate::api::ApiOptions;
 use crate::api::model::DATA_COLUMNS;
 use crate::cli::{GlobalArgs, PullArgs};
 use crate::error::{Error, Result};
+use crate::output::readable_time;
 
 pub use file::Profile;
 
@@ -111,7 +112,7 @@ impl PullOptions {
             },
             store_secrets: args.store_secrets,
             wait: args.wait,
-            now: global.now,
+            now: refuse_future_now(global.now)?,
             ping_url: args.ping_url.clone().or_else(|| profile.ping_url.clone()),
         })
     }
@@ -206,10 +207,11 @@ fn check_base_url(url: &str) -> Result<String> {
 }
 
 /// A URL as it may be shown or logged: `http://admin:hunter2@host` is `http://admin:***@host`.
-/// Works on the text, so that a URL too broken to parse is shown redacted too.
+/// Works on the text, so that a URL too broken to parse is shown redacted too; one without
+/// `://` (`http:/admin:pw@host`, `admin:pw@host`) is redacted by [`redact_credentials`].
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
+        return redact_credentials(url);
     };
     let rest = &url[scheme_end..];
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
@@ -221,6 +223,21 @@ pub fn redact_url(url: &str) -> String {
         None => authority[..at].to_string(),
     };
     format!("{}{user}{}", &url[..scheme_end], &rest[at..])
+}
+
+/// The `user:password@` of a text that has no `://` to find the authority by: the text between
+/// the last `/` or `\\` before the first `@` and that `@`, if it holds a `:`, keeps the user
+/// and shows the rest as `***`. Such a text is wrong anyway (and refused); what matters is that
+/// no password in it is shown.
+fn redact_credentials(text: &str) -> String {
+    let Some(at) = text.find('@') else {
+        return text.to_string();
+    };
+    let start = text[..at].rfind(['/', '\\']).map_or(0, |slash| slash + 1);
+    match text[start..at].split_once(':') {
+        Some((user, _password)) => format!("{}{user}:***{}", &text[..start], &text[at..]),
+        None => text.to_string(),
+    }
 }
 
 /// `--token-file` wins over the token from the environment (`from_env`, already dropped by
@@ -297,6 +314,25 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
         ));
     }
     Ok(seconds)
+}
+
+/// How far `pull --now` may be ahead of the system clock: clocks of two machines differ a little.
+const NOW_AHEAD_TOLERANCE: i64 = 60;
+
+/// A pull records the time it ran, and no later pull may start before it: a `--now` in the
+/// future would block every pull until then. Readers take any `--now`.
+fn refuse_future_now(now: Option<i64>) -> Result<Option<i64>> {
+    let clock = unix_now(None);
+    match now {
+        Some(given) if given > clock + NOW_AHEAD_TOLERANCE => Err(Error::Usage(format!(
+            "--now {} is later than the system clock ({}): a pull records when it ran, and \
+             one recorded in the future would block every pull until then; give --now a time \
+             up to now, or leave it out",
+            readable_time(given),
+            readable_time(clock)
+        ))),
+        _ => Ok(now),
+    }
 }
 
 /// Now, as unix seconds: `--now` when given, else the system clock.
@@ -376,6 +412,33 @@ pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
         return Err(format!(
             "{text:?} is zero, which cannot work here: give a duration longer than 0s, such \
              as 30s"
+        ));
+    }
+    Ok(duration)
+}
+
+/// The shortest `--timeout` (and profile `timeout`): below it no request can finish, so every
+/// page would time out and the pull fail however healthy the API.
+pub const SHORTEST_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// The shortest `--every`: below it a scheduled pull is a busy loop against the API.
+pub const SHORTEST_INTERVAL: Duration = Duration::from_secs(1);
+
+/// `--timeout DURATION`: at least [`SHORTEST_TIMEOUT`].
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    at_least(text, SHORTEST_TIMEOUT, "100ms", "a request timeout")
+}
+
+/// `--every DURATION`: at least [`SHORTEST_INTERVAL`].
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    at_least(text, SHORTEST_INTERVAL, "1s", "the interval between pulls")
+}
+
+fn at_least(text: &str, shortest: Duration, shown: &str, what: &str) -> Result<Duration, String> {
+    let duration = parse_positive_duration(text)?;
+    if duration < shortest {
+        return Err(format!(
+            "{text:?} is too short for {what}: the minimum is {shown}"
         ));
     }
     Ok(duration)
@@ -475,6 +538,24 @@ mod tests {
     }
 
     #[test]
+    fn timeouts_and_intervals_have_floors() {
+        assert_eq!(parse_timeout("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_interval("1s"), Ok(Duration::from_secs(1)));
+        for (text, minimum) in [("1ns", "100ms"), ("99ms", "100ms")] {
+            let error = parse_timeout(text).unwrap_err();
+            assert!(
+                error.contains(&format!("the minimum is {minimum}")),
+                "{error}"
+            );
+        }
+        for text in ["1ns", "999ms"] {
+            let error = parse_interval(text).unwrap_err();
+            assert!(error.contains("the minimum is 1s"), "{error}");
+        }
+        assert!(parse_interval("0s").unwrap_err().contains("is zero"));
+    }
+
+    #[test]
     fn retries_are_bounded() {
         assert_eq!(parse_retries("0"), Ok(0));
         assert_eq!(parse_retries("100"), Ok(100));
@@ -560,6 +641,27 @@ mod tests {
         assert_eq!(redact_url("http://admin@host/a@b"), "http://admin@host/a@b");
         assert_eq!(redact_url("http://host/a:b@c"), "http://host/a:b@c");
         assert_eq!(redact_url("not a url"), "not a url");
+        for (malformed, shown) in [
+            (
+                "http:\\\\admin:hunter2@127.0.0.1:18001",
+                "http:\\\\admin:***@127.0.0.1:18001",
+            ),
+            (
+                "http:/admin:hunter2@127.0.0.1:18001",
+                "http:/admin:***@127.0.0.1:18001",
+            ),
+            (
+                "https//admin:hunter2@127.0.0.1",
+                "https//admin:***@127.0.0.1",
+            ),
+            ("admin:hunter2@127.0.0.1:18001", "admin:***@127.0.0.1:18001"),
+            ("http:/admin:a:b@h/x@y", "http:/admin:***@h/x@y"),
+            ("http:/admin@h", "http:/admin@h"),
+            ("x/y@z", "x/y@z"),
+            ("", ""),
+        ] {
+            assert_eq!(redact_url(malformed), shown, "{malformed}");
+        }
         let refused = check_base_url("http://admin:hunter2@127.0.0.1:9")
             .unwrap_err()
             .to_string();

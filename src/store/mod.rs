@@ -30,9 +30,10 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Opens the database for writing, creating it (mode 0600) and its folder when missing, and
 /// brings its schema up to date. A file that is not keysync's, or is newer than this binary,
 /// is refused before anything is written to it (the journal-mode switch included), so it
-/// stays byte for byte as it was.
+/// stays byte for byte as it was, and gains no `-wal` or `-shm` beside it.
 pub fn open(path: &Path) -> Result<Connection> {
     create_private_file(path)?;
+    refuse_before_writing(path)?;
     let mut conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -52,6 +53,37 @@ pub fn open(path: &Path) -> Result<Connection> {
     configure(&conn, path)?;
     migrate(&mut conn, path)?;
     Ok(conn)
+}
+
+/// Runs the refusal checks on an `immutable` read-only connection when the file has no `-wal`:
+/// a read-write open of a WAL-mode file creates its `-wal` and `-shm` at once, even to be
+/// refused. Without a `-wal` the file alone is the whole database, so the check is exact.
+/// With one, the read-write path in [`open`] checks it instead (it cannot add files that are
+/// there already). Only a refusal counts here: any other error is left to that path, which
+/// checks again with locks.
+fn refuse_before_writing(path: &Path) -> Result<()> {
+    if sibling(path, "-wal").exists() {
+        return Ok(());
+    }
+    let checked = connect_read_only(path, true).and_then(|conn| check_schema(&conn, path));
+    match checked {
+        Err(refused @ Error::DatabaseState(_)) => Err(refused),
+        Err(other) => {
+            tracing::debug!(
+                "the early schema check of {} failed: {other}",
+                path.display()
+            );
+            Ok(())
+        }
+        Ok(()) => Ok(()),
+    }
+}
+
+/// `path` with `suffix` appended to its file name: `keysync.db-wal`.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 /// Opens an existing database without the right to change it, as `query` and friends do.

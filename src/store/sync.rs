@@ -9,7 +9,7 @@
 //! single IMMEDIATE transaction: the snapshot and its sync row change together or not at all.
 //!
 //! The record must stay true even when something outside goes wrong, so a pull also refuses:
-//! to start before the latest recorded sync (time moves forward), to list another account's
+//! to start before the latest good sync (time moves forward), to list another account's
 //! keys into this account's database (checked on page 1, so it costs one request), and to
 //! apply a listing that a newer sync has overtaken (defence in depth behind the pull lock).
 //! And no way out of a pull leaves its row `running`: [`UnfinishedSync`] marks it failed when
@@ -86,10 +86,13 @@ pub fn begin_sync(conn: &Connection, base_url: &str, now: i64) -> Result<i64> {
 
 /// The history is ordered by sync id and read by time (`diff 24h`, `status`); a sync that
 /// started before an earlier one would make both lie. An equal start is fine (`--now` fixed).
+/// Only good syncs count: a failed one wrote no keys, so its time orders nothing, and one
+/// recorded in the future (a clock that was ahead) must not block every pull until then.
 fn refuse_going_back(conn: &Connection, now: i64) -> Result<()> {
     let latest: Option<(i64, i64)> = conn
         .query_row(
-            "SELECT id, started_at FROM syncs ORDER BY started_at DESC, id DESC LIMIT 1",
+            "SELECT id, started_at FROM syncs WHERE status IN ('ok', 'partial')
+             ORDER BY started_at DESC, id DESC LIMIT 1",
             [],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
@@ -98,7 +101,9 @@ fn refuse_going_back(conn: &Connection, now: i64) -> Result<()> {
     match latest {
         Some((id, started)) if now < started => Err(Error::Usage(format!(
             "this pull would start at {}, before sync {id} did ({}): the history must move \
-             forward. Check the system clock, or give --now a time after the latest sync",
+             forward. Check the system clock, or give --now a time after the latest sync. If \
+             sync {id}'s own time is what is wrong (the clock was ahead when it ran), correct \
+             it as the README's \"A sync recorded in the future\" shows",
             readable_time(now),
             readable_time(started)
         ))),

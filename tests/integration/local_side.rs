@@ -10,7 +10,7 @@ use pretty_assertions::assert_eq;
 use rusqlite::Connection;
 use serde_json::json;
 
-use crate::common::{Harness, NOW, SEED, TOKEN, int};
+use crate::common::{Harness, NOW, SEED, TOKEN, int, text as text_value};
 
 const TABLES: [&str; 3] = ["syncs", "keys", "key_versions"];
 
@@ -228,6 +228,46 @@ fn another_applications_wal_database_keeps_its_file_and_its_wal_byte_for_byte() 
         assert!(stderr(&output).contains("it holds another application's tables (\"users\")"));
         assert!(files() == before, "{args:?} changed the file or its -wal");
     }
+}
+
+/// A WAL-mode file closed cleanly has no `-wal` or `-shm`; refusing it must not add them
+/// (they would be root's when run from cron).
+#[test]
+fn another_applications_wal_mode_file_is_refused_without_a_wal_or_shm_appearing() {
+    let h = Harness::with_keys(2);
+    {
+        let conn = Connection::open(&h.db).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch("CREATE TABLE t (a);").unwrap();
+    }
+    assert!(!sibling(&h.db, "-wal").exists(), "closed cleanly");
+    assert_refused_untouched(
+        &h,
+        "is not a keysync database: it holds another application's tables (\"t\")",
+    );
+}
+
+#[test]
+fn a_wal_mode_database_from_a_newer_keysync_is_refused_without_a_wal_or_shm_appearing() {
+    let h = Harness::with_keys(2);
+    h.pull(&[]);
+    {
+        let conn = h.conn();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        conn.execute(
+            "INSERT INTO refinery_schema_history VALUES (99, 'future', '2030-01-01T00:00:00Z', '0')",
+            [],
+        )
+        .unwrap();
+    }
+    assert!(!sibling(&h.db, "-wal").exists(), "closed cleanly");
+    assert_refused_untouched(
+        &h,
+        "has schema version 99, newer than this keysync understands",
+    );
 }
 
 #[test]
@@ -513,11 +553,150 @@ fn a_pull_that_starts_before_the_latest_sync_is_refused_before_writing() {
         stderr(&output).trim_end(),
         "keysync: error: this pull would start at 2020-01-01 00:00:00Z, before sync 2 did \
          (2026-01-01 00:00:00Z): the history must move forward. Check the system clock, or \
-         give --now a time after the latest sync"
+         give --now a time after the latest sync. If sync 2's own time is what is wrong (the \
+         clock was ahead when it ran), correct it as the README's \"A sync recorded in the \
+         future\" shows"
     );
     assert_eq!(h.dump(&TABLES), before);
     // Two pulls of one page each, and its re-read: nothing from the refused one.
     assert_eq!(requests(&h.server), 2 * 2, "refused before any request");
+}
+
+/// 2099-01-01T00:00:00Z, where a clock far ahead puts a sync.
+const FUTURE: i64 = 4_070_908_800;
+
+/// A row as a pull with a clock far ahead leaves it when the API is down.
+fn record_failed_future_sync(h: &Harness) {
+    h.conn()
+        .execute(
+            "INSERT INTO syncs (started_at, finished_at, status, base_url, error)
+             VALUES (?1, ?1 + 1, 'failed', 'http://127.0.0.1:9', 'connection refused')",
+            [FUTURE],
+        )
+        .unwrap();
+}
+
+#[test]
+fn a_failed_pull_recorded_in_the_future_blocks_no_later_pull() {
+    let h = Harness::with_keys(2);
+    h.pull(&[]);
+    record_failed_future_sync(&h);
+    let status = h.keysync().arg("status").output().unwrap();
+    let text = String::from_utf8(status.stdout).unwrap();
+    assert!(
+        text.contains("last sync:      2 failed, 2099-01-01 00:00:00Z (")
+            && text.contains(" in the future): "),
+        "{text}"
+    );
+    assert!(!text.contains("2099-01-01 00:00:00Z (0s ago)"), "{text}");
+    let pulled = h.pull(&[]);
+    assert_eq!(
+        (pulled["sync"].clone(), pulled["status"].clone()),
+        (json!(3), json!("ok"))
+    );
+}
+
+#[test]
+fn a_pull_given_a_now_after_the_clock_is_refused_before_writing() {
+    let h = Harness::with_keys(2);
+    h.pull(&[]);
+    let before = h.dump(&TABLES);
+    let seen = requests(&h.server);
+    let output = h.pull_output(&["--now", "2099-01-01T00:00:00Z"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--now 2099-01-01 00:00:00Z is later than the system clock (")
+            && stderr(&output).contains("give --now a time up to now, or leave it out"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(h.dump(&TABLES), before);
+    assert_eq!(requests(&h.server), seen, "refused before any request");
+    // Readers take any --now: a report may be asked about the future.
+    let status = h
+        .keysync()
+        .args(["status", "--now", "2099-01-01T00:00:00Z"])
+        .output()
+        .unwrap();
+    assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
+}
+
+/// The SQL under "A sync recorded in the future" in the README, as a user would paste it.
+fn readme_recovery_sql() -> String {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split_once("### A sync recorded in the future")
+        .expect("the README has the section")
+        .1;
+    let block = section.split_once("```sql\n").expect("an SQL block").1;
+    block.split_once("```").unwrap().0.to_string()
+}
+
+#[test]
+fn a_good_sync_recorded_in_the_future_is_corrected_as_the_readme_says() {
+    let h = Harness::with_keys(2);
+    h.pull(&[]);
+    h.server.account().set(1, "name", json!("renamed"));
+    h.pull(&[]);
+    // Sync 2 ran with the clock ahead: the keys it recorded are right, its times are not.
+    h.conn()
+        .execute(
+            "UPDATE syncs SET started_at = ?1, finished_at = ?1 + 2 WHERE id = 2",
+            [FUTURE],
+        )
+        .unwrap();
+    record_failed_future_sync(&h);
+    let refused = h.pull_output(&[]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("before sync 2 did (2099-01-01 00:00:00Z)")
+            && stderr(&refused).contains("\"A sync recorded in the future\""),
+        "{}",
+        stderr(&refused)
+    );
+    let history = h.dump(&["keys", "key_versions"]);
+
+    h.conn().execute_batch(&readme_recovery_sql()).unwrap();
+    assert_eq!(
+        h.dump(&["keys", "key_versions"]),
+        history,
+        "only syncs change"
+    );
+    assert_eq!(
+        h.rows("SELECT id, status FROM syncs ORDER BY id"),
+        vec![
+            vec![int(1), text_value("ok")],
+            vec![int(2), text_value("ok")],
+        ],
+        "the failed row is gone, the good one is kept"
+    );
+    assert_eq!(
+        h.count("SELECT finished_at - started_at FROM syncs WHERE id = 2"),
+        2,
+        "it keeps its duration"
+    );
+    assert_eq!(
+        h.count(
+            "SELECT count(*) FROM syncs WHERE started_at > CAST(strftime('%s', 'now') AS INTEGER)"
+        ),
+        0
+    );
+    let pulled = h.pull(&[]);
+    assert_eq!(
+        (
+            pulled["sync"].clone(),
+            pulled["added"].clone(),
+            pulled["changed"].clone()
+        ),
+        (json!(3), json!(0), json!(0))
+    );
+    assert_eq!(
+        h.rows(
+            "SELECT valid_from_sync FROM key_versions WHERE key_id = 1 ORDER BY valid_from_sync"
+        ),
+        vec![vec![int(1)], vec![int(2)]]
+    );
 }
 
 // 5. Secrets leave the disk; credentials stay out of URLs -------------------------------------
@@ -670,6 +849,41 @@ fn a_base_url_with_credentials_is_refused_and_shown_redacted() {
         stderr(&broken)
     );
     assert!(!stderr(&broken).contains("hunter2"));
+}
+
+#[test]
+fn a_malformed_base_url_with_credentials_is_shown_redacted_too() {
+    let h = Harness::with_keys(1);
+    let address = h.server.url().trim_start_matches("http://").to_string();
+    for (given, shown) in [
+        (
+            format!("http:\\\\admin:hunter2@{address}"),
+            format!("http:\\\\admin:***@{address}"),
+        ),
+        (
+            format!("http:/admin:hunter2@{address}"),
+            format!("http:/admin:***@{address}"),
+        ),
+        (
+            "https//admin:hunter2@127.0.0.1".to_string(),
+            "https//admin:***@127.0.0.1".to_string(),
+        ),
+        (
+            format!("admin:hunter2@{address}"),
+            format!("admin:***@{address}"),
+        ),
+    ] {
+        let output = h.pull_output(&["-vvv", "--base-url", &given]);
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{given}: {text}");
+        assert!(!text.contains("hunter2"), "{given}: {text}");
+        let quoted = format!("{shown:?}");
+        assert!(
+            text.contains(&shown) || text.contains(&quoted),
+            "{given}: {text}"
+        );
+    }
+    assert_eq!(requests(&h.server), 0);
 }
 
 // 9. Read-only media --------------------------------------------------------------------------

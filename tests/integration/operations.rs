@@ -118,7 +118,7 @@ fn count_or_zero(h: &Harness, sql: &str) -> i64 {
 #[test]
 fn every_repeats_and_stops_cleanly_on_sigterm_between_pulls() {
     let h = Harness::with_keys(150);
-    let child = h.spawn(&["pull", "--every", "200ms"]);
+    let child = h.spawn(&["pull", "--every", "1s"]);
     wait_until("three pulls", || {
         count_or_zero(&h, "SELECT count(*) FROM syncs WHERE status = 'ok'") >= 3
     });
@@ -177,7 +177,7 @@ fn sigterm_mid_pull_rolls_it_back_and_exits_0() {
 fn every_goes_on_after_api_failures_but_stops_on_a_rejected_token() {
     let h = Harness::with_keys(20);
     h.server.account().faults.fail_every = Some(1);
-    let child = h.spawn(&["pull", "--every", "100ms", "--retries", "0"]);
+    let child = h.spawn(&["pull", "--every", "1s", "--retries", "0"]);
     wait_until("two failed pulls", || {
         count_or_zero(&h, "SELECT count(*) FROM syncs WHERE status = 'failed'") >= 2
     });
@@ -194,7 +194,7 @@ fn every_goes_on_after_api_failures_but_stops_on_a_rejected_token() {
         stderr(&output)
     );
     assert!(
-        stderr(&output).contains("the next pull is due in 100ms"),
+        stderr(&output).contains("the next pull is due in 1s"),
         "{}",
         stderr(&output)
     );
@@ -202,7 +202,7 @@ fn every_goes_on_after_api_failures_but_stops_on_a_rejected_token() {
     let output = h
         .keysync()
         .env("COMETAPI_ACCESS_TOKEN", "revoked")
-        .args(["pull", "--every", "100ms"])
+        .args(["pull", "--every", "1s"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(3));
@@ -378,6 +378,66 @@ fn a_malformed_config_or_unknown_profile_is_exit_2_with_the_line() {
 }
 
 // Completions -----------------------------------------------------------------------------------
+
+/// A HOME the user cannot read (HOME=/root under cron as another user): no config file was
+/// named, so none is read, unless a profile or --config asks for one. Root reads every
+/// folder, so as root keysync runs as `nobody`, from a copy it can reach.
+#[test]
+fn an_unreadable_home_is_no_config_file_unless_one_is_asked_for() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let h = Harness::with_keys(1);
+    let set_mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let home = h.dir.path().join("home");
+    std::fs::create_dir_all(home.join(".config/keysync")).unwrap();
+    std::fs::write(home.join(".config/keysync/config.toml"), "").unwrap();
+    let keysync = h.dir.path().join("keysync");
+    std::fs::copy(assert_cmd::cargo::cargo_bin("keysync"), &keysync).expect("a copy of keysync");
+    set_mode(&keysync, 0o755);
+    set_mode(h.dir.path(), 0o755);
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    set_mode(&home, if as_root { 0o700 } else { 0o000 });
+    let run = |args: &[&str]| {
+        let mut command = std::process::Command::new(&keysync);
+        command.env_clear().env("HOME", &home).args(args);
+        if as_root {
+            command.uid(65534).gid(65534);
+        }
+        command.output().expect("keysync runs")
+    };
+    let config = home.join(".config/keysync/config.toml");
+
+    let output = run(&["-v", "completions", "bash"]);
+    set_mode(&home, 0o755);
+    let denied = format!("{}", config.display());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(!output.stdout.is_empty());
+    assert!(
+        stderr(&output).contains(&denied) && stderr(&output).contains("Permission denied"),
+        "{}",
+        stderr(&output)
+    );
+    set_mode(&home, if as_root { 0o700 } else { 0o000 });
+    let quiet = run(&["completions", "bash"]);
+    let named = run(&["--profile", "work", "completions", "bash"]);
+    let explicit = run(&["--config", config.to_str().unwrap(), "completions", "bash"]);
+    set_mode(&home, 0o755);
+    assert_eq!(quiet.status.code(), Some(0), "{}", stderr(&quiet));
+    assert_eq!(stderr(&quiet), "");
+    for refused in [named, explicit] {
+        assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+        assert!(
+            stderr(&refused).contains(&format!(
+                "cannot read the config file {denied}: Permission denied"
+            )),
+            "{}",
+            stderr(&refused)
+        );
+    }
+}
 
 #[test]
 fn completions_are_generated_for_every_shell() {

@@ -519,6 +519,10 @@ fn values_that_cannot_work_are_usage_errors_that_change_nothing() {
         (&["pull", "--timeout", "0"], "is zero"),
         (&["pull", "--timeout", "0s"], "is zero"),
         (&["pull", "--every", "0s"], "is zero"),
+        (&["pull", "--every", "1ns"], "the minimum is 1s"),
+        (&["pull", "--every", "999ms"], "the minimum is 1s"),
+        (&["pull", "--timeout", "1ns"], "the minimum is 100ms"),
+        (&["pull", "--timeout", "99ms"], "the minimum is 100ms"),
         (&["pull", "--concurrency", "0"], "--concurrency"),
         (&["pull", "--retries", "101"], "at most 100"),
         (
