@@ -717,17 +717,23 @@ fn on_disk(db: &Path, needles: &[String]) -> Vec<String> {
     found
 }
 
-#[test]
-fn cleared_secrets_leave_the_file_and_its_wal_once_a_reader_lets_go() {
-    let h = Harness::with_keys(5);
-    let secrets: Vec<String> = (1..=5)
+/// The full values of keys 1..=count as the fake serves them.
+fn full_keys(h: &Harness, count: i64) -> Vec<String> {
+    let account = h.server.account();
+    (1..=count)
         .map(|id| {
-            h.server.account().get(id).unwrap()["key"]
+            account.get(id).unwrap()["key"]
                 .as_str()
                 .unwrap()
                 .to_string()
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn cleared_secrets_leave_the_file_and_its_wal_once_a_reader_lets_go() {
+    let h = Harness::with_keys(5);
+    let secrets = full_keys(&h, 5);
     h.pull(&["--store-secrets"]);
     assert_eq!(h.count("SELECT count(key) FROM keys"), 5);
     assert_eq!(
@@ -790,14 +796,7 @@ fn idle_reader(db: &Path) -> Connection {
 #[test]
 fn with_no_snapshot_held_the_pull_that_clears_secrets_removes_them_at_once() {
     let h = Harness::with_keys(3);
-    let secrets: Vec<String> = (1..=3)
-        .map(|id| {
-            h.server.account().get(id).unwrap()["key"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let secrets = full_keys(&h, 3);
     h.pull(&["--store-secrets"]);
     assert_eq!(on_disk(&h.db, &secrets).len(), 3);
     // Connected but between queries: it holds no snapshot, and keeps the pull from being the
