@@ -973,6 +973,26 @@ mod tests {
         assert_eq!(err.code(), crate::error::exit::API);
     }
 
+    /// The recorded gateway page cut at every byte, and with every byte replaced by a quote:
+    /// never a panic, and a cut page is never taken for a page.
+    #[test]
+    fn damaged_pages_are_errors_not_panics() {
+        let path = format!(
+            "{}/tests/fixtures/gateway/head_list_p2.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let body = std::fs::read(path).unwrap();
+        assert_eq!(parse_page(2, &body).unwrap().items.len(), 3);
+        for cut in 0..body.len() {
+            assert!(parse_page(2, &body[..cut]).is_err(), "cut at {cut}");
+        }
+        for at in 0..body.len() {
+            let mut damaged = body.clone();
+            damaged[at] = b'"';
+            let _ = parse_page(2, &damaged);
+        }
+    }
+
     #[test]
     fn the_echoed_page_size_is_used_only_when_plausible() {
         let size = |echo: &str| {
