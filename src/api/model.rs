@@ -129,15 +129,9 @@ impl KeyRecord {
         }
         let (hint, sha256, secret) = match key.filter(|v| !raw::is_null(v)) {
             None => (Value::Null, Value::Null, None),
-            Some(value) => match text(value) {
-                Some(key) => key_columns(key),
-                None => {
-                    return Err(format!(
-                        "key {id}: field `key` is {}, expected a string",
-                        raw::kind(value)
-                    ));
-                }
-            },
+            Some(value) => {
+                key_columns(text(value).map_err(|e| format!("key {id}: field `key` {e}"))?)
+            }
         };
         values.push(hint);
         values.push(sha256);
@@ -158,7 +152,7 @@ fn column_value(value: &RawValue, kind: FieldKind) -> Result<Value, String> {
     }
     let (read, expected) = match kind {
         FieldKind::Integer => return integer(value).map(Value::Integer),
-        FieldKind::Text => (text(value).map(Value::Text), "a string"),
+        FieldKind::Text => return text(value).map(Value::Text),
         FieldKind::Bool => (
             match value.get().trim() {
                 "true" => Some(Value::Integer(1)),
@@ -181,15 +175,18 @@ fn integer(value: &RawValue) -> Result<i64, String> {
     })
 }
 
-/// A string's value: copied as it is when it holds no escape, decoded otherwise.
-fn text(value: &RawValue) -> Option<String> {
+/// A string's value: copied as it is when it holds no escape, decoded otherwise; or what it
+/// is instead.
+fn text(value: &RawValue) -> Result<String, String> {
     let raw = value.get().trim();
-    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
-    if inner.contains('\\') {
-        serde_json::from_str(raw).ok()
-    } else {
-        Some(inner.to_string())
+    let Some(inner) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) else {
+        return Err(format!("is {}, expected a string", raw::kind(value)));
+    };
+    if !inner.contains('\\') {
+        return Ok(inner.to_string());
     }
+    // JSON allows escapes that name no character (a lone surrogate, `\ud800`); text cannot.
+    serde_json::from_str(raw).map_err(|e| format!("is a string keysync cannot read as text ({e})"))
 }
 
 /// `key_hint`, `key_sha256` and the secret for a key value as the API sent it.
@@ -279,6 +276,23 @@ mod tests {
         assert_eq!(mask_key("abcde"), "ab****de");
         assert_eq!(mask_key("abcd"), "****");
         assert_eq!(mask_key(""), "");
+    }
+
+    #[test]
+    fn strings_are_decoded_and_undecodable_ones_named() {
+        let record = |body: &str| KeyRecord::from_raw(serde_json::from_str(body).unwrap());
+        let rec = record(r#"{"id":1,"name":"a\u00e9\ud83d\ude00\"b"}"#).unwrap();
+        assert_eq!(
+            rec.values[data_column("name")],
+            Value::Text("aé😀\"b".into())
+        );
+        let err = record(r#"{"id":1,"name":"\ud800"}"#).unwrap_err();
+        assert!(
+            err.starts_with("key 1: field `name` is a string keysync cannot read as text"),
+            "{err}"
+        );
+        let err = record(r#"{"id":1,"key":7}"#).unwrap_err();
+        assert_eq!(err, "key 1: field `key` is a number, expected a string");
     }
 
     #[test]
