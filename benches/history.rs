@@ -131,6 +131,7 @@ fn page(sync_number: i64) -> Page {
         number: 1,
         total: Some(KEYS as i64),
         page_size: KEYS,
+        page_size_echoed: true,
         items,
     }
 }

@@ -59,6 +59,8 @@ pub struct Page {
     /// The page size the server used: its echo in `data.page_size` when that is a positive
     /// integer no larger than asked for, else the size asked for.
     pub page_size: usize,
+    /// Whether `page_size` is the server's echo rather than keysync's assumption.
+    pub page_size_echoed: bool,
     pub items: Vec<KeyRecord>,
 }
 
@@ -673,6 +675,11 @@ fn parse_page(page: u32, body: &[u8]) -> Result<Page> {
         return fetched;
     }
     let bad = |what: String| Error::Api(format!("page {page}: {what}"));
+    if body.starts_with(b"\xEF\xBB\xBF") {
+        return Err(bad(
+            "the response starts with a byte-order mark, which JSON does not allow".into(),
+        ));
+    }
     let whole: &RawValue = std::str::from_utf8(body)
         .map_err(|e| e.to_string())
         .and_then(|text| serde_json::from_str(text).map_err(|e| e.to_string()))
@@ -736,10 +743,9 @@ fn page_of(
         )));
     }
     let number = |value: Option<&RawValue>| value?.get().trim().parse::<i64>().ok();
-    let page_size = number(page_size)
+    let echoed = number(page_size)
         .and_then(|size| usize::try_from(size).ok())
-        .filter(|size| (1..=PAGE_SIZE).contains(size))
-        .unwrap_or(PAGE_SIZE);
+        .filter(|size| (1..=PAGE_SIZE).contains(size));
     let items = items
         .into_iter()
         .enumerate()
@@ -748,7 +754,8 @@ fn page_of(
     Ok(Page {
         number: page,
         total: number(total).filter(|t| *t >= 0),
-        page_size,
+        page_size: echoed.unwrap_or(PAGE_SIZE),
+        page_size_echoed: echoed.is_some(),
         items,
     })
 }
@@ -965,6 +972,17 @@ mod tests {
             err.to_string()
                 .starts_with("page 2: the response is not valid JSON")
         );
+        let err = parse_page(4, b"\xEF\xBB\xBF{}").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "page 4: the response starts with a byte-order mark, which JSON does not allow"
+        );
+        let err =
+            parse_page(5, br#"{"success":true,"data":{"items":[{"\ud800":1}]}}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "page 5: item 0: an item has a member name that is not valid text"
+        );
         let err = parse_page(1, br#"{"success":false,"message":"boom"}"#).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -1015,6 +1033,7 @@ mod tests {
             number: 1,
             total,
             page_size,
+            page_size_echoed: true,
             items: Vec::new(),
         };
         assert_eq!(page(Some(0), 100).expected_last_page(), Some(1));

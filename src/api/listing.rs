@@ -132,6 +132,25 @@ fn ids_of(page: &Page) -> Vec<i64> {
     page.items.iter().map(|item| item.id).collect()
 }
 
+/// A server that pages by fewer than 100 and does not say so (a proxy, a fork) serves a page 1
+/// that looks short. When page 1 has no echoed size and fewer keys than its `total`, its own
+/// length is taken as the page size, so the listing goes on to page 2 instead of stopping at
+/// a fraction of the account.
+fn infer_page_size(first: &mut Page) {
+    let served = first.items.len();
+    if first.page_size_echoed || served == 0 || !first.is_short() {
+        return;
+    }
+    if first.total.is_some_and(|total| total > served as i64) {
+        tracing::info!(
+            "page 1 holds {served} of {} keys and names no page size: taking {served} as the \
+             page size",
+            first.total.unwrap_or_default()
+        );
+        first.page_size = served;
+    }
+}
+
 /// Lists the whole account into `sink`, passing again while the listing is inconsistent.
 pub async fn list_all(client: &Arc<ApiClient>, sink: &mut impl PageSink) -> Result<Listing> {
     let mut listing = Listing::default();
@@ -153,7 +172,8 @@ async fn list_once(
     number: u32,
     sink: &mut impl PageSink,
 ) -> Result<Listing> {
-    let first = client.fetch_page(1).await?;
+    let mut first = client.fetch_page(1).await?;
+    infer_page_size(&mut first);
     let mut pass = Pass::new(&first);
     pass.record(&first);
     let end = if first.is_short() {
@@ -216,8 +236,13 @@ async fn list_rest(
                 "the listing stopped before a short page (next page {next_stage})"
             )));
         };
-        let (page_number, fetched) =
+        let (page_number, mut fetched) =
             joined.map_err(|e| Error::Internal(format!("a page fetch died: {e}")))?;
+        if let Ok(page) = &mut fetched
+            && !page.page_size_echoed
+        {
+            page.page_size = pass.page_size;
+        }
         handles.remove(&page_number);
         arrived.insert(page_number, fetched);
         // A failure counts only once every page before it has arrived: a page past the end

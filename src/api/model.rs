@@ -98,10 +98,10 @@ impl KeyRecord {
     /// it would be a lie. Unknown fields go to `extra` exactly as written (see [`raw`]).
     pub fn from_raw(item: &RawValue) -> Result<KeyRecord, String> {
         let Some(members) = Members::of(item) else {
-            return Err(format!(
-                "an item is {}, expected an object",
-                raw::kind(item)
-            ));
+            return Err(match raw::kind(item) {
+                "an object" => "an item has a member name that is not valid text".to_string(),
+                other => format!("an item is {other}, expected an object"),
+            });
         };
         // One pass sorts the members into the documented fields and the rest; a name written
         // twice keeps its last value, as everywhere else.

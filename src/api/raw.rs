@@ -136,10 +136,47 @@ pub fn compact(text: &str) -> String {
     out
 }
 
+/// How deep [`same_value`] looks for the same value written another way. Each level reads
+/// the rest of the value again, and a gateway's fields are a level or two deep: past this,
+/// values are the same only when their text is.
+const DEEPEST_COMPARED: usize = 32;
+
 /// Whether two JSON texts hold the same value: objects by their members whatever their order,
 /// arrays element by element, strings by what they say (escapes decoded), numbers and literals
-/// by their exact text (so `1` and `1.0`, or two 30-digit numbers, are told apart).
+/// by their exact text (so `1` and `1.0`, or two 30-digit numbers, are told apart). Values
+/// nested deeper than [`DEEPEST_COMPARED`] compare by their compact text alone, so a hostile
+/// depth costs linear time and no deep recursion.
 pub fn same_value(a: &RawValue, b: &RawValue) -> bool {
+    let (a_text, b_text) = (compact(a.get()), compact(b.get()));
+    a_text == b_text
+        || (depth(&a_text) <= DEEPEST_COMPARED
+            && depth(&b_text) <= DEEPEST_COMPARED
+            && same_shallow_value(a, b))
+}
+
+/// The deepest nesting of arrays and objects in a JSON text.
+fn depth(text: &str) -> usize {
+    let (mut deepest, mut current) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for b in text.bytes() {
+        match (in_string, escaped, b) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (true, false, b'"') => in_string = false,
+            (true, false, _) => {}
+            (false, _, b'"') => in_string = true,
+            (false, _, b'[' | b'{') => {
+                current += 1;
+                deepest = deepest.max(current);
+            }
+            (false, _, b']' | b'}') => current = current.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+fn same_shallow_value(a: &RawValue, b: &RawValue) -> bool {
     match (kind(a), kind(b)) {
         ("an object", "an object") => match (Members::of(a), Members::of(b)) {
             (Some(a), Some(b)) => same_members(&last_of_each(a), &last_of_each(b)),
@@ -152,8 +189,12 @@ pub fn same_value(a: &RawValue, b: &RawValue) -> bool {
             _ => false,
         },
         ("a string", "a string") => {
-            serde_json::from_str::<String>(a.get()).ok()
-                == serde_json::from_str::<String>(b.get()).ok()
+            let text = |raw: &RawValue| serde_json::from_str::<String>(raw.get());
+            match (text(a), text(b)) {
+                (Ok(a), Ok(b)) => a == b,
+                // An escape that names no character (`\ud800`): only the same text is the same.
+                _ => false,
+            }
         }
         (x, y) if x == y => compact(a.get()) == compact(b.get()),
         _ => false,
@@ -223,5 +264,30 @@ mod tests {
         assert!(!same("[1,2]", "[2,1]"));
         assert!(!same(r#"{"a":1}"#, r#"{"a":1,"b":2}"#));
         assert!(!same("null", "0"));
+        assert!(!same(r#""\ud800""#, r#""\udbff""#));
+        assert!(same(r#""\ud800""#, r#""\ud800""#));
+    }
+
+    #[test]
+    fn deep_values_compare_by_text_in_linear_time() {
+        let nested = |depth: usize, inner: &str| {
+            format!("{}{inner}{}", "[".repeat(depth), "]".repeat(depth))
+        };
+        let same = |a: &str, b: &str| same_value(raw(a), raw(b));
+        assert_eq!(depth(&nested(32, "1")), 32);
+        assert_eq!(depth(r#"{"a":"[[[[","b":[{}]}"#), 3);
+        assert!(same(
+            &nested(31, r#"{"a":1,"b":2}"#),
+            &nested(31, r#"{"b":2,"a":1}"#)
+        ));
+        // Past the depth looked into, members written in another order count as different.
+        assert!(!same(
+            &nested(40, r#"{"a":1,"b":2}"#),
+            &nested(40, r#"{"b":2,"a":1}"#)
+        ));
+        // A hostile depth: no stack overflow, and done at once.
+        let (a, b) = (nested(200_000, "1"), nested(200_000, "2"));
+        assert!(same(&a, &a));
+        assert!(!same(&a, &b));
     }
 }

@@ -207,36 +207,40 @@ fn check_base_url(url: &str) -> Result<String> {
 }
 
 /// A URL as it may be shown or logged: `http://admin:hunter2@host` is `http://admin:***@host`.
-/// Works on the text, so that a URL too broken to parse is shown redacted too; one without
-/// `://` (`http:/admin:pw@host`, `admin:pw@host`) is redacted by [`redact_credentials`].
+/// An http(s) URL that parses without a password is shown as it is (its path may hold `@` or
+/// `:`).
+/// Anything else is read as text, so that a URL too broken to parse is shown redacted too: the
+/// user information runs from after the scheme (`http://`, `http:\\`, `http:/`) to the *last*
+/// `@`, because a password may hold `/`, `?` or `#`; after its first `:` it is hidden.
 pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return redact_credentials(url);
+    let plain_web_url = |parsed: reqwest::Url| {
+        matches!(parsed.scheme(), "http" | "https") && parsed.password().is_none()
     };
-    let rest = &url[scheme_end..];
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    let Some(at) = authority.rfind('@') else {
+    if reqwest::Url::parse(url).is_ok_and(plain_web_url) {
+        return url.to_string();
+    }
+    let Some(at) = url.rfind('@') else {
         return url.to_string();
     };
-    let user = match authority[..at].split_once(':') {
-        Some((user, _password)) => format!("{user}:***"),
-        None => authority[..at].to_string(),
-    };
-    format!("{}{user}{}", &url[..scheme_end], &rest[at..])
+    let start = userinfo_start(&url[..at]);
+    match url[start..at].split_once(':') {
+        Some((user, _password)) => format!("{}{user}:***{}", &url[..start], &url[at..]),
+        None => url.to_string(),
+    }
 }
 
-/// The `user:password@` of a text that has no `://` to find the authority by: the text between
-/// the last `/` or `\\` before the first `@` and that `@`, if it holds a `:`, keeps the user
-/// and shows the rest as `***`. Such a text is wrong anyway (and refused); what matters is that
-/// no password in it is shown.
-fn redact_credentials(text: &str) -> String {
-    let Some(at) = text.find('@') else {
-        return text.to_string();
-    };
-    let start = text[..at].rfind(['/', '\\']).map_or(0, |slash| slash + 1);
-    match text[start..at].split_once(':') {
-        Some((user, _password)) => format!("{}{user}:***{}", &text[..start], &text[at..]),
-        None => text.to_string(),
+/// Where the user information of `text` (everything before its last `@`) starts: after the
+/// first `//` or `\\`, else after a scheme written with one slash (`http:/`), else at once.
+fn userinfo_start(text: &str) -> usize {
+    if let Some(i) = text.find("//").into_iter().chain(text.find("\\\\")).min() {
+        return i + 2;
+    }
+    let scheme = text
+        .find(':')
+        .filter(|&i| i > 0 && text[..i].bytes().all(|b| b.is_ascii_alphabetic()));
+    match scheme {
+        Some(i) if text[i + 1..].starts_with(['/', '\\']) => i + 2,
+        _ => 0,
     }
 }
 
@@ -316,15 +320,12 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
     Ok(seconds)
 }
 
-/// How far `pull --now` may be ahead of the system clock: clocks of two machines differ a little.
-const NOW_AHEAD_TOLERANCE: i64 = 60;
-
 /// A pull records the time it ran, and no later pull may start before it: a `--now` in the
 /// future would block every pull until then. Readers take any `--now`.
 fn refuse_future_now(now: Option<i64>) -> Result<Option<i64>> {
     let clock = unix_now(None);
     match now {
-        Some(given) if given > clock + NOW_AHEAD_TOLERANCE => Err(Error::Usage(format!(
+        Some(given) if given > clock => Err(Error::Usage(format!(
             "--now {} is later than the system clock ({}): a pull records when it ran, and \
              one recorded in the future would block every pull until then; give --now a time \
              up to now, or leave it out",
@@ -655,7 +656,20 @@ mod tests {
                 "https//admin:***@127.0.0.1",
             ),
             ("admin:hunter2@127.0.0.1:18001", "admin:***@127.0.0.1:18001"),
-            ("http:/admin:a:b@h/x@y", "http:/admin:***@h/x@y"),
+            // The last `@` ends the user information: a password may hold `/`, `?` or `#`.
+            ("http:/admin:a:b@h/x@y", "http:/admin:***@y"),
+            (
+                "http://user:S3C/RETPW@127.0.0.1",
+                "http://user:***@127.0.0.1",
+            ),
+            (
+                "http://user:S3C#RETPW@127.0.0.1",
+                "http://user:***@127.0.0.1",
+            ),
+            (
+                "http://user:S3C?RETPW@127.0.0.1:99999",
+                "http://user:***@127.0.0.1:99999",
+            ),
             ("http:/admin@h", "http:/admin@h"),
             ("x/y@z", "x/y@z"),
             ("", ""),

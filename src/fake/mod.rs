@@ -78,6 +78,8 @@ pub struct Faults {
     pub total: Option<i64>,
     /// Cap the page size at this (and echo it in `data.page_size`), like a fork or a proxy.
     pub page_size_cap: Option<usize>,
+    /// Leave `data.page_size` out of every page, as older gateways and some proxies do.
+    pub no_page_size: bool,
     /// Serve page 1 whatever `p` asks for, like a server that does not page.
     pub ignore_page: bool,
     /// Answer this page with a gzip body that inflates to about this many bytes of JSON.
@@ -557,6 +559,9 @@ fn answer(
     let response = match (&account.faults.malformed_page, account.faults.bloat) {
         (Some((p, how)), _) if *p == page => malformed(how, page, page_size, total, items),
         (_, Some(zeros)) => bloated(page, page_size, total, items, zeros),
+        _ if account.faults.no_page_size => axum::Json(json!({"success": true, "message": "",
+            "data": {"page": page, "total": total, "items": items}}))
+        .into_response(),
         _ => envelope(page, page_size, total, items),
     };
     account.apply_drift(page);

@@ -177,6 +177,18 @@ fn offsets_follow_the_page_size_the_server_echoes() {
 }
 
 #[test]
+fn a_smaller_page_size_nobody_echoes_is_learnt_from_page_1() {
+    let h = Harness::with_keys(250);
+    h.server.account().faults.page_size_cap = Some(20);
+    h.server.account().faults.no_page_size = true;
+    let output = h.pull_output(&["--json", "--concurrency", "1"]);
+    // Page 1 held 20 of 250 keys: 20 per page, 13 pages, the last short, and page 1 again.
+    assert_eq!(summary_of(&output), ("ok".into(), 250, 250, 0, 0, 13));
+    let expected: Vec<u32> = (1..=13).chain([1]).collect();
+    assert_eq!(pages_requested(&h), expected);
+}
+
+#[test]
 fn an_exact_multiple_of_the_page_size_costs_one_empty_page() {
     let h = Harness::with_keys(200);
     let output = h.pull_output(&["--json", "--concurrency", "4"]);
