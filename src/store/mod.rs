@@ -56,8 +56,8 @@ pub fn open(path: &Path) -> Result<Connection> {
 }
 
 /// Runs the refusal checks on an `immutable` read-only connection when the file has no `-wal`:
-/// a read-write open of a WAL-mode file creates its `-wal` and `-shm` at once, even to be
-/// refused. Without a `-wal` the file alone is the whole database, so the check is exact.
+/// any open of a WAL-mode file, even a read-only one, creates its `-shm` (and a read-write one
+/// its `-wal`) at once, even to be refused. Without a `-wal` the file alone is the whole database, so the check is exact.
 /// With one, the read-write path in [`open`] checks it instead (it cannot add files that are
 /// there already). Only a refusal counts here: any other error is left to that path, which
 /// checks again with locks.
@@ -97,6 +97,7 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 /// have nothing to read in it.
 pub fn open_read_only(path: &Path) -> Result<Connection> {
     require_existing(path)?;
+    refuse_before_writing(path)?;
     let conn = connect_read_only(path, false)?;
     let conn = match check_schema(&conn, path) {
         Ok(()) => conn,

@@ -151,7 +151,14 @@ fn files_in(dir: &Path) -> Vec<String> {
 fn assert_refused_untouched(h: &Harness, message: &str) {
     let bytes = std::fs::read(&h.db).unwrap();
     let requests_before = requests(&h.server);
-    for args in [&["pull"][..], &["prune", "--keep", "1d"][..]] {
+    // The readers too: none of them may leave SQLite's files beside another program's database.
+    let commands: [&[&str]; 4] = [
+        &["pull"],
+        &["prune", "--keep", "1d"],
+        &["status"],
+        &["syncs"],
+    ];
+    for args in commands {
         let output = h.keysync().args(args).output().unwrap();
         let text = stderr(&output);
         assert_eq!(output.status.code(), Some(6), "{args:?}: {text}");
