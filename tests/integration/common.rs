@@ -208,3 +208,17 @@ impl PingRecorder {
         std::mem::take(&mut *self.seen.lock().unwrap())
     }
 }
+
+/// The cells of a table's data lines, trimmed.
+pub fn table_cells(table: &str) -> Vec<Vec<String>> {
+    table
+        .lines()
+        .filter(|line| line.starts_with('│'))
+        .map(|line| {
+            line.trim_matches('│')
+                .split('┆')
+                .map(|cell| cell.trim().to_string())
+                .collect()
+        })
+        .collect()
+}

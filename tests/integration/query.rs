@@ -269,16 +269,7 @@ fn markdown_and_table_show_every_value_in_place() {
 
     // The table is the default format.
     let table = run_stdout(&h, &["SELECT id, name, remain_quota FROM keys ORDER BY id"]);
-    let cells: Vec<Vec<String>> = table
-        .lines()
-        .filter(|line| line.starts_with('│'))
-        .map(|line| {
-            line.trim_matches('│')
-                .split('┆')
-                .map(|cell| cell.trim().to_string())
-                .collect()
-        })
-        .collect();
+    let cells = crate::common::table_cells(&table);
     assert_eq!(
         cells,
         [

@@ -12,7 +12,7 @@ use pretty_assertions::assert_eq;
 use rusqlite::types::Value;
 use serde_json::{Value as Json, json};
 
-use crate::common::{Harness, int, text};
+use crate::common::{Harness, int, table_cells, text};
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -339,20 +339,6 @@ fn assert_inert(what: &str, shown: &str) {
         })
         .collect();
     assert!(bad.is_empty(), "{what} shows {bad:?} raw:\n{shown}");
-}
-
-/// The cells of a table's data lines, trimmed.
-fn table_cells(table: &str) -> Vec<Vec<String>> {
-    table
-        .lines()
-        .filter(|line| line.starts_with('│'))
-        .map(|line| {
-            line.trim_matches('│')
-                .split('┆')
-                .map(|cell| cell.trim().to_string())
-                .collect()
-        })
-        .collect()
 }
 
 #[test]
