@@ -10,41 +10,36 @@ pub mod config;
 pub mod error;
 pub mod fake;
 pub mod output;
-pub mod ping;
-pub mod progress;
 pub mod report;
-pub mod shutdown;
 pub mod store;
+pub mod sync;
+pub mod time;
 
 use std::io::IsTerminal;
 
+use clap::CommandFactory;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command, GlobalArgs};
-use crate::error::{Error, Outcome, Result};
+use crate::cli::{Cli, Command};
+use crate::config::Settings;
+use crate::error::{Outcome, Result};
 
-/// Runs one command to completion. An alarm the user asked for (`diff --exit-code`) is an
-/// [`Outcome`], not an error.
-pub fn run(mut cli: Cli) -> Result<Outcome> {
-    cli.global.profile_settings =
-        config::file::load_profile(cli.global.config.as_deref(), cli.global.profile.as_deref())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(async {
-        match &cli.command {
-            Command::Pull(args) => cmd::pull::run(&cli.global, args).await.map(success),
-            Command::Demo(args) => cmd::demo::run(&cli.global, args).await.map(success),
-            Command::Syncs(args) => cmd::syncs::run(&cli.global, args).map(success),
-            Command::Diff(args) => cmd::diff::run(&cli.global, args),
-            Command::History(args) => cmd::history::run(&cli.global, args).map(success),
-            Command::Prune(args) => cmd::prune::run(&cli.global, args).await.map(success),
-            Command::Status(args) => cmd::status::run(&cli.global, args),
-            Command::Query(args) => cmd::query::run(&cli.global, args).map(success),
-            Command::Completions(args) => cmd::completions::run(args).map(success),
-        }
-    })
+/// Runs one command to completion: resolves the settings once, then hands the command its
+/// own arguments. An alarm the user asked for (`diff --exit-code`) is an [`Outcome`], not an
+/// error.
+pub fn run(cli: Cli) -> Result<Outcome> {
+    let settings = Settings::resolve(cli.flags())?;
+    match cli.command {
+        Command::Pull(args) => cmd::pull::run(&settings, args).map(success),
+        Command::Demo(args) => cmd::demo::run(&settings, args).map(success),
+        Command::Syncs(args) => cmd::syncs::run(&settings, args).map(success),
+        Command::Diff(args) => cmd::diff::run(&settings, args),
+        Command::History(args) => cmd::history::run(&settings, args).map(success),
+        Command::Prune(args) => cmd::prune::run(&settings, args).map(success),
+        Command::Status(args) => cmd::status::run(&settings, args),
+        Command::Query(args) => cmd::query::run(&settings, args).map(success),
+        Command::Completions(args) => cmd::completions::run(args, Cli::command()).map(success),
+    }
 }
 
 /// Most commands either succeed or fail; only some can raise an alarm.
@@ -55,8 +50,8 @@ fn success((): ()) -> Outcome {
 /// Logs go to stderr, warnings by default; `-v` adds info, `-vv` debug, `-vvv` trace. Only
 /// keysync's own events are shown: dependencies stay at warn, so no HTTP library ever prints a
 /// header. No colour unless stderr is a terminal.
-pub fn init_logging(global: &GlobalArgs) {
-    let level = match global.verbose {
+pub fn init_logging(verbose: u8) {
+    let level = match verbose {
         0 => "warn",
         1 => "info",
         2 => "debug",

@@ -15,7 +15,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    keysync::init_logging(&cli.global);
+    keysync::init_logging(cli.global.verbose);
     match std::panic::catch_unwind(move || keysync::run(cli)) {
         Ok(Ok(outcome)) => outcome.exit_code(),
         Ok(Err(error)) => {

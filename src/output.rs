@@ -20,7 +20,6 @@ use clap::ValueEnum;
 use rusqlite::types::Value;
 use serde_json::Value as Json;
 
-use crate::api::model::TIME_COLUMNS;
 use crate::error::{Error, Result};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -45,40 +44,6 @@ impl Format {
     /// formats keep the stored values for the tools that read them.
     pub fn is_for_people(self) -> bool {
         matches!(self, Format::Table | Format::Markdown)
-    }
-}
-
-/// A unix time as people read it, `2025-12-19 08:00:00Z` (UTC; RFC 3339, so `diff` accepts it
-/// back). `-1` is the API's "never" (e.g. `expired_time`).
-pub fn readable_time(unix: i64) -> String {
-    if unix == -1 {
-        return "never".to_string();
-    }
-    // Formatted field by field: strftime parses its pattern on every call, and a history or
-    // diff table formats thousands of times.
-    chrono::DateTime::from_timestamp(unix, 0).map_or_else(
-        || unix.to_string(),
-        |t| {
-            use chrono::{Datelike, Timelike};
-            format!(
-                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
-                t.year(),
-                t.month(),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second()
-            )
-        },
-    )
-}
-
-/// A data field's value as people read it: the unix times of [`TIME_COLUMNS`] as dates,
-/// everything else as stored.
-pub fn readable_field(column: &str, value: Value) -> Value {
-    match value {
-        Value::Integer(time) if TIME_COLUMNS.contains(&column) => Value::Text(readable_time(time)),
-        other => other,
     }
 }
 

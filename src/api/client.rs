@@ -6,6 +6,7 @@
 //! in chunks up to [`MAX_BODY_BYTES`] after decompression, so no server can make a pull hold
 //! more than a few pages' worth of memory.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,7 +19,6 @@ use serde_json::value::RawValue;
 
 use crate::api::model::KeyRecord;
 use crate::api::raw::{self, Members};
-use crate::config::AccessToken;
 use crate::error::{Error, Result};
 
 /// keysync always asks for the API's largest page; a server may echo a smaller one.
@@ -30,6 +30,32 @@ const BACKOFF_CAP: Duration = Duration::from_secs(60);
 /// A refused connection or a failed DNS lookup is worth a few tries (a server restarting, a
 /// network blip), not the whole budget meant for rate limits.
 const UNREACHABLE_RETRIES: u32 = 3;
+
+/// The defaults of [`ApiOptions`], for flags and profiles that leave them out.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_RETRIES: u32 = 8;
+pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(1);
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
+/// The account credential. Its `Debug` is redacted so it cannot slip into a log line.
+#[derive(Clone)]
+pub struct AccessToken(String);
+
+impl AccessToken {
+    pub fn new(token: String) -> AccessToken {
+        AccessToken(token)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccessToken(<redacted>)")
+    }
+}
 
 /// How to reach the API, resolved from flags, environment and defaults.
 #[derive(Clone, Debug)]
@@ -47,6 +73,22 @@ pub struct ApiOptions {
     pub concurrency: usize,
     /// A PEM file of extra trusted root certificates (`--ca-cert`), for a private CA.
     pub ca_cert: Option<PathBuf>,
+}
+
+impl ApiOptions {
+    /// `base_url` with `token` and every other option at its default.
+    pub fn with_defaults(base_url: &str, token: AccessToken) -> ApiOptions {
+        ApiOptions {
+            base_url: base_url.to_string(),
+            token,
+            user_id: None,
+            timeout: DEFAULT_TIMEOUT,
+            retries: DEFAULT_RETRIES,
+            backoff_base: DEFAULT_BACKOFF_BASE,
+            concurrency: DEFAULT_CONCURRENCY,
+            ca_cert: None,
+        }
+    }
 }
 
 /// One page of the listing as the API served it.
@@ -788,6 +830,12 @@ fn parse_good_page(page: u32, body: &[u8]) -> Option<Result<Page>> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn token_debug_is_redacted() {
+        let token = AccessToken::new("s3cret".into());
+        assert_eq!(format!("{token:?}"), "AccessToken(<redacted>)");
+    }
+
     /// The gateway's own error bodies (tests/fixtures/gateway, from its Go structs), with the
     /// HTTP status each era sends them with.
     #[test]
@@ -898,8 +946,8 @@ mod tests {
     #[test]
     fn the_default_budget_outlasts_the_rate_limit_window() {
         for _ in 0..100 {
-            let total: Duration = (0..crate::config::DEFAULT_RETRIES)
-                .map(|n| backoff_delay(crate::config::DEFAULT_BACKOFF_BASE, n))
+            let total: Duration = (0..DEFAULT_RETRIES)
+                .map(|n| backoff_delay(DEFAULT_BACKOFF_BASE, n))
                 .sum();
             assert!(total >= Duration::from_secs(180), "{total:?}");
         }

@@ -6,6 +6,6 @@ pub mod listing;
 pub mod model;
 pub mod raw;
 
-pub use client::{ApiClient, ApiOptions, PAGE_SIZE, Page};
+pub use client::{AccessToken, ApiClient, ApiOptions, PAGE_SIZE, Page};
 pub use listing::{Listing, PageSink, list_all};
 pub use model::KeyRecord;

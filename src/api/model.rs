@@ -264,9 +264,34 @@ pub fn json_type(value: &Json) -> &'static str {
     }
 }
 
+/// One of the versioned data fields, by its column name.
+pub fn parse_field(text: &str) -> Result<&'static str, String> {
+    let text = text.trim();
+    DATA_COLUMNS
+        .iter()
+        .find(|column| **column == text)
+        .copied()
+        .ok_or_else(|| {
+            format!(
+                "unknown field {text:?}; the fields are: {}",
+                DATA_COLUMNS.join(", ")
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_are_data_columns() {
+        assert_eq!(parse_field("accessed_time"), Ok("accessed_time"));
+        assert_eq!(parse_field("group"), Ok("group"));
+        let error = parse_field("quota").unwrap_err();
+        assert!(error.starts_with("unknown field \"quota\"; the fields are: user_id, name,"));
+        assert!(parse_field("id").is_err(), "the id is the key, not a field");
+    }
+
     use serde_json::json;
 
     #[test]

@@ -4,22 +4,19 @@
 //! no network.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde_json::json;
 
-use crate::api::ApiOptions;
-use crate::cli::{DemoArgs, GlobalArgs, ReportArgs};
-use crate::cmd::pull::{Pulled, SyncSummary, pull};
-use crate::cmd::query::print_report;
-use crate::config::{
-    AccessToken, DEFAULT_BACKOFF_BASE, DEFAULT_CONCURRENCY, DEFAULT_RETRIES, PullOptions, unix_now,
-};
+use crate::api::{AccessToken, ApiOptions};
+use crate::cmd::show::{print_diff, print_report, print_summary};
+use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::fake::{FakeAccount, FakeServer};
 use crate::output::{RowFormat, print_line};
-use crate::report::Report;
+use crate::report::{Report, ReportArgs};
 use crate::store;
+use crate::store::diff::diff;
+use crate::sync::{PullOptions, Pulled, SyncSummary, pull};
 
 const DEMO_DB: &str = "keysync-demo.db";
 /// The fake's token: a demo credential that grants nothing anywhere.
@@ -27,15 +24,33 @@ const DEMO_TOKEN: &str = "demo-access-token";
 const DEMO_SEED: u64 = 2026;
 const DAY: i64 = 86_400;
 
-pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<()> {
-    let db = global.db.clone().unwrap_or_else(|| PathBuf::from(DEMO_DB));
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print the summaries as JSON objects, one per line
+    #[arg(long)]
+    pub json: bool,
+    /// How many keys the fake account starts with
+    #[arg(long, default_value_t = 300, value_name = "N")]
+    pub keys: usize,
+}
+
+pub fn run(settings: &Settings, args: Args) -> Result<()> {
+    crate::cmd::runtime()?.block_on(run_demo(settings, &args))
+}
+
+async fn run_demo(settings: &Settings, args: &Args) -> Result<()> {
+    let db = settings
+        .db_flag
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEMO_DB));
     clear_previous_demo(&db)?;
-    let now = unix_now(global.now);
+    let now = settings.now();
+    let quiet = settings.quiet;
     let mut account = FakeAccount::new(DEMO_TOKEN);
     account.generate(args.keys, DEMO_SEED, now);
     let server = FakeServer::start(account)
         .map_err(|e| Error::Internal(format!("cannot start the fake CometAPI: {e}")))?;
-    if !global.quiet && !args.json {
+    if !quiet && !args.json {
         print_line(&format!(
             "fake CometAPI with {} keys on {}",
             args.keys,
@@ -44,31 +59,32 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<()> {
     }
     let options = PullOptions {
         db: db.clone(),
-        api: ApiOptions {
-            base_url: server.url().to_string(),
-            token: AccessToken::new(DEMO_TOKEN.into()),
-            user_id: None,
-            timeout: Duration::from_secs(30),
-            retries: DEFAULT_RETRIES,
-            backoff_base: DEFAULT_BACKOFF_BASE,
-            concurrency: DEFAULT_CONCURRENCY,
-            ca_cert: None,
-        },
+        api: ApiOptions::with_defaults(server.url(), AccessToken::new(DEMO_TOKEN.into())),
         store_secrets: false,
         wait: None,
-        now: global.now,
+        now: settings.now,
         ping_url: None,
     };
-    pulled(pull(&options, false, std::future::pending()).await?)?.print(args.json, global.quiet)?;
+    let first = pulled(pull(&options, false, std::future::pending()).await?)?;
+    print_summary(&first, args.json, quiet)?;
     let story = change_upstream(&mut server.account(), now);
-    if !global.quiet && !args.json {
+    if !quiet && !args.json {
         print_line(&format!("upstream changes: {story}"))?;
     }
-    pulled(pull(&options, false, std::future::pending()).await?)?.print(args.json, global.quiet)?;
-    if !global.quiet && !args.json {
+    let second = pulled(pull(&options, false, std::future::pending()).await?)?;
+    print_summary(&second, args.json, quiet)?;
+    if !quiet && !args.json {
         print_line(&format!("database: {}", db.display()))?;
-        crate::cmd::diff::print_latest(&db)?;
-        print_reports(&db, global.now, now)?;
+        let every_field = crate::cmd::FieldArgs::default().selected();
+        let latest = diff(
+            &mut store::open_read_only(&db)?,
+            None,
+            None,
+            now,
+            &every_field,
+        )?;
+        print_diff(&latest, RowFormat::default(), false)?;
+        print_reports(&db, settings.now, now)?;
     }
     Ok(())
 }

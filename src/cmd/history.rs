@@ -8,12 +8,24 @@
 use rusqlite::types::Value;
 
 use crate::api::model::DATA_COLUMNS;
-use crate::cli::{GlobalArgs, HistoryArgs};
-use crate::config::db_path;
+use crate::cmd::{FieldArgs, FormatArgs, readable_field};
+use crate::config::Settings;
 use crate::error::Result;
-use crate::output::{print_rows, readable_field, readable_time};
+use crate::output::print_rows;
 use crate::store;
 use crate::store::history::{KeyRef, Version, find_key, versions};
+use crate::time::readable_time;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The key: its id, or its exact (current or last) name
+    #[arg(value_name = "KEY")]
+    pub key: String,
+    #[command(flatten)]
+    pub fields: FieldArgs,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
 
 /// The columns before the data fields, in order.
 const RANGE_COLUMNS: [&str; 7] = [
@@ -26,8 +38,8 @@ const RANGE_COLUMNS: [&str; 7] = [
     "changed",
 ];
 
-pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> Result<()> {
-    let conn = store::open_read_only(&db_path(global)?)?;
+pub fn run(settings: &Settings, args: Args) -> Result<()> {
+    let conn = store::open_read_only(settings.db()?)?;
     let key = find_key(&conn, &args.key)?;
     let versions = versions(&conn, key.id)?;
     if versions.is_empty() {

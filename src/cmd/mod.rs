@@ -1,4 +1,6 @@
-//! One module per subcommand.
+//! One module per subcommand: each owns its clap `Args` and runs as `run(&Settings, Args)`.
+//! What several commands show the same way (diffs, sync summaries, reports) is in [`show`], so
+//! that no command calls another; the flags several commands share are here.
 
 pub mod completions;
 pub mod demo;
@@ -7,5 +9,77 @@ pub mod history;
 pub mod prune;
 pub mod pull;
 pub mod query;
+pub mod show;
 pub mod status;
 pub mod syncs;
+
+use clap::Args;
+use rusqlite::types::Value;
+
+use crate::api::model::{DATA_COLUMNS, TIME_COLUMNS, parse_field};
+use crate::error::{Error, Result};
+use crate::output::{Format, RowFormat};
+use crate::time::readable_time;
+
+/// The async runtime of the commands that talk HTTP or wait for the pull lock. One thread: the
+/// work is waiting on the network, and SQLite has a thread of its own during a pull.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))
+}
+
+/// A data field's value as people read it: the unix times of [`TIME_COLUMNS`] as dates,
+/// everything else as stored.
+pub(crate) fn readable_field(column: &str, value: Value) -> Value {
+    match value {
+        Value::Integer(time) if TIME_COLUMNS.contains(&column) => Value::Text(readable_time(time)),
+        other => other,
+    }
+}
+
+/// `--fields` / `--ignore`: which of the versioned data fields a command looks at.
+#[derive(Clone, Debug, Default, Args)]
+pub struct FieldArgs {
+    /// Only these fields, comma-separated (e.g. status,expired_time)
+    #[arg(long, value_name = "FIELD,...", value_delimiter = ',', value_parser = parse_field,
+          conflicts_with = "ignore")]
+    pub fields: Vec<&'static str>,
+    /// Every field but these, comma-separated (e.g. accessed_time,used_quota,remain_quota)
+    #[arg(long, value_name = "FIELD,...", value_delimiter = ',', value_parser = parse_field)]
+    pub ignore: Vec<&'static str>,
+}
+
+impl FieldArgs {
+    /// The positions in `DATA_COLUMNS` of the selected fields, in column order.
+    pub fn selected(&self) -> Vec<usize> {
+        DATA_COLUMNS
+            .iter()
+            .enumerate()
+            .filter(|(_, name)| self.fields.is_empty() || self.fields.contains(name))
+            .filter(|(_, name)| !self.ignore.contains(name))
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
+/// `--format` and `--no-headers`, shared by every command that prints rows.
+#[derive(Clone, Copy, Debug, Args)]
+pub struct FormatArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Leave out the header row (table, csv, tsv)
+    #[arg(long)]
+    pub no_headers: bool,
+}
+
+impl FormatArgs {
+    pub fn row_format(&self) -> RowFormat {
+        RowFormat {
+            format: self.format,
+            headers: !self.no_headers,
+        }
+    }
+}

@@ -5,36 +5,54 @@
 //! prints what it deleted, or with `--dry-run` what it would delete, and with `--vacuum`
 //! gives the freed space back to the disk.
 
-use crate::cli::{GlobalArgs, PruneArgs};
-use crate::config::{db_path, unix_now};
+use std::time::Duration;
+
+use crate::config::Settings;
 use crate::error::Result;
-use crate::output::{print_line, readable_time};
+use crate::output::print_line;
 use crate::store;
 use crate::store::lock::PullLock;
 use crate::store::prune::{PrunePlan, plan, prune, vacuum};
+use crate::time::{parse_duration, parse_positive_duration, readable_time};
 
-pub async fn run(global: &GlobalArgs, args: &PruneArgs) -> Result<()> {
-    let db = db_path(global)?;
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Keep the syncs that started within this long before now, e.g. 90d
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub keep: Duration,
+    /// Print what would be deleted, and delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Afterwards, rewrite the database file to give the freed space back to the disk
+    #[arg(long)]
+    pub vacuum: bool,
+    /// Wait up to this long for a running pull's lock instead of exiting 5 at once
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait: Option<Duration>,
+}
+
+pub fn run(settings: &Settings, args: Args) -> Result<()> {
+    let db = settings.db()?;
     let keep = i64::try_from(args.keep.as_secs()).unwrap_or(i64::MAX);
-    let cutoff = unix_now(global.now).saturating_sub(keep);
+    let cutoff = settings.now().saturating_sub(keep);
     let say = |line: &str| {
-        if global.quiet {
+        if settings.quiet {
             Ok(())
         } else {
             print_line(line)
         }
     };
     if args.dry_run {
-        let planned = plan(&store::open_read_only(&db)?, cutoff)?;
+        let planned = plan(&store::open_read_only(db)?, cutoff)?;
         return say(&describe(&planned, cutoff, "would delete"));
     }
-    store::require_existing(&db)?;
-    let _lock = PullLock::acquire(&db, args.wait).await?;
-    let mut conn = store::open(&db)?;
+    store::require_existing(db)?;
+    let _lock = take_lock(db, args.wait)?;
+    let mut conn = store::open(db)?;
     let pruned = prune(&mut conn, cutoff)?;
     say(&describe(&pruned, cutoff, "deleted"))?;
     if args.vacuum {
-        let (before, after) = vacuum(&conn, &db)?;
+        let (before, after) = vacuum(&conn, db)?;
         say(&format!(
             "vacuumed: {} → {}",
             mebibytes(before),
@@ -42,6 +60,15 @@ pub async fn run(global: &GlobalArgs, args: &PruneArgs) -> Result<()> {
         ))?;
     }
     Ok(())
+}
+
+/// The pull lock, at once or within `wait`. Only a wait needs the async runtime (its sleep
+/// must not block a thread: see `store::lock`).
+fn take_lock(db: &std::path::Path, wait: Option<Duration>) -> Result<PullLock> {
+    match wait {
+        None => PullLock::try_acquire(db),
+        Some(_) => crate::cmd::runtime()?.block_on(PullLock::acquire(db, wait)),
+    }
 }
 
 /// `deleted 120 syncs and 3456 key versions from before sync 121 (2025-09-20 00:15:00Z), the

@@ -1,81 +1,100 @@
 //! `keysync pull`: list every key, apply the listing in one transaction, print a summary.
 
-use std::future::Future;
-use std::sync::Arc;
-use std::time::Instant;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
-use serde::Serialize;
-
-use crate::api::{ApiClient, Listing, list_all};
-use crate::cli::{GlobalArgs, PullArgs};
-use crate::config::{PullOptions, unix_now};
+use crate::cmd::show::print_summary;
+use crate::config::{ApiFlags, Settings, parse_interval, parse_retries, parse_timeout};
 use crate::error::{Error, Result, Signal};
-use crate::output::print_line;
-use crate::ping::HealthPing;
-use crate::progress::PageProgress;
-use crate::shutdown::Shutdown;
-use crate::store;
-use crate::store::lock::PullLock;
-use crate::store::sync::{
-    Staging, SyncStatus, UnfinishedSync, apply_listing, begin_sync, fail_sync,
-};
+use crate::sync::shutdown::Shutdown;
+use crate::sync::{PullOptions, Pulled, pull};
+use crate::time::parse_duration;
 
-/// What one pull did; printed as a line, or as JSON with `--json`.
-#[derive(Clone, Debug, Serialize)]
-pub struct SyncSummary {
-    pub sync: i64,
-    pub status: SyncStatus,
-    pub keys: usize,
-    pub added: usize,
-    pub changed: usize,
-    pub removed: usize,
-    pub pages: u32,
-    pub duration_ms: u64,
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The API's base URL; also COMETAPI_BASE_URL [default: https://api.cometapi.com]
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Read the access token from this file (trimmed) instead of COMETAPI_ACCESS_TOKEN
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// Also send `New-Api-User: N` (deployments that require it answer 401 without it); also
+    /// COMETAPI_USER_ID
+    #[arg(long, value_name = "N")]
+    pub user_id: Option<u64>,
+    /// Store full key values in the database (by default only a masked hint and a SHA-256)
+    #[arg(long)]
+    pub store_secrets: bool,
+    /// Print the summary as one JSON object
+    #[arg(long)]
+    pub json: bool,
+    /// Timeout of one HTTP request, at least 100ms [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: Option<Duration>,
+    /// Attempts per page after the first, for rate limits, 5xx and network errors (0 to 100)
+    /// [default: 8]
+    #[arg(long, value_name = "N", value_parser = parse_retries)]
+    pub retries: Option<u32>,
+    /// Pages requested at once after page 1, 1 to 8 (1 = one at a time); halved on rate limits
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=8))]
+    pub concurrency: Option<u16>,
+    /// Keep running: a pull every DURATION (start to start, at least 1s) until SIGINT/SIGTERM
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
+    pub every: Option<Duration>,
+    /// Ping this healthchecks.io-style URL: URL/start, then URL or URL/fail
+    #[arg(long, value_name = "URL")]
+    pub ping_url: Option<String>,
+    /// Also trust the CA certificates in this PEM file (a private CA or a TLS-inspecting proxy)
+    #[arg(long, value_name = "PATH")]
+    pub ca_cert: Option<PathBuf>,
+    /// Wait up to this long for another pull's lock instead of exiting 5 at once
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait: Option<Duration>,
+    /// The first wait between retries (doubling after each); for tests
+    #[arg(long, hide = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub backoff_base: Option<Duration>,
 }
 
-impl SyncSummary {
-    /// `sync 12 ok: 2345 keys, 3 added, 10 changed, 1 removed (1.4s)`
-    pub fn line(&self) -> String {
-        format!(
-            "sync {} {}: {} keys, {} added, {} changed, {} removed ({:.1}s)",
-            self.sync,
-            self.status.as_str(),
-            self.keys,
-            self.added,
-            self.changed,
-            self.removed,
-            self.duration_ms as f64 / 1000.0
-        )
-    }
-
-    pub fn print(&self, json: bool, quiet: bool) -> Result<()> {
-        if quiet {
-            return Ok(());
+impl Args {
+    /// The flags `config` resolves together with the environment and the profile.
+    pub fn api_flags(&self) -> ApiFlags {
+        ApiFlags {
+            base_url: self.base_url.clone(),
+            token_file: self.token_file.clone(),
+            user_id: self.user_id,
+            timeout: self.timeout,
+            retries: self.retries,
+            concurrency: self.concurrency,
+            ca_cert: self.ca_cert.clone(),
+            backoff_base: self.backoff_base,
+            ping_url: self.ping_url.clone(),
         }
-        if json {
-            print_line(&serde_json::to_string(self).expect("a summary serialises"))
-        } else {
-            print_line(&self.line())
-        }
     }
 }
 
-/// How a pull ended, when it did not fail.
-#[derive(Debug)]
-pub enum Pulled {
-    Done(SyncSummary),
-    /// A stop was requested mid-pull: its sync row says `failed`, error `interrupted`.
-    Interrupted,
+pub fn run(settings: &Settings, args: Args) -> Result<()> {
+    let api = settings
+        .api
+        .as_ref()
+        .ok_or_else(|| Error::Internal("pull ran without API settings".into()))?;
+    let options = PullOptions {
+        db: settings.db()?.to_path_buf(),
+        api: api.options.clone(),
+        store_secrets: args.store_secrets,
+        wait: args.wait,
+        now: settings.now,
+        ping_url: api.ping_url.clone(),
+    };
+    crate::cmd::runtime()?.block_on(run_pulls(&options, &args, settings.quiet))
 }
 
-pub async fn run(global: &GlobalArgs, args: &PullArgs) -> Result<()> {
-    let options = PullOptions::resolve(global, args)?;
-    let progress = !global.quiet && !args.json;
+/// One pull, or with `--every` one per interval until a signal.
+async fn run_pulls(options: &PullOptions, args: &Args, quiet: bool) -> Result<()> {
+    let progress = !quiet && !args.json;
     let shutdown = Shutdown::install()?;
     let Some(every) = args.every else {
-        return match pull(&options, progress, shutdown.requested()).await? {
-            Pulled::Done(summary) => summary.print(args.json, global.quiet),
+        return match pull(options, progress, shutdown.requested()).await? {
+            Pulled::Done(summary) => print_summary(&summary, args.json, quiet),
             Pulled::Interrupted => Err(Error::Interrupted(
                 shutdown.received().unwrap_or(Signal::Interrupt),
             )),
@@ -83,8 +102,8 @@ pub async fn run(global: &GlobalArgs, args: &PullArgs) -> Result<()> {
     };
     loop {
         let started = Instant::now();
-        match pull(&options, progress, shutdown.requested()).await {
-            Ok(Pulled::Done(summary)) => summary.print(args.json, global.quiet)?,
+        match pull(options, progress, shutdown.requested()).await {
+            Ok(Pulled::Done(summary)) => print_summary(&summary, args.json, quiet)?,
             Ok(Pulled::Interrupted) => return Ok(()),
             // The schedule outlives a bad network or a busy lock, not a rejected token.
             Err(error) if error.is_transient() => {
@@ -100,112 +119,4 @@ pub async fn run(global: &GlobalArgs, args: &PullArgs) -> Result<()> {
             _ = shutdown.requested() => return Ok(()),
         }
     }
-}
-
-/// One whole pull: lock, ping, record. A `cancel` that resolves while it waits for the lock
-/// ends the wait; mid-pull it rolls the pull back.
-pub async fn pull(
-    options: &PullOptions,
-    progress: bool,
-    cancel: impl Future<Output = Signal>,
-) -> Result<Pulled> {
-    let client = Arc::new(ApiClient::new(&options.api)?);
-    let ping = options
-        .ping_url
-        .as_deref()
-        .map(HealthPing::new)
-        .transpose()?;
-    store::create_private_file(&options.db)?;
-    tokio::pin!(cancel);
-    let _lock = tokio::select! {
-        lock = PullLock::acquire(&options.db, options.wait) => lock?,
-        _ = &mut cancel => return Ok(Pulled::Interrupted),
-    };
-    if let Some(ping) = &ping {
-        ping.start().await;
-    }
-    let result = record_sync(options, &client, progress, cancel).await;
-    if let Some(ping) = &ping {
-        match &result {
-            Ok(Pulled::Done(summary)) => ping.success(&summary.line()).await,
-            Err(error) => ping.fail(&error.to_string()).await,
-            Ok(Pulled::Interrupted) => {}
-        }
-    }
-    result
-}
-
-/// Lists into staging and applies the listing. Every failure after the sync row exists is
-/// recorded in it.
-async fn record_sync(
-    options: &PullOptions,
-    client: &Arc<ApiClient>,
-    progress: bool,
-    cancel: impl Future<Output = Signal>,
-) -> Result<Pulled> {
-    let mut conn = store::open(&options.db)?;
-    let started = Instant::now();
-    let sync = begin_sync(&conn, &options.api.base_url, unix_now(options.now))?;
-    let unfinished = UnfinishedSync::new(&options.db, sync, options.now);
-    let listed = tokio::select! {
-        listed = list_into_staging(&conn, client, options.store_secrets, progress) => listed,
-        _ = cancel => {
-            fail_sync(&conn, sync, unix_now(options.now), "interrupted")?;
-            store::wal::settle(&conn, 0).await;
-            unfinished.finished();
-            return Ok(Pulled::Interrupted);
-        }
-    };
-    let finished = unix_now(options.now);
-    let applied = listed.and_then(|listing| {
-        apply_listing(&mut conn, sync, &listing, options.store_secrets, finished)
-            .map(|(status, counts)| (listing, status, counts))
-    });
-    let (listing, status, counts) = match applied {
-        Ok(done) => {
-            unfinished.finished();
-            done
-        }
-        Err(error) => {
-            if let Err(record) = fail_sync(&conn, sync, unix_now(options.now), &error.to_string()) {
-                tracing::warn!("{record}");
-            }
-            store::wal::settle(&conn, 0).await;
-            unfinished.finished();
-            return Err(error);
-        }
-    };
-    store::wal::settle(&conn, counts.secrets_cleared).await;
-    if let Some(why) = &listing.inconsistency {
-        tracing::warn!(
-            "sync {sync} is partial: no key was marked removed, because in all {} listing \
-             passes {why}; keys that stopped being listed are kept until a consistent pull",
-            listing.passes
-        );
-    }
-    Ok(Pulled::Done(SyncSummary {
-        sync,
-        status,
-        keys: listing.keys_seen,
-        added: counts.added,
-        changed: counts.changed,
-        removed: counts.removed,
-        pages: listing.pages,
-        duration_ms: started.elapsed().as_millis() as u64,
-    }))
-}
-
-async fn list_into_staging(
-    conn: &Connection,
-    client: &Arc<ApiClient>,
-    store_secrets: bool,
-    progress: bool,
-) -> Result<Listing> {
-    let mut sink = PageProgress::new(Staging::new(conn, store_secrets)?, progress);
-    if let Some(observer) = sink.retry_observer() {
-        client.observe_retries(observer);
-    }
-    let listing = list_all(client, &mut sink).await;
-    sink.finish();
-    listing
 }

@@ -5,19 +5,55 @@
 //! the views pinned at "now", refuses writes and binds parameters; `output` prints the rows.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::PathBuf;
 
+use clap::ArgGroup;
 use rusqlite::types::Value;
 
-use crate::cli::{GlobalArgs, QueryArgs, ReportArgs};
-use crate::config::{SqlParam, db_path, unix_now};
+use crate::cmd::FormatArgs;
+use crate::cmd::show::{print_query, print_report};
+use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::output::{RowFormat, print_rows};
-use crate::report::{self, Report};
-use crate::store::query;
+use crate::report::{self, Report, ReportArgs};
+use crate::store::query::{SqlParam, parse_param};
+
+#[derive(Debug, clap::Args)]
+#[command(group(
+    ArgGroup::new("source")
+        .required(true)
+        .args(["sql", "file", "report", "list_reports"])
+))]
+pub struct Args {
+    /// The SQL: one statement; `-` reads it from stdin
+    #[arg(value_name = "SQL")]
+    pub sql: Option<String>,
+    /// Read the SQL from this file
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Bind :NAME to VALUE (repeatable). `42` binds an INTEGER, `0.5` a REAL, anything else
+    /// (`007`, `abc`) TEXT
+    #[arg(
+        long = "param",
+        value_name = "NAME=VALUE",
+        value_parser = parse_param,
+        conflicts_with = "report"
+    )]
+    pub params: Vec<SqlParam>,
+    /// Run a preset report instead of SQL (see --list-reports)
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub report: Option<Report>,
+    /// List the preset reports and the flags each takes, one line each
+    #[arg(long)]
+    pub list_reports: bool,
+    #[command(flatten)]
+    pub report_args: ReportArgs,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
 
 /// `keysync query`: lists the reports, or runs one report or statement and prints its rows.
-pub fn run(global: &GlobalArgs, args: &QueryArgs) -> Result<()> {
+pub fn run(settings: &Settings, args: Args) -> Result<()> {
     let how = args.format.row_format();
     if args.report.is_none() {
         report::refuse_flags_without_report(&args.report_args)?;
@@ -25,38 +61,16 @@ pub fn run(global: &GlobalArgs, args: &QueryArgs) -> Result<()> {
     if args.list_reports {
         return print_report_list(how);
     }
-    let now = unix_now(global.now);
-    let db = db_path(global)?;
+    let now = settings.now();
+    let db = settings.db()?;
     match args.report {
-        Some(report) => print_report(&db, now, report, &args.report_args, how),
-        None => print_query(&db, now, &read_sql(args)?, &args.params, how),
+        Some(report) => print_report(db, now, report, &args.report_args, how),
+        None => print_query(db, now, &read_sql(&args)?, &args.params, how),
     }
 }
 
-/// Prints one report of the database at `db`, as `keysync query --report` does. The report's
-/// flags are checked before the database is opened, so a usage error wins.
-pub fn print_report(
-    db: &Path,
-    now: i64,
-    report: Report,
-    args: &ReportArgs,
-    how: RowFormat,
-) -> Result<()> {
-    let report_query = report.query(args)?;
-    print_query(db, now, report_query.sql, &report_query.params, how)
-}
-
-/// Runs one statement read-only with "now" pinned at `now` and prints its rows.
-fn print_query(db: &Path, now: i64, sql: &str, params: &[SqlParam], how: RowFormat) -> Result<()> {
-    let conn = query::open_for_query(db, now)?;
-    let mut statement = query::prepare(&conn, sql)?;
-    query::bind(&mut statement, params)?;
-    let columns = query::column_names(&statement);
-    print_rows(how, &columns, query::rows(&mut statement))
-}
-
 /// The SQL argument, stdin for `-`, or the `--file`.
-fn read_sql(args: &QueryArgs) -> Result<String> {
+fn read_sql(args: &Args) -> Result<String> {
     match (args.sql.as_deref(), &args.file) {
         (Some("-"), _) => {
             let mut sql = String::new();

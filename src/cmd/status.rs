@@ -7,19 +7,29 @@ use std::time::Duration;
 use serde_json::{Value as Json, json};
 
 use crate::api::model::status_name;
-use crate::cli::{GlobalArgs, StatusArgs};
-use crate::config::{db_path, unix_now};
+use crate::config::Settings;
 use crate::error::{Outcome, Result};
-use crate::output::{escape_for_terminal, print_line, readable_time};
+use crate::output::{escape_for_terminal, print_line};
 use crate::store;
 use crate::store::status::{
     KeyCounts, SyncRow, account, key_counts, last_finished_sync, last_good_sync, last_sync,
 };
+use crate::time::{parse_positive_duration, readable_time};
 
-pub fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome> {
-    let db = db_path(global)?;
-    let conn = store::open_read_only(&db)?;
-    let now = unix_now(global.now);
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Exit 1 when the last good sync is older than this, or the last sync failed
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub max_age: Option<Duration>,
+    /// Print the status as one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(settings: &Settings, args: Args) -> Result<Outcome> {
+    let db = settings.db()?;
+    let conn = store::open_read_only(db)?;
+    let now = settings.now();
     let counts = key_counts(&conn)?;
     let account = account(&conn)?;
     let (last, good) = (last_sync(&conn)?, last_good_sync(&conn)?);
@@ -32,7 +42,7 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome> {
         ),
         None => None,
     };
-    let size = store::database_bytes(&db);
+    let size = store::database_bytes(db);
     let version = store::schema_version(&conn)?;
     if args.json {
         let report = json!({
@@ -48,7 +58,7 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome> {
             "alarm": alarm,
         });
         print_line(&report.to_string())?;
-    } else if !global.quiet {
+    } else if !settings.quiet {
         // The path and an upstream error message are text from outside.
         let say = |line: &str| print_line(&escape_for_terminal(line));
         say(&format!(

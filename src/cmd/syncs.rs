@@ -4,15 +4,25 @@ use std::time::Duration;
 
 use rusqlite::types::Value;
 
-use crate::cli::{GlobalArgs, SyncsArgs};
-use crate::config::db_path;
+use crate::cmd::FormatArgs;
+use crate::config::Settings;
 use crate::error::Result;
-use crate::output::{print_rows, readable_time};
+use crate::output::print_rows;
 use crate::store;
 use crate::store::points::{SYNC_LOG_COLUMNS, sync_log};
+use crate::time::readable_time;
 
-pub fn run(global: &GlobalArgs, args: &SyncsArgs) -> Result<()> {
-    let conn = store::open_read_only(&db_path(global)?)?;
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Show at most this many syncs (0: all)
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub limit: u32,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+pub fn run(settings: &Settings, args: Args) -> Result<()> {
+    let conn = store::open_read_only(settings.db()?)?;
     let limit = (args.limit > 0).then_some(args.limit);
     let mut rows = sync_log(&conn, limit)?;
     if args.format.format.is_for_people() {

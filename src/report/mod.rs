@@ -9,12 +9,40 @@
 
 use std::time::Duration;
 
-use clap::ValueEnum;
+use clap::{Args, ValueEnum};
 use rusqlite::types::Value;
 
-use crate::cli::ReportArgs;
-use crate::config::{SqlParam, parse_duration};
 use crate::error::{Error, Result};
+use crate::store::query::SqlParam;
+use crate::time::{parse_duration, parse_positive_duration};
+
+/// The flags that tune `--report`; each report takes some of them (see --list-reports). Their
+/// pairing with `--report` is checked by `report`: clap's `requires` is void here because
+/// `--report` is in the exclusive SQL-source group.
+#[derive(Clone, Copy, Debug, Default, Args)]
+pub struct ReportArgs {
+    /// expiring-soon, forecast: how far ahead to look [default: 7d]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub within: Option<Duration>,
+    /// top-consumers: rank by quota used in this window, from the history [default: all time];
+    /// forecast: the window the rate of use is measured over [default: 7d]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub since: Option<Duration>,
+    /// top-consumers: how many keys [default: 10]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: Option<u32>,
+    /// idle: unused for at least this long [default: 30d]
+    #[arg(
+        long = "for",
+        value_name = "DURATION",
+        value_parser = parse_positive_duration
+    )]
+    pub idle_for: Option<Duration>,
+    /// low-quota: remain_quota below N quota units [default: 500000, $1 at the gateway's
+    /// default rate]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub below: Option<i64>,
+}
 
 /// The reports `--report` takes; the doc comments are their `--help` and `--list-reports` text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -354,9 +382,7 @@ mod tests {
     /// The flags' `--help` states the defaults this module applies.
     #[test]
     fn the_help_states_the_defaults() {
-        use clap::CommandFactory;
-        let cli = crate::cli::Cli::command();
-        let query = cli.find_subcommand("query").unwrap();
+        let query = ReportArgs::augment_args(clap::Command::new("query"));
         let help = |id: &str| {
             let arg = query.get_arguments().find(|a| a.get_id() == id).unwrap();
             arg.get_long_help().or(arg.get_help()).unwrap().to_string()

@@ -2,6 +2,7 @@
 //! the writes a pull makes, the read-only path queries take, reading the history back, and
 //! pruning it.
 
+pub mod diff;
 pub mod history;
 pub mod lock;
 pub mod points;

@@ -5,12 +5,13 @@
 //! the oldest syncs, so a point older than the oldest kept sync is an error that says so
 //! rather than a silently different answer.
 
+use std::time::Duration;
+
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::config::SyncRef;
 use crate::error::{DbContext, Error, Result};
-use crate::output::readable_time;
+use crate::time::{parse_duration, readable_time};
 
 /// The statuses of the syncs that recorded a state of the account.
 const GOOD: &str = "status IN ('ok', 'partial')";
@@ -185,9 +186,53 @@ fn last_good_at(conn: &Connection, time: i64) -> Result<SyncPoint> {
     Err(Error::Usage(message))
 }
 
+/// A point in the history named on the command line: `diff FROM TO`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncRef {
+    /// A sync id, as `keysync syncs` lists them.
+    Id(i64),
+    /// The last good sync that started at or before this unix time.
+    At(i64),
+    /// The last good sync that started at or before this long before now.
+    Ago(Duration),
+}
+
+/// A diff point: a number is a sync id, then an RFC 3339 time, then a duration ago.
+pub fn parse_sync_ref(text: &str) -> Result<SyncRef, String> {
+    let text = text.trim();
+    if let Ok(id) = text.parse::<i64>() {
+        return Ok(SyncRef::Id(id));
+    }
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(SyncRef::At(time.timestamp()));
+    }
+    if humantime::parse_duration(text).is_ok() {
+        return parse_duration(text).map(SyncRef::Ago);
+    }
+    Err(format!(
+        "expected a sync id (see `keysync syncs`), an RFC 3339 time such as \
+         2025-12-19T08:00:00Z, or a duration ago such as 24h or 7d; got {text:?}"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sync_refs_are_ids_then_times_then_durations() {
+        assert_eq!(parse_sync_ref("12"), Ok(SyncRef::Id(12)));
+        assert_eq!(
+            parse_sync_ref("2025-12-19 00:00:00Z"),
+            Ok(SyncRef::At(1_766_102_400))
+        );
+        assert_eq!(
+            parse_sync_ref("24h"),
+            Ok(SyncRef::Ago(Duration::from_secs(86_400)))
+        );
+        assert!(parse_sync_ref("yesterday").unwrap_err().contains("sync id"));
+    }
+
     use crate::store::migrated_in_memory;
     use rusqlite::params;
     use std::time::Duration;

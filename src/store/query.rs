@@ -17,7 +17,6 @@ use rusqlite::hooks::{AuthAction, Authorization};
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, Statement};
 
-use crate::config::SqlParam;
 use crate::error::{Error, Result};
 use crate::store::{open_read_only, views};
 
@@ -170,5 +169,89 @@ fn sql_error(error: rusqlite::Error) -> Error {
             context: "cannot run the query".into(),
             source: error,
         },
+    }
+}
+
+/// One `--param NAME=VALUE`, bound to `:NAME` in a query.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SqlParam {
+    /// Without the leading `:`.
+    pub name: String,
+    pub value: Value,
+}
+
+/// `NAME=VALUE` (or `:NAME=VALUE`). The value's type is read from its text, so that SQL like
+/// `:n + 1` or `LIMIT :n` works: an integer written the canonical way (`42`, `-7`) binds as
+/// INTEGER, a plain decimal (`0.5`, `-2.25`) as REAL, anything else as TEXT, including `007`,
+/// `+1`, `1e3` and the empty string. Compared with a column, SQLite converts a value to the
+/// column's type anyway, so `WHERE id = :id` matches with `007` too.
+pub fn parse_param(text: &str) -> Result<SqlParam, String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, e.g. id=42, got {text:?}"))?;
+    let name = name.strip_prefix(':').unwrap_or(name);
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!(
+            "the parameter name {name:?} must be letters, digits and _ (it binds :NAME)"
+        ));
+    }
+    Ok(SqlParam {
+        name: name.to_string(),
+        value: typed_value(value),
+    })
+}
+
+fn typed_value(text: &str) -> Value {
+    if let Ok(integer) = text.parse::<i64>()
+        && integer.to_string() == text
+    {
+        return Value::Integer(integer);
+    }
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    if let Some((whole, fraction)) = unsigned.split_once('.')
+        && digits(whole)
+        && digits(fraction)
+        && let Ok(real) = text.parse::<f64>()
+    {
+        return Value::Real(real);
+    }
+    Value::Text(text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_bind_canonical_integers_and_decimals_by_type_and_the_rest_as_text() {
+        let param = |text: &str| parse_param(text).map(|p| (p.name, p.value));
+        let named = |value: Value| Ok(("n".to_string(), value));
+        assert_eq!(param("n=42"), named(Value::Integer(42)));
+        assert_eq!(param(":n=-7"), named(Value::Integer(-7)));
+        assert_eq!(
+            param("n=9223372036854775807"),
+            named(Value::Integer(i64::MAX))
+        );
+        assert_eq!(param("n=0.5"), named(Value::Real(0.5)));
+        assert_eq!(param("n=-2.25"), named(Value::Real(-2.25)));
+        for text in [
+            "007",
+            "+1",
+            "-0",
+            "1e3",
+            ".5",
+            "5.",
+            "",
+            "abc",
+            "9223372036854775808",
+        ] {
+            assert_eq!(param(&format!("n={text}")), named(Value::Text(text.into())));
+        }
+        assert_eq!(param("n=a=b"), named(Value::Text("a=b".into())));
+        assert!(parse_param("n").is_err());
+        assert!(parse_param("=1").is_err());
+        assert!(parse_param("bad name=1").is_err());
+        assert!(parse_param("@n=1").is_err());
     }
 }

@@ -28,10 +28,9 @@ use serde::Serialize;
 
 use crate::api::model::{DATA_COLUMNS, data_column, same_extra};
 use crate::api::{Listing, Page, PageSink};
-use crate::config::unix_now;
 use crate::error::{DbContext, Error, Result};
-use crate::output::readable_time;
 use crate::store::quoted_columns;
+use crate::time::{readable_time, unix_now};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
