@@ -14,8 +14,7 @@ use crate::error::{Error, Result};
 use crate::fake::{FakeAccount, FakeServer};
 use crate::output::{RowFormat, print_line};
 use crate::report::{Report, ReportArgs};
-use crate::store;
-use crate::store::diff::diff;
+use crate::store::Store;
 use crate::sync::{PullOptions, Pulled, SyncSummary, pull};
 
 const DEMO_DB: &str = "keysync-demo.db";
@@ -76,13 +75,7 @@ async fn run_demo(settings: &Settings, args: &Args) -> Result<()> {
     if !quiet && !args.json {
         print_line(&format!("database: {}", db.display()))?;
         let every_field = crate::cmd::FieldArgs::default().selected();
-        let latest = diff(
-            &mut store::open_read_only(&db)?,
-            None,
-            None,
-            now,
-            &every_field,
-        )?;
+        let latest = Store::open_read_only(&db)?.diff(None, None, now, &every_field)?;
         print_diff(&latest, RowFormat::default(), false)?;
         print_reports(&db, settings.now, now)?;
     }
@@ -160,17 +153,10 @@ fn clear_previous_demo(db: &Path) -> Result<()> {
     if !db.exists() {
         return Ok(());
     }
-    let is_demo = db.file_name() == Some(DEMO_DB.as_ref()) && {
-        let conn = store::open_read_only(db)?;
-        let real_syncs: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM syncs WHERE base_url NOT LIKE 'http://127.0.0.1:%'",
-                [],
-                |row| row.get(0),
-            )
-            .unwrap_or(1);
-        real_syncs == 0
-    };
+    let is_demo = db.file_name() == Some(DEMO_DB.as_ref())
+        && Store::open_read_only(db)?
+            .every_sync_from_loopback()
+            .unwrap_or(false);
     if !is_demo {
         return Err(Error::Usage(format!(
             "{} exists and is not a keysync demo database; pass --db with a new file name",

@@ -4,8 +4,7 @@
 use crate::cmd::{FieldArgs, FormatArgs};
 use crate::config::Settings;
 use crate::error::{Outcome, Result};
-use crate::store;
-use crate::store::diff::diff;
+use crate::store::Store;
 use crate::store::points::{SyncRef, parse_sync_ref};
 
 #[derive(Debug, clap::Args)]
@@ -27,9 +26,9 @@ pub struct Args {
 }
 
 pub fn run(settings: &Settings, args: Args) -> Result<Outcome> {
-    let mut conn = store::open_read_only(settings.db()?)?;
+    let mut store = Store::open_read_only(settings.db()?)?;
     let fields = args.fields.selected();
-    let found = diff(&mut conn, args.from, args.to, settings.now(), &fields)?;
+    let found = store.diff(args.from, args.to, settings.now(), &fields)?;
     crate::cmd::show::print_diff(&found, args.format.row_format(), settings.quiet)?;
     Ok(if args.exit_code && !found.rows.is_empty() {
         Outcome::Alarm

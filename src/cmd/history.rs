@@ -12,8 +12,8 @@ use crate::cmd::{FieldArgs, FormatArgs, readable_field};
 use crate::config::Settings;
 use crate::error::Result;
 use crate::output::print_rows;
-use crate::store;
-use crate::store::history::{KeyRef, Version, find_key, versions};
+use crate::store::Store;
+use crate::store::history::{KeyRef, Version};
 use crate::time::readable_time;
 
 #[derive(Debug, clap::Args)]
@@ -39,9 +39,9 @@ const RANGE_COLUMNS: [&str; 7] = [
 ];
 
 pub fn run(settings: &Settings, args: Args) -> Result<()> {
-    let conn = store::open_read_only(settings.db()?)?;
-    let key = find_key(&conn, &args.key)?;
-    let versions = versions(&conn, key.id)?;
+    let store = Store::open_read_only(settings.db()?)?;
+    let key = store.find_key(&args.key)?;
+    let versions = store.versions(key.id)?;
     if versions.is_empty() {
         tracing::warn!(
             "key {} has no versions left: `keysync prune` deleted them",

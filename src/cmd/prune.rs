@@ -10,9 +10,9 @@ use std::time::Duration;
 use crate::config::Settings;
 use crate::error::Result;
 use crate::output::print_line;
-use crate::store;
 use crate::store::lock::PullLock;
-use crate::store::prune::{PrunePlan, plan, prune, vacuum};
+use crate::store::prune::PrunePlan;
+use crate::store::{self, Store};
 use crate::time::{parse_duration, parse_positive_duration, readable_time};
 
 #[derive(Debug, clap::Args)]
@@ -43,16 +43,16 @@ pub fn run(settings: &Settings, args: Args) -> Result<()> {
         }
     };
     if args.dry_run {
-        let planned = plan(&store::open_read_only(db)?, cutoff)?;
+        let planned = Store::open_read_only(db)?.prune_plan(cutoff)?;
         return say(&describe(&planned, cutoff, "would delete"));
     }
     store::require_existing(db)?;
     let _lock = take_lock(db, args.wait)?;
-    let mut conn = store::open(db)?;
-    let pruned = prune(&mut conn, cutoff)?;
+    let mut store = Store::open(db)?;
+    let pruned = store.prune(cutoff)?;
     say(&describe(&pruned, cutoff, "deleted"))?;
     if args.vacuum {
-        let (before, after) = vacuum(&conn, db)?;
+        let (before, after) = store.vacuum()?;
         say(&format!(
             "vacuumed: {} → {}",
             mebibytes(before),

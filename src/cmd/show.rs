@@ -8,6 +8,7 @@ use crate::cmd::readable_field;
 use crate::error::Result;
 use crate::output::{Format, RowFormat, print_line, print_rows};
 use crate::report::{Report, ReportArgs};
+use crate::store::Store;
 use crate::store::diff::{Diff, DiffRow, Kind};
 use crate::store::points::SyncPoint;
 use crate::store::query::{self, SqlParam};
@@ -110,8 +111,8 @@ pub fn print_query(
     params: &[SqlParam],
     how: RowFormat,
 ) -> Result<()> {
-    let conn = query::open_for_query(db, now)?;
-    let mut statement = query::prepare(&conn, sql)?;
+    let store = Store::open_for_query(db, now)?;
+    let mut statement = store.prepare(sql)?;
     query::bind(&mut statement, params)?;
     let columns = query::column_names(&statement);
     print_rows(how, &columns, query::rows(&mut statement))

@@ -10,10 +10,8 @@ use crate::api::model::status_name;
 use crate::config::Settings;
 use crate::error::{Outcome, Result};
 use crate::output::{escape_for_terminal, print_line};
-use crate::store;
-use crate::store::status::{
-    KeyCounts, SyncRow, account, key_counts, last_finished_sync, last_good_sync, last_sync,
-};
+use crate::store::Store;
+use crate::store::status::{KeyCounts, SyncRow};
 use crate::time::{parse_positive_duration, readable_time};
 
 #[derive(Debug, clap::Args)]
@@ -28,22 +26,22 @@ pub struct Args {
 
 pub fn run(settings: &Settings, args: Args) -> Result<Outcome> {
     let db = settings.db()?;
-    let conn = store::open_read_only(db)?;
+    let store = Store::open_read_only(db)?;
     let now = settings.now();
-    let counts = key_counts(&conn)?;
-    let account = account(&conn)?;
-    let (last, good) = (last_sync(&conn)?, last_good_sync(&conn)?);
+    let counts = store.key_counts()?;
+    let account = store.account()?;
+    let (last, good) = (store.last_sync()?, store.last_good_sync()?);
     let alarm = match args.max_age {
         Some(max_age) => alarm(
-            last_finished_sync(&conn)?.as_ref(),
+            store.last_finished_sync()?.as_ref(),
             good.as_ref(),
             max_age,
             now,
         ),
         None => None,
     };
-    let size = store::database_bytes(db);
-    let version = store::schema_version(&conn)?;
+    let size = store.bytes();
+    let version = store.schema_version()?;
     if args.json {
         let report = json!({
             "database": db.display().to_string(),

@@ -8,8 +8,8 @@ use crate::cmd::FormatArgs;
 use crate::config::Settings;
 use crate::error::Result;
 use crate::output::print_rows;
-use crate::store;
-use crate::store::points::{SYNC_LOG_COLUMNS, sync_log};
+use crate::store::Store;
+use crate::store::points::SYNC_LOG_COLUMNS;
 use crate::time::readable_time;
 
 #[derive(Debug, clap::Args)]
@@ -22,9 +22,9 @@ pub struct Args {
 }
 
 pub fn run(settings: &Settings, args: Args) -> Result<()> {
-    let conn = store::open_read_only(settings.db()?)?;
+    let store = Store::open_read_only(settings.db()?)?;
     let limit = (args.limit > 0).then_some(args.limit);
-    let mut rows = sync_log(&conn, limit)?;
+    let mut rows = store.sync_log(limit)?;
     if args.format.format.is_for_people() {
         rows.iter_mut().for_each(|row| make_readable(row));
     }

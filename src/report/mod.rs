@@ -262,7 +262,14 @@ fn seconds(duration: Duration) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{open, query, views};
+    use crate::store::{Store, query};
+
+    /// An empty database opened as `query` opens it.
+    fn empty_store(dir: &tempfile::TempDir) -> Store {
+        let path = dir.path().join("k.db");
+        Store::open(&path).unwrap();
+        Store::open_for_query(&path, 1_766_102_400).unwrap()
+    }
 
     fn args() -> ReportArgs {
         ReportArgs::default()
@@ -271,10 +278,10 @@ mod tests {
     /// Every parameter a report's SQL uses is bound, and nothing else: `query::bind` insists.
     fn prepares_and_binds(report: Report, args: &ReportArgs) {
         let dir = tempfile::tempdir().unwrap();
-        let conn = open(&dir.path().join("k.db")).unwrap();
-        views::install_temp_views(&conn, 1_766_102_400).unwrap();
+        let store = empty_store(&dir);
         let run = report.query(args).unwrap();
-        let mut statement = query::prepare(&conn, run.sql)
+        let mut statement = store
+            .prepare(run.sql)
             .unwrap_or_else(|e| panic!("{} does not prepare: {e}", report.name()));
         query::bind(&mut statement, &run.params)
             .unwrap_or_else(|e| panic!("{} does not bind: {e}", report.name()));
@@ -300,8 +307,8 @@ mod tests {
     #[test]
     fn no_report_scans_the_history() {
         let dir = tempfile::tempdir().unwrap();
-        let conn = open(&dir.path().join("k.db")).unwrap();
-        views::install_temp_views(&conn, 1_766_102_400).unwrap();
+        let store = empty_store(&dir);
+        let conn = store.conn();
         let since = ReportArgs {
             since: Some(Duration::from_secs(3600)),
             ..args()

@@ -12,6 +12,7 @@ use super::history::{KeyStates, differing_keys};
 use super::points::{SyncPoint, SyncRef, latest_good, resolve};
 use crate::api::model::{data_column, same_column_value};
 use crate::error::{DbContext, Error, Result};
+use crate::store::Store;
 
 /// Two points of the history and the rows that differ between them.
 #[derive(Clone, Debug)]
@@ -55,7 +56,7 @@ pub struct DiffRow {
 
 /// The diff between two points, counting only the `fields` (positions in `DATA_COLUMNS`). A
 /// missing `to` is the latest good sync; neither named, the two most recent good syncs.
-pub fn diff(
+fn diff(
     conn: &mut Connection,
     from: Option<SyncRef>,
     to: Option<SyncRef>,
@@ -138,6 +139,19 @@ impl DiffRow {
             old,
             new,
         }
+    }
+}
+
+impl Store {
+    /// The diff between two points: see [`diff`].
+    pub fn diff(
+        &mut self,
+        from: Option<SyncRef>,
+        to: Option<SyncRef>,
+        now: i64,
+        fields: &[usize],
+    ) -> Result<Diff> {
+        diff(self.conn_mut(), from, to, now, fields)
     }
 }
 

@@ -12,6 +12,7 @@ use rusqlite::{Connection, OptionalExtension};
 use super::quoted_columns;
 use crate::api::model::DATA_COLUMNS;
 use crate::error::{DbContext, Error, Result};
+use crate::store::Store;
 
 /// One key whose version differs between two syncs: its data at each, `None` where absent.
 /// The data may still be equal (a key removed and restored unchanged); comparing is the
@@ -82,7 +83,7 @@ pub struct KeyRef {
 
 /// The key whose id is `text`, else the one key whose current (or last) name is `text`. A name
 /// several keys share is a usage error that lists their ids.
-pub fn find_key(conn: &Connection, text: &str) -> Result<KeyRef> {
+fn find_key(conn: &Connection, text: &str) -> Result<KeyRef> {
     let context = "cannot read the keys";
     let by_id = "SELECT id, first_seen_sync, removed_sync FROM keys WHERE id = ?1";
     if let Ok(id) = text.trim().parse::<i64>()
@@ -161,7 +162,7 @@ fn versions_sql() -> String {
 }
 
 /// Every stored version of key `id`, oldest first.
-pub fn versions(conn: &Connection, id: i64) -> Result<Vec<Version>> {
+fn versions(conn: &Connection, id: i64) -> Result<Vec<Version>> {
     let context = "cannot read the key's versions";
     let mut statement = conn.prepare(&versions_sql()).db(context)?;
     let rows = statement
@@ -183,6 +184,18 @@ pub fn versions(conn: &Connection, id: i64) -> Result<Vec<Version>> {
         })
         .db(context)?;
     rows.collect::<rusqlite::Result<_>>().db(context)
+}
+
+impl Store {
+    /// The key named by its id or its exact (current or last) name.
+    pub fn find_key(&self, text: &str) -> Result<KeyRef> {
+        find_key(self.conn(), text)
+    }
+
+    /// Every recorded version of key `id`, oldest first.
+    pub fn versions(&self, id: i64) -> Result<Vec<Version>> {
+        versions(self.conn(), id)
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! The SQLite file: opening it (pragmas, migrations, schema checks) in one place, the pull lock,
-//! the writes a pull makes, the read-only path queries take, reading the history back, and
-//! pruning it.
+//! The SQLite file, behind one type: [`Store`] opens it (pragmas, refinery migrations, identity
+//! and version checks; read-write, read-only or query mode) and its methods are the reads and
+//! writes the commands make. Reports are the only other SQL, and they go through query mode.
+//! Also here: the pull lock, and the pull's own writes (`sync`).
 
 pub mod diff;
 pub mod history;
@@ -24,6 +25,68 @@ use crate::error::{DbContext, Error, Result};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
+}
+
+/// An open keysync database and where it is.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens the database for writing (`pull`, `prune`): see [`open`].
+    pub fn open(path: &Path) -> Result<Store> {
+        Ok(Store {
+            conn: open(path)?,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens an existing database for reading: see [`open_read_only`].
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        Ok(Store {
+            conn: open_read_only(path)?,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens an existing database for `query`: read-only, with the views pinned at `now` and
+    /// every statement that would write refused (see [`query`]).
+    pub fn open_for_query(path: &Path, now: i64) -> Result<Store> {
+        Ok(Store {
+            conn: query::open_for_query(path, now)?,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The bytes the database takes on disk: the file and its write-ahead log.
+    pub fn bytes(&self) -> u64 {
+        database_bytes(&self.path)
+    }
+
+    /// The schema version recorded in the database.
+    pub fn schema_version(&self) -> Result<i64> {
+        schema_version(&self.conn)
+    }
+
+    /// The connection, for the submodules that hold the SQL.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// Gives up the connection: the pull hands it to its writer thread.
+    pub fn into_connection(self) -> Connection {
+        self.conn
+    }
 }
 
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -11,6 +11,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::{DbContext, Error, Result};
+use crate::store::Store;
 use crate::time::{parse_duration, readable_time};
 
 /// The statuses of the syncs that recorded a state of the account.
@@ -37,7 +38,7 @@ pub const SYNC_LOG_COLUMNS: [&str; 9] = [
 
 /// The newest `limit` syncs (all when `None`), newest first, as [`SYNC_LOG_COLUMNS`]: `time` is
 /// `started_at`, `duration` is whole seconds (NULL while running).
-pub fn sync_log(conn: &Connection, limit: Option<u32>) -> Result<Vec<Vec<Value>>> {
+fn sync_log(conn: &Connection, limit: Option<u32>) -> Result<Vec<Vec<Value>>> {
     let context = "cannot read the sync log";
     let mut statement = conn
         .prepare(
@@ -213,6 +214,13 @@ pub fn parse_sync_ref(text: &str) -> Result<SyncRef, String> {
         "expected a sync id (see `keysync syncs`), an RFC 3339 time such as \
          2025-12-19T08:00:00Z, or a duration ago such as 24h or 7d; got {text:?}"
     ))
+}
+
+impl Store {
+    /// The sync log, newest first, at most `limit` rows: [`SYNC_LOG_COLUMNS`].
+    pub fn sync_log(&self, limit: Option<u32>) -> Result<Vec<Vec<Value>>> {
+        sync_log(self.conn(), limit)
+    }
 }
 
 #[cfg(test)]

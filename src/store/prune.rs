@@ -15,6 +15,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use super::points::SyncPoint;
 use crate::error::{DbContext, Result};
+use crate::store::Store;
 
 /// What a prune deletes, or would delete.
 /// The page cache a prune may use, in KiB as SQLite's negative `cache_size` takes it.
@@ -29,7 +30,7 @@ pub struct PrunePlan {
 }
 
 /// What pruning with `cutoff` (unix seconds) would delete, without deleting anything.
-pub fn plan(conn: &Connection, cutoff: i64) -> Result<PrunePlan> {
+fn plan(conn: &Connection, cutoff: i64) -> Result<PrunePlan> {
     let context = "cannot plan the prune";
     let oldest_kept: Option<SyncPoint> = conn
         .query_row(
@@ -64,7 +65,7 @@ pub fn plan(conn: &Connection, cutoff: i64) -> Result<PrunePlan> {
 }
 
 /// Deletes what [`plan`] names, in one transaction. The caller holds the pull lock.
-pub fn prune(conn: &mut Connection, cutoff: i64) -> Result<PrunePlan> {
+fn prune(conn: &mut Connection, cutoff: i64) -> Result<PrunePlan> {
     let context = "cannot prune";
     // A prune deletes rows all over the history's indexes; with SQLite's default 2 MB cache it
     // rereads the same pages again and again. The cache only grows as far as it is used.
@@ -89,11 +90,28 @@ pub fn prune(conn: &mut Connection, cutoff: i64) -> Result<PrunePlan> {
 
 /// Rewrites the database so the pages freed by deletes go back to the disk; returns the bytes
 /// the database files (with the WAL) took before and after.
-pub fn vacuum(conn: &Connection, path: &Path) -> Result<(u64, u64)> {
+fn vacuum(conn: &Connection, path: &Path) -> Result<(u64, u64)> {
     let before = super::database_bytes(path);
     conn.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")
         .db("cannot vacuum the database")?;
     Ok((before, super::database_bytes(path)))
+}
+
+impl Store {
+    /// What pruning at `cutoff` would delete, deleting nothing.
+    pub fn prune_plan(&self, cutoff: i64) -> Result<PrunePlan> {
+        plan(self.conn(), cutoff)
+    }
+
+    /// Deletes the history before `cutoff` (the caller holds the pull lock).
+    pub fn prune(&mut self, cutoff: i64) -> Result<PrunePlan> {
+        prune(self.conn_mut(), cutoff)
+    }
+
+    /// Rewrites the file to give freed space back; returns its size before and after.
+    pub fn vacuum(&self) -> Result<(u64, u64)> {
+        vacuum(self.conn(), self.path())
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, Statement};
 
 use crate::error::{Error, Result};
-use crate::store::{open_read_only, views};
+use crate::store::{Store, open_read_only, views};
 
 /// What a refused write says, wherever it was caught.
 const WRITE_REFUSED: &str = "keysync query only reads the database: this statement would \
@@ -42,7 +42,7 @@ pub fn open_for_query(path: &Path, now: i64) -> Result<Connection> {
 }
 
 /// Prepares exactly one statement that reads and returns rows.
-pub fn prepare<'c>(conn: &'c Connection, sql: &str) -> Result<Statement<'c>> {
+fn prepare<'c>(conn: &'c Connection, sql: &str) -> Result<Statement<'c>> {
     if sql.trim().is_empty() {
         return Err(Error::Usage(
             "no SQL given: pass it as an argument, `-` to read stdin, or --file PATH".into(),
@@ -169,6 +169,14 @@ fn sql_error(error: rusqlite::Error) -> Error {
             context: "cannot run the query".into(),
             source: error,
         },
+    }
+}
+
+impl Store {
+    /// One read-only statement, checked as [`prepare`] does; for a store opened with
+    /// [`Store::open_for_query`].
+    pub fn prepare(&self, sql: &str) -> Result<Statement<'_>> {
+        prepare(self.conn(), sql)
     }
 }
 

@@ -4,6 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, Row};
 
 use crate::error::{DbContext, Result};
+use crate::store::Store;
 use crate::store::schema_version;
 
 /// The schema version that added the `account` table.
@@ -31,7 +32,7 @@ pub struct SyncRow {
     pub error: Option<String>,
 }
 
-pub fn key_counts(conn: &Connection) -> Result<KeyCounts> {
+fn key_counts(conn: &Connection) -> Result<KeyCounts> {
     let context = "cannot count the keys";
     let (live, removed) = conn
         .query_row(
@@ -64,7 +65,7 @@ pub fn key_counts(conn: &Connection) -> Result<KeyCounts> {
 
 /// The account the database is bound to: `(user_id, bound_sync)`. None before a pull has seen
 /// keys, and none in a database from before the binding (readers do not upgrade a file).
-pub fn account(conn: &Connection) -> Result<Option<(i64, i64)>> {
+fn account(conn: &Connection) -> Result<Option<(i64, i64)>> {
     if schema_version(conn)? < ACCOUNT_SCHEMA {
         return Ok(None);
     }
@@ -76,12 +77,12 @@ pub fn account(conn: &Connection) -> Result<Option<(i64, i64)>> {
 }
 
 /// The newest sync, whatever its status.
-pub fn last_sync(conn: &Connection) -> Result<Option<SyncRow>> {
+fn last_sync(conn: &Connection) -> Result<Option<SyncRow>> {
     one_sync(conn, "SELECT * FROM syncs ORDER BY id DESC LIMIT 1")
 }
 
 /// The newest sync that has ended, however it ended.
-pub fn last_finished_sync(conn: &Connection) -> Result<Option<SyncRow>> {
+fn last_finished_sync(conn: &Connection) -> Result<Option<SyncRow>> {
     one_sync(
         conn,
         "SELECT * FROM syncs WHERE status <> 'running' ORDER BY id DESC LIMIT 1",
@@ -89,7 +90,7 @@ pub fn last_finished_sync(conn: &Connection) -> Result<Option<SyncRow>> {
 }
 
 /// The newest sync that counts as good: `ok` or `partial`.
-pub fn last_good_sync(conn: &Connection) -> Result<Option<SyncRow>> {
+fn last_good_sync(conn: &Connection) -> Result<Option<SyncRow>> {
     one_sync(
         conn,
         "SELECT * FROM syncs WHERE status IN ('ok', 'partial') ORDER BY id DESC LIMIT 1",
@@ -113,4 +114,44 @@ fn sync_row(row: &Row<'_>) -> rusqlite::Result<SyncRow> {
         removed: row.get("removed")?,
         error: row.get("error")?,
     })
+}
+
+/// Whether every sync of the database pulled from a loopback address (the demo's fake).
+fn every_sync_from_loopback(conn: &Connection) -> Result<bool> {
+    conn.query_row(
+        "SELECT count(*) = 0 FROM syncs WHERE base_url NOT LIKE 'http://127.0.0.1:%'",
+        [],
+        |row| row.get(0),
+    )
+    .db("cannot read the syncs")
+}
+
+impl Store {
+    /// Whether every sync pulled from 127.0.0.1 (so the file is a demo's).
+    pub fn every_sync_from_loopback(&self) -> Result<bool> {
+        every_sync_from_loopback(self.conn())
+    }
+
+    pub fn key_counts(&self) -> Result<KeyCounts> {
+        key_counts(self.conn())
+    }
+
+    /// The account the database is bound to and the sync that bound it.
+    pub fn account(&self) -> Result<Option<(i64, i64)>> {
+        account(self.conn())
+    }
+
+    pub fn last_sync(&self) -> Result<Option<SyncRow>> {
+        last_sync(self.conn())
+    }
+
+    /// The last sync that is not running.
+    pub fn last_finished_sync(&self) -> Result<Option<SyncRow>> {
+        last_finished_sync(self.conn())
+    }
+
+    /// The last ok or partial sync.
+    pub fn last_good_sync(&self) -> Result<Option<SyncRow>> {
+        last_good_sync(self.conn())
+    }
 }
