@@ -111,7 +111,6 @@ impl Cli {
         Flags {
             db: global.db.clone(),
             quiet: global.quiet,
-            verbose: global.verbose,
             now: global.now,
             config: global.config.clone(),
             profile: global.profile.clone(),

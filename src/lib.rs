@@ -3,17 +3,20 @@
 //! `run` executes a parsed command line; `main` only parses, sets up logging and maps the
 //! result to an exit code, so tests can drive everything here without spawning a process.
 
+// Public: what `main`, the integration tests and the benchmarks use. The rest is the crate's.
 pub mod api;
 pub mod cli;
-pub mod cmd;
-pub mod config;
+pub(crate) mod cmd;
+pub(crate) mod config;
 pub mod error;
 pub mod fake;
-pub mod output;
-pub mod report;
+pub(crate) mod output;
+pub(crate) mod report;
 pub mod store;
-pub mod sync;
-pub mod time;
+pub(crate) mod sync;
+pub(crate) mod time;
+
+pub use output::escape_for_terminal;
 
 use std::io::IsTerminal;
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use keysync::cli::Cli;
 use keysync::error::exit;
-use keysync::output::escape_for_terminal;
+use keysync::escape_for_terminal;
 
 // keysync's hot paths (page parsing, table output) make many small allocations; mimalloc
 // serves them several times faster than the system allocator.

@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 /// keysync always asks for the API's largest page; a server may echo a smaller one.
 pub const PAGE_SIZE: usize = 100;
 /// A page of 100 keys is about 50 KB; a body past this (after decompression) is not a page.
-pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// No wait between retries is longer than this, `Retry-After` included.
 const BACKOFF_CAP: Duration = Duration::from_secs(60);
 /// A refused connection or a failed DNS lookup is worth a few tries (a server restarting, a
@@ -443,7 +443,7 @@ impl ApiClient {
 /// - a `code` starting with `AUTH_` is, except `AUTH_INTERNAL_ERROR`, a server failure;
 /// - at HTTP 2xx, older gateways say it only in the message: one that mentions being
 ///   unauthorised, the access token, or a banned or disabled account, in English or Chinese.
-pub fn rejects_credentials(status: StatusCode, code: Option<&str>, message: &str) -> bool {
+pub(crate) fn rejects_credentials(status: StatusCode, code: Option<&str>, message: &str) -> bool {
     if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
         return true;
     }
@@ -656,7 +656,7 @@ fn read_ca_cert(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>> {
 }
 
 /// An error and its causes on one line: "error sending request: connection refused".
-pub fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

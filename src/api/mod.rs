@@ -4,7 +4,7 @@
 pub mod client;
 pub mod listing;
 pub mod model;
-pub mod raw;
+pub(crate) mod raw;
 
 pub use client::{AccessToken, ApiClient, ApiOptions, PAGE_SIZE, Page};
 pub use listing::{Listing, PageSink, list_all};

@@ -32,7 +32,6 @@ const USER_ID_ENV: &str = "COMETAPI_USER_ID";
 pub struct Flags {
     pub db: Option<PathBuf>,
     pub quiet: bool,
-    pub verbose: u8,
     pub now: Option<i64>,
     pub config: Option<PathBuf>,
     pub profile: Option<String>,
@@ -64,7 +63,6 @@ pub struct Settings {
     /// `--db` as given: `demo` uses it, never `KEYSYNC_DB` or the profile's database.
     pub db_flag: Option<PathBuf>,
     pub quiet: bool,
-    pub verbose: u8,
     /// `--now`, for reproducible reports (and, no later than the clock, pulls).
     pub now: Option<i64>,
     /// The API options and health-check URL, for `pull`.
@@ -98,7 +96,6 @@ impl Settings {
             db: db_path(flags.db.as_deref(), profile.db.as_deref()),
             db_flag: flags.db,
             quiet: flags.quiet,
-            verbose: flags.verbose,
             now,
             api,
         })

@@ -3,16 +3,16 @@
 //! writes the commands make. Reports are the only other SQL, and they go through query mode.
 //! Also here: the pull lock, and the pull's own writes (`sync`).
 
-pub mod diff;
-pub mod history;
+pub(crate) mod diff;
+pub(crate) mod history;
 pub mod lock;
-pub mod points;
-pub mod prune;
-pub mod query;
-pub mod status;
+pub(crate) mod points;
+pub(crate) mod prune;
+pub(crate) mod query;
+pub(crate) mod status;
 pub mod sync;
-pub mod views;
-pub mod wal;
+pub(crate) mod views;
+pub(crate) mod wal;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,7 +29,7 @@ mod embedded {
 
 /// An open keysync database and where it is.
 #[derive(Debug)]
-pub struct Store {
+pub(crate) struct Store {
     conn: Connection,
     path: PathBuf,
 }
@@ -81,11 +81,6 @@ impl Store {
 
     pub(crate) fn conn_mut(&mut self) -> &mut Connection {
         &mut self.conn
-    }
-
-    /// Gives up the connection: the pull hands it to its writer thread.
-    pub fn into_connection(self) -> Connection {
-        self.conn
     }
 }
 
@@ -159,7 +154,7 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 /// emptying the `-wal` into the file (see [`wal`]); a `-wal` that still holds data is warned
 /// about. A file without keysync's schema (an empty one included) is refused: the readers
 /// have nothing to read in it.
-pub fn open_read_only(path: &Path) -> Result<Connection> {
+pub(crate) fn open_read_only(path: &Path) -> Result<Connection> {
     require_existing(path)?;
     refuse_before_writing(path)?;
     let conn = connect_read_only(path, false)?;
@@ -241,7 +236,7 @@ fn warn_if_wal_unread(db: &Path) {
 }
 
 /// Refuses a missing database rather than creating an empty one, for every command but `pull`.
-pub fn require_existing(path: &Path) -> Result<()> {
+pub(crate) fn require_existing(path: &Path) -> Result<()> {
     if path.exists() {
         return Ok(());
     }
@@ -252,7 +247,7 @@ pub fn require_existing(path: &Path) -> Result<()> {
 }
 
 /// Creates an empty database file with mode 0600, and its folder, unless it exists.
-pub fn create_private_file(path: &Path) -> Result<()> {
+pub(crate) fn create_private_file(path: &Path) -> Result<()> {
     if path.exists() {
         return Ok(());
     }
@@ -334,7 +329,7 @@ pub fn known_schema_version() -> i64 {
 }
 
 /// The schema version recorded in the database, 0 for a new one.
-pub fn schema_version(conn: &Connection) -> Result<i64> {
+pub(crate) fn schema_version(conn: &Connection) -> Result<i64> {
     if !has_schema_history(conn)? {
         return Ok(0);
     }
