@@ -184,3 +184,18 @@ impl<T> DbContext<T> for std::result::Result<T, rusqlite::Error> {
         })
     }
 }
+
+/// An error and its causes on one line: "error sending request: connection refused".
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

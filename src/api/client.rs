@@ -19,7 +19,7 @@ use serde_json::value::RawValue;
 
 use crate::api::model::KeyRecord;
 use crate::api::raw::{self, Members};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, error_chain};
 
 /// keysync always asks for the API's largest page; a server may echo a smaller one.
 pub const PAGE_SIZE: usize = 100;
@@ -653,21 +653,6 @@ fn read_ca_cert(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>> {
         )));
     }
     Ok(certs)
-}
-
-/// An error and its causes on one line: "error sending request: connection refused".
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// How long to wait before retry number `retried + 1`: the server's `Retry-After` kept within

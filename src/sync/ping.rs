@@ -7,8 +7,7 @@
 
 use std::time::Duration;
 
-use crate::api::client::error_chain;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, error_chain};
 
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
