@@ -15,6 +15,7 @@ use crate::store;
 use crate::store::status::{
     KeyCounts, SyncRow, account, key_counts, last_finished_sync, last_good_sync, last_sync,
 };
+use crate::store::sync_status::SyncStatus;
 
 pub fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome> {
     let db = db_path(global)?;
@@ -98,7 +99,7 @@ fn alarm(
     max_age: Duration,
     now: i64,
 ) -> Option<String> {
-    if let Some(failed) = finished.filter(|s| s.status == "failed") {
+    if let Some(failed) = finished.filter(|s| s.status == SyncStatus::Failed) {
         let error = failed.error.as_deref().unwrap_or("no error recorded");
         return Some(format!("the last sync ({}) failed: {error}", failed.id));
     }
@@ -224,7 +225,7 @@ mod tests {
     fn a_good_sync_in_the_future_is_an_alarm_not_a_fresh_one() {
         let good = SyncRow {
             id: 2,
-            status: "ok".into(),
+            status: SyncStatus::Ok,
             started_at: 4_070_908_800,
             keys: 1,
             added: 0,

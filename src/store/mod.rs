@@ -9,6 +9,7 @@ pub mod prune;
 pub mod query;
 pub mod status;
 pub mod sync;
+pub mod sync_status;
 pub mod views;
 pub mod wal;
 
@@ -113,13 +114,15 @@ pub fn open_read_only(path: &Path) -> Result<Connection> {
         }
         Err(error) => return Err(error),
     };
-    if schema_version(&conn)? == 0 {
+    let version = schema_version(&conn)?;
+    if version == 0 {
         return Err(Error::DatabaseState(format!(
             "{} is not a keysync database (it has no keysync schema): run `keysync pull` \
              first, or pass --db PATH",
             path.display()
         )));
     }
+    views::install_missing_views(&conn, version)?;
     Ok(conn)
 }
 
@@ -412,6 +415,18 @@ pub(crate) fn migrated_in_memory() -> Connection {
         .run(&mut conn)
         .expect("the migrations run");
     conn
+}
+
+/// Brings `conn` to schema version `version` (all of them when `None`), for unit tests of
+/// upgrades: a file written by an older keysync is one migrated this far.
+#[cfg(test)]
+pub(crate) fn migrate_to(conn: &mut Connection, version: Option<i32>) {
+    let runner = embedded::migrations::runner();
+    let runner = match version {
+        Some(version) => runner.set_target(refinery::Target::Version(version)),
+        None => runner,
+    };
+    runner.run(conn).expect("the migrations run");
 }
 
 #[cfg(test)]

@@ -24,7 +24,6 @@ use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
     params_from_iter,
 };
-use serde::Serialize;
 
 use crate::api::model::{DATA_COLUMNS, data_column, same_extra};
 use crate::api::{Listing, Page, PageSink};
@@ -32,26 +31,7 @@ use crate::config::unix_now;
 use crate::error::{DbContext, Error, Result};
 use crate::output::readable_time;
 use crate::store::quoted_columns;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SyncStatus {
-    Running,
-    Ok,
-    Partial,
-    Failed,
-}
-
-impl SyncStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncStatus::Running => "running",
-            SyncStatus::Ok => "ok",
-            SyncStatus::Partial => "partial",
-            SyncStatus::Failed => "failed",
-        }
-    }
-}
+pub use crate::store::sync_status::SyncStatus;
 
 /// What applying one listing did, in keys.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -91,8 +71,7 @@ pub fn begin_sync(conn: &Connection, base_url: &str, now: i64) -> Result<i64> {
 fn refuse_going_back(conn: &Connection, now: i64) -> Result<()> {
     let latest: Option<(i64, i64)> = conn
         .query_row(
-            "SELECT id, started_at FROM syncs WHERE status IN ('ok', 'partial')
-             ORDER BY started_at DESC, id DESC LIMIT 1",
+            "SELECT id, started_at FROM good_syncs ORDER BY started_at DESC, id DESC LIMIT 1",
             [],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
@@ -287,7 +266,7 @@ fn register_same_extra(conn: &Connection) -> Result<()> {
 /// an applied row with a higher id. Either way this pull writes nothing.
 fn refuse_if_overtaken(tx: &Transaction<'_>, sync: i64) -> Result<()> {
     let context = "cannot check for a newer sync";
-    let own: Option<String> = tx
+    let own: Option<SyncStatus> = tx
         .query_row("SELECT status FROM syncs WHERE id = ?1", [sync], |row| {
             row.get(0)
         })
@@ -295,12 +274,12 @@ fn refuse_if_overtaken(tx: &Transaction<'_>, sync: i64) -> Result<()> {
         .db(context)?;
     let newer: Option<i64> = tx
         .query_row(
-            "SELECT max(id) FROM syncs WHERE id > ?1 AND status IN ('ok', 'partial')",
+            "SELECT max(id) FROM good_syncs WHERE id > ?1",
             [sync],
             |row| row.get(0),
         )
         .db(context)?;
-    if own.as_deref() == Some(SyncStatus::Running.as_str()) && newer.is_none() {
+    if own == Some(SyncStatus::Running) && newer.is_none() {
         return Ok(());
     }
     let newer = newer.map_or_else(String::new, |id| format!(" and recorded sync {id}"));
