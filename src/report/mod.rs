@@ -402,14 +402,15 @@ mod tests {
     /// sync 3 on and runs out in 4 days; key 2 ("b") is first seen at sync 4; key 3 ("c") was
     /// removed at sync 4; key 4 ("d") has unlimited quota.
     fn version_3_file(path: &std::path::Path) {
+        use crate::store::sync_status::SyncStatus;
         let mut conn = rusqlite::Connection::open(path).unwrap();
         crate::store::migrate_to(&mut conn, Some(3));
         for (id, days_ago, status) in [
-            (1, 10, "ok"),
-            (2, 6, "failed"),
-            (3, 5, "partial"),
-            (4, 2, "ok"),
-            (5, 1, "ok"),
+            (1, 10, SyncStatus::Ok),
+            (2, 6, SyncStatus::Failed),
+            (3, 5, SyncStatus::Partial),
+            (4, 2, SyncStatus::Ok),
+            (5, 1, SyncStatus::Ok),
         ] {
             conn.execute(
                 "INSERT INTO syncs (id, started_at, finished_at, status, base_url)

@@ -245,4 +245,41 @@ mod tests {
             "2 keys are named \"prod\": 7, 8 (removed at sync 4); pass the id instead"
         );
     }
+
+    /// The columns of `table` in the migrated schema, in order.
+    fn table_columns(conn: &Connection, table: &str) -> Vec<String> {
+        conn.prepare(&format!(
+            "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+        ))
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+    }
+
+    /// The one column list (`api::model::COLUMNS`) is the data the migrations give `keys` and
+    /// `key_versions`, in their order, between each table's own bookkeeping columns.
+    #[test]
+    fn the_column_list_is_the_schemas() {
+        let conn = migrated_in_memory();
+        let data: Vec<String> = DATA_COLUMNS.map(String::from).to_vec();
+        let own = |table, skipped: &[&str]| -> Vec<String> {
+            table_columns(&conn, table)
+                .into_iter()
+                .filter(|c| !skipped.contains(&c.as_str()))
+                .collect()
+        };
+        assert_eq!(
+            own("keys", &["id", "key", "first_seen_sync", "removed_sync"]),
+            data
+        );
+        assert_eq!(
+            own(
+                "key_versions",
+                &["key_id", "valid_from_sync", "valid_to_sync", "changed"]
+            ),
+            data
+        );
+    }
 }

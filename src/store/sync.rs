@@ -25,7 +25,7 @@ use rusqlite::{
     params_from_iter,
 };
 
-use crate::api::model::{DATA_COLUMNS, data_column, same_extra};
+use crate::api::model::{COLUMNS, DATA_COLUMNS, DataColumn, Source, data_column, same_extra};
 use crate::api::{Listing, Page, PageSink};
 use crate::config::unix_now;
 use crate::error::{DbContext, Error, Result};
@@ -308,14 +308,20 @@ fn bind_account(tx: &Transaction<'_>, sync: i64) -> Result<()> {
 /// the changed columns, and, for a consistent listing only, `removed`.
 fn classify(tx: &Transaction<'_>, consistent: bool) -> Result<()> {
     let context = "cannot compare the listing with the stored keys";
-    let differing = DATA_COLUMNS
-        .map(|c| {
-            let same = match c {
-                "extra" => "s.extra IS k.extra OR same_extra(s.extra, k.extra)".to_string(),
-                _ => format!("s.\"{c}\" IS k.\"{c}\""),
-            };
-            format!("CASE WHEN {same} THEN '' ELSE ',\"{c}\"' END")
-        })
+    let differing = COLUMNS
+        .map(
+            |DataColumn {
+                 name: c, source, ..
+             }| {
+                let same = match source {
+                    Source::Extra => {
+                        format!("s.\"{c}\" IS k.\"{c}\" OR same_extra(s.\"{c}\", k.\"{c}\")")
+                    }
+                    _ => format!("s.\"{c}\" IS k.\"{c}\""),
+                };
+                format!("CASE WHEN {same} THEN '' ELSE ',\"{c}\"' END")
+            },
+        )
         .join(" || ");
     tx.execute_batch(&format!(
         "DROP TABLE IF EXISTS temp.delta;
