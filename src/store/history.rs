@@ -188,7 +188,7 @@ pub fn versions(conn: &Connection, id: i64) -> Result<Vec<Version>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::migrated_in_memory;
+    use crate::store::{first_column, migrated_in_memory};
 
     /// The steps of SQLite's plan for `sql`, e.g. `SEARCH a USING PRIMARY KEY (key_id=? ...)`.
     fn query_plan(conn: &Connection, sql: &str) -> Vec<String> {
@@ -246,18 +246,6 @@ mod tests {
         );
     }
 
-    /// The columns of `table` in the migrated schema, in order.
-    fn table_columns(conn: &Connection, table: &str) -> Vec<String> {
-        conn.prepare(&format!(
-            "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
-        ))
-        .unwrap()
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap()
-    }
-
     /// The one column list (`api::model::COLUMNS`) is the data the migrations give `keys` and
     /// `key_versions`, in their order, between each table's own bookkeeping columns.
     #[test]
@@ -265,10 +253,13 @@ mod tests {
         let conn = migrated_in_memory();
         let data: Vec<String> = DATA_COLUMNS.map(String::from).to_vec();
         let own = |table, skipped: &[&str]| -> Vec<String> {
-            table_columns(&conn, table)
-                .into_iter()
-                .filter(|c| !skipped.contains(&c.as_str()))
-                .collect()
+            first_column::<String>(
+                &conn,
+                &format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"),
+            )
+            .into_iter()
+            .filter(|c| !skipped.contains(&c.as_str()))
+            .collect()
         };
         assert_eq!(
             own("keys", &["id", "key", "first_seen_sync", "removed_sync"]),

@@ -417,6 +417,17 @@ pub(crate) fn migrated_in_memory() -> Connection {
     conn
 }
 
+/// The first column of every row `sql` returns, for unit tests.
+#[cfg(test)]
+pub(crate) fn first_column<T: rusqlite::types::FromSql>(conn: &Connection, sql: &str) -> Vec<T> {
+    conn.prepare(sql)
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
 /// Brings `conn` to schema version `version` (all of them when `None`), for unit tests of
 /// upgrades: a file written by an older keysync is one migrated this far.
 #[cfg(test)]

@@ -70,18 +70,14 @@ fn temp_twins_sql(after: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::open;
+    use crate::store::{first_column, open};
     use std::path::Path;
 
     fn view_names(conn: &Connection, schema: &str) -> Vec<String> {
-        let sql =
-            format!("SELECT name FROM {schema}.sqlite_master WHERE type = 'view' ORDER BY name");
-        let mut statement = conn.prepare(&sql).unwrap();
-        statement
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap()
+        first_column(
+            conn,
+            &format!("SELECT name FROM {schema}.sqlite_master WHERE type = 'view' ORDER BY name"),
+        )
     }
 
     #[test]
@@ -110,21 +106,15 @@ mod tests {
     fn the_twins_only_differ_from_the_stored_views_by_temp() {
         let dir = tempfile::tempdir().unwrap();
         let conn = open(&dir.path().join("k.db")).unwrap();
-        let stored: Vec<String> = conn
-            .prepare("SELECT sql FROM main.sqlite_master WHERE type = 'view' AND name <> 'clock' ORDER BY name")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
+        let stored: Vec<String> = first_column(
+            &conn,
+            "SELECT sql FROM main.sqlite_master WHERE type = 'view' AND name <> 'clock' ORDER BY name",
+        );
         install_temp_views(&conn, 0).unwrap();
-        let twins: Vec<String> = conn
-            .prepare("SELECT sql FROM temp.sqlite_master WHERE type = 'view' AND name <> 'clock' ORDER BY name")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
+        let twins: Vec<String> = first_column(
+            &conn,
+            "SELECT sql FROM temp.sqlite_master WHERE type = 'view' AND name <> 'clock' ORDER BY name",
+        );
         // SQLite stores a TEMP view's text without the TEMP keyword.
         assert_eq!(twins, stored);
     }
@@ -199,13 +189,7 @@ mod tests {
             ["clock", "key_info", "sync_info"]
         );
         assert_eq!(view_names(&conn, "temp"), ["good_syncs", "key_usage"]);
-        let good: Vec<i64> = conn
-            .prepare("SELECT id FROM good_syncs ORDER BY id")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
+        let good: Vec<i64> = first_column(&conn, "SELECT id FROM good_syncs ORDER BY id");
         assert_eq!(good, [1, 3]);
         install_temp_views(&conn, 0).unwrap();
         assert_eq!(
