@@ -2,9 +2,8 @@
 //! command line (a sync id, a time, a duration ago) into one good sync.
 //!
 //! Only good syncs (the `good_syncs` view: `ok` and `partial`) are points: a failed sync
-//! recorded no state. `prune` deletes
-//! the oldest syncs, so a point older than the oldest kept sync is an error that says so
-//! rather than a silently different answer.
+//! recorded no state. `prune` deletes the oldest syncs, so a point older than the oldest kept
+//! sync is an error that says so rather than a silently different answer.
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};

@@ -1,5 +1,5 @@
-//! The convenience views (`clock`, `key_info`, `sync_info`) and the rule views (`good_syncs`)
-//! on a reading connection.
+//! The convenience views (`clock`, `key_info`, `sync_info`) and the rule views (`good_syncs`,
+//! `key_usage`) on a reading connection.
 //!
 //! The stored views (migrations/V2__views.sql, V4__good_syncs.sql) take "now" from SQLite's
 //! clock. A query connection gets TEMP twins of them, built from the same files, which shadow
