@@ -1,9 +1,10 @@
 //! What one listed key looks like once it has been read off the wire.
 //!
 //! The API's JSON item becomes a [`KeyRecord`]: its id, the versioned data columns in the fixed
-//! order of [`DATA_COLUMNS`] (the same order the store uses for its SQL), and the full key value
+//! order of [`COLUMNS`] (the same order the store uses for its SQL), and the full key value
 //! when the API sent one unmasked. Columns are plain SQLite values so that change detection is
-//! a NULL-safe element-wise comparison, and one list drives parsing, comparing and writing.
+//! a NULL-safe element-wise comparison, and one list ([`COLUMNS`], with [`DATA_COLUMNS`],
+//! [`API_FIELDS`] and [`TIME_COLUMNS`] derived from it) drives parsing, comparing and writing.
 
 use rusqlite::types::Value;
 use serde_json::Value as Json;
@@ -20,45 +21,111 @@ pub enum FieldKind {
     Bool,
 }
 
-/// The documented API fields, stored under their API names, in column order. `id` and `key`
-/// are handled on their own: `id` is the row identity, `key` is a secret.
-pub const API_FIELDS: [(&str, FieldKind); 14] = [
-    ("user_id", FieldKind::Integer),
-    ("name", FieldKind::Text),
-    ("status", FieldKind::Integer),
-    ("created_time", FieldKind::Integer),
-    ("accessed_time", FieldKind::Integer),
-    ("expired_time", FieldKind::Integer),
-    ("remain_quota", FieldKind::Integer),
-    ("used_quota", FieldKind::Integer),
-    ("unlimited_quota", FieldKind::Bool),
-    ("model_limits_enabled", FieldKind::Bool),
-    ("model_limits", FieldKind::Text),
-    ("allow_ips", FieldKind::Text),
-    ("group", FieldKind::Text),
-    ("cross_group_retry", FieldKind::Bool),
+/// Where the value of a data column comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The documented API field of the column's name, which must have this JSON type.
+    Api(FieldKind),
+    /// The API's `key` as its hint: the gateway's mask of it, or the masked value it sent.
+    KeyHint,
+    /// The SHA-256 of the API's `key`, when it was sent unmasked.
+    KeySha256,
+    /// Every field the API does not document, as canonical JSON text; compared by [`same_extra`].
+    Extra,
+}
+
+/// One versioned column of `keys` and `key_versions`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataColumn {
+    /// The column's name in SQL, and the API field's name for [`Source::Api`].
+    pub name: &'static str,
+    pub source: Source,
+    /// Holds unix seconds (`expired_time` -1 means never), shown to people as a date.
+    pub is_time: bool,
+}
+
+const fn api(name: &'static str, kind: FieldKind) -> DataColumn {
+    DataColumn {
+        name,
+        source: Source::Api(kind),
+        is_time: false,
+    }
+}
+
+const fn api_time(name: &'static str) -> DataColumn {
+    DataColumn {
+        is_time: true,
+        ..api(name, FieldKind::Integer)
+    }
+}
+
+const fn derived(name: &'static str, source: Source) -> DataColumn {
+    DataColumn {
+        name,
+        source,
+        is_time: false,
+    }
+}
+
+/// The one list of the versioned columns, in the order of [`KeyRecord::values`] and of every
+/// column list the store writes (the staging table, `keys`, `key_versions`) and compares. `id`
+/// and the full `key` are not in it: `id` is the row identity, `key` a secret. The migrations
+/// create these columns; a unit test of the store checks that they match.
+pub const COLUMNS: [DataColumn; 17] = [
+    api("user_id", FieldKind::Integer),
+    api("name", FieldKind::Text),
+    api("status", FieldKind::Integer),
+    api_time("created_time"),
+    api_time("accessed_time"),
+    api_time("expired_time"),
+    api("remain_quota", FieldKind::Integer),
+    api("used_quota", FieldKind::Integer),
+    api("unlimited_quota", FieldKind::Bool),
+    api("model_limits_enabled", FieldKind::Bool),
+    api("model_limits", FieldKind::Text),
+    api("allow_ips", FieldKind::Text),
+    api("group", FieldKind::Text),
+    api("cross_group_retry", FieldKind::Bool),
+    derived("key_hint", Source::KeyHint),
+    derived("key_sha256", Source::KeySha256),
+    derived("extra", Source::Extra),
 ];
 
-/// Every versioned column of `keys` and `key_versions`, in the order of [`KeyRecord::values`].
-pub const DATA_COLUMNS: [&str; 17] = [
-    "user_id",
-    "name",
-    "status",
-    "created_time",
-    "accessed_time",
-    "expired_time",
-    "remain_quota",
-    "used_quota",
-    "unlimited_quota",
-    "model_limits_enabled",
-    "model_limits",
-    "allow_ips",
-    "group",
-    "cross_group_retry",
-    "key_hint",
-    "key_sha256",
-    "extra",
-];
+/// The names of [`COLUMNS`], in order.
+pub const DATA_COLUMNS: [&str; COLUMNS.len()] = {
+    let mut names = [""; COLUMNS.len()];
+    let mut i = 0;
+    while i < COLUMNS.len() {
+        names[i] = COLUMNS[i].name;
+        i += 1;
+    }
+    names
+};
+
+const API_FIELD_COUNT: usize = {
+    let (mut count, mut i) = (0, 0);
+    while i < COLUMNS.len() {
+        if matches!(COLUMNS[i].source, Source::Api(_)) {
+            count += 1;
+        }
+        i += 1;
+    }
+    count
+};
+
+/// The documented API fields of [`COLUMNS`], stored under their API names, in column order.
+pub const API_FIELDS: [(&str, FieldKind); API_FIELD_COUNT] = {
+    let mut fields = [("", FieldKind::Integer); API_FIELD_COUNT];
+    let (mut found, mut i) = (0, 0);
+    while i < COLUMNS.len() {
+        if let Source::Api(kind) = COLUMNS[i].source {
+            fields[found] = (COLUMNS[i].name, kind);
+            found += 1;
+        }
+        i += 1;
+    }
+    fields
+};
 
 /// The position of a data column in [`DATA_COLUMNS`]; the name must be one of them.
 pub fn data_column(name: &str) -> usize {
@@ -68,8 +135,37 @@ pub fn data_column(name: &str) -> usize {
         .unwrap_or_else(|| panic!("{name} is not a data column"))
 }
 
+const TIME_COLUMN_COUNT: usize = {
+    let (mut count, mut i) = (0, 0);
+    while i < COLUMNS.len() {
+        if COLUMNS[i].is_time {
+            count += 1;
+        }
+        i += 1;
+    }
+    count
+};
+
 /// The data columns that hold unix times (`expired_time` -1 means never).
-pub const TIME_COLUMNS: [&str; 3] = ["created_time", "accessed_time", "expired_time"];
+pub const TIME_COLUMNS: [&str; TIME_COLUMN_COUNT] = {
+    let mut names = [""; TIME_COLUMN_COUNT];
+    let (mut found, mut i) = (0, 0);
+    while i < COLUMNS.len() {
+        if COLUMNS[i].is_time {
+            names[found] = COLUMNS[i].name;
+            found += 1;
+        }
+        i += 1;
+    }
+    names
+};
+
+/// The column an API field is stored in, for a name the API documents.
+fn api_column(name: &str) -> Option<usize> {
+    COLUMNS
+        .iter()
+        .position(|column| matches!(column.source, Source::Api(_)) && column.name == name)
+}
 
 /// The upstream meaning of a key's `status`.
 pub fn status_name(status: i64) -> String {
@@ -106,13 +202,13 @@ impl KeyRecord {
         // One pass sorts the members into the documented fields and the rest; a name written
         // twice keeps its last value, as everywhere else.
         let (mut id, mut key) = (None, None);
-        let mut documented: [Option<&RawValue>; API_FIELDS.len()] = [None; API_FIELDS.len()];
+        let mut documented: [Option<&RawValue>; COLUMNS.len()] = [None; COLUMNS.len()];
         let mut unknown = Vec::new();
         for (name, value) in members.0 {
             match &*name {
                 "id" => id = Some(value),
                 "key" => key = Some(value),
-                other => match API_FIELDS.iter().position(|(field, _)| *field == other) {
+                other => match api_column(other) {
                     Some(i) => documented[i] = Some(value),
                     None => unknown.push((name, value)),
                 },
@@ -122,20 +218,40 @@ impl KeyRecord {
             Some(value) => integer(value).map_err(|e| format!("field `id` {e}"))?,
             None => return Err("an item has no `id`".to_string()),
         };
-        let mut values = Vec::with_capacity(DATA_COLUMNS.len());
-        for ((name, kind), value) in API_FIELDS.iter().zip(documented) {
-            let value = value.map_or(Ok(Value::Null), |v| column_value(v, *kind));
-            values.push(value.map_err(|e| format!("key {id}: field `{name}` {e}"))?);
+        // Columns are read in table order, so a bad field is named in that order too.
+        let mut values = Vec::with_capacity(COLUMNS.len());
+        let mut key_parts: Option<(Value, Value)> = None;
+        let mut secret = None;
+        for (column, value) in COLUMNS.iter().zip(documented) {
+            let value = match column.source {
+                Source::Api(kind) => value
+                    .map_or(Ok(Value::Null), |v| column_value(v, kind))
+                    .map_err(|e| format!("key {id}: field `{}` {e}", column.name))?,
+                Source::KeyHint | Source::KeySha256 => {
+                    if key_parts.is_none() {
+                        let (hint, sha256, sent) = match key.filter(|v| !raw::is_null(v)) {
+                            None => (Value::Null, Value::Null, None),
+                            Some(value) => key_columns(
+                                text(value).map_err(|e| format!("key {id}: field `key` {e}"))?,
+                            ),
+                        };
+                        key_parts = Some((hint, sha256));
+                        secret = sent;
+                    }
+                    let (hint, sha256) = key_parts.as_mut().expect("read just now");
+                    let part = if column.source == Source::KeyHint {
+                        hint
+                    } else {
+                        sha256
+                    };
+                    std::mem::replace(part, Value::Null)
+                }
+                Source::Extra => {
+                    Value::Text(Members(std::mem::take(&mut unknown)).canonical_text())
+                }
+            };
+            values.push(value);
         }
-        let (hint, sha256, secret) = match key.filter(|v| !raw::is_null(v)) {
-            None => (Value::Null, Value::Null, None),
-            Some(value) => {
-                key_columns(text(value).map_err(|e| format!("key {id}: field `key` {e}"))?)
-            }
-        };
-        values.push(hint);
-        values.push(sha256);
-        values.push(Value::Text(Members(unknown).canonical_text()));
         Ok(KeyRecord { id, values, secret })
     }
 
@@ -229,7 +345,7 @@ pub fn same_extra(a: Option<&str>, b: Option<&str>) -> bool {
 /// Whether two values of the data column at `column` are the same, by the rule the history
 /// keeps: NULL-safe equality, and [`same_extra`] for `extra`.
 pub fn same_column_value(column: usize, a: &Value, b: &Value) -> bool {
-    if column != data_column("extra") {
+    if COLUMNS[column].source != Source::Extra {
         return a == b;
     }
     let text = |v: &Value| match v {
@@ -379,5 +495,58 @@ mod tests {
         assert_eq!(rec.values[14], Value::Text("abcd**********wxyz".into()));
         assert_eq!(rec.values[15], Value::Null);
         assert_eq!(rec.secret, None);
+    }
+
+    #[test]
+    fn the_derived_lists_follow_the_table() {
+        assert_eq!(DATA_COLUMNS.len(), COLUMNS.len());
+        assert_eq!(DATA_COLUMNS[0], "user_id");
+        assert_eq!(DATA_COLUMNS[16], "extra");
+        let api: Vec<&str> = API_FIELDS.iter().map(|(name, _)| *name).collect();
+        assert_eq!(api, DATA_COLUMNS[..14]);
+        assert_eq!(API_FIELDS[8], ("unlimited_quota", FieldKind::Bool));
+        assert_eq!(API_FIELDS[12], ("group", FieldKind::Text));
+        assert_eq!(
+            TIME_COLUMNS,
+            ["created_time", "accessed_time", "expired_time"]
+        );
+        assert_eq!(api_column("group"), Some(12));
+        assert_eq!(
+            api_column("key_hint"),
+            None,
+            "derived, not read from the API"
+        );
+        assert!(same_column_value(
+            data_column("extra"),
+            &Value::Text("{}".into()),
+            &Value::Text(r#"{"x":null}"#.into())
+        ));
+        assert!(!same_column_value(
+            data_column("name"),
+            &Value::Text("{}".into()),
+            &Value::Text(r#"{"x":null}"#.into())
+        ));
+    }
+
+    #[test]
+    fn a_bad_field_is_named_in_column_order_and_the_key_after_the_api_fields() {
+        let err =
+            KeyRecord::from_json(&json!({"id": 1, "key": 5, "group": 7, "name": 8})).unwrap_err();
+        assert_eq!(err, "key 1: field `name` is a number, expected a string");
+        let err = KeyRecord::from_json(&json!({"id": 1, "key": 5, "group": 7})).unwrap_err();
+        assert_eq!(err, "key 1: field `group` is a number, expected a string");
+        let rec =
+            KeyRecord::from_json(&json!({"id": 1, "key": "abcdefghijklmnop", "z": 1})).unwrap();
+        assert_eq!(rec.values.len(), COLUMNS.len());
+        assert_eq!(
+            rec.values[data_column("key_hint")],
+            Value::Text("abcd**********mnop".into())
+        );
+        assert!(matches!(&rec.values[data_column("key_sha256")], Value::Text(h) if h.len() == 64));
+        assert_eq!(
+            rec.values[data_column("extra")],
+            Value::Text(r#"{"z":1}"#.into())
+        );
+        assert_eq!(rec.secret.as_deref(), Some("abcdefghijklmnop"));
     }
 }

@@ -12,6 +12,7 @@ use crate::error::{Outcome, Result};
 use crate::output::{escape_for_terminal, print_line};
 use crate::store::Store;
 use crate::store::status::{KeyCounts, SyncRow};
+use crate::store::sync_status::SyncStatus;
 use crate::time::{parse_positive_duration, readable_time};
 
 #[derive(Debug, clap::Args)]
@@ -106,7 +107,7 @@ fn alarm(
     max_age: Duration,
     now: i64,
 ) -> Option<String> {
-    if let Some(failed) = finished.filter(|s| s.status == "failed") {
+    if let Some(failed) = finished.filter(|s| s.status == SyncStatus::Failed) {
         let error = failed.error.as_deref().unwrap_or("no error recorded");
         return Some(format!("the last sync ({}) failed: {error}", failed.id));
     }
@@ -232,7 +233,7 @@ mod tests {
     fn a_good_sync_in_the_future_is_an_alarm_not_a_fresh_one() {
         let good = SyncRow {
             id: 2,
-            status: "ok".into(),
+            status: SyncStatus::Ok,
             started_at: 4_070_908_800,
             keys: 1,
             added: 0,

@@ -426,4 +426,123 @@ mod tests {
                 .starts_with("Enabled keys unused for --for")
         );
     }
+
+    const NOW: i64 = 1_766_102_400;
+    const DAY: i64 = 86_400;
+
+    /// A file as keysync wrote it at schema version 3. Syncs 1 to 5 started 10, 6, 5, 2 and 1
+    /// days before [`NOW`]; sync 2 failed, sync 3 is partial. Key 1 ("a") uses 100 a day from
+    /// sync 3 on and runs out in 4 days; key 2 ("b") is first seen at sync 4; key 3 ("c") was
+    /// removed at sync 4; key 4 ("d") has unlimited quota.
+    fn version_3_file(path: &std::path::Path) {
+        use crate::store::sync_status::SyncStatus;
+        let mut conn = rusqlite::Connection::open(path).unwrap();
+        crate::store::migrate_to(&mut conn, Some(3));
+        for (id, days_ago, status) in [
+            (1, 10, SyncStatus::Ok),
+            (2, 6, SyncStatus::Failed),
+            (3, 5, SyncStatus::Partial),
+            (4, 2, SyncStatus::Ok),
+            (5, 1, SyncStatus::Ok),
+        ] {
+            conn.execute(
+                "INSERT INTO syncs (id, started_at, finished_at, status, base_url)
+                 VALUES (?1, ?2, ?2, ?3, 'x')",
+                rusqlite::params![id, NOW - days_ago * DAY, status],
+            )
+            .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO keys (id, name, status, used_quota, remain_quota, unlimited_quota,
+                               first_seen_sync, removed_sync) VALUES
+                 (1, 'a', 1, 700, 400, 0, 1, NULL), (2, 'b', 1, 150, 9900, 0, 4, NULL),
+                 (3, 'c', 1, 10, 5, 0, 1, 4), (4, 'd', 1, 1000, 0, 1, 1, NULL);
+             INSERT INTO key_versions (key_id, valid_from_sync, valid_to_sync, used_quota,
+                                       remain_quota) VALUES
+                 (1, 1, 3, 100, 1000), (1, 3, 5, 300, 800), (1, 5, NULL, 700, 400),
+                 (2, 4, 5, 50, 10000), (2, 5, NULL, 150, 9900),
+                 (3, 1, 4, 10, 5), (4, 1, 5, 0, 0), (4, 5, NULL, 1000, 0);",
+        )
+        .unwrap();
+    }
+
+    /// Every report's rows, and top-consumers --since 7d's, as `keysync query` reads them.
+    fn every_report(path: &std::path::Path) -> Vec<Vec<Vec<Value>>> {
+        let store = Store::open_for_query(path, NOW).unwrap();
+        let since = ReportArgs {
+            since: Some(Duration::from_secs(7 * DAY as u64)),
+            ..args()
+        };
+        let runs = Report::value_variants()
+            .iter()
+            .map(|report| report.query(&args()).unwrap())
+            .chain([Report::TopConsumers.query(&since).unwrap()]);
+        runs.map(|run| {
+            let mut statement = store.prepare(run.sql).unwrap();
+            query::bind(&mut statement, &run.params).unwrap();
+            query::rows(&mut statement)
+                .collect::<Result<Vec<_>>>()
+                .unwrap()
+        })
+        .collect()
+    }
+
+    #[test]
+    fn a_version_3_file_reports_the_same_before_and_after_its_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        version_3_file(&path);
+        let before = every_report(&path);
+        let (int, text, real) = (
+            Value::Integer,
+            |t: &str| Value::Text(t.to_string()),
+            Value::Real,
+        );
+        // The window starts at sync 3, 5 days back: sync 2 (6 days back) failed.
+        let forecast = &before[5];
+        assert_eq!(
+            *forecast,
+            [vec![
+                int(1),
+                text("a"),
+                int(400),
+                real(100.0),
+                real(4.0),
+                text("2025-12-23T00:00:00Z")
+            ]]
+        );
+        let since = &before[6];
+        let row = |id, name: &str, used, per_day, quota, from, from_iso: &str| {
+            vec![
+                int(id),
+                text(name),
+                text("enabled"),
+                int(used),
+                real(per_day),
+                int(quota),
+                int(from),
+                text(from_iso),
+                int(5),
+                text("2025-12-18T00:00:00Z"),
+            ]
+        };
+        assert_eq!(
+            *since,
+            [
+                row(4, "d", 1000, 250.0, 1000, 3, "2025-12-14T00:00:00Z"),
+                row(1, "a", 400, 100.0, 700, 3, "2025-12-14T00:00:00Z"),
+                row(2, "b", 100, 100.0, 150, 4, "2025-12-17T00:00:00Z"),
+            ]
+        );
+        let schema = |path| {
+            Store::open_read_only(path)
+                .unwrap()
+                .schema_version()
+                .unwrap()
+        };
+        assert_eq!(schema(&path), 3, "reading does not migrate");
+        drop(Store::open(&path).unwrap());
+        assert_eq!(schema(&path), 4);
+        assert_eq!(every_report(&path), before);
+    }
 }

@@ -201,7 +201,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::migrated_in_memory;
+    use crate::store::{first_column, migrated_in_memory};
 
     /// The steps of SQLite's plan for `sql`, e.g. `SEARCH a USING PRIMARY KEY (key_id=? ...)`.
     fn query_plan(conn: &Connection, sql: &str) -> Vec<String> {
@@ -256,6 +256,34 @@ mod tests {
         assert_eq!(
             shared,
             "2 keys are named \"prod\": 7, 8 (removed at sync 4); pass the id instead"
+        );
+    }
+
+    /// The one column list (`api::model::COLUMNS`) is the data the migrations give `keys` and
+    /// `key_versions`, in their order, between each table's own bookkeeping columns.
+    #[test]
+    fn the_column_list_is_the_schemas() {
+        let conn = migrated_in_memory();
+        let data: Vec<String> = DATA_COLUMNS.map(String::from).to_vec();
+        let own = |table, skipped: &[&str]| -> Vec<String> {
+            first_column::<String>(
+                &conn,
+                &format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"),
+            )
+            .into_iter()
+            .filter(|c| !skipped.contains(&c.as_str()))
+            .collect()
+        };
+        assert_eq!(
+            own("keys", &["id", "key", "first_seen_sync", "removed_sync"]),
+            data
+        );
+        assert_eq!(
+            own(
+                "key_versions",
+                &["key_id", "valid_from_sync", "valid_to_sync", "changed"]
+            ),
+            data
         );
     }
 }

@@ -11,6 +11,7 @@ pub(crate) mod prune;
 pub(crate) mod query;
 pub(crate) mod status;
 pub mod sync;
+pub mod sync_status;
 pub(crate) mod views;
 pub(crate) mod wal;
 
@@ -172,13 +173,15 @@ pub(crate) fn open_read_only(path: &Path) -> Result<Connection> {
         }
         Err(error) => return Err(error),
     };
-    if schema_version(&conn)? == 0 {
+    let version = schema_version(&conn)?;
+    if version == 0 {
         return Err(Error::DatabaseState(format!(
             "{} is not a keysync database (it has no keysync schema): run `keysync pull` \
              first, or pass --db PATH",
             path.display()
         )));
     }
+    views::install_missing_views(&conn, version)?;
     Ok(conn)
 }
 
@@ -471,6 +474,29 @@ pub(crate) fn migrated_in_memory() -> Connection {
         .run(&mut conn)
         .expect("the migrations run");
     conn
+}
+
+/// The first column of every row `sql` returns, for unit tests.
+#[cfg(test)]
+pub(crate) fn first_column<T: rusqlite::types::FromSql>(conn: &Connection, sql: &str) -> Vec<T> {
+    conn.prepare(sql)
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+/// Brings `conn` to schema version `version` (all of them when `None`), for unit tests of
+/// upgrades: a file written by an older keysync is one migrated this far.
+#[cfg(test)]
+pub(crate) fn migrate_to(conn: &mut Connection, version: Option<i32>) {
+    let runner = embedded::migrations::runner();
+    let runner = match version {
+        Some(version) => runner.set_target(refinery::Target::Version(version)),
+        None => runner,
+    };
+    runner.run(conn).expect("the migrations run");
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! The syncs as points in the history: the sync log, and turning what a user names on the
 //! command line (a sync id, a time, a duration ago) into one good sync.
 //!
-//! Only `ok` and `partial` syncs are points: a failed sync recorded no state. `prune` deletes
-//! the oldest syncs, so a point older than the oldest kept sync is an error that says so
-//! rather than a silently different answer.
+//! Only good syncs (the `good_syncs` view: `ok` and `partial`) are points: a failed sync
+//! recorded no state. `prune` deletes the oldest syncs, so a point older than the oldest kept
+//! sync is an error that says so rather than a silently different answer.
 
 use std::time::Duration;
 
@@ -12,10 +12,8 @@ use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::{DbContext, Error, Result};
 use crate::store::Store;
+use crate::store::sync_status::SyncStatus;
 use crate::time::{parse_duration, readable_time};
-
-/// The statuses of the syncs that recorded a state of the account.
-const GOOD: &str = "status IN ('ok', 'partial')";
 
 /// A good sync, as a point to read the state of the account at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,8 +72,9 @@ pub fn resolve(conn: &Connection, named: SyncRef, now: i64) -> Result<SyncPoint>
 /// The `count` most recent good syncs, newest first.
 pub fn latest_good(conn: &Connection, count: usize) -> Result<Vec<SyncPoint>> {
     let context = "cannot read the syncs";
-    let sql = format!("SELECT id, started_at FROM syncs WHERE {GOOD} ORDER BY id DESC LIMIT ?1");
-    let mut statement = conn.prepare(&sql).db(context)?;
+    let mut statement = conn
+        .prepare("SELECT id, started_at FROM good_syncs ORDER BY id DESC LIMIT ?1")
+        .db(context)?;
     let points = statement
         .query_map([count as i64], point)
         .db(context)?
@@ -99,17 +98,19 @@ fn point(row: &rusqlite::Row<'_>) -> rusqlite::Result<SyncPoint> {
 }
 
 fn by_id(conn: &Connection, id: i64) -> Result<SyncPoint> {
-    let found: Option<(SyncPoint, String)> = conn
+    let found: Option<(SyncPoint, SyncStatus, bool)> = conn
         .query_row(
-            "SELECT id, started_at, status FROM syncs WHERE id = ?1",
+            "SELECT s.id, s.started_at, s.status, g.id IS NOT NULL
+             FROM syncs AS s LEFT JOIN good_syncs AS g ON g.id = s.id
+             WHERE s.id = ?1",
             [id],
-            |row| Ok((point(row)?, row.get(2)?)),
+            |row| Ok((point(row)?, row.get(2)?, row.get(3)?)),
         )
         .optional()
         .db("cannot read the syncs")?;
     match found {
-        Some((point, status)) if matches!(status.as_str(), "ok" | "partial") => Ok(point),
-        Some((_, status)) => Err(Error::Usage(format!(
+        Some((point, _, true)) => Ok(point),
+        Some((_, status, false)) => Err(Error::Usage(format!(
             "sync {id} is {status}: it recorded no state of the account, so it cannot be a \
              diff point; pick an ok or partial sync from `keysync syncs`"
         ))),
@@ -148,11 +149,9 @@ fn missing_sync(conn: &Connection, id: i64) -> Result<Error> {
 /// The last good sync that started at or before `time`.
 fn last_good_at(conn: &Connection, time: i64) -> Result<SyncPoint> {
     let context = "cannot read the syncs";
-    let sql = format!(
-        "SELECT id, started_at FROM syncs WHERE {GOOD} AND started_at <= ?1
-         ORDER BY started_at DESC, id DESC LIMIT 1"
-    );
-    if let Some(found) = conn.query_row(&sql, [time], point).optional().db(context)? {
+    let sql = "SELECT id, started_at FROM good_syncs WHERE started_at <= ?1
+               ORDER BY started_at DESC, id DESC LIMIT 1";
+    if let Some(found) = conn.query_row(sql, [time], point).optional().db(context)? {
         return Ok(found);
     }
     let oldest: Option<SyncPoint> = conn
@@ -165,7 +164,7 @@ fn last_good_at(conn: &Connection, time: i64) -> Result<SyncPoint> {
         .db(context)?;
     let first_good: Option<SyncPoint> = conn
         .query_row(
-            &format!("SELECT id, started_at FROM syncs WHERE {GOOD} ORDER BY id LIMIT 1"),
+            "SELECT id, started_at FROM good_syncs ORDER BY id LIMIT 1",
             [],
             point,
         )

@@ -37,7 +37,7 @@ fn plan(conn: &Connection, cutoff: i64) -> Result<PrunePlan> {
             "SELECT id, started_at FROM syncs WHERE id = (
                  SELECT min(k) FROM (
                      SELECT min(id) AS k FROM syncs WHERE started_at >= ?1
-                     UNION ALL SELECT max(id) FROM syncs WHERE status IN ('ok', 'partial')
+                     UNION ALL SELECT max(id) FROM good_syncs
                      UNION ALL SELECT max(id) FROM syncs))",
             [cutoff],
             |row| {

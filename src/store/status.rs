@@ -6,6 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row};
 use crate::error::{DbContext, Result};
 use crate::store::Store;
 use crate::store::schema_version;
+use crate::store::sync_status::SyncStatus;
 
 /// The schema version that added the `account` table.
 const ACCOUNT_SCHEMA: i64 = 3;
@@ -23,7 +24,7 @@ pub struct KeyCounts {
 #[derive(Debug, PartialEq, Eq)]
 pub struct SyncRow {
     pub id: i64,
-    pub status: String,
+    pub status: SyncStatus,
     pub started_at: i64,
     pub keys: i64,
     pub added: i64,
@@ -89,12 +90,9 @@ fn last_finished_sync(conn: &Connection) -> Result<Option<SyncRow>> {
     )
 }
 
-/// The newest sync that counts as good: `ok` or `partial`.
+/// The newest sync that counts as good (see the `good_syncs` view).
 fn last_good_sync(conn: &Connection) -> Result<Option<SyncRow>> {
-    one_sync(
-        conn,
-        "SELECT * FROM syncs WHERE status IN ('ok', 'partial') ORDER BY id DESC LIMIT 1",
-    )
+    one_sync(conn, "SELECT * FROM good_syncs ORDER BY id DESC LIMIT 1")
 }
 
 fn one_sync(conn: &Connection, sql: &str) -> Result<Option<SyncRow>> {

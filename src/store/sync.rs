@@ -24,33 +24,13 @@ use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
     params_from_iter,
 };
-use serde::Serialize;
 
-use crate::api::model::{DATA_COLUMNS, data_column, same_extra};
+use crate::api::model::{COLUMNS, DATA_COLUMNS, DataColumn, Source, data_column, same_extra};
 use crate::api::{Listing, Page, PageSink};
 use crate::error::{DbContext, Error, Result};
 use crate::store::quoted_columns;
+pub use crate::store::sync_status::SyncStatus;
 use crate::time::{readable_time, unix_now};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SyncStatus {
-    Running,
-    Ok,
-    Partial,
-    Failed,
-}
-
-impl SyncStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncStatus::Running => "running",
-            SyncStatus::Ok => "ok",
-            SyncStatus::Partial => "partial",
-            SyncStatus::Failed => "failed",
-        }
-    }
-}
 
 /// What applying one listing did, in keys.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -90,8 +70,7 @@ pub fn begin_sync(conn: &Connection, base_url: &str, now: i64) -> Result<i64> {
 fn refuse_going_back(conn: &Connection, now: i64) -> Result<()> {
     let latest: Option<(i64, i64)> = conn
         .query_row(
-            "SELECT id, started_at FROM syncs WHERE status IN ('ok', 'partial')
-             ORDER BY started_at DESC, id DESC LIMIT 1",
+            "SELECT id, started_at FROM good_syncs ORDER BY started_at DESC, id DESC LIMIT 1",
             [],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
@@ -286,7 +265,7 @@ fn register_same_extra(conn: &Connection) -> Result<()> {
 /// an applied row with a higher id. Either way this pull writes nothing.
 fn refuse_if_overtaken(tx: &Transaction<'_>, sync: i64) -> Result<()> {
     let context = "cannot check for a newer sync";
-    let own: Option<String> = tx
+    let own: Option<SyncStatus> = tx
         .query_row("SELECT status FROM syncs WHERE id = ?1", [sync], |row| {
             row.get(0)
         })
@@ -294,12 +273,12 @@ fn refuse_if_overtaken(tx: &Transaction<'_>, sync: i64) -> Result<()> {
         .db(context)?;
     let newer: Option<i64> = tx
         .query_row(
-            "SELECT max(id) FROM syncs WHERE id > ?1 AND status IN ('ok', 'partial')",
+            "SELECT max(id) FROM good_syncs WHERE id > ?1",
             [sync],
             |row| row.get(0),
         )
         .db(context)?;
-    if own.as_deref() == Some(SyncStatus::Running.as_str()) && newer.is_none() {
+    if own == Some(SyncStatus::Running) && newer.is_none() {
         return Ok(());
     }
     let newer = newer.map_or_else(String::new, |id| format!(" and recorded sync {id}"));
@@ -328,14 +307,20 @@ fn bind_account(tx: &Transaction<'_>, sync: i64) -> Result<()> {
 /// the changed columns, and, for a consistent listing only, `removed`.
 fn classify(tx: &Transaction<'_>, consistent: bool) -> Result<()> {
     let context = "cannot compare the listing with the stored keys";
-    let differing = DATA_COLUMNS
-        .map(|c| {
-            let same = match c {
-                "extra" => "s.extra IS k.extra OR same_extra(s.extra, k.extra)".to_string(),
-                _ => format!("s.\"{c}\" IS k.\"{c}\""),
-            };
-            format!("CASE WHEN {same} THEN '' ELSE ',\"{c}\"' END")
-        })
+    let differing = COLUMNS
+        .map(
+            |DataColumn {
+                 name: c, source, ..
+             }| {
+                let same = match source {
+                    Source::Extra => {
+                        format!("s.\"{c}\" IS k.\"{c}\" OR same_extra(s.\"{c}\", k.\"{c}\")")
+                    }
+                    _ => format!("s.\"{c}\" IS k.\"{c}\""),
+                };
+                format!("CASE WHEN {same} THEN '' ELSE ',\"{c}\"' END")
+            },
+        )
         .join(" || ");
     tx.execute_batch(&format!(
         "DROP TABLE IF EXISTS temp.delta;
