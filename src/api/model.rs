@@ -23,7 +23,7 @@ pub enum FieldKind {
 
 /// Where the value of a data column comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
+pub enum ColumnSource {
     /// The documented API field of the column's name, which must have this JSON type.
     Api(FieldKind),
     /// The API's `key` as its hint: the gateway's mask of it, or the masked value it sent.
@@ -37,9 +37,9 @@ pub enum Source {
 /// One versioned column of `keys` and `key_versions`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DataColumn {
-    /// The column's name in SQL, and the API field's name for [`Source::Api`].
+    /// The column's name in SQL, and the API field's name for [`ColumnSource::Api`].
     pub name: &'static str,
-    pub source: Source,
+    pub source: ColumnSource,
     /// Holds unix seconds (`expired_time` -1 means never), shown to people as a date.
     pub is_time: bool,
 }
@@ -47,7 +47,7 @@ pub struct DataColumn {
 const fn api(name: &'static str, kind: FieldKind) -> DataColumn {
     DataColumn {
         name,
-        source: Source::Api(kind),
+        source: ColumnSource::Api(kind),
         is_time: false,
     }
 }
@@ -59,7 +59,7 @@ const fn api_time(name: &'static str) -> DataColumn {
     }
 }
 
-const fn derived(name: &'static str, source: Source) -> DataColumn {
+const fn derived(name: &'static str, source: ColumnSource) -> DataColumn {
     DataColumn {
         name,
         source,
@@ -86,9 +86,9 @@ pub const COLUMNS: [DataColumn; 17] = [
     api("allow_ips", FieldKind::Text),
     api("group", FieldKind::Text),
     api("cross_group_retry", FieldKind::Bool),
-    derived("key_hint", Source::KeyHint),
-    derived("key_sha256", Source::KeySha256),
-    derived("extra", Source::Extra),
+    derived("key_hint", ColumnSource::KeyHint),
+    derived("key_sha256", ColumnSource::KeySha256),
+    derived("extra", ColumnSource::Extra),
 ];
 
 /// The names of [`COLUMNS`], in order.
@@ -105,7 +105,7 @@ pub const DATA_COLUMNS: [&str; COLUMNS.len()] = {
 const API_FIELD_COUNT: usize = {
     let (mut count, mut i) = (0, 0);
     while i < COLUMNS.len() {
-        if matches!(COLUMNS[i].source, Source::Api(_)) {
+        if matches!(COLUMNS[i].source, ColumnSource::Api(_)) {
             count += 1;
         }
         i += 1;
@@ -118,7 +118,7 @@ pub const API_FIELDS: [(&str, FieldKind); API_FIELD_COUNT] = {
     let mut fields = [("", FieldKind::Integer); API_FIELD_COUNT];
     let (mut found, mut i) = (0, 0);
     while i < COLUMNS.len() {
-        if let Source::Api(kind) = COLUMNS[i].source {
+        if let ColumnSource::Api(kind) = COLUMNS[i].source {
             fields[found] = (COLUMNS[i].name, kind);
             found += 1;
         }
@@ -164,7 +164,7 @@ pub const TIME_COLUMNS: [&str; TIME_COLUMN_COUNT] = {
 fn api_column(name: &str) -> Option<usize> {
     COLUMNS
         .iter()
-        .position(|column| matches!(column.source, Source::Api(_)) && column.name == name)
+        .position(|column| matches!(column.source, ColumnSource::Api(_)) && column.name == name)
 }
 
 /// The upstream meaning of a key's `status`.
@@ -224,10 +224,10 @@ impl KeyRecord {
         let mut secret = None;
         for (column, value) in COLUMNS.iter().zip(documented) {
             let value = match column.source {
-                Source::Api(kind) => value
+                ColumnSource::Api(kind) => value
                     .map_or(Ok(Value::Null), |v| column_value(v, kind))
                     .map_err(|e| format!("key {id}: field `{}` {e}", column.name))?,
-                Source::KeyHint | Source::KeySha256 => {
+                ColumnSource::KeyHint | ColumnSource::KeySha256 => {
                     if key_parts.is_none() {
                         let (hint, sha256, sent) = match key.filter(|v| !raw::is_null(v)) {
                             None => (Value::Null, Value::Null, None),
@@ -239,14 +239,14 @@ impl KeyRecord {
                         secret = sent;
                     }
                     let (hint, sha256) = key_parts.as_mut().expect("read just now");
-                    let part = if column.source == Source::KeyHint {
+                    let part = if column.source == ColumnSource::KeyHint {
                         hint
                     } else {
                         sha256
                     };
                     std::mem::replace(part, Value::Null)
                 }
-                Source::Extra => {
+                ColumnSource::Extra => {
                     Value::Text(Members(std::mem::take(&mut unknown)).canonical_text())
                 }
             };
@@ -345,7 +345,7 @@ pub fn same_extra(a: Option<&str>, b: Option<&str>) -> bool {
 /// Whether two values of the data column at `column` are the same, by the rule the history
 /// keeps: NULL-safe equality, and [`same_extra`] for `extra`.
 pub fn same_column_value(column: usize, a: &Value, b: &Value) -> bool {
-    if COLUMNS[column].source != Source::Extra {
+    if COLUMNS[column].source != ColumnSource::Extra {
         return a == b;
     }
     let text = |v: &Value| match v {

@@ -25,7 +25,7 @@ use rusqlite::{
     params_from_iter,
 };
 
-use crate::api::model::{COLUMNS, DATA_COLUMNS, DataColumn, Source, data_column, same_extra};
+use crate::api::model::{COLUMNS, ColumnSource, DATA_COLUMNS, DataColumn, data_column, same_extra};
 use crate::api::{Listing, Page, PageSink};
 use crate::error::{DbContext, Error, Result};
 use crate::store::quoted_columns;
@@ -313,7 +313,7 @@ fn classify(tx: &Transaction<'_>, consistent: bool) -> Result<()> {
                  name: c, source, ..
              }| {
                 let same = match source {
-                    Source::Extra => {
+                    ColumnSource::Extra => {
                         format!("s.\"{c}\" IS k.\"{c}\" OR same_extra(s.\"{c}\", k.\"{c}\")")
                     }
                     _ => format!("s.\"{c}\" IS k.\"{c}\""),
