@@ -64,7 +64,8 @@ pub enum Command {
     /// The database is opened read-only: a statement that would write (ATTACH included) is
     /// refused with exit 2. Besides the tables (`keys`, `key_versions`, `syncs`) there are views:
     /// `key_info` (keys with ISO times, `status_name`, `is_expired`, `is_exhausted`, ...),
-    /// `sync_info` and `clock` (the "now" they use, which --now fixes). Examples:
+    /// `sync_info`, `clock` (the "now" they use, which --now fixes), `good_syncs` (the ok and
+    /// partial syncs) and `key_usage` (quota used per key since a sync). Examples:
     ///
     ///   keysync query "SELECT id, name, expired_iso FROM key_info WHERE is_expired"
     ///   keysync query --format csv "SELECT * FROM keys WHERE id = :id" --param id=42
