@@ -71,25 +71,30 @@ impl Harness {
         ]
     }
 
+    /// Runs `keysync ARGS`, expects exit `code`, returns what it printed (see [`run`]).
+    pub fn run(&self, args: &[&str], code: i32) -> Run {
+        run(self.keysync().args(args), code)
+    }
+
     /// Runs `keysync pull --json` (plus `extra` args), expects success, returns the summary.
     pub fn pull(&self, extra: &[&str]) -> serde_json::Value {
-        let output = self.pull_output(&[&["--json"], extra].concat());
-        assert!(
-            output.status.success(),
-            "pull failed with {:?}: {}",
-            output.status.code(),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).expect("the summary is JSON")
+        self.pull_run(&[&["--json"], extra].concat(), 0).json()
+    }
+
+    /// Runs `keysync pull` with fast retries (plus `extra` args), expects exit `code`.
+    pub fn pull_run(&self, extra: &[&str], code: i32) -> Run {
+        run(&mut self.pull_command(extra), code)
     }
 
     /// Runs `keysync pull` with fast retries (plus `extra` args), whatever the outcome.
     pub fn pull_output(&self, extra: &[&str]) -> Output {
-        self.keysync()
-            .args(["pull", "--backoff-base", "10ms"])
-            .args(extra)
-            .output()
-            .expect("keysync runs")
+        self.pull_command(extra).output().expect("keysync runs")
+    }
+
+    fn pull_command(&self, extra: &[&str]) -> Command {
+        let mut command = self.keysync();
+        command.args(["pull", "--backoff-base", "10ms"]).args(extra);
+        command
     }
 
     pub fn conn(&self) -> Connection {
@@ -126,16 +131,78 @@ impl Harness {
     }
 }
 
-/// `keysync ARGS` in `dir` with an empty environment and no fake: how a newcomer runs `demo`,
-/// and how tests read a database the demo made.
-pub fn keysync_in(dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::cargo_bin("keysync")
-        .expect("the keysync binary")
-        .env_clear()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("keysync runs")
+/// `keysync ARGS` in `dir` with an empty environment and no fake, expecting exit `code`: how a
+/// newcomer runs `demo`, and how tests read a database the demo made.
+pub fn run_in(dir: &std::path::Path, args: &[&str], code: i32) -> Run {
+    let mut command = Command::cargo_bin("keysync").expect("the keysync binary");
+    command.env_clear().current_dir(dir).args(args);
+    run(&mut command, code)
+}
+
+/// What one `keysync` run printed; [`run`] has checked its exit code.
+pub struct Run {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Stdout parsed as one JSON value.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// Runs `command` and asserts it exited with `code`. A mismatch (or a signal, or output that is
+/// not UTF-8) fails with the command line (the token masked), the expected and actual exit
+/// code, stdout and stderr, so a failing test says what went wrong without a rerun.
+pub fn run(command: &mut Command, code: i32) -> Run {
+    let output = command.output().expect("keysync runs");
+    let fail = |why: String| -> ! {
+        panic!(
+            "{why}\ncommand: {}\n--- stdout\n{}\n--- stderr\n{}",
+            command_line(command),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let actual = match output.status.code() {
+        Some(actual) => actual,
+        None => fail(format!(
+            "expected exit {code}, but a signal ended it: {}",
+            output.status
+        )),
+    };
+    if actual != code {
+        fail(format!("expected exit {code}, got {actual}"));
+    }
+    let text = |bytes: &[u8], stream: &str| match String::from_utf8(bytes.to_vec()) {
+        Ok(text) => text,
+        Err(e) => fail(format!("{stream} is not UTF-8: {e}")),
+    };
+    Run {
+        stdout: text(&output.stdout, "stdout"),
+        stderr: text(&output.stderr, "stderr"),
+    }
+}
+
+/// `keysync ARG...` as a shell would show it, with the access token masked; the environment
+/// (which holds the token) is left out.
+fn command_line(command: &Command) -> String {
+    let args = command
+        .get_args()
+        .map(|arg| arg.to_string_lossy().replace(TOKEN, "<token>"))
+        .map(|arg| {
+            let plain = !arg.is_empty()
+                && arg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c));
+            if plain { arg } else { format!("{arg:?}") }
+        });
+    std::iter::once("keysync".to_string())
+        .chain(args)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub fn int(value: i64) -> Value {

@@ -9,7 +9,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::common::{
-    Harness, NOW, SEED, TOKEN, api_fields_sql, expected_api_row, int, keysync_in, text,
+    Harness, NOW, SEED, TOKEN, api_fields_sql, expected_api_row, int, run, run_in, text,
 };
 
 fn summary(
@@ -660,14 +660,8 @@ fn a_second_pull_on_a_locked_database_exits_5() {
 #[test]
 fn demo_runs_two_pulls_against_the_fake_without_an_account() {
     let dir = tempfile::tempdir().unwrap();
-    let output = keysync_in(dir.path(), &["demo", "--json"]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summaries: Vec<serde_json::Value> = String::from_utf8(output.stdout)
-        .unwrap()
+    let summaries: Vec<serde_json::Value> = run_in(dir.path(), &["demo", "--json"], 0)
+        .stdout
         .lines()
         .map(|l| timeless(serde_json::from_str(l).unwrap()))
         .collect();
@@ -680,8 +674,7 @@ fn demo_runs_two_pulls_against_the_fake_without_an_account() {
         ]
     );
     // A second demo replaces its own database rather than piling onto it.
-    let again = keysync_in(dir.path(), &["demo", "-q"]);
-    assert!(again.status.success());
+    run_in(dir.path(), &["demo", "-q"], 0);
     let conn = rusqlite::Connection::open(dir.path().join("keysync-demo.db")).unwrap();
     let syncs: i64 = conn
         .query_row("SELECT count(*) FROM syncs", [], |r| r.get(0))
@@ -694,13 +687,6 @@ fn demo_refuses_a_database_that_is_not_its_own() {
     let h = Harness::with_keys(1);
     h.pull(&[]);
     let before = h.dump(&["syncs", "keys"]);
-    let output = h
-        .keysync()
-        .arg("demo")
-        .arg("--db")
-        .arg(&h.db)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
+    run(h.keysync().arg("demo").arg("--db").arg(&h.db), 2);
     assert_eq!(h.dump(&["syncs", "keys"]), before);
 }

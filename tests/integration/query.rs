@@ -8,7 +8,7 @@ use keysync::fake::{Drift, FakeAccount};
 use pretty_assertions::assert_eq;
 use serde_json::{Map, Value as Json, json};
 
-use crate::common::{Harness, NOW, TOKEN, keysync_in};
+use crate::common::{Harness, NOW, TOKEN, run, run_in};
 
 const DAY: i64 = 86_400;
 
@@ -1131,9 +1131,7 @@ fn unrestricted_names_each_risk_of_enabled_exposed_keys() {
 fn demo_ends_with_the_expiring_soon_and_top_consumers_reports_of_its_database() {
     let dir = tempfile::tempdir().unwrap();
     let now = NOW.to_string();
-    let output = keysync_in(dir.path(), &["demo", "--keys", "60", "--now", &now]);
-    assert!(output.status.success());
-    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stdout = run_in(dir.path(), &["demo", "--keys", "60", "--now", &now], 0).stdout;
     let db = dir.path().join("keysync-demo.db");
 
     for report in ["expiring-soon", "top-consumers"] {
@@ -1157,16 +1155,17 @@ fn demo_ends_with_the_expiring_soon_and_top_consumers_reports_of_its_database() 
                     .unwrap()
             })
             .collect();
-        let query = assert_cmd::Command::cargo_bin("keysync")
-            .unwrap()
-            .env_clear()
-            .arg("--db")
-            .arg(&db)
-            .args(at(NOW))
-            .args(["query", "--format", "json", "--report", report])
-            .output()
-            .unwrap();
-        let rows: Vec<Json> = serde_json::from_slice(&query.stdout).unwrap();
+        let query = run(
+            assert_cmd::Command::cargo_bin("keysync")
+                .unwrap()
+                .env_clear()
+                .arg("--db")
+                .arg(&db)
+                .args(at(NOW))
+                .args(["query", "--format", "json", "--report", report]),
+            0,
+        );
+        let rows: Vec<Json> = serde_json::from_str(&query.stdout).unwrap();
         assert!(!rows.is_empty(), "{report}");
         assert_eq!(shown_ids, ids(&rows), "{report}");
     }
