@@ -72,16 +72,19 @@ impl Harness {
     }
 
     /// Runs `keysync ARGS`, expects exit `code`, returns what it printed (see [`run`]).
+    #[track_caller]
     pub fn run(&self, args: &[&str], code: i32) -> Run {
         run(self.keysync().args(args), code)
     }
 
     /// Runs `keysync pull --json` (plus `extra` args), expects success, returns the summary.
+    #[track_caller]
     pub fn pull(&self, extra: &[&str]) -> serde_json::Value {
         self.pull_run(&[&["--json"], extra].concat(), 0).json()
     }
 
     /// Runs `keysync pull` with fast retries (plus `extra` args), expects exit `code`.
+    #[track_caller]
     pub fn pull_run(&self, extra: &[&str], code: i32) -> Run {
         run(&mut self.pull_command(extra), code)
     }
@@ -133,6 +136,7 @@ impl Harness {
 
 /// `keysync ARGS` in `dir` with an empty environment and no fake, expecting exit `code`: how a
 /// newcomer runs `demo`, and how tests read a database the demo made.
+#[track_caller]
 pub fn run_in(dir: &std::path::Path, args: &[&str], code: i32) -> Run {
     let mut command = Command::cargo_bin("keysync").expect("the keysync binary");
     command.env_clear().current_dir(dir).args(args);
@@ -147,6 +151,7 @@ pub struct Run {
 
 impl Run {
     /// Stdout parsed as one JSON value.
+    #[track_caller]
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
@@ -156,34 +161,35 @@ impl Run {
 /// Runs `command` and asserts it exited with `code`. A mismatch (or a signal, or output that is
 /// not UTF-8) fails with the command line (the token masked), the expected and actual exit
 /// code, stdout and stderr, so a failing test says what went wrong without a rerun.
+#[track_caller]
 pub fn run(command: &mut Command, code: i32) -> Run {
     let output = command.output().expect("keysync runs");
-    let fail = |why: String| -> ! {
-        panic!(
-            "{why}\ncommand: {}\n--- stdout\n{}\n--- stderr\n{}",
-            command_line(command),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr),
-        )
+    check_exit(output, code, &command_line(command))
+}
+
+/// [`run`]'s check for a process started some other way (a spawned child): `command` names it
+/// in a failure.
+#[track_caller]
+pub fn check_exit(output: Output, code: i32, command: &str) -> Run {
+    let stdout = String::from_utf8(output.stdout.clone());
+    let stderr = String::from_utf8(output.stderr.clone());
+    let why = match (output.status.code(), &stdout, &stderr) {
+        (None, _, _) => format!("expected exit {code}, but {}", output.status),
+        (Some(actual), _, _) if actual != code => format!("expected exit {code}, got {actual}"),
+        (_, Err(e), _) => format!("stdout is not UTF-8: {e}"),
+        (_, _, Err(e)) => format!("stderr is not UTF-8: {e}"),
+        (_, Ok(stdout), Ok(stderr)) => {
+            return Run {
+                stdout: stdout.clone(),
+                stderr: stderr.clone(),
+            };
+        }
     };
-    let actual = match output.status.code() {
-        Some(actual) => actual,
-        None => fail(format!(
-            "expected exit {code}, but a signal ended it: {}",
-            output.status
-        )),
-    };
-    if actual != code {
-        fail(format!("expected exit {code}, got {actual}"));
-    }
-    let text = |bytes: &[u8], stream: &str| match String::from_utf8(bytes.to_vec()) {
-        Ok(text) => text,
-        Err(e) => fail(format!("{stream} is not UTF-8: {e}")),
-    };
-    Run {
-        stdout: text(&output.stdout, "stdout"),
-        stderr: text(&output.stderr, "stderr"),
-    }
+    panic!(
+        "{why}\ncommand: {command}\n--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    )
 }
 
 /// `keysync ARG...` as a shell would show it, with the access token masked; the environment

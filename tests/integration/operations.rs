@@ -9,7 +9,7 @@ use keysync::fake::{FakeAccount, FakeServer};
 use pretty_assertions::assert_eq;
 use rusqlite::types::Value;
 
-use crate::common::{Harness, NOW, PingRecorder, SEED, TOKEN, int, text};
+use crate::common::{Harness, NOW, PingRecorder, SEED, TOKEN, int, run, text};
 
 fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -22,9 +22,8 @@ fn pings_go_to_start_then_success_or_fail() {
     let h = Harness::with_keys(120);
     let recorder = PingRecorder::start();
     let ping_url = format!("{}/ping/5f2c", recorder.url);
-    let output = h.pull_output(&["--ping-url", &ping_url, "-vvv"]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let line = String::from_utf8(output.stdout.clone()).unwrap();
+    let output = h.pull_run(&["--ping-url", &ping_url, "-vvv"], 0);
+    let line = output.stdout;
     assert_eq!(
         recorder.take(),
         vec![
@@ -41,13 +40,12 @@ fn pings_go_to_start_then_success_or_fail() {
         ]
     );
     assert!(
-        !stderr(&output).contains("5f2c"),
+        !output.stderr.contains("5f2c"),
         "the ping URL is a credential"
     );
 
     h.server.account().faults.success_false_page = Some(1);
-    let output = h.pull_output(&["--ping-url", &ping_url]);
-    assert_eq!(output.status.code(), Some(4));
+    h.pull_run(&["--ping-url", &ping_url], 4);
     let pings = recorder.take();
     assert_eq!(pings.len(), 2);
     assert_eq!(
@@ -74,19 +72,18 @@ fn a_dead_ping_url_is_a_warning_not_a_failure() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let output = h.pull_output(&["--ping-url", &format!("http://{dead}/secret-check")]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = h.pull_run(&["--ping-url", &format!("http://{dead}/secret-check")], 0);
     assert!(
-        stderr(&output).contains("health ping (start) failed"),
+        output.stderr.contains("health ping (start) failed"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
     assert!(
-        stderr(&output).contains("health ping (success) failed"),
+        output.stderr.contains("health ping (success) failed"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
-    assert!(!stderr(&output).contains("secret-check"));
+    assert!(!output.stderr.contains("secret-check"));
     assert_eq!(h.count("SELECT count(*) FROM keys"), 10);
 }
 
@@ -264,17 +261,16 @@ fn a_named_profile_beats_the_cometapi_environment_and_flags_beat_both() {
 
     // A named profile beats the COMETAPI_* environment for what it sets, and says so: the
     // harness's token and base URL (another account) are ignored, KEYSYNC_PROFILE picks it.
-    let output = h
-        .keysync()
-        .env_remove("KEYSYNC_DB")
-        .env("KEYSYNC_CONFIG", &config)
-        .env("KEYSYNC_PROFILE", "work")
-        .args(["pull", "-q"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let warnings: Vec<&str> = std::str::from_utf8(&output.stderr)
-        .unwrap()
+    let output = run(
+        h.keysync()
+            .env_remove("KEYSYNC_DB")
+            .env("KEYSYNC_CONFIG", &config)
+            .env("KEYSYNC_PROFILE", "work")
+            .args(["pull", "-q"]),
+        0,
+    );
+    let warnings: Vec<&str> = output
+        .stderr
         .lines()
         .filter(|line| line.contains("ignoring"))
         .collect();
@@ -346,33 +342,27 @@ fn a_malformed_config_or_unknown_profile_is_exit_2_with_the_line() {
         "[profiles.work]\nretries = 2\ndatabase = \"x.db\"\n",
     )
     .unwrap();
-    let output = h
-        .keysync()
-        .arg("--config")
-        .arg(&config)
-        .args(["pull"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
+    let output = run(h.keysync().arg("--config").arg(&config).args(["pull"]), 2);
     assert!(
-        stderr(&output).contains("config.toml:3: unknown field `database`"),
+        output
+            .stderr
+            .contains("config.toml:3: unknown field `database`"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
 
     std::fs::write(&config, "[profiles.work]\nretries = 2\n").unwrap();
-    let output = h
-        .keysync()
-        .arg("--config")
-        .arg(&config)
-        .args(["--profile", "home", "pull"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
+    let output = run(
+        h.keysync()
+            .arg("--config")
+            .arg(&config)
+            .args(["--profile", "home", "pull"]),
+        2,
+    );
     assert!(
-        stderr(&output).contains("no profile \"home\"") && stderr(&output).contains("it has: work"),
+        output.stderr.contains("no profile \"home\"") && output.stderr.contains("it has: work"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
     assert!(!h.db.exists());
 }
@@ -560,16 +550,11 @@ fn status_reports_counts_and_syncs_and_alarms_on_stale_or_failed_data() {
 #[test]
 fn status_without_a_database_is_exit_6_and_creates_nothing() {
     let h = Harness::with_keys(1);
-    let output = h
-        .keysync()
-        .args(["status", "--max-age", "1h"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(6));
+    let output = h.run(&["status", "--max-age", "1h"], 6);
     assert!(
-        stderr(&output).contains("run `keysync pull` first"),
+        output.stderr.contains("run `keysync pull` first"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
     assert!(!h.db.exists());
 }

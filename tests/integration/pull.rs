@@ -398,14 +398,13 @@ fn a_wrong_token_exits_3_after_one_request_and_changes_no_data() {
     h.pull(&[]);
     let before = h.dump(&["keys", "key_versions"]);
     let requests_before = h.server.account().requests().len();
-    let output = h
-        .keysync()
-        .env("COMETAPI_ACCESS_TOKEN", "wrong-token-123")
-        .arg("pull")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(3));
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let output = run(
+        h.keysync()
+            .env("COMETAPI_ACCESS_TOKEN", "wrong-token-123")
+            .arg("pull"),
+        3,
+    );
+    let stderr = output.stderr;
     assert!(stderr.contains("rejected the credentials"), "{stderr}");
     assert!(
         !stderr.contains("wrong-token-123") && !stderr.contains(TOKEN),
@@ -426,14 +425,11 @@ fn a_wrong_token_exits_3_after_one_request_and_changes_no_data() {
 #[test]
 fn no_token_is_a_usage_error_that_creates_nothing() {
     let h = Harness::with_keys(1);
-    let output = h
-        .keysync()
-        .env_remove("COMETAPI_ACCESS_TOKEN")
-        .arg("pull")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let output = run(
+        h.keysync().env_remove("COMETAPI_ACCESS_TOKEN").arg("pull"),
+        2,
+    );
+    let stderr = output.stderr;
     assert!(
         stderr.contains("set COMETAPI_ACCESS_TOKEN or pass --token-file"),
         "{stderr}"
@@ -450,26 +446,19 @@ fn the_token_file_is_read_and_trimmed() {
     let pull_with_file = |mode: u32| {
         std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(mode))
             .unwrap();
-        h.keysync()
-            .env_remove("COMETAPI_ACCESS_TOKEN")
-            .args(["pull", "-q", "--token-file"])
-            .arg(&file)
-            .output()
-            .unwrap()
+        run(
+            h.keysync()
+                .env_remove("COMETAPI_ACCESS_TOKEN")
+                .args(["pull", "-q", "--token-file"])
+                .arg(&file),
+            0,
+        )
     };
     let output = pull_with_file(0o600);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     assert!(output.stdout.is_empty() && output.stderr.is_empty());
     assert_eq!(h.count("SELECT count(*) FROM keys"), 3);
 
-    let output = pull_with_file(0o644);
-    assert_eq!(output.status.code(), Some(0));
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let stderr = pull_with_file(0o644).stderr;
     assert!(stderr.contains("chmod 600"), "{stderr}");
 }
 
@@ -479,21 +468,14 @@ fn new_api_user_is_sent_when_configured() {
     account.generate(2, SEED, NOW);
     account.require_user_id = true;
     let h = Harness::new(account);
-    let output = h.keysync().arg("pull").output().unwrap();
-    assert_eq!(output.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("New-Api-User"));
+    let output = run(h.keysync().arg("pull"), 3);
+    assert!(output.stderr.contains("New-Api-User"));
 
-    let output = h
-        .keysync()
-        .env("COMETAPI_USER_ID", "5678")
-        .args(["pull", "-q"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    run(
+        h.keysync()
+            .env("COMETAPI_USER_ID", "5678")
+            .args(["pull", "-q"]),
+        0,
     );
     assert_eq!(
         h.server
@@ -578,9 +560,8 @@ fn a_failure_mid_pull_changes_no_data_and_records_the_error() {
         account.set(1, "name", json!("changed upstream"));
         account.faults.success_false_page = Some(3);
     }
-    let output = h.keysync().arg("pull").output().unwrap();
-    assert_eq!(output.status.code(), Some(4));
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let output = run(h.keysync().arg("pull"), 4);
+    let stderr = output.stderr;
     assert!(
         stderr.contains("page 3: the API answered success:false"),
         "{stderr}"
@@ -619,10 +600,10 @@ fn a_database_from_a_newer_keysync_is_refused_untouched() {
     h.pull(&[]);
     h.conn().execute("INSERT INTO refinery_schema_history (version, name, applied_on, checksum) VALUES (99, 'future', 'x', '0')", []).unwrap();
     let before = h.dump(&["syncs", "keys", "key_versions"]);
-    let output = h.keysync().arg("pull").output().unwrap();
-    assert_eq!(output.status.code(), Some(6));
+    let output = run(h.keysync().arg("pull"), 6);
     assert!(
-        String::from_utf8_lossy(&output.stderr)
+        output
+            .stderr
             .contains("schema version 99, newer than this keysync")
     );
     assert_eq!(h.dump(&["syncs", "keys", "key_versions"]), before);
@@ -636,13 +617,7 @@ fn a_file_that_is_not_a_database_is_exit_6() {
         "this is not SQLite, it is a text file of some length ............",
     )
     .unwrap();
-    let output = h.keysync().arg("pull").output().unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(6),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run(h.keysync().arg("pull"), 6);
 }
 
 #[test]
@@ -650,9 +625,8 @@ fn a_second_pull_on_a_locked_database_exits_5() {
     let h = Harness::with_keys(1);
     h.pull(&[]);
     let lock = keysync::store::lock::PullLock::try_acquire(&h.db).unwrap();
-    let output = h.keysync().arg("pull").output().unwrap();
-    assert_eq!(output.status.code(), Some(5));
-    assert!(String::from_utf8_lossy(&output.stderr).contains(&h.db.display().to_string()));
+    let output = run(h.keysync().arg("pull"), 5);
+    assert!(output.stderr.contains(&h.db.display().to_string()));
     drop(lock);
     h.pull(&[]);
 }

@@ -827,18 +827,16 @@ fn history() -> (Harness, i64, i64) {
 
     set(1, "used_quota", 5_000);
     h.server.account().faults.success_false_page = Some(1);
-    let failed = h
-        .keysync()
-        .args([
+    h.run(
+        &[
             "pull",
             "--retries",
             "0",
             "--now",
             &(NOW - 13 * DAY / 2).to_string(),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(failed.status.code(), Some(4));
+        ],
+        4,
+    );
     h.server.account().faults.success_false_page = None;
 
     set(1, "used_quota", 10_000);

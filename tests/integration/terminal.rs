@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use keysync::store::lock::PullLock;
@@ -12,15 +12,7 @@ use pretty_assertions::assert_eq;
 use rusqlite::types::Value;
 use serde_json::{Value as Json, json};
 
-use crate::common::{Harness, int, table_cells, text};
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
-}
+use crate::common::{Harness, Run, check_exit, int, run, table_cells, text};
 
 fn signal(child: &Child, signal: libc::c_int) {
     // SAFETY: sending a signal to our own child process.
@@ -36,12 +28,14 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Waits for a child to exit on its own; a stop that is not honoured fails here.
-fn exited(mut child: Child) -> Output {
+/// Waits for a child to exit on its own, and expects exit `code`; a stop that is not honoured
+/// fails here. `what` names the child in a failure.
+fn exited(mut child: Child, code: i32, what: &str) -> Run {
     wait_until("the process to exit", || {
         child.try_wait().expect("the child's status").is_some()
     });
-    child.wait_with_output().expect("the child's output")
+    let output = child.wait_with_output().expect("the child's output");
+    check_exit(output, code, what)
 }
 
 /// Reads the child's stderr until a line contains `needle` (the rest stays unread).
@@ -89,33 +83,21 @@ fn a_symlink_a_hard_link_and_dotdot_reach_the_same_lock() {
 
     let first = hung_pull(&h, &[]);
     for other in [&symlink, &hard_link, &dotted] {
-        let output = h
-            .keysync()
-            .args(["pull", "--db"])
-            .arg(other)
-            .output()
-            .unwrap();
-        assert_eq!(
-            output.status.code(),
-            Some(5),
-            "{other:?}: {}",
-            stderr(&output)
-        );
+        let output = run(h.keysync().args(["pull", "--db"]).arg(other), 5);
         assert!(
-            stderr(&output).contains(&other.display().to_string())
-                && stderr(&output).contains("--wait"),
+            output.stderr.contains(&other.display().to_string())
+                && output.stderr.contains("--wait"),
             "{}",
-            stderr(&output)
+            output.stderr
         );
     }
     // `prune` takes the same lock.
-    let prune = h
-        .keysync()
-        .args(["prune", "--keep", "1d", "--db"])
-        .arg(&hard_link)
-        .output()
-        .unwrap();
-    assert_eq!(prune.status.code(), Some(5), "{}", stderr(&prune));
+    run(
+        h.keysync()
+            .args(["prune", "--keep", "1d", "--db"])
+            .arg(&hard_link),
+        5,
+    );
 
     // A pull through the hard link with --wait runs once the first one has gone.
     let mut waiting = h.spawn(&[
@@ -129,13 +111,14 @@ fn a_symlink_a_hard_link_and_dotdot_reach_the_same_lock() {
     await_stderr_line(&mut waiting, "waiting up to 1h");
     h.server.account().faults.hang_page = None;
     signal(&first, libc::SIGTERM);
-    assert_eq!(exited(first).status.code(), Some(143));
-    let waited = exited(waiting);
-    assert_eq!(waited.status.code(), Some(0), "{}", stderr(&waited));
+    exited(first, 143, "the hung pull");
+    let waited = exited(waiting, 0, "the pull that waited");
     assert!(
-        stdout(&waited).starts_with("sync 3 ok: 250 keys, 0 added, 0 changed, 0 removed"),
+        waited
+            .stdout
+            .starts_with("sync 3 ok: 250 keys, 0 added, 0 changed, 0 removed"),
         "{}",
-        stdout(&waited)
+        waited.stdout
     );
     assert_eq!(
         syncs(&h),
@@ -163,19 +146,20 @@ fn sigint_and_sigterm_stop_a_one_shot_pull_with_130_and_143_and_a_failed_row() {
     {
         let child = hung_pull(&h, &[]);
         signal(&child, sig);
-        let output = exited(child);
-        assert_eq!(output.status.code(), Some(code), "{}", stderr(&output));
+        let output = exited(child, code, "the hung pull");
         let name = if sig == libc::SIGINT {
             "SIGINT"
         } else {
             "SIGTERM"
         };
         assert!(
-            stderr(&output).contains(&format!("keysync: error: stopped by {name}")),
+            output
+                .stderr
+                .contains(&format!("keysync: error: stopped by {name}")),
             "{}",
-            stderr(&output)
+            output.stderr
         );
-        assert_eq!(stdout(&output), "");
+        assert_eq!(output.stdout, "");
         let id = number as i64 + 2;
         assert_eq!(
             syncs(&h).last().unwrap(),
@@ -197,13 +181,7 @@ fn sigterm_ends_a_wait_for_the_lock_at_once_for_one_shot_and_every() {
         let mut child = h.spawn(args);
         await_stderr_line(&mut child, "waiting up to 1h");
         signal(&child, libc::SIGTERM);
-        let output = exited(child);
-        assert_eq!(
-            output.status.code(),
-            Some(code),
-            "{args:?}: {}",
-            stderr(&output)
-        );
+        exited(child, code, &format!("keysync {}", args.join(" ")));
     }
     drop(lock);
     // Neither began a sync: the wait ended before anything was written.
@@ -216,17 +194,16 @@ fn a_panic_mid_pull_marks_its_row_failed_and_exits_7() {
     h.pull(&[]);
     h.server.account().set(1, "name", json!("changed"));
     let before = h.dump(&["keys", "key_versions"]);
-    let output = h
-        .keysync()
-        .env("KEYSYNC_DEBUG_PANIC_ON_PAGE", "2")
-        .args(["pull"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(7), "{}", stderr(&output));
+    let output = run(
+        h.keysync()
+            .env("KEYSYNC_DEBUG_PANIC_ON_PAGE", "2")
+            .args(["pull"]),
+        7,
+    );
     assert!(
-        stderr(&output).contains("a panic while staging page 2"),
+        output.stderr.contains("a panic while staging page 2"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
     assert_eq!(
         syncs(&h),
@@ -318,17 +295,6 @@ const EVIL: &str = "evil\u{1b}]0;pwned\u{7}\u{1b}[2J\rfake\u{202e}txt.exe\r\nlin
 /// How people see it: only the `\n` is itself.
 const SHOWN: &str = "evil\\x1b]0;pwned\\x07\\x1b[2J\\rfake\\u{202e}txt.exe\\r\nline2\\u{85}";
 
-fn run(h: &Harness, args: &[&str]) -> String {
-    let output = h.keysync().args(args).output().unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{args:?}: {}",
-        stderr(&output)
-    );
-    stdout(&output)
-}
-
 /// No raw control or bidi character but the line break.
 fn assert_inert(what: &str, shown: &str) {
     let bad: Vec<char> = shown
@@ -358,7 +324,7 @@ fn a_name_with_escapes_is_shown_escaped_by_every_human_format_and_exact_by_the_o
 
     // query: table and markdown escape; csv, tsv, json, jsonl stay exact.
     let sql = "SELECT id, name FROM keys WHERE id = 2";
-    let table = run(&h, &["query", sql]);
+    let table = h.run(&["query", sql], 0).stdout;
     assert_inert("query table", &table);
     assert_eq!(
         table_cells(&table),
@@ -371,7 +337,7 @@ fn a_name_with_escapes_is_shown_escaped_by_every_human_format_and_exact_by_the_o
             ["", "line2\\u{85}"],
         ]
     );
-    let markdown = run(&h, &["query", "--format", "markdown", sql]);
+    let markdown = h.run(&["query", "--format", "markdown", sql], 0).stdout;
     assert_eq!(
         markdown,
         format!(
@@ -380,7 +346,7 @@ fn a_name_with_escapes_is_shown_escaped_by_every_human_format_and_exact_by_the_o
         )
     );
     for (format, delimiter) in [("csv", b','), ("tsv", b'\t')] {
-        let text = run(&h, &["query", "--format", format, sql]);
+        let text = h.run(&["query", "--format", format, sql], 0).stdout;
         let records: Vec<Vec<String>> = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .from_reader(text.as_bytes())
@@ -389,23 +355,26 @@ fn a_name_with_escapes_is_shown_escaped_by_every_human_format_and_exact_by_the_o
             .collect();
         assert_eq!(records, [["2", EVIL]], "{format}");
     }
-    let json: Json = serde_json::from_str(&run(&h, &["query", "--format", "json", sql])).unwrap();
+    let json: Json =
+        serde_json::from_str(&h.run(&["query", "--format", "json", sql], 0).stdout).unwrap();
     assert_eq!(json, json!([{"id": 2, "name": EVIL}]));
-    let jsonl = run(&h, &["query", "--format", "jsonl", sql]);
+    let jsonl = h.run(&["query", "--format", "jsonl", sql], 0).stdout;
     let object: Json = serde_json::from_str(jsonl.trim_end()).unwrap();
     assert_eq!(object, json!({"id": 2, "name": EVIL}));
 
     // history
-    let history = run(&h, &["history", "2", "--fields", "name"]);
+    let history = h.run(&["history", "2", "--fields", "name"], 0).stdout;
     assert_inert("history table", &history);
     assert!(
         history.contains("evil\\x1b]0;pwned\\x07\\x1b[2J\\rfake\\u{202e}txt.exe\\r"),
         "{history}"
     );
-    let history_md = run(
-        &h,
-        &["history", "2", "--fields", "name", "--format", "markdown"],
-    );
+    let history_md = h
+        .run(
+            &["history", "2", "--fields", "name", "--format", "markdown"],
+            0,
+        )
+        .stdout;
     assert_eq!(
         history_md.lines().last().unwrap(),
         format!(
@@ -413,18 +382,20 @@ fn a_name_with_escapes_is_shown_escaped_by_every_human_format_and_exact_by_the_o
             SHOWN.replace('\n', "<br>")
         )
     );
-    let history_json = run(
-        &h,
-        &["history", "2", "--fields", "name", "--format", "jsonl"],
-    );
+    let history_json = h
+        .run(
+            &["history", "2", "--fields", "name", "--format", "jsonl"],
+            0,
+        )
+        .stdout;
     let last: Json = serde_json::from_str(history_json.lines().last().unwrap()).unwrap();
     assert_eq!(last["name"], EVIL);
 
     // diff
-    let diff = run(&h, &["diff", "1", "2"]);
+    let diff = h.run(&["diff", "1", "2"], 0).stdout;
     assert_inert("diff table", &diff);
     assert!(diff.contains("fake\\u{202e}txt.exe\\r"), "{diff}");
-    let diff_md = run(&h, &["diff", "1", "2", "--format", "markdown"]);
+    let diff_md = h.run(&["diff", "1", "2", "--format", "markdown"], 0).stdout;
     let old_name = h.server.account().get(1).unwrap()["name"].clone();
     assert!(old_name.is_string());
     let diff_rows: Vec<&str> = diff_md.lines().skip(2).collect();
@@ -441,17 +412,17 @@ fn a_name_with_escapes_is_shown_escaped_by_every_human_format_and_exact_by_the_o
         diff_rows[0]
     );
     let diff_json: Json =
-        serde_json::from_str(&run(&h, &["diff", "1", "2", "--format", "json"])).unwrap();
+        serde_json::from_str(&h.run(&["diff", "1", "2", "--format", "json"], 0).stdout).unwrap();
     assert_eq!(diff_json[0]["new"], EVIL);
 
     // syncs and status show the error escaped.
-    let syncs_table = run(&h, &["syncs"]);
+    let syncs_table = h.run(&["syncs"], 0).stdout;
     assert_inert("syncs table", &syncs_table);
     assert!(
         syncs_table.contains("fake\\u{202e}txt.exe\\r"),
         "{syncs_table}"
     );
-    let syncs_md = run(&h, &["syncs", "--format", "markdown"]);
+    let syncs_md = h.run(&["syncs", "--format", "markdown"], 0).stdout;
     assert!(
         syncs_md
             .lines()
@@ -460,25 +431,24 @@ fn a_name_with_escapes_is_shown_escaped_by_every_human_format_and_exact_by_the_o
             .ends_with(&format!("| {shown_md} |")),
         "{syncs_md}"
     );
-    let syncs_json: Json = serde_json::from_str(&run(&h, &["syncs", "--format", "json"])).unwrap();
+    let syncs_json: Json =
+        serde_json::from_str(&h.run(&["syncs", "--format", "json"], 0).stdout).unwrap();
     assert_eq!(syncs_json[0]["error"], EVIL);
-    let status = run(&h, &["status", "--now", "1766113200"]);
+    let status = h.run(&["status", "--now", "1766113200"], 0).stdout;
     assert_inert("status", &status);
     assert!(
         status.contains(&format!("last sync:      3 failed, 2025-12-19 02:00:00Z (1h 0m ago): 0 keys, 0 added, 0 changed, 0 removed; error: {SHOWN}")),
         "{status}"
     );
-    let status_json: Json =
-        serde_json::from_str(&run(&h, &["status", "--json", "--now", "1766113200"])).unwrap();
+    let status_json: Json = serde_json::from_str(
+        &h.run(&["status", "--json", "--now", "1766113200"], 0)
+            .stdout,
+    )
+    .unwrap();
     assert_eq!(status_json["last_sync"]["error"], EVIL);
-    let alarm = h
-        .keysync()
-        .args(["status", "--max-age", "1d", "--now", "1766113200"])
-        .output()
-        .unwrap();
-    assert_eq!(alarm.status.code(), Some(1));
-    assert_inert("status alarm", &stderr(&alarm));
-    assert!(stderr(&alarm).contains(SHOWN), "{}", stderr(&alarm));
+    let alarm = h.run(&["status", "--max-age", "1d", "--now", "1766113200"], 1);
+    assert_inert("status alarm", &alarm.stderr);
+    assert!(alarm.stderr.contains(SHOWN), "{}", alarm.stderr);
 }
 
 /// Key 2's name before it was changed, as the markdown diff shows it.
@@ -545,19 +515,13 @@ fn values_that_cannot_work_are_usage_errors_that_change_nothing() {
         (&["query", "--report", "idle", "--for", "0s"], "is zero"),
     ];
     for (args, message) in cases {
-        let output = h.keysync().args(*args).output().unwrap();
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            stderr(&output)
-        );
+        let output = h.run(args, 2);
         assert!(
-            stderr(&output).contains(message),
+            output.stderr.contains(message),
             "{args:?}: {}",
-            stderr(&output)
+            output.stderr
         );
-        assert!(!stderr(&output).contains("panicked"), "{args:?}");
+        assert!(!output.stderr.contains("panicked"), "{args:?}");
     }
     assert_eq!(h.dump(&["syncs", "keys", "key_versions"]), before);
 }
@@ -567,10 +531,7 @@ fn not_enough_history_is_exit_2_for_every_form_of_diff() {
     let h = Harness::with_keys(5);
     // Only a failed sync: no good sync at all.
     h.server.account().faults.success_false_page = Some(1);
-    assert_eq!(
-        h.pull_output(&["--now", "1766102400"]).status.code(),
-        Some(4)
-    );
+    h.pull_run(&["--now", "1766102400"], 4);
     let failed_only: &[&[&str]] = &[
         &["diff"],
         &["diff", "1"],
@@ -597,18 +558,12 @@ fn not_enough_history_is_exit_2_for_every_form_of_diff() {
 }
 
 fn assert_diff_usage(db: &Path, h: &Harness, args: &[&str]) {
-    let output = h
-        .keysync()
-        .args(args)
-        .args(["--now", "1766106000", "--db"])
-        .arg(db)
-        .output()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(2),
-        "{args:?}: {}",
-        stderr(&output)
+    let output = run(
+        h.keysync()
+            .args(args)
+            .args(["--now", "1766106000", "--db"])
+            .arg(db),
+        2,
     );
-    assert!(stderr(&output).contains("keysync: error: "), "{args:?}");
+    assert!(output.stderr.contains("keysync: error: "), "{args:?}");
 }
