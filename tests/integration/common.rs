@@ -89,11 +89,6 @@ impl Harness {
         run(&mut self.pull_command(extra), code)
     }
 
-    /// Runs `keysync pull` with fast retries (plus `extra` args), whatever the outcome.
-    pub fn pull_output(&self, extra: &[&str]) -> Output {
-        self.pull_command(extra).output().expect("keysync runs")
-    }
-
     fn pull_command(&self, extra: &[&str]) -> Command {
         let mut command = self.keysync();
         command.args(["pull", "--backoff-base", "10ms"]).args(extra);

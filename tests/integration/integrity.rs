@@ -2,7 +2,6 @@
 //! invented keys, clean failures on bad responses, crash safety, cron overlap, hostile values
 //! and secrets. Every fault comes from a switch on the fake.
 
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use keysync::fake::{Drift, FakeAccount, Malformed};
@@ -13,10 +12,6 @@ use serde_json::json;
 use crate::common::{Harness, NOW, SEED, TOKEN, api_fields_sql, expected_api_row, int, run, text};
 
 const DATA_TABLES: [&str; 2] = ["keys", "key_versions"];
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 fn status_counts(summary: &serde_json::Value) -> (String, i64, i64, i64, i64) {
     let n = |k: &str| summary[k].as_i64().unwrap();
@@ -516,30 +511,24 @@ fn the_token_appears_nowhere_at_any_verbosity() {
     let h = Harness::with_keys(250);
     h.server.account().faults.rate_limit_first = 1;
     h.server.account().faults.malformed_page = Some((3, Malformed::InvalidJson));
-    let mut outputs = vec![h.pull_output(&["-vvv"])];
+    let mut outputs = vec![h.pull_run(&["-vvv"], 4)];
     h.server.account().faults.malformed_page = None;
-    outputs.push(h.pull_output(&["-vvv", "--json"]));
-    outputs.push(
+    outputs.push(h.pull_run(&["-vvv", "--json"], 0));
+    outputs.push(run(
         h.keysync()
             .env("COMETAPI_ACCESS_TOKEN", "wrong-secret-token")
-            .args(["-vvv", "pull"])
-            .output()
-            .unwrap(),
-    );
-    assert_eq!(
-        outputs.iter().map(|o| o.status.code()).collect::<Vec<_>>(),
-        vec![Some(4), Some(0), Some(3)]
-    );
+            .args(["-vvv", "pull"]),
+        3,
+    ));
     for output in &outputs {
-        for stream in [&output.stdout, &output.stderr] {
-            let text = String::from_utf8_lossy(stream);
+        for text in [&output.stdout, &output.stderr] {
             assert!(
                 !text.contains(TOKEN) && !text.contains("wrong-secret-token"),
                 "{text}"
             );
         }
     }
-    assert!(stderr(&outputs[0]).contains("DEBUG"), "-vvv logs");
+    assert!(outputs[0].stderr.contains("DEBUG"), "-vvv logs");
     assert!(!files_contain(&h, TOKEN), "the token reached the disk");
     assert!(!files_contain(&h, "wrong-secret-token"));
 }

@@ -9,11 +9,7 @@ use keysync::fake::{FakeAccount, FakeServer};
 use pretty_assertions::assert_eq;
 use rusqlite::types::Value;
 
-use crate::common::{Harness, NOW, PingRecorder, SEED, TOKEN, int, run, text};
-
-fn stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use crate::common::{Harness, NOW, PingRecorder, SEED, TOKEN, check_exit, int, run, text};
 
 // Health pings ----------------------------------------------------------------------------------
 
@@ -120,13 +116,12 @@ fn every_repeats_and_stops_cleanly_on_sigterm_between_pulls() {
         count_or_zero(&h, "SELECT count(*) FROM syncs WHERE status = 'ok'") >= 3
     });
     terminate(&child);
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let lines: Vec<String> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
+    let output = check_exit(
+        child.wait_with_output().unwrap(),
+        0,
+        "keysync pull --every 1s",
+    );
+    let lines: Vec<String> = output.stdout.lines().map(String::from).collect();
     assert!(
         lines.len() >= 3 && lines[0].starts_with("sync 1 ok: 150 keys, 150 added"),
         "{lines:?}"
@@ -153,8 +148,11 @@ fn sigterm_mid_pull_rolls_it_back_and_exits_0() {
         h.server.account().requests().len() >= already + 3
     });
     terminate(&child);
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    check_exit(
+        child.wait_with_output().unwrap(),
+        0,
+        "keysync pull --every 1h",
+    );
     assert_eq!(h.dump(&["keys", "key_versions"]), before);
     assert_eq!(
         h.rows("SELECT id, status, error FROM syncs ORDER BY id"),
@@ -183,26 +181,28 @@ fn every_goes_on_after_api_failures_but_stops_on_a_rejected_token() {
         count_or_zero(&h, "SELECT count(*) FROM syncs WHERE status = 'ok'") >= 1
     });
     terminate(&child);
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(0));
-    assert!(
-        stderr(&output).contains("HTTP 502 Bad Gateway"),
-        "{}",
-        stderr(&output)
+    let output = check_exit(
+        child.wait_with_output().unwrap(),
+        0,
+        "keysync pull --every 1s",
     );
     assert!(
-        stderr(&output).contains("the next pull is due in 1s"),
+        output.stderr.contains("HTTP 502 Bad Gateway"),
         "{}",
-        stderr(&output)
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains("the next pull is due in 1s"),
+        "{}",
+        output.stderr
     );
 
-    let output = h
-        .keysync()
-        .env("COMETAPI_ACCESS_TOKEN", "revoked")
-        .args(["pull", "--every", "1s"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(3));
+    run(
+        h.keysync()
+            .env("COMETAPI_ACCESS_TOKEN", "revoked")
+            .args(["pull", "--every", "1s"]),
+        3,
+    );
 }
 
 // Config profiles -------------------------------------------------------------------------------
@@ -390,41 +390,44 @@ fn an_unreadable_home_is_no_config_file_unless_one_is_asked_for() {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let as_root = unsafe { libc::geteuid() } == 0;
     set_mode(&home, if as_root { 0o700 } else { 0o000 });
-    let run = |args: &[&str]| {
+    // Runs keysync as another user when root (whom permissions do not stop); the mode is set
+    // back before checking, so a failed check leaves the folder removable.
+    let run_as_user = |args: &[&str], code: i32| {
         let mut command = std::process::Command::new(&keysync);
         command.env_clear().env("HOME", &home).args(args);
         if as_root {
             command.uid(65534).gid(65534);
         }
-        command.output().expect("keysync runs")
+        let output = command.output().expect("keysync runs");
+        set_mode(&home, 0o755);
+        check_exit(output, code, &format!("keysync {}", args.join(" ")))
     };
     let config = home.join(".config/keysync/config.toml");
+    let closed = if as_root { 0o700 } else { 0o000 };
 
-    let output = run(&["-v", "completions", "bash"]);
-    set_mode(&home, 0o755);
+    let output = run_as_user(&["-v", "completions", "bash"], 0);
     let denied = format!("{}", config.display());
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(!output.stdout.is_empty());
     assert!(
-        stderr(&output).contains(&denied) && stderr(&output).contains("Permission denied"),
+        output.stderr.contains(&denied) && output.stderr.contains("Permission denied"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
-    set_mode(&home, if as_root { 0o700 } else { 0o000 });
-    let quiet = run(&["completions", "bash"]);
-    let named = run(&["--profile", "work", "completions", "bash"]);
-    let explicit = run(&["--config", config.to_str().unwrap(), "completions", "bash"]);
-    set_mode(&home, 0o755);
-    assert_eq!(quiet.status.code(), Some(0), "{}", stderr(&quiet));
-    assert_eq!(stderr(&quiet), "");
-    for refused in [named, explicit] {
-        assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    set_mode(&home, closed);
+    let quiet = run_as_user(&["completions", "bash"], 0);
+    assert_eq!(quiet.stderr, "");
+    for refused in [
+        &["--profile", "work", "completions", "bash"][..],
+        &["--config", config.to_str().unwrap(), "completions", "bash"],
+    ] {
+        set_mode(&home, closed);
+        let refused = run_as_user(refused, 2);
         assert!(
-            stderr(&refused).contains(&format!(
+            refused.stderr.contains(&format!(
                 "cannot read the config file {denied}: Permission denied"
             )),
             "{}",
-            stderr(&refused)
+            refused.stderr
         );
     }
 }
@@ -438,9 +441,7 @@ fn completions_are_generated_for_every_shell() {
         ("fish", "complete -c keysync"),
         ("powershell", "Register-ArgumentCompleter"),
     ] {
-        let output = h.keysync().args(["completions", shell]).output().unwrap();
-        assert!(output.status.success(), "{shell}");
-        let script = String::from_utf8(output.stdout).unwrap();
+        let script = h.run(&["completions", shell], 0).stdout;
         assert!(
             script.contains(marker) && script.contains("every"),
             "{shell}: {script:.200}"
@@ -450,16 +451,10 @@ fn completions_are_generated_for_every_shell() {
 
 // status ----------------------------------------------------------------------------------------
 
-fn status(h: &Harness, args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
-    let output = h
-        .keysync()
-        .arg("status")
-        .arg("--json")
-        .args(args)
-        .output()
-        .unwrap();
-    let report = serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
-    (output.status.code(), report, stderr(&output))
+/// `keysync status --json ARGS`, expecting exit `code`: the report and stderr.
+fn status(h: &Harness, args: &[&str], code: i32) -> (serde_json::Value, String) {
+    let output = h.run(&[&["status", "--json"], args].concat(), code);
+    (output.json(), output.stderr)
 }
 
 #[test]
@@ -472,8 +467,11 @@ fn status_reports_counts_and_syncs_and_alarms_on_stale_or_failed_data() {
     h.pull(&["--now", &(t0 + 600).to_string()]);
 
     // Fresh: 10 minutes old, max age 1h.
-    let (code, report, _) = status(&h, &["--max-age", "1h", "--now", &(t0 + 1200).to_string()]);
-    assert_eq!(code, Some(0));
+    let (report, _) = status(
+        &h,
+        &["--max-age", "1h", "--now", &(t0 + 1200).to_string()],
+        0,
+    );
     assert_eq!(report["keys"]["live"], 39);
     assert_eq!(report["keys"]["removed"], 1);
     let by_status = report["keys"]["by_status"].as_object().unwrap();
@@ -492,7 +490,7 @@ fn status_reports_counts_and_syncs_and_alarms_on_stale_or_failed_data() {
     assert_eq!(report["database"], h.db.display().to_string());
 
     // Stale: three hours later, max age 2h.
-    let (code, report, err) = status(
+    let (report, err) = status(
         &h,
         &[
             "--max-age",
@@ -500,29 +498,24 @@ fn status_reports_counts_and_syncs_and_alarms_on_stale_or_failed_data() {
             "--now",
             &(t0 + 600 + 3 * 3600).to_string(),
         ],
+        1,
     );
-    assert_eq!(code, Some(1));
     assert!(
         err.contains("the last good sync (2) is 3h 0m old, more than --max-age 2h"),
         "{err}"
     );
     assert!(report["alarm"].as_str().unwrap().contains("3h 0m old"));
     // Without --max-age the same data is no alarm.
-    assert_eq!(
-        status(&h, &["--now", &(t0 + 600 + 3 * 3600).to_string()]).0,
-        Some(0)
-    );
+    status(&h, &["--now", &(t0 + 600 + 3 * 3600).to_string()], 0);
 
     // Last pull failed: an alarm however fresh the last good sync is.
     h.server.account().faults.success_false_page = Some(1);
-    assert_eq!(
-        h.pull_output(&["--now", &(t0 + 900).to_string()])
-            .status
-            .code(),
-        Some(4)
+    h.pull_run(&["--now", &(t0 + 900).to_string()], 4);
+    let (report, err) = status(
+        &h,
+        &["--max-age", "1h", "--now", &(t0 + 960).to_string()],
+        1,
     );
-    let (code, report, err) = status(&h, &["--max-age", "1h", "--now", &(t0 + 960).to_string()]);
-    assert_eq!(code, Some(1));
     assert!(
         err.contains("the last sync (3) failed: page 1: the API answered success:false"),
         "{err}"
@@ -531,12 +524,9 @@ fn status_reports_counts_and_syncs_and_alarms_on_stale_or_failed_data() {
     assert_eq!(report["last_good_sync"]["id"], 2);
 
     // The text form, for people.
-    let output = h
-        .keysync()
-        .args(["status", "--now", &(t0 + 960).to_string()])
-        .output()
-        .unwrap();
-    let text = String::from_utf8(output.stdout).unwrap();
+    let text = h
+        .run(&["status", "--now", &(t0 + 960).to_string()], 0)
+        .stdout;
     assert!(
         text.contains("keys:           39 live (") && text.contains("), 1 removed"),
         "{text}"

@@ -493,16 +493,15 @@ fn new_api_user_is_sent_when_configured() {
 #[test]
 fn the_summary_line_and_quiet_mode() {
     let h = Harness::with_keys(120);
-    let output = h.keysync().arg("pull").output().unwrap();
-    assert!(output.status.success());
+    let output = h.run(&["pull"], 0);
     assert!(output.stderr.is_empty(), "no progress bar off a terminal");
-    let line = String::from_utf8(output.stdout).unwrap();
+    let line = output.stdout;
     let (head, tail) = line.split_once(" (").unwrap();
     assert_eq!(head, "sync 1 ok: 120 keys, 120 added, 0 changed, 0 removed");
     assert!(tail.ends_with("s)\n") && !line.contains('\x1b'), "{line:?}");
 
-    let output = h.keysync().args(["-q", "pull"]).output().unwrap();
-    assert!(output.status.success() && output.stdout.is_empty() && output.stderr.is_empty());
+    let output = h.run(&["-q", "pull"], 0);
+    assert!(output.stdout.is_empty() && output.stderr.is_empty());
 }
 
 #[test]

@@ -67,29 +67,21 @@ fn query_json(h: &Harness, args: &[&str]) -> Vec<Json> {
 }
 
 fn query_json_at(h: &Harness, now: i64, args: &[&str]) -> Vec<Json> {
-    let output = h
-        .keysync()
-        .args(at(now))
-        .args(["query", "--format", "json"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "query {args:?} failed with {:?}: {}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr)
+    let output = run(
+        h.keysync()
+            .args(at(now))
+            .args(["query", "--format", "json"])
+            .args(args),
+        0,
     );
-    serde_json::from_slice(&output.stdout).expect("--format json is a JSON array")
+    serde_json::from_str(&output.stdout).expect("--format json is a JSON array")
 }
 
 /// Runs `keysync query ARGS`, expects exit `code`, returns stderr.
 fn query_fails(h: &Harness, args: &[&str], code: i32) -> String {
-    let output = h.keysync().arg("query").args(args).output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+    let output = h.run(&[&["query"], args].concat(), code);
     assert!(output.stdout.is_empty(), "{args:?} printed rows");
-    stderr
+    output.stderr
 }
 
 fn ids(rows: &[Json]) -> Vec<i64> {
@@ -102,15 +94,14 @@ fn column(rows: &[Json], name: &str) -> Vec<Json> {
 
 /// The header row of `keysync --now NOW query --format csv ARGS`: the columns, in order.
 fn header(h: &Harness, args: &[&str]) -> Vec<String> {
-    let output = h
-        .keysync()
-        .args(at(NOW))
-        .args(["query", "--format", "csv"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{args:?}");
-    let mut reader = csv::Reader::from_reader(output.stdout.as_slice());
+    let output = run(
+        h.keysync()
+            .args(at(NOW))
+            .args(["query", "--format", "csv"])
+            .args(args),
+        0,
+    );
+    let mut reader = csv::Reader::from_reader(output.stdout.as_bytes());
     reader.headers().unwrap().iter().map(String::from).collect()
 }
 
@@ -161,16 +152,6 @@ fn expected_text_rows() -> Vec<Vec<String>> {
     .to_vec()
 }
 
-fn run_stdout(h: &Harness, args: &[&str]) -> String {
-    let output = h.keysync().arg("query").args(args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
 fn parse_delimited(text: &str, delimiter: u8) -> Vec<Vec<String>> {
     csv::ReaderBuilder::new()
         .delimiter(delimiter)
@@ -189,9 +170,14 @@ fn csv_and_tsv_parse_back_with_a_csv_parser_with_and_without_headers() {
         .to_vec();
     let with_header = [vec![header], expected_text_rows()].concat();
     for (format, delimiter) in [("csv", b','), ("tsv", b'\t')] {
-        let text = run_stdout(&h, &["--format", format, TRICKY_SQL]);
+        let text = h.run(&["query", "--format", format, TRICKY_SQL], 0).stdout;
         assert_eq!(parse_delimited(&text, delimiter), with_header, "{format}");
-        let text = run_stdout(&h, &["--format", format, "--no-headers", TRICKY_SQL]);
+        let text = h
+            .run(
+                &["query", "--format", format, "--no-headers", TRICKY_SQL],
+                0,
+            )
+            .stdout;
         assert_eq!(
             parse_delimited(&text, delimiter),
             expected_text_rows(),
@@ -211,8 +197,9 @@ fn json_and_jsonl_keep_native_types_null_and_column_order() {
         {"id": 3, "name": "エージェント", "allow_ips": "", "remain_quota": 9_007_199_254_740_993_i64,
          "quarter": 2_251_799_813_685_248.0},
     ]);
-    let json: Json = serde_json::from_str(&run_stdout(&h, &["--format", "json", TRICKY_SQL]))
-        .expect("one JSON document");
+    let json: Json =
+        serde_json::from_str(&h.run(&["query", "--format", "json", TRICKY_SQL], 0).stdout)
+            .expect("one JSON document");
     assert_eq!(json, expected);
     // Integers stay integers, exactly, even past 2^53.
     assert_eq!(
@@ -222,13 +209,13 @@ fn json_and_jsonl_keep_native_types_null_and_column_order() {
     assert!(json[0]["quarter"].is_f64());
     // serde_json's map sorts keys; an IndexMap shows the order keysync wrote them in.
     let ordered: Vec<indexmap::IndexMap<String, Json>> =
-        serde_json::from_str(&run_stdout(&h, &["--format", "json", TRICKY_SQL])).unwrap();
+        serde_json::from_str(&h.run(&["query", "--format", "json", TRICKY_SQL], 0).stdout).unwrap();
     assert_eq!(
         ordered[0].keys().collect::<Vec<_>>(),
         ["id", "name", "allow_ips", "remain_quota", "quarter"]
     );
 
-    let jsonl = run_stdout(&h, &["--format", "jsonl", TRICKY_SQL]);
+    let jsonl = h.run(&["query", "--format", "jsonl", TRICKY_SQL], 0).stdout;
     let lines: Vec<Json> = jsonl
         .lines()
         .map(|line| serde_json::from_str(line).expect("each line is one JSON object"))
@@ -244,10 +231,16 @@ fn json_of_no_rows_is_an_empty_array() {
         Vec::<Json>::new()
     );
     assert_eq!(
-        run_stdout(
-            &h,
-            &["--format", "jsonl", "SELECT id FROM keys WHERE id < 0"]
-        ),
+        h.run(
+            &[
+                "query",
+                "--format",
+                "jsonl",
+                "SELECT id FROM keys WHERE id < 0"
+            ],
+            0
+        )
+        .stdout,
         ""
     );
 }
@@ -255,7 +248,9 @@ fn json_of_no_rows_is_an_empty_array() {
 #[test]
 fn markdown_and_table_show_every_value_in_place() {
     let h = tricky_keys();
-    let markdown = run_stdout(&h, &["--format", "markdown", TRICKY_SQL]);
+    let markdown = h
+        .run(&["query", "--format", "markdown", TRICKY_SQL], 0)
+        .stdout;
     assert_eq!(
         markdown.lines().collect::<Vec<_>>(),
         [
@@ -268,7 +263,15 @@ fn markdown_and_table_show_every_value_in_place() {
     );
 
     // The table is the default format.
-    let table = run_stdout(&h, &["SELECT id, name, remain_quota FROM keys ORDER BY id"]);
+    let table = h
+        .run(
+            &[
+                "query",
+                "SELECT id, name, remain_quota FROM keys ORDER BY id",
+            ],
+            0,
+        )
+        .stdout;
     let cells = crate::common::table_cells(&table);
     assert_eq!(
         cells,
@@ -280,11 +283,27 @@ fn markdown_and_table_show_every_value_in_place() {
             ["3", "エージェント", "9007199254740993"],
         ]
     );
-    let headless = run_stdout(
-        &h,
-        &["--no-headers", "SELECT id, name FROM keys ORDER BY id"],
-    );
+    let headless = h
+        .run(
+            &[
+                "query",
+                "--no-headers",
+                "SELECT id, name FROM keys ORDER BY id",
+            ],
+            0,
+        )
+        .stdout;
     assert!(!headless.contains("name"), "{headless}");
+    assert_eq!(
+        crate::common::table_cells(&headless),
+        [
+            ["1", "O'Brien \"test\", a|b"],
+            ["2", "two"],
+            ["", "lines\\tand a tab"],
+            ["3", "エージェント"],
+        ],
+        "{headless}"
+    );
 }
 
 #[test]
@@ -293,14 +312,13 @@ fn sql_comes_from_the_argument_stdin_or_a_file() {
     let sql = "SELECT id FROM keys WHERE remain_quota > 0 ORDER BY id";
     assert_eq!(ids(&query_json(&h, &[sql])), [1, 3]);
 
-    let output = h
-        .keysync()
-        .args(["query", "--format", "json", "-"])
-        .write_stdin(sql)
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    let rows: Vec<Json> = serde_json::from_slice(&output.stdout).unwrap();
+    let output = run(
+        h.keysync()
+            .args(["query", "--format", "json", "-"])
+            .write_stdin(sql),
+        0,
+    );
+    let rows: Vec<Json> = serde_json::from_str(&output.stdout).unwrap();
     assert_eq!(ids(&rows), [1, 3]);
 
     let file = h.dir.path().join("positive.sql");
@@ -591,20 +609,19 @@ fn key_info_adds_iso_times_status_names_and_derived_flags_at_now() {
     );
     assert_eq!(rows[0]["status"], "ok");
     assert_eq!(rows[0]["now"], NOW);
-    let output = h
-        .keysync()
-        .args([
+    let output = h.run(
+        &[
             "--now",
             "2025-12-20T00:00:00Z",
             "query",
             "--format",
             "csv",
             "--no-headers",
-        ])
-        .arg("SELECT now FROM clock")
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8(output.stdout).unwrap(), "1766188800\n");
+            "SELECT now FROM clock",
+        ],
+        0,
+    );
+    assert_eq!(output.stdout, "1766188800\n");
 }
 
 #[test]
@@ -667,7 +684,9 @@ fn a_database_from_before_the_views_gets_them_for_the_query_without_being_change
 #[test]
 fn list_reports_shows_each_report_with_its_flags_on_one_line() {
     let h = Harness::with_keys(1);
-    let text = run_stdout(&h, &["--list-reports", "--format", "csv"]);
+    let text = h
+        .run(&["query", "--list-reports", "--format", "csv"], 0)
+        .stdout;
     let records = parse_delimited(&text, b',');
     let rows: Vec<[&str; 2]> = records
         .iter()
