@@ -5,7 +5,7 @@ use keysync::store::lock::PullLock;
 use pretty_assertions::assert_eq;
 use serde_json::{Value as Json, json};
 
-use crate::common::{Harness, NOW, run, run_in};
+use crate::common::{Harness, NOW, run, run_in, table_cells};
 
 const HOUR: i64 = 3600;
 const DAY: i64 = 86_400;
@@ -348,8 +348,20 @@ fn points_can_be_times_and_durations_ago() {
         "keysync: error: no good sync started at or before 2025-12-18 00:00:00Z: the first is \
          sync 1 (2025-12-19 00:00:00Z); see `keysync syncs`\n"
     );
-    assert!(usage_error(&h, &["diff", "9"]).contains("there is no sync 9: the latest is 3"));
-    assert!(usage_error(&h, &["diff", "yesterday"]).contains("expected a sync id"));
+    assert_eq!(
+        usage_error(&h, &["diff", "9"]),
+        "keysync: error: there is no sync 9: the latest is 3; see `keysync syncs`\n"
+    );
+    let yesterday = usage_error(&h, &["diff", "yesterday"]);
+    assert_eq!(
+        yesterday.lines().next(),
+        Some(
+            "error: invalid value 'yesterday' for '[FROM]': expected a sync id (see `keysync \
+             syncs`), an RFC 3339 time such as 2025-12-19T08:00:00Z, or a duration ago such as \
+             24h or 7d; got \"yesterday\""
+        ),
+        "{yesterday}"
+    );
 }
 
 #[test]
@@ -410,11 +422,12 @@ fn failed_syncs_are_never_a_point() {
             json!([1, NOW, "ok", 6, 0, 0]),
         ]
     );
-    assert!(
-        log[1]["error"]
-            .as_str()
-            .unwrap()
-            .contains("invalid access token")
+    assert_eq!(
+        log[1]["error"],
+        "the API rejected the credentials (Unauthorized, invalid access token). Check \
+         COMETAPI_ACCESS_TOKEN or the --token-file contents (create a token at CometAPI Console \
+         → Personal Settings) and that the account is enabled; if your deployment requires it, \
+         set --user-id / COMETAPI_USER_ID"
     );
     assert_eq!(log[0]["error"], Json::Null);
     assert_eq!(
@@ -429,6 +442,25 @@ fn failed_syncs_are_never_a_point() {
         table.stdout.contains("2025-12-19 03:00:00Z"),
         "{}",
         table.stdout
+    );
+    assert_eq!(
+        table_cells(&table.stdout),
+        [
+            [
+                "id", "time", "status", "keys", "added", "changed", "removed", "duration", "error"
+            ],
+            [
+                "4",
+                "2025-12-19 03:00:00Z",
+                "ok",
+                "6",
+                "0",
+                "1",
+                "0",
+                "0s",
+                ""
+            ],
+        ]
     );
 }
 
@@ -501,17 +533,24 @@ fn exit_code_and_field_selection() {
     );
 
     let unknown = usage_error(&h, &["diff", "--ignore", "accessed_time,quota"]);
-    assert!(
-        unknown.contains(
-            "unknown field \"quota\"; the fields are: user_id, name, status, created_time, \
-             accessed_time, expired_time, remain_quota, used_quota, unlimited_quota, \
-             model_limits_enabled, model_limits, allow_ips, group, cross_group_retry, key_hint, \
-             key_sha256, extra"
+    assert_eq!(
+        unknown.lines().next(),
+        Some(
+            "error: invalid value 'quota' for '--ignore <FIELD,...>': unknown field \"quota\"; \
+             the fields are: user_id, name, status, created_time, accessed_time, expired_time, \
+             remain_quota, used_quota, unlimited_quota, model_limits_enabled, model_limits, \
+             allow_ips, group, cross_group_retry, key_hint, key_sha256, extra"
         ),
         "{unknown}"
     );
     let both = usage_error(&h, &["diff", "--fields", "name", "--ignore", "status"]);
-    assert!(both.contains("cannot be used with"), "{both}");
+    assert_eq!(
+        both.lines().next(),
+        Some(
+            "error: the argument '--fields <FIELD,...>' cannot be used with '--ignore <FIELD,...>'"
+        ),
+        "{both}"
+    );
 }
 
 #[test]
@@ -608,6 +647,21 @@ fn history_of_a_key_changed_removed_and_restored() {
         "{}",
         table.stdout
     );
+    // Each version's start, readable: the second column.
+    let from_times: Vec<String> = table_cells(&table.stdout)
+        .into_iter()
+        .skip(1)
+        .map(|row| row[1].clone())
+        .collect();
+    assert_eq!(
+        from_times,
+        [
+            "2025-12-19 00:00:00Z",
+            "2025-12-19 01:00:00Z",
+            "2025-12-19 03:00:00Z",
+            "2025-12-19 05:00:00Z"
+        ]
+    );
 
     // A name two keys share is ambiguous; an unknown key is not found.
     h.server.account().set(5, "name", json!("shared"));
@@ -617,7 +671,11 @@ fn history_of_a_key_changed_removed_and_restored() {
         usage_error(&h, &["history", "shared"]),
         "keysync: error: 2 keys are named \"shared\": 5, 6; pass the id instead\n"
     );
-    assert!(usage_error(&h, &["history", "nope"]).contains("no key has the id or name \"nope\""));
+    assert_eq!(
+        usage_error(&h, &["history", "nope"]),
+        "keysync: error: no key has the id or name \"nope\"; names must match exactly (see the \
+         `keys` table)\n"
+    );
 }
 
 #[test]
@@ -655,7 +713,8 @@ fn prune_keeps_every_later_diff_exactly() {
     let states_before: Vec<_> = (3..=5).map(|s| state_at(&h, s)).collect();
     let history_before = json_rows(&h, &["history", "1"]);
     // Key 1 has versions from 1, 2 and 4: the one from 1 ended at 2, which is pruned.
-    assert_eq!(history_before.len(), 3);
+    let from_syncs: Vec<&Json> = history_before.iter().map(|v| &v["from_sync"]).collect();
+    assert_eq!(from_syncs, [&json!(1), &json!(2), &json!(4)]);
 
     // Keep 50 hours back from an hour after the last pull: syncs 1 and 2 go.
     let now = (NOW + 4 * DAY + HOUR).to_string();
