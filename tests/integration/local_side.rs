@@ -938,10 +938,34 @@ fn assert_readers_work(shelf: &Path, run: impl Fn(&[&str]) -> Output) {
         (diff[0]["id"].clone(), diff[0]["field"].clone()),
         (json!(1), json!("name"))
     );
+    let old_name = diff[0]["old"].clone();
+    assert_eq!(
+        (diff[0]["kind"].clone(), diff[0]["new"].clone()),
+        (json!("changed"), json!("renamed"))
+    );
 
     let history: serde_json::Value =
         serde_json::from_str(&ok(&["history", "1", "--format", "json"])).unwrap();
     assert_eq!(history.as_array().unwrap().len(), 2);
+    let versions: Vec<[serde_json::Value; 3]> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            [
+                v["from_sync"].clone(),
+                v["to_sync"].clone(),
+                v["name"].clone(),
+            ]
+        })
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            [json!(1), json!(2), old_name],
+            [json!(2), json!(null), json!("renamed")]
+        ]
+    );
 
     assert_eq!(files_in(shelf), ["keysync.db"], "no -shm, no -wal");
 }

@@ -191,6 +191,13 @@ fn an_exact_multiple_of_the_page_size_costs_one_empty_page() {
     let output = h.pull_run(&["--json", "--concurrency", "4"], 0);
     assert_eq!(summary_of(&output), ("ok".into(), 200, 200, 0, 0, 3));
     assert_eq!(pages_requested(&h).len(), 3 + 1);
+    let mut pages = pages_requested(&h);
+    pages.sort();
+    assert_eq!(
+        pages,
+        [1, 1, 2, 3],
+        "pages 1 and 2, the empty page 3, and page 1 again"
+    );
 }
 
 #[test]
@@ -471,11 +478,24 @@ fn the_gateway_starting_to_mask_keys_changes_nothing() {
         hashes
     );
     assert_eq!(h.count("SELECT count(*) FROM key_versions"), 104);
-    let diff = h.run(&["diff", "1", "2", "--format", "csv"], 0);
-    let diff = diff.stdout;
+    let diff = h.run(&["diff", "1", "2", "--format", "csv"], 0).stdout;
     let rows: Vec<&str> = diff.lines().skip(1).collect();
     assert_eq!(rows.len(), 1, "{diff}");
     assert!(rows[0].starts_with("changed,1008,"), "{diff}");
+    let record: Vec<String> = csv::Reader::from_reader(diff.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .next()
+        .unwrap();
+    assert_eq!(
+        record[4..],
+        [
+            "extra",
+            r#"{"DeletedAt":null}"#,
+            r#"{"DeletedAt":null,"auto_groups":["default","vip"]}"#
+        ],
+        "{diff}"
+    );
 }
 
 #[test]
@@ -536,9 +556,28 @@ fn a_null_field_appearing_is_no_change_but_a_value_is() {
             text(r#"{"auto_groups":["default"]}"#)
         ]]
     );
-    let history = run(h.keysync().args(["history", "7", "--format", "json"]), 0);
-    let versions: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
+    let versions = h.run(&["history", "7", "--format", "json"], 0).json();
     assert_eq!(versions.as_array().unwrap().len(), 2, "{versions}");
+    // Key 7's first version lasts through the null field's coming and going; only the value
+    // opens a second one.
+    let spans: Vec<[&serde_json::Value; 4]> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| [&v["from_sync"], &v["to_sync"], &v["changed"], &v["extra"]])
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            [&json!(1), &json!(4), &json!(""), &json!("{}")],
+            [
+                &json!(4),
+                &json!(null),
+                &json!("extra"),
+                &json!(r#"{"auto_groups":["default"]}"#)
+            ],
+        ]
+    );
 }
 
 // 5. Unknown values kept exactly --------------------------------------------------------------
