@@ -59,6 +59,10 @@ fn pings_go_to_start_then_success_or_fail() {
         "{}",
         pings[1].2
     );
+    assert_eq!(
+        pings[1].2,
+        "page 1: the API answered success:false: database error: too many connections"
+    );
 }
 
 #[test]
@@ -275,6 +279,20 @@ fn a_named_profile_beats_the_cometapi_environment_and_flags_beat_both() {
         .filter(|line| line.contains("ignoring"))
         .collect();
     assert_eq!(warnings.len(), 2, "{warnings:?}");
+    let wins = "and a named profile wins over the environment";
+    assert_eq!(
+        warnings,
+        [
+            format!(
+                " WARN ignoring COMETAPI_BASE_URL: profile \"work\" sets base_url, {wins} (unset \
+                 COMETAPI_BASE_URL, or pass a flag, to use another value)"
+            ),
+            format!(
+                " WARN ignoring COMETAPI_ACCESS_TOKEN: profile \"work\" sets token_file, {wins} \
+                 (unset COMETAPI_ACCESS_TOKEN, or pass a flag, to use another value)"
+            ),
+        ]
+    );
     assert!(warnings[0].contains("ignoring COMETAPI_BASE_URL: profile \"work\" sets base_url"));
     assert!(
         warnings[1].contains("ignoring COMETAPI_ACCESS_TOKEN: profile \"work\" sets token_file")

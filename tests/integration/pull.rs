@@ -616,7 +616,18 @@ fn a_file_that_is_not_a_database_is_exit_6() {
         "this is not SQLite, it is a text file of some length ............",
     )
     .unwrap();
-    run(h.keysync().arg("pull"), 6);
+    let before = std::fs::read(&h.db).unwrap();
+    let output = run(h.keysync().arg("pull"), 6);
+    assert_eq!(
+        output.stderr,
+        "keysync: error: cannot read the database schema: file is not a database; this file is \
+         not a keysync database: pass --db with the right path\n"
+    );
+    assert_eq!(
+        std::fs::read(&h.db).unwrap(),
+        before,
+        "the file is left as it was"
+    );
 }
 
 #[test]
