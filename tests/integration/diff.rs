@@ -293,6 +293,22 @@ fn the_table_names_the_points_and_shows_times_readable() {
         accessed.contains("2025-12-18 00:00:00Z") && accessed.contains("2025-12-19 00:30:00Z"),
         "{accessed}"
     );
+    let key_3_accessed: Vec<Vec<String>> = table_cells(&table.stdout)
+        .into_iter()
+        .filter(|row| row.contains(&"accessed_time".to_string()))
+        .collect();
+    assert_eq!(
+        key_3_accessed,
+        [[
+            "changed".to_string(),
+            "3".to_string(),
+            "key-3".to_string(),
+            hint(&h, 3),
+            "accessed_time".to_string(),
+            "2025-12-18 00:00:00Z".to_string(),
+            "2025-12-19 00:30:00Z".to_string(),
+        ]]
+    );
     let same = h.run(&["diff", "3", "3"], 0);
     assert_eq!(
         same.stdout,
@@ -800,6 +816,11 @@ fn prune_keeps_the_latest_good_sync_and_takes_the_pull_lock() {
             .starts_with("deleted 1 syncs and 0 key versions from before sync 2")
     );
     assert_eq!(
+        everything.stdout,
+        "deleted 1 syncs and 0 key versions from before sync 2 (2025-12-20 00:00:00Z), the \
+         oldest kept (cutoff 2026-01-17 00:00:00Z)\n"
+    );
+    assert_eq!(
         h.count("SELECT count(*) FROM key_versions"),
         6,
         "the current state stays"
@@ -825,6 +846,15 @@ fn read_commands_need_a_database_with_history() {
             "{}",
             done.stderr
         );
+        assert_eq!(
+            done.stderr,
+            format!(
+                "keysync: error: no database at {}: run `keysync pull` first (or pass --db \
+                 PATH)\n",
+                h.db.display()
+            ),
+            "{args:?}"
+        );
     }
     assert!(!h.db.exists(), "no command but pull creates the database");
 
@@ -835,6 +865,11 @@ fn read_commands_need_a_database_with_history() {
         one.stderr.contains("only one good sync so far"),
         "{}",
         one.stderr
+    );
+    assert_eq!(
+        one.stderr,
+        "keysync: error: there is only one good sync so far (sync 1 (2025-12-19 00:00:00Z)), so \
+         nothing to compare it with: run `keysync pull` again later, or name the points\n"
     );
     assert_eq!(
         diff(&h, &["1"]),
