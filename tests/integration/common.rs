@@ -206,6 +206,18 @@ fn command_line(command: &Command) -> String {
         .join(" ")
 }
 
+/// Polls until `done`; a generous bound so a hang fails the test instead of stalling it.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 pub fn int(value: i64) -> Value {
     Value::Integer(value)
 }

@@ -3,13 +3,14 @@
 
 use std::path::Path;
 use std::process::Child;
-use std::time::{Duration, Instant};
 
 use keysync::fake::{FakeAccount, FakeServer};
 use pretty_assertions::assert_eq;
 use rusqlite::types::Value;
 
-use crate::common::{Harness, NOW, PingRecorder, SEED, TOKEN, check_exit, int, run, text};
+use crate::common::{
+    Harness, NOW, PingRecorder, SEED, TOKEN, check_exit, int, run, text, wait_until,
+};
 
 // Health pings ----------------------------------------------------------------------------------
 
@@ -88,14 +89,6 @@ fn a_dead_ping_url_is_a_warning_not_a_failure() {
 }
 
 // pull --every ----------------------------------------------------------------------------------
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 fn terminate(child: &Child) {
     // SAFETY: sending a signal to our own child process.

@@ -5,27 +5,17 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
 
 use keysync::store::lock::PullLock;
 use pretty_assertions::assert_eq;
 use rusqlite::types::Value;
 use serde_json::{Value as Json, json};
 
-use crate::common::{Harness, Run, check_exit, int, run, table_cells, text};
+use crate::common::{Harness, Run, check_exit, int, run, table_cells, text, wait_until};
 
 fn signal(child: &Child, signal: libc::c_int) {
     // SAFETY: sending a signal to our own child process.
     assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
-}
-
-/// Polls until `done`; a generous bound so a hang fails the test instead of stalling it.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Waits for a child to exit on its own, and expects exit `code`; a stop that is not honoured
