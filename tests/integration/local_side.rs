@@ -272,16 +272,17 @@ fn a_wal_mode_database_from_a_newer_keysync_is_refused_without_a_wal_or_shm_appe
     );
 }
 
+/// refinery's history table, as refinery creates it.
+const SCHEMA_HISTORY_TABLE: &str = "CREATE TABLE refinery_schema_history (version INT4 PRIMARY \
+     KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255));";
+
 #[test]
 fn a_file_a_first_pull_left_with_only_an_empty_schema_history_is_carried_on() {
     let h = Harness::with_keys(2);
     // What a first pull killed before its first migration committed leaves behind.
     Connection::open(&h.db)
         .unwrap()
-        .execute_batch(
-            "CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255),
-                 applied_on VARCHAR(255), checksum VARCHAR(255));",
-        )
+        .execute_batch(SCHEMA_HISTORY_TABLE)
         .unwrap();
     assert_eq!(h.pull(&[])["added"], json!(2));
 }
@@ -289,15 +290,14 @@ fn a_file_a_first_pull_left_with_only_an_empty_schema_history_is_carried_on() {
 #[test]
 fn a_file_with_another_applications_migration_history_is_refused_untouched() {
     let h = Harness::with_keys(2);
-    Connection::open(&h.db)
-        .unwrap()
-        .execute_batch(
-            "CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255),
-                 applied_on VARCHAR(255), checksum VARCHAR(255));
-             INSERT INTO refinery_schema_history VALUES (1, 'create_users', '2024-01-01T00:00:00Z', '1');
+    let conn = Connection::open(&h.db).unwrap();
+    conn.execute_batch(SCHEMA_HISTORY_TABLE).unwrap();
+    conn.execute_batch(
+            "INSERT INTO refinery_schema_history VALUES (1, 'create_users', '2024-01-01T00:00:00Z', '1');
              CREATE TABLE users (id INTEGER PRIMARY KEY);",
         )
         .unwrap();
+    drop(conn);
     assert_refused_untouched(
         &h,
         "is not a keysync database: its schema history is another application's (version 1 \

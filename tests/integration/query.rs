@@ -536,10 +536,18 @@ fn bad_sql_is_a_usage_error_that_names_the_problem() {
 #[test]
 fn a_missing_database_is_exit_6_and_is_not_created() {
     let h = Harness::with_keys(1);
-    let stderr = query_fails(&h, &["SELECT 1"], 6);
-    assert!(stderr.contains("run `keysync pull` first"), "{stderr}");
-    let stderr = query_fails(&h, &["--report", "idle"], 6);
-    assert!(stderr.contains("run `keysync pull` first"), "{stderr}");
+    for args in [&["SELECT 1"][..], &["--report", "idle"]] {
+        let stderr = query_fails(&h, args, 6);
+        assert!(stderr.contains("run `keysync pull` first"), "{stderr}");
+        assert_eq!(
+            stderr,
+            format!(
+                "keysync: error: no database at {}: run `keysync pull` first (or pass --db \
+                 PATH)\n",
+                h.db.display()
+            )
+        );
+    }
     assert!(!h.db.exists());
 
     // An empty file is not a keysync database either, and stays empty.
