@@ -605,6 +605,15 @@ fn a_database_from_a_newer_keysync_is_refused_untouched() {
             .stderr
             .contains("schema version 99, newer than this keysync")
     );
+    assert_eq!(
+        output.stderr,
+        format!(
+            "keysync: error: {} has schema version 99, newer than this keysync understands ({}); \
+             keysync left it untouched: upgrade keysync\n",
+            h.db.display(),
+            keysync::store::known_schema_version()
+        )
+    );
     assert_eq!(h.dump(&["syncs", "keys", "key_versions"]), before);
 }
 
@@ -637,6 +646,15 @@ fn a_second_pull_on_a_locked_database_exits_5() {
     let lock = keysync::store::lock::PullLock::try_acquire(&h.db).unwrap();
     let output = run(h.keysync().arg("pull"), 5);
     assert!(output.stderr.contains(&h.db.display().to_string()));
+    assert_eq!(
+        output.stderr,
+        format!(
+            "keysync: error: another keysync pull or prune is running on the database {} (the \
+             same file, whatever path names it); let it finish, or pass --wait DURATION to wait \
+             for it\n",
+            h.db.display()
+        )
+    );
     drop(lock);
     h.pull(&[]);
 }
