@@ -40,8 +40,7 @@ fn stored_ids(h: &Harness) -> Vec<i64> {
 fn rate_limits_are_retried_and_logged_without_the_token() {
     let h = Harness::with_keys(250);
     h.server.account().faults.rate_limit_first = 3;
-    let output = h.pull_run(&["-v"], 0);
-    let log = output.stderr;
+    let log = h.pull_run(&["-v"], 0).stderr;
     assert!(
         log.contains("page 1: HTTP 429 (rate limited), retry 1/8 in "),
         "{log}"

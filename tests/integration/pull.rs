@@ -425,11 +425,11 @@ fn a_wrong_token_exits_3_after_one_request_and_changes_no_data() {
 #[test]
 fn no_token_is_a_usage_error_that_creates_nothing() {
     let h = Harness::with_keys(1);
-    let output = run(
+    let stderr = run(
         h.keysync().env_remove("COMETAPI_ACCESS_TOKEN").arg("pull"),
         2,
-    );
-    let stderr = output.stderr;
+    )
+    .stderr;
     assert!(
         stderr.contains("set COMETAPI_ACCESS_TOKEN or pass --token-file"),
         "{stderr}"
@@ -559,8 +559,7 @@ fn a_failure_mid_pull_changes_no_data_and_records_the_error() {
         account.set(1, "name", json!("changed upstream"));
         account.faults.success_false_page = Some(3);
     }
-    let output = run(h.keysync().arg("pull"), 4);
-    let stderr = output.stderr;
+    let stderr = run(h.keysync().arg("pull"), 4).stderr;
     assert!(
         stderr.contains("page 3: the API answered success:false"),
         "{stderr}"

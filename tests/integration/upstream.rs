@@ -648,8 +648,9 @@ fn a_refused_connection_is_retried_three_times_naming_the_host() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = closed.local_addr().unwrap();
     drop(closed);
-    let output = h.pull_run(&["-v", "--base-url", &format!("http://{address}")], 4);
-    let log = output.stderr;
+    let log = h
+        .pull_run(&["-v", "--base-url", &format!("http://{address}")], 4)
+        .stderr;
     assert!(log.contains(&format!("{address} is unreachable")), "{log}");
     assert!(log.contains("retry 3/3"), "{log}");
     assert!(!log.contains("retry 4/"), "{log}");
@@ -734,8 +735,7 @@ fn an_untrusted_certificate_fails_at_once_and_a_ca_cert_fixes_it() {
     let h = Harness::with_keys(130);
     let front = TlsFront::start(h.server.url());
     let host = front.url.trim_start_matches("https://").to_string();
-    let output = h.pull_run(&["--base-url", &front.url], 4);
-    let message = output.stderr;
+    let message = h.pull_run(&["--base-url", &front.url], 4).stderr;
     assert!(
         message.contains(&format!("cannot talk to {host}")),
         "{message}"
@@ -795,14 +795,14 @@ fn no_ca_certificates_is_exit_4_with_the_remedy() {
     let h = Harness::with_keys(1);
     let empty = h.dir.path().join("empty.pem");
     std::fs::write(&empty, "").unwrap();
-    let output = run(
+    let message = run(
         h.keysync()
             .env("SSL_CERT_FILE", &empty)
             .env("SSL_CERT_DIR", h.dir.path().join("no-such-dir"))
             .args(["pull", "--base-url", "https://127.0.0.1:9"]),
         4,
-    );
-    let message = output.stderr;
+    )
+    .stderr;
     assert!(
         message.contains("cannot set up HTTPS for 127.0.0.1:9"),
         "{message}"
