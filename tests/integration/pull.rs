@@ -294,15 +294,25 @@ fn database_files_contain(h: &Harness, needle: &str) -> bool {
     })
 }
 
+/// Key `id`'s full value as the fake serves it.
+fn full_key(h: &Harness, id: i64) -> String {
+    h.server.account().get(id).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The hint keysync stores for a full key: the key with its middle masked.
+fn hint_of(key: &str) -> String {
+    format!("{}**********{}", &key[..4], &key[44..])
+}
+
 #[test]
 fn full_keys_stay_off_disk_unless_asked_for() {
     let h = Harness::with_keys(5);
-    let key = h.server.account().get(3).unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = full_key(&h, 3);
     h.pull(&[]);
-    let hint = format!("{}**********{}", &key[..4], &key[44..]);
+    let hint = hint_of(&key);
     assert_eq!(
         h.rows("SELECT key_hint, key_sha256, key FROM keys WHERE id = 3"),
         vec![vec![text(&hint), text(&sha256_hex(&key)), Value::Null]]
@@ -334,13 +344,10 @@ fn full_keys_stay_off_disk_unless_asked_for() {
 #[test]
 fn a_masked_upstream_leaves_hints_and_no_hash() {
     let h = Harness::with_keys(4);
-    let key = h.server.account().get(2).unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = full_key(&h, 2);
     h.server.account().mask_keys = true;
     h.pull(&["--store-secrets"]);
-    let hint = format!("{}**********{}", &key[..4], &key[44..]);
+    let hint = hint_of(&key);
     assert_eq!(
         h.rows("SELECT key_hint, key_sha256, key FROM keys WHERE id = 2"),
         vec![vec![text(&hint), Value::Null, Value::Null]]
