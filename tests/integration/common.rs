@@ -302,3 +302,29 @@ pub fn table_cells(table: &str) -> Vec<Vec<String>> {
         })
         .collect()
 }
+
+// The helper's own checks: a failing `run` must say what ran and how it ended.
+
+#[test]
+#[should_panic(
+    expected = "expected exit 3, got 0\ncommand: keysync completions bash\n--- stdout\n"
+)]
+fn run_fails_naming_the_command_and_both_exit_codes() {
+    Harness::with_keys(0).run(&["completions", "bash"], 3);
+}
+
+#[test]
+fn the_command_line_shows_the_args_with_the_token_masked() {
+    let mut command = Command::cargo_bin("keysync").expect("the keysync binary");
+    command.env("COMETAPI_ACCESS_TOKEN", TOKEN).args([
+        "pull",
+        "--token-file",
+        &format!("/tmp/{TOKEN}"),
+        "a b",
+        "-v",
+    ]);
+    assert_eq!(
+        command_line(&command),
+        "keysync pull --token-file \"/tmp/<token>\" \"a b\" -v"
+    );
+}

@@ -6,7 +6,8 @@
 //!   database and a `keysync` command with a cleaned environment), the one `run` helper that
 //!   checks an exit code and prints the command line, codes, stdout and stderr when it is
 //!   wrong (`Harness::run`, `Harness::pull_run`, `run_in`, `check_exit` for spawned children),
-//!   and small readers of the results (`rows`, `dump`, `table_cells`, `wait_until`).
+//!   and small readers of the results (`rows`, `dump`, `table_cells`, `wait_until`); its own
+//!   tests check that a failing `run` says what ran and masks the token.
 //! - `pull`: `keysync pull` and `demo` on a well-behaved upstream: what lands in `keys` and
 //!   `key_versions`, what is sent (token, user id), flags, summary line, plain failures.
 //! - `integrity`: the pull guarantees under faults from the fake's switches: retries, no false
