@@ -456,58 +456,141 @@ fn values_that_cannot_work_are_usage_errors_that_change_nothing() {
     let h = Harness::with_keys(5);
     h.pull(&[]);
     let before = h.dump(&["syncs", "keys", "key_versions"]);
-    let cases: &[(&[&str], &str)] = &[
+    // Each is refused by the flag's parser; the first line of stderr is clap's
+    // "error: invalid value 'VALUE' for 'FLAG': WHY".
+    let invalid = |value: &str, flag: &str, why: &str| {
+        format!("error: invalid value '{value}' for '{flag}': {why}")
+    };
+    let zero = |value: &str, flag: &str| {
+        let why = format!(
+            "\"{value}\" is zero, which cannot work here: give a duration longer than 0s, such \
+             as 30s"
+        );
+        invalid(value, flag, &why)
+    };
+    let too_long = |value: &str, flag: &str| {
+        let why =
+            format!("\"{value}\" is longer than 100 years, the longest duration keysync takes");
+        invalid(value, flag, &why)
+    };
+    let outside = |value: &str| {
+        let why = format!(
+            "\"{value}\" is outside 1970-01-01T00:00:00Z..9999-12-31T23:59:59Z, the times \
+             keysync takes"
+        );
+        invalid(value, "--now <TIME>", &why)
+    };
+    let cases: &[(&[&str], String)] = &[
         (
             &["pull", "--wait", "500000000000y"],
-            "longer than 100 years",
+            too_long("500000000000y", "--wait <DURATION>"),
         ),
-        (&["pull", "--wait", "101y"], "longer than 100 years"),
-        (&["pull", "--timeout", "0"], "is zero"),
-        (&["pull", "--timeout", "0s"], "is zero"),
-        (&["pull", "--every", "0s"], "is zero"),
-        (&["pull", "--every", "1ns"], "the minimum is 1s"),
-        (&["pull", "--every", "999ms"], "the minimum is 1s"),
-        (&["pull", "--timeout", "1ns"], "the minimum is 100ms"),
-        (&["pull", "--timeout", "99ms"], "the minimum is 100ms"),
-        (&["pull", "--concurrency", "0"], "--concurrency"),
-        (&["pull", "--retries", "101"], "at most 100"),
+        (
+            &["pull", "--wait", "101y"],
+            too_long("101y", "--wait <DURATION>"),
+        ),
+        (
+            &["pull", "--timeout", "0"],
+            zero("0", "--timeout <DURATION>"),
+        ),
+        (
+            &["pull", "--timeout", "0s"],
+            zero("0s", "--timeout <DURATION>"),
+        ),
+        (&["pull", "--every", "0s"], zero("0s", "--every <DURATION>")),
+        (
+            &["pull", "--every", "1ns"],
+            invalid(
+                "1ns",
+                "--every <DURATION>",
+                "\"1ns\" is too short for the interval between pulls: the minimum is 1s",
+            ),
+        ),
+        (
+            &["pull", "--every", "999ms"],
+            invalid(
+                "999ms",
+                "--every <DURATION>",
+                "\"999ms\" is too short for the interval between pulls: the minimum is 1s",
+            ),
+        ),
+        (
+            &["pull", "--timeout", "1ns"],
+            invalid(
+                "1ns",
+                "--timeout <DURATION>",
+                "\"1ns\" is too short for a request timeout: the minimum is 100ms",
+            ),
+        ),
+        (
+            &["pull", "--timeout", "99ms"],
+            invalid(
+                "99ms",
+                "--timeout <DURATION>",
+                "\"99ms\" is too short for a request timeout: the minimum is 100ms",
+            ),
+        ),
+        (
+            &["pull", "--concurrency", "0"],
+            invalid("0", "--concurrency <N>", "0 is not in 1..=8"),
+        ),
+        (
+            &["pull", "--retries", "101"],
+            invalid(
+                "101",
+                "--retries <N>",
+                "101 retries per page is more than 100: each retry may wait up to 60 s, so a \
+                 failing page would hold the pull for hours; use at most 100",
+            ),
+        ),
         (
             &["pull", "--retries", "4294967296"],
-            "whole number of retries",
+            invalid(
+                "4294967296",
+                "--retries <N>",
+                "expected a whole number of retries, 0 to 100, got \"4294967296\"",
+            ),
         ),
-        (
-            &["pull", "--now=-1"],
-            "1970-01-01T00:00:00Z..9999-12-31T23:59:59Z",
-        ),
+        (&["pull", "--now=-1"], outside("-1")),
         (
             &["status", "--now", "9223372036854775807"],
-            "the times keysync takes",
+            outside("9223372036854775807"),
         ),
-        (&["status", "--max-age", "0s"], "is zero"),
-        (&["prune", "--keep", "0s"], "is zero"),
+        (
+            &["status", "--max-age", "0s"],
+            zero("0s", "--max-age <DURATION>"),
+        ),
+        (&["prune", "--keep", "0s"], zero("0s", "--keep <DURATION>")),
         (
             &["prune", "--keep", "500000000000y"],
-            "longer than 100 years",
+            too_long("500000000000y", "--keep <DURATION>"),
         ),
-        (&["diff", "500000000000y"], "longer than 100 years"),
+        (
+            &["diff", "500000000000y"],
+            too_long("500000000000y", "[FROM]"),
+        ),
         (
             &["query", "--report", "expiring-soon", "--within", "0s"],
-            "is zero",
+            zero("0s", "--within <DURATION>"),
         ),
         (
             &["query", "--report", "top-consumers", "--limit", "0"],
-            "--limit",
+            invalid("0", "--limit <N>", "0 is not in 1..=4294967295"),
         ),
         (
             &["query", "--report", "top-consumers", "--since", "0s"],
-            "is zero",
+            zero("0s", "--since <DURATION>"),
         ),
-        (&["query", "--report", "idle", "--for", "0s"], "is zero"),
+        (
+            &["query", "--report", "idle", "--for", "0s"],
+            zero("0s", "--for <DURATION>"),
+        ),
     ];
-    for (args, message) in cases {
+    for (args, first_line) in cases {
         let output = h.run(args, 2);
-        assert!(
-            output.stderr.contains(message),
+        assert_eq!(
+            output.stderr.lines().next(),
+            Some(first_line.as_str()),
             "{args:?}: {}",
             output.stderr
         );
@@ -522,32 +605,59 @@ fn not_enough_history_is_exit_2_for_every_form_of_diff() {
     // Only a failed sync: no good sync at all.
     h.server.account().faults.success_false_page = Some(1);
     h.pull_run(&["--now", "1766102400"], 4);
-    let failed_only: &[&[&str]] = &[
-        &["diff"],
-        &["diff", "1"],
-        &["diff", "24h"],
-        &["diff", "1", "1"],
+    let no_good_sync = "keysync: error: no good sync yet";
+    let sync_1_failed = "keysync: error: sync 1 is failed: it recorded no state of the account, so \
+                         it cannot be a diff point; pick an ok or partial sync from `keysync \
+                         syncs`\n";
+    let failed_only: &[(&[&str], String)] = &[
+        (
+            &["diff"],
+            format!("{no_good_sync}, so there is no state to compare: run `keysync pull` first\n"),
+        ),
+        (&["diff", "1"], sync_1_failed.to_string()),
+        (
+            &["diff", "24h"],
+            format!("{no_good_sync}: run `keysync pull` first\n"),
+        ),
+        (&["diff", "1", "1"], sync_1_failed.to_string()),
     ];
-    for args in failed_only {
-        assert_diff_usage(&h.db, &h, args);
+    for (args, stderr) in failed_only {
+        assert_diff_usage(&h.db, &h, args, stderr);
     }
     // One good sync: nothing to compare it with, whichever way it is asked.
     h.server.account().faults.success_false_page = None;
     h.pull(&["--now", "1766106000"]);
-    let one_good: &[&[&str]] = &[
-        &["diff"],
-        &["diff", "24h"],
-        &["diff", "2025-12-18T00:00:00Z"],
-        &["diff", "1"],
-        &["diff", "9"],
-        &["diff", "2", "9"],
+    let before_the_first = |time: &str| {
+        format!(
+            "keysync: error: no good sync started at or before {time}: the first is sync 2 \
+             (2025-12-19 01:00:00Z); see `keysync syncs`\n"
+        )
+    };
+    let no_sync_9 = "keysync: error: there is no sync 9: the latest is 2; see `keysync syncs`\n";
+    let one_good: &[(&[&str], String)] = &[
+        (
+            &["diff"],
+            "keysync: error: there is only one good sync so far (sync 2 (2025-12-19 01:00:00Z)), \
+             so nothing to compare it with: run `keysync pull` again later, or name the points\n"
+                .to_string(),
+        ),
+        (&["diff", "24h"], before_the_first("2025-12-18 01:00:00Z")),
+        (
+            &["diff", "2025-12-18T00:00:00Z"],
+            before_the_first("2025-12-18 00:00:00Z"),
+        ),
+        (&["diff", "1"], sync_1_failed.to_string()),
+        (&["diff", "9"], no_sync_9.to_string()),
+        (&["diff", "2", "9"], no_sync_9.to_string()),
     ];
-    for args in one_good {
-        assert_diff_usage(&h.db, &h, args);
+    for (args, stderr) in one_good {
+        assert_diff_usage(&h.db, &h, args, stderr);
     }
 }
 
-fn assert_diff_usage(db: &Path, h: &Harness, args: &[&str]) {
+/// `keysync ARGS` at a fixed `--now` on `db` is a usage error (exit 2) printing exactly
+/// `stderr`.
+fn assert_diff_usage(db: &Path, h: &Harness, args: &[&str], stderr: &str) {
     let output = run(
         h.keysync()
             .args(args)
@@ -556,4 +666,5 @@ fn assert_diff_usage(db: &Path, h: &Harness, args: &[&str]) {
         2,
     );
     assert!(output.stderr.contains("keysync: error: "), "{args:?}");
+    assert_eq!(output.stderr, stderr, "{args:?}");
 }
