@@ -479,6 +479,11 @@ fn a_database_that_had_keys_before_the_binding_is_bound_by_its_upgrade() {
             .contains("holds the keys of user 4242; this token lists user 5151")
     );
     assert_eq!(
+        output.stderr,
+        "keysync: error: this database holds the keys of user 4242; this token lists user 5151: \
+         use another --db or --profile\n"
+    );
+    assert_eq!(
         h.rows("SELECT user_id, bound_sync FROM account"),
         vec![vec![int(4242), int(1)]]
     );
@@ -532,6 +537,11 @@ fn a_named_profiles_user_id_beats_cometapi_user_id_and_the_default_profiles_does
         malformed
             .stderr
             .contains("COMETAPI_USER_ID must be the account's numeric user id, got \"forty-two\"")
+    );
+    assert_eq!(
+        malformed.stderr,
+        "keysync: error: COMETAPI_USER_ID must be the account's numeric user id, got \
+         \"forty-two\"; fix or unset it\n"
     );
 }
 

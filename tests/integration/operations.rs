@@ -361,6 +361,15 @@ fn a_malformed_config_or_unknown_profile_is_exit_2_with_the_line() {
         "{}",
         output.stderr
     );
+    assert_eq!(
+        output.stderr,
+        format!(
+            "keysync: error: bad config file {}:3: unknown field `database`, expected one of \
+             `db`, `base_url`, `token_file`, `user_id`, `timeout`, `retries`, `ping_url`, \
+             `ca_cert`; fix it, or point --config at another file\n",
+            config.display()
+        )
+    );
 
     std::fs::write(&config, "[profiles.work]\nretries = 2\n").unwrap();
     let output = run(
@@ -374,6 +383,14 @@ fn a_malformed_config_or_unknown_profile_is_exit_2_with_the_line() {
         output.stderr.contains("no profile \"home\"") && output.stderr.contains("it has: work"),
         "{}",
         output.stderr
+    );
+    assert_eq!(
+        output.stderr,
+        format!(
+            "keysync: error: no profile \"home\" in {}; it has: work. Add a [profiles.home] \
+             table or pick one of those with --profile\n",
+            config.display()
+        )
     );
     assert!(!h.db.exists());
 }
@@ -556,6 +573,13 @@ fn status_without_a_database_is_exit_6_and_creates_nothing() {
         output.stderr.contains("run `keysync pull` first"),
         "{}",
         output.stderr
+    );
+    assert_eq!(
+        output.stderr,
+        format!(
+            "keysync: error: no database at {}: run `keysync pull` first (or pass --db PATH)\n",
+            h.db.display()
+        )
     );
     assert!(!h.db.exists());
 }

@@ -399,6 +399,11 @@ fn unicode_quotes_and_sql_in_names_are_stored_exactly() {
     );
 }
 
+/// What every rejected-credentials error ends with.
+const CREDENTIALS_REMEDY: &str = "Check COMETAPI_ACCESS_TOKEN or the --token-file contents \
+    (create a token at CometAPI Console → Personal Settings) and that the account is enabled; if \
+    your deployment requires it, set --user-id / COMETAPI_USER_ID";
+
 #[test]
 fn a_wrong_token_exits_3_after_one_request_and_changes_no_data() {
     let h = Harness::with_keys(150);
@@ -416,6 +421,13 @@ fn a_wrong_token_exits_3_after_one_request_and_changes_no_data() {
     assert!(
         !stderr.contains("wrong-token-123") && !stderr.contains(TOKEN),
         "{stderr}"
+    );
+    assert_eq!(
+        stderr,
+        format!(
+            "keysync: error: the API rejected the credentials (Unauthorized, invalid access \
+             token). {CREDENTIALS_REMEDY}\n"
+        )
     );
     assert!(output.stdout.is_empty());
     assert_eq!(h.server.account().requests().len(), requests_before + 1);
@@ -440,6 +452,11 @@ fn no_token_is_a_usage_error_that_creates_nothing() {
     assert!(
         stderr.contains("set COMETAPI_ACCESS_TOKEN or pass --token-file"),
         "{stderr}"
+    );
+    assert_eq!(
+        stderr,
+        "keysync: error: no access token: set COMETAPI_ACCESS_TOKEN or pass --token-file PATH; \
+         create a token at CometAPI Console → Personal Settings\n"
     );
     assert!(!h.db.exists());
     assert!(h.server.account().requests().is_empty());
@@ -467,6 +484,13 @@ fn the_token_file_is_read_and_trimmed() {
 
     let stderr = pull_with_file(0o644).stderr;
     assert!(stderr.contains("chmod 600"), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            " WARN --token-file {file} has mode 644, readable by others: run `chmod 600 {file}`\n",
+            file = file.display()
+        )
+    );
 }
 
 #[test]
@@ -477,6 +501,13 @@ fn new_api_user_is_sent_when_configured() {
     let h = Harness::new(account);
     let output = run(h.keysync().arg("pull"), 3);
     assert!(output.stderr.contains("New-Api-User"));
+    assert_eq!(
+        output.stderr,
+        format!(
+            "keysync: error: the API rejected the credentials (HTTP 401 Unauthorized: \
+             Unauthorized, New-Api-User header not provided). {CREDENTIALS_REMEDY}\n"
+        )
+    );
 
     run(
         h.keysync()

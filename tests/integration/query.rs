@@ -342,6 +342,14 @@ fn sql_comes_from_the_argument_stdin_or_a_file() {
     let missing = h.dir.path().join("missing.sql");
     let stderr = query_fails(&h, &["--file", missing.to_str().unwrap()], 2);
     assert!(stderr.contains("cannot read --file"), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "keysync: error: cannot read --file {}: No such file or directory (os error 2); pass \
+             a UTF-8 file holding one SQL statement\n",
+            missing.display()
+        )
+    );
 }
 
 // ---- parameters ----
@@ -478,12 +486,19 @@ fn writes_are_refused_with_exit_2_and_the_database_stays_byte_identical() {
         "PRAGMA wal_checkpoint(TRUNCATE)".into(),
         "BEGIN IMMEDIATE".into(),
     ];
+    let changes = "keysync: error: keysync query only reads the database: this statement would \
+                   change it, so it was not run (to try writes, copy the file and open the copy \
+                   with sqlite3)\n";
+    let attaches = "keysync: error: keysync query only reads the keysync database: ATTACH and \
+                    DETACH are refused. Open other files with the sqlite3 shell\n";
     for sql in &statements {
         let stderr = query_fails(&h, &[sql], 2);
         assert!(
             stderr.contains("keysync query only reads"),
             "{sql}: {stderr}"
         );
+        let attach = sql.starts_with("ATTACH") || sql.starts_with("DETACH");
+        assert_eq!(stderr, if attach { attaches } else { changes }, "{sql}");
     }
     assert!(!outside.exists(), "nothing was written outside either");
     assert_eq!(std::fs::read(&h.db).unwrap(), before);
@@ -554,6 +569,14 @@ fn a_missing_database_is_exit_6_and_is_not_created() {
     std::fs::write(&h.db, b"").unwrap();
     let stderr = query_fails(&h, &["SELECT 1"], 6);
     assert!(stderr.contains("not a keysync database"), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "keysync: error: {} is not a keysync database (it has no keysync schema): run \
+             `keysync pull` first, or pass --db PATH\n",
+            h.db.display()
+        )
+    );
     assert_eq!(std::fs::read(&h.db).unwrap(), b"");
 }
 
