@@ -245,15 +245,16 @@ fn a_named_profile_beats_the_cometapi_environment_and_flags_beat_both() {
     let dir = h.dir.path();
 
     // The work profile supplies db, base URL and token.
-    h.keysync()
-        .env_remove("KEYSYNC_DB")
-        .env_remove("COMETAPI_BASE_URL")
-        .env_remove("COMETAPI_ACCESS_TOKEN")
-        .arg("--config")
-        .arg(&config)
-        .args(["--profile", "work", "pull", "-q"])
-        .assert()
-        .success();
+    run(
+        h.keysync()
+            .env_remove("KEYSYNC_DB")
+            .env_remove("COMETAPI_BASE_URL")
+            .env_remove("COMETAPI_ACCESS_TOKEN")
+            .arg("--config")
+            .arg(&config)
+            .args(["--profile", "work", "pull", "-q"]),
+        0,
+    );
     assert_eq!(key_count(&dir.join("work.db")), 7);
 
     // A named profile beats the COMETAPI_* environment for what it sets, and says so: the
@@ -308,39 +309,42 @@ fn a_named_profile_beats_the_cometapi_environment_and_flags_beat_both() {
     assert_eq!(key_count(&dir.join("work.db")), 7, "still the work account");
 
     // KEYSYNC_DB keeps its place above the profile's db.
-    h.keysync()
-        .env("KEYSYNC_CONFIG", &config)
-        .env("KEYSYNC_DB", dir.join("env.db"))
-        .args(["--profile", "work", "pull", "-q"])
-        .assert()
-        .success();
+    run(
+        h.keysync()
+            .env("KEYSYNC_CONFIG", &config)
+            .env("KEYSYNC_DB", dir.join("env.db"))
+            .args(["--profile", "work", "pull", "-q"]),
+        0,
+    );
     assert_eq!(base_urls(&dir.join("env.db")), vec![work.url().to_string()]);
 
     // Flags beat both.
-    h.keysync()
-        .env("KEYSYNC_CONFIG", &config)
-        .env_remove("KEYSYNC_DB")
-        .args([
-            "--profile",
-            "work",
-            "pull",
-            "-q",
-            "--base-url",
-            h.server.url(),
-            "--db",
-        ])
-        .arg(dir.join("flag.db"))
-        .assert()
-        .success();
+    run(
+        h.keysync()
+            .env("KEYSYNC_CONFIG", &config)
+            .env_remove("KEYSYNC_DB")
+            .args([
+                "--profile",
+                "work",
+                "pull",
+                "-q",
+                "--base-url",
+                h.server.url(),
+                "--db",
+            ])
+            .arg(dir.join("flag.db")),
+        0,
+    );
     assert_eq!(key_count(&dir.join("flag.db")), 3);
 
     // Without --profile the `default` profile applies.
-    h.keysync()
-        .env("KEYSYNC_CONFIG", &config)
-        .env_remove("KEYSYNC_DB")
-        .args(["pull", "-q"])
-        .assert()
-        .success();
+    run(
+        h.keysync()
+            .env("KEYSYNC_CONFIG", &config)
+            .env_remove("KEYSYNC_DB")
+            .args(["pull", "-q"]),
+        0,
+    );
     assert_eq!(key_count(&dir.join("default.db")), 3);
 }
 

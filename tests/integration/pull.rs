@@ -546,19 +546,21 @@ fn the_summary_line_and_quiet_mode() {
 fn global_flags_work_before_and_after_the_subcommand() {
     let h = Harness::with_keys(2);
     let other = h.dir.path().join("nested/folder/other.db");
-    h.keysync()
-        .env_remove("KEYSYNC_DB")
-        .arg("--db")
-        .arg(&other)
-        .args(["pull", "-q"])
-        .assert()
-        .success();
-    h.keysync()
-        .env_remove("KEYSYNC_DB")
-        .args(["pull", "-q", "--db"])
-        .arg(&other)
-        .assert()
-        .success();
+    run(
+        h.keysync()
+            .env_remove("KEYSYNC_DB")
+            .arg("--db")
+            .arg(&other)
+            .args(["pull", "-q"]),
+        0,
+    );
+    run(
+        h.keysync()
+            .env_remove("KEYSYNC_DB")
+            .args(["pull", "-q", "--db"])
+            .arg(&other),
+        0,
+    );
     let conn = rusqlite::Connection::open(&other).unwrap();
     let syncs: i64 = conn
         .query_row("SELECT count(*) FROM syncs", [], |r| r.get(0))
@@ -578,12 +580,13 @@ fn global_flags_work_before_and_after_the_subcommand() {
 fn the_default_database_lives_under_xdg_data_home() {
     let h = Harness::with_keys(2);
     let data_home = h.dir.path().join("data");
-    h.keysync()
-        .env_remove("KEYSYNC_DB")
-        .env("XDG_DATA_HOME", &data_home)
-        .args(["pull", "-q"])
-        .assert()
-        .success();
+    run(
+        h.keysync()
+            .env_remove("KEYSYNC_DB")
+            .env("XDG_DATA_HOME", &data_home)
+            .args(["pull", "-q"]),
+        0,
+    );
     assert!(data_home.join("keysync/keysync.db").exists());
 }
 
