@@ -71,25 +71,28 @@ impl Harness {
         ]
     }
 
-    /// Runs `keysync pull --json` (plus `extra` args), expects success, returns the summary.
-    pub fn pull(&self, extra: &[&str]) -> serde_json::Value {
-        let output = self.pull_output(&[&["--json"], extra].concat());
-        assert!(
-            output.status.success(),
-            "pull failed with {:?}: {}",
-            output.status.code(),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).expect("the summary is JSON")
+    /// Runs `keysync ARGS`, expects exit `code`, returns what it printed (see [`run`]).
+    #[track_caller]
+    pub fn run(&self, args: &[&str], code: i32) -> Run {
+        run(self.keysync().args(args), code)
     }
 
-    /// Runs `keysync pull` with fast retries (plus `extra` args), whatever the outcome.
-    pub fn pull_output(&self, extra: &[&str]) -> Output {
-        self.keysync()
-            .args(["pull", "--backoff-base", "10ms"])
-            .args(extra)
-            .output()
-            .expect("keysync runs")
+    /// Runs `keysync pull --json` (plus `extra` args), expects success, returns the summary.
+    #[track_caller]
+    pub fn pull(&self, extra: &[&str]) -> serde_json::Value {
+        self.pull_run(&[&["--json"], extra].concat(), 0).json()
+    }
+
+    /// Runs `keysync pull` with fast retries (plus `extra` args), expects exit `code`.
+    #[track_caller]
+    pub fn pull_run(&self, extra: &[&str], code: i32) -> Run {
+        run(&mut self.pull_command(extra), code)
+    }
+
+    fn pull_command(&self, extra: &[&str]) -> Command {
+        let mut command = self.keysync();
+        command.args(["pull", "--backoff-base", "10ms"]).args(extra);
+        command
     }
 
     pub fn conn(&self) -> Connection {
@@ -126,16 +129,102 @@ impl Harness {
     }
 }
 
-/// `keysync ARGS` in `dir` with an empty environment and no fake: how a newcomer runs `demo`,
-/// and how tests read a database the demo made.
-pub fn keysync_in(dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::cargo_bin("keysync")
-        .expect("the keysync binary")
-        .env_clear()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("keysync runs")
+/// `keysync ARGS` in `dir` with an empty environment and no fake, expecting exit `code`: how a
+/// newcomer runs `demo`, and how tests read a database the demo made.
+#[track_caller]
+pub fn run_in(dir: &std::path::Path, args: &[&str], code: i32) -> Run {
+    let mut command = Command::cargo_bin("keysync").expect("the keysync binary");
+    command.env_clear().current_dir(dir).args(args);
+    run(&mut command, code)
+}
+
+/// What one `keysync` run printed; [`run`] has checked its exit code.
+pub struct Run {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Stdout parsed as one JSON value.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// Runs `command` and asserts it exited with `code`. A mismatch (or a signal, or output that is
+/// not UTF-8) fails with the command line (the token masked), the expected and actual exit
+/// code, stdout and stderr, so a failing test says what went wrong without a rerun.
+#[track_caller]
+pub fn run(command: &mut Command, code: i32) -> Run {
+    let output = command.output().expect("keysync runs");
+    check_exit(output, code, &command_line(command))
+}
+
+/// [`run`]'s check for a process started some other way (a spawned child): `command` names it
+/// in a failure.
+#[track_caller]
+pub fn check_exit(output: Output, code: i32, command: &str) -> Run {
+    checked(output, code, command).unwrap_or_else(|message| panic!("{message}"))
+}
+
+/// What [`check_exit`] checks: the run's output, or the message it fails with.
+fn checked(output: Output, code: i32, command: &str) -> Result<Run, String> {
+    let stdout = String::from_utf8(output.stdout.clone());
+    let stderr = String::from_utf8(output.stderr.clone());
+    let why = match (output.status.code(), &stdout, &stderr) {
+        (None, _, _) => format!("expected exit {code}, but {}", output.status),
+        (Some(actual), _, _) if actual != code => format!("expected exit {code}, got {actual}"),
+        (_, Err(e), _) => format!("stdout is not UTF-8: {e}"),
+        (_, _, Err(e)) => format!("stderr is not UTF-8: {e}"),
+        (_, Ok(stdout), Ok(stderr)) => {
+            return Ok(Run {
+                stdout: stdout.clone(),
+                stderr: stderr.clone(),
+            });
+        }
+    };
+    Err(format!(
+        "{why}\ncommand: {command}\n--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    ))
+}
+
+/// `keysync ARG...` as a shell would show it, with the access token masked and the folder it
+/// ran in if one was set; the environment (which holds the token) is left out.
+fn command_line(command: &Command) -> String {
+    let args = command
+        .get_args()
+        .map(|arg| arg.to_string_lossy().replace(TOKEN, "<token>"))
+        .map(|arg| {
+            let plain = !arg.is_empty()
+                && arg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c));
+            if plain { arg } else { format!("{arg:?}") }
+        });
+    let line = std::iter::once("keysync".to_string())
+        .chain(args)
+        .collect::<Vec<_>>()
+        .join(" ");
+    match command.get_current_dir() {
+        Some(dir) => format!("{line} (in {})", dir.display()),
+        None => line,
+    }
+}
+
+/// Polls until `done`; a generous bound so a hang fails the test instead of stalling it.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 pub fn int(value: i64) -> Value {
@@ -221,4 +310,44 @@ pub fn table_cells(table: &str) -> Vec<Vec<String>> {
                 .collect()
         })
         .collect()
+}
+
+// The helper's own checks: a failing `run` must say what ran and how it ended. They look at
+// the message rather than panic: a panic here would, with RUST_BACKTRACE set, load the debug
+// symbols into this process, whose size every later child's peak memory then starts from (see
+// upstream's `assert_below_200_mb`).
+
+#[test]
+fn a_wrong_exit_code_is_reported_with_the_command_both_codes_and_the_output() {
+    let h = Harness::with_keys(0);
+    let mut command = h.keysync();
+    command.args(["status"]);
+    let output = command.output().expect("keysync runs");
+    let message = checked(output, 0, &command_line(&command))
+        .err()
+        .expect("exit 6 is not 0");
+    assert_eq!(
+        message,
+        format!(
+            "expected exit 0, got 6\ncommand: keysync status\n--- stdout\n\n--- stderr\n\
+             keysync: error: no database at {}: run `keysync pull` first (or pass --db PATH)\n",
+            h.db.display()
+        )
+    );
+}
+
+#[test]
+fn the_command_line_shows_the_args_with_the_token_masked() {
+    let mut command = Command::cargo_bin("keysync").expect("the keysync binary");
+    command.env("COMETAPI_ACCESS_TOKEN", TOKEN).args([
+        "pull",
+        "--token-file",
+        &format!("/tmp/{TOKEN}"),
+        "a b",
+        "-v",
+    ]);
+    assert_eq!(
+        command_line(&command),
+        "keysync pull --token-file \"/tmp/<token>\" \"a b\" -v"
+    );
 }

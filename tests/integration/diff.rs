@@ -5,31 +5,14 @@ use keysync::store::lock::PullLock;
 use pretty_assertions::assert_eq;
 use serde_json::{Value as Json, json};
 
-use crate::common::{Harness, NOW, keysync_in};
+use crate::common::{Harness, NOW, run, run_in, table_cells};
 
 const HOUR: i64 = 3600;
 const DAY: i64 = 86_400;
 
-/// What one `keysync` run printed, and its exit code.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(h: &Harness, args: &[&str]) -> Run {
-    let output = h.keysync().args(args).output().expect("keysync runs");
-    Run {
-        code: output.status.code().expect("an exit code, not a signal"),
-        stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
-        stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
-    }
-}
-
 /// Runs a command with `--format json`, expects exit 0, returns the parsed rows.
 fn json_rows(h: &Harness, args: &[&str]) -> Vec<Json> {
-    let done = run(h, &[args, &["--format", "json"]].concat());
-    assert_eq!(done.code, 0, "{args:?} failed: {}", done.stderr);
+    let done = h.run(&[args, &["--format", "json"]].concat(), 0);
     serde_json::from_str(&done.stdout).expect("the output is a JSON array")
 }
 
@@ -39,8 +22,7 @@ fn diff(h: &Harness, args: &[&str]) -> Vec<Json> {
 
 /// Expects a usage error (exit 2) and returns its message.
 fn usage_error(h: &Harness, args: &[&str]) -> String {
-    let done = run(h, args);
-    assert_eq!(done.code, 2, "{args:?}: {}{}", done.stdout, done.stderr);
+    let done = h.run(args, 2);
     assert_eq!(done.stdout, "", "an error prints no rows");
     done.stderr
 }
@@ -71,6 +53,41 @@ fn removed(h: &Harness, id: i64, name: &str) -> Json {
 fn changed(h: &Harness, id: i64, name: &str, field: &str, old: Json, new: Json) -> Json {
     json!({"kind": "changed", "id": id, "name": name, "hint": hint(h, id),
            "field": field, "old": old, "new": new})
+}
+
+/// A diff read backwards: added and removed swap, old and new swap, a row names its key as
+/// it was at the (new) later point, and the rows keep the order a diff prints (added, changed,
+/// removed; by id within each).
+fn mirror(rows: &[Json]) -> Vec<Json> {
+    let name_before = |row: &Json| {
+        rows.iter()
+            .find(|r| r["id"] == row["id"] && r["field"] == "name")
+            .map_or(row["name"].clone(), |renamed| renamed["old"].clone())
+    };
+    let mut mirrored: Vec<Json> = rows
+        .iter()
+        .map(|row| {
+            let mut row = row.clone();
+            row["name"] = name_before(&row);
+            let kind = match row["kind"].as_str().unwrap() {
+                "added" => "removed",
+                "removed" => "added",
+                other => other,
+            };
+            row["kind"] = json!(kind);
+            let (old, new) = (row["old"].take(), row["new"].take());
+            row["old"] = new;
+            row["new"] = old;
+            row
+        })
+        .collect();
+    let rank = |row: &Json| {
+        ["added", "changed", "removed"]
+            .iter()
+            .position(|k| row["kind"] == *k)
+    };
+    mirrored.sort_by_key(rank);
+    mirrored
 }
 
 /// The names in a JSON object, sorted: serde_json, as built here, orders object keys by name.
@@ -242,11 +259,13 @@ fn diffs_between_pulls_are_exact_and_compose() {
     ];
     assert_eq!(diff(&h, &["1", "3"]), one_to_three);
     // Backwards is the mirror image.
-    assert_eq!(diff(&h, &["2", "1"]).len(), one_to_two.len());
+    assert_eq!(diff(&h, &["2", "1"]), mirror(&one_to_two));
+    assert_eq!(diff(&h, &["3", "2"]), mirror(&two_to_three));
+    assert_eq!(diff(&h, &["3", "1"]), mirror(&one_to_three));
     assert_eq!(diff(&h, &["3", "3"]), Vec::<Json>::new());
 
     // JSON lines carry the same objects, one per line.
-    let lines = run(&h, &["diff", "1", "3", "--format", "jsonl"]);
+    let lines = h.run(&["diff", "1", "3", "--format", "jsonl"], 0);
     let parsed: Vec<Json> = lines
         .stdout
         .lines()
@@ -258,8 +277,7 @@ fn diffs_between_pulls_are_exact_and_compose() {
 #[test]
 fn the_table_names_the_points_and_shows_times_readable() {
     let h = three_pulls();
-    let table = run(&h, &["diff", "1", "2"]);
-    assert_eq!(table.code, 0, "{}", table.stderr);
+    let table = h.run(&["diff", "1", "2"], 0);
     let first_line = table.stdout.lines().next().unwrap();
     assert_eq!(
         first_line,
@@ -275,14 +293,29 @@ fn the_table_names_the_points_and_shows_times_readable() {
         accessed.contains("2025-12-18 00:00:00Z") && accessed.contains("2025-12-19 00:30:00Z"),
         "{accessed}"
     );
-    let same = run(&h, &["diff", "3", "3"]);
+    let key_3_accessed: Vec<Vec<String>> = table_cells(&table.stdout)
+        .into_iter()
+        .filter(|row| row.contains(&"accessed_time".to_string()))
+        .collect();
+    assert_eq!(
+        key_3_accessed,
+        [[
+            "changed".to_string(),
+            "3".to_string(),
+            "key-3".to_string(),
+            hint(&h, 3),
+            "accessed_time".to_string(),
+            "2025-12-18 00:00:00Z".to_string(),
+            "2025-12-19 00:30:00Z".to_string(),
+        ]]
+    );
+    let same = h.run(&["diff", "3", "3"], 0);
     assert_eq!(
         same.stdout,
         "sync 3 (2025-12-19 02:00:00Z) → sync 3 (2025-12-19 02:00:00Z): no differences\n"
     );
     // CSV keeps the stored numbers for the tools that read it.
-    let csv = run(
-        &h,
+    let csv = h.run(
         &[
             "diff",
             "1",
@@ -292,6 +325,7 @@ fn the_table_names_the_points_and_shows_times_readable() {
             "--fields",
             "accessed_time",
         ],
+        0,
     );
     let mut reader = csv::Reader::from_reader(csv.stdout.as_bytes());
     let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
@@ -330,8 +364,20 @@ fn points_can_be_times_and_durations_ago() {
         "keysync: error: no good sync started at or before 2025-12-18 00:00:00Z: the first is \
          sync 1 (2025-12-19 00:00:00Z); see `keysync syncs`\n"
     );
-    assert!(usage_error(&h, &["diff", "9"]).contains("there is no sync 9: the latest is 3"));
-    assert!(usage_error(&h, &["diff", "yesterday"]).contains("expected a sync id"));
+    assert_eq!(
+        usage_error(&h, &["diff", "9"]),
+        "keysync: error: there is no sync 9: the latest is 3; see `keysync syncs`\n"
+    );
+    let yesterday = usage_error(&h, &["diff", "yesterday"]);
+    assert_eq!(
+        yesterday.lines().next(),
+        Some(
+            "error: invalid value 'yesterday' for '[FROM]': expected a sync id (see `keysync \
+             syncs`), an RFC 3339 time such as 2025-12-19T08:00:00Z, or a duration ago such as \
+             24h or 7d; got \"yesterday\""
+        ),
+        "{yesterday}"
+    );
 }
 
 #[test]
@@ -340,13 +386,12 @@ fn failed_syncs_are_never_a_point() {
     pull_at(&h, NOW);
     h.server.account().set(2, "status", json!(2));
     pull_at(&h, NOW + HOUR);
-    let failed = h
-        .keysync()
-        .env("COMETAPI_ACCESS_TOKEN", "wrong-token")
-        .args(["pull", "--now", &(NOW + 2 * HOUR).to_string()])
-        .output()
-        .unwrap();
-    assert_eq!(failed.status.code(), Some(3));
+    run(
+        h.keysync()
+            .env("COMETAPI_ACCESS_TOKEN", "wrong-token")
+            .args(["pull", "--now", &(NOW + 2 * HOUR).to_string()]),
+        3,
+    );
 
     let disabled = vec![changed(&h, 2, "key-2", "status", json!(1), json!(2))];
     assert_eq!(diff(&h, &[]), disabled, "the failed sync 3 is skipped");
@@ -393,11 +438,12 @@ fn failed_syncs_are_never_a_point() {
             json!([1, NOW, "ok", 6, 0, 0]),
         ]
     );
-    assert!(
-        log[1]["error"]
-            .as_str()
-            .unwrap()
-            .contains("invalid access token")
+    assert_eq!(
+        log[1]["error"],
+        "the API rejected the credentials (Unauthorized, invalid access token). Check \
+         COMETAPI_ACCESS_TOKEN or the --token-file contents (create a token at CometAPI Console \
+         → Personal Settings) and that the account is enabled; if your deployment requires it, \
+         set --user-id / COMETAPI_USER_ID"
     );
     assert_eq!(log[0]["error"], Json::Null);
     assert_eq!(
@@ -407,11 +453,30 @@ fn failed_syncs_are_never_a_point() {
         ]
     );
     assert_eq!(json_rows(&h, &["syncs", "--limit", "2"]), log[..2].to_vec());
-    let table = run(&h, &["syncs", "--limit", "1"]);
+    let table = h.run(&["syncs", "--limit", "1"], 0);
     assert!(
         table.stdout.contains("2025-12-19 03:00:00Z"),
         "{}",
         table.stdout
+    );
+    assert_eq!(
+        table_cells(&table.stdout),
+        [
+            [
+                "id", "time", "status", "keys", "added", "changed", "removed", "duration", "error"
+            ],
+            [
+                "4",
+                "2025-12-19 03:00:00Z",
+                "ok",
+                "6",
+                "0",
+                "1",
+                "0",
+                "0s",
+                ""
+            ],
+        ]
     );
 }
 
@@ -420,12 +485,8 @@ fn exit_code_and_field_selection() {
     let h = six_keys();
     pull_at(&h, NOW);
     pull_at(&h, NOW + HOUR);
-    let quiet = run(&h, &["diff", "--exit-code"]);
-    assert_eq!(
-        (quiet.code, quiet.stderr.as_str()),
-        (0, ""),
-        "no differences: exit 0"
-    );
+    let quiet = h.run(&["diff", "--exit-code"], 0);
+    assert_eq!(quiet.stderr, "", "no differences: exit 0, quietly");
 
     {
         let mut account = h.server.account();
@@ -434,22 +495,43 @@ fn exit_code_and_field_selection() {
         account.set(2, "used_quota", json!(999));
     }
     pull_at(&h, NOW + 2 * HOUR);
-    let found = run(&h, &["diff", "--exit-code", "--format", "json"]);
-    assert_eq!(found.code, 1, "differences with --exit-code: exit 1");
+    // Differences with --exit-code: exit 1, and the rows still print.
+    let found = h.run(&["diff", "--exit-code", "--format", "json"], 1);
     let rows: Vec<Json> = serde_json::from_str(&found.stdout).unwrap();
-    assert_eq!(rows.len(), 3);
-    assert_eq!(run(&h, &["diff"]).code, 0, "without --exit-code: exit 0");
+    assert_eq!(
+        rows,
+        vec![
+            changed(
+                &h,
+                1,
+                "key-1",
+                "accessed_time",
+                json!(NOW - DAY),
+                json!(NOW + 2000)
+            ),
+            changed(
+                &h,
+                2,
+                "key-2",
+                "accessed_time",
+                json!(NOW - DAY),
+                json!(NOW + 2000)
+            ),
+            changed(&h, 2, "key-2", "used_quota", json!(200), json!(999)),
+        ]
+    );
+    h.run(&["diff"], 0); // without --exit-code: exit 0
 
-    let ignored = run(
-        &h,
+    // Ignored fields do not count.
+    h.run(
         &[
             "diff",
             "--exit-code",
             "--ignore",
             "accessed_time,used_quota",
         ],
+        0,
     );
-    assert_eq!(ignored.code, 0, "ignored fields do not count");
     assert_eq!(
         diff(&h, &["--ignore", "accessed_time"]),
         vec![changed(
@@ -467,17 +549,24 @@ fn exit_code_and_field_selection() {
     );
 
     let unknown = usage_error(&h, &["diff", "--ignore", "accessed_time,quota"]);
-    assert!(
-        unknown.contains(
-            "unknown field \"quota\"; the fields are: user_id, name, status, created_time, \
-             accessed_time, expired_time, remain_quota, used_quota, unlimited_quota, \
-             model_limits_enabled, model_limits, allow_ips, group, cross_group_retry, key_hint, \
-             key_sha256, extra"
+    assert_eq!(
+        unknown.lines().next(),
+        Some(
+            "error: invalid value 'quota' for '--ignore <FIELD,...>': unknown field \"quota\"; \
+             the fields are: user_id, name, status, created_time, accessed_time, expired_time, \
+             remain_quota, used_quota, unlimited_quota, model_limits_enabled, model_limits, \
+             allow_ips, group, cross_group_retry, key_hint, key_sha256, extra"
         ),
         "{unknown}"
     );
     let both = usage_error(&h, &["diff", "--fields", "name", "--ignore", "status"]);
-    assert!(both.contains("cannot be used with"), "{both}");
+    assert_eq!(
+        both.lines().next(),
+        Some(
+            "error: the argument '--fields <FIELD,...>' cannot be used with '--ignore <FIELD,...>'"
+        ),
+        "{both}"
+    );
 }
 
 #[test]
@@ -568,11 +657,26 @@ fn history_of_a_key_changed_removed_and_restored() {
     assert_eq!(columns(&all[0]), every_column);
     assert_eq!(all[3]["extra"], "{}");
 
-    let table = run(&h, &["history", "3"]);
+    let table = h.run(&["history", "3"], 0);
     assert!(
         table.stdout.contains("2025-12-19 03:00:00Z"),
         "{}",
         table.stdout
+    );
+    // Each version's start, readable: the second column.
+    let from_times: Vec<String> = table_cells(&table.stdout)
+        .into_iter()
+        .skip(1)
+        .map(|row| row[1].clone())
+        .collect();
+    assert_eq!(
+        from_times,
+        [
+            "2025-12-19 00:00:00Z",
+            "2025-12-19 01:00:00Z",
+            "2025-12-19 03:00:00Z",
+            "2025-12-19 05:00:00Z"
+        ]
     );
 
     // A name two keys share is ambiguous; an unknown key is not found.
@@ -583,7 +687,11 @@ fn history_of_a_key_changed_removed_and_restored() {
         usage_error(&h, &["history", "shared"]),
         "keysync: error: 2 keys are named \"shared\": 5, 6; pass the id instead\n"
     );
-    assert!(usage_error(&h, &["history", "nope"]).contains("no key has the id or name \"nope\""));
+    assert_eq!(
+        usage_error(&h, &["history", "nope"]),
+        "keysync: error: no key has the id or name \"nope\"; names must match exactly (see the \
+         `keys` table)\n"
+    );
 }
 
 #[test]
@@ -621,14 +729,14 @@ fn prune_keeps_every_later_diff_exactly() {
     let states_before: Vec<_> = (3..=5).map(|s| state_at(&h, s)).collect();
     let history_before = json_rows(&h, &["history", "1"]);
     // Key 1 has versions from 1, 2 and 4: the one from 1 ended at 2, which is pruned.
-    assert_eq!(history_before.len(), 3);
+    let from_syncs: Vec<&Json> = history_before.iter().map(|v| &v["from_sync"]).collect();
+    assert_eq!(from_syncs, [&json!(1), &json!(2), &json!(4)]);
 
     // Keep 50 hours back from an hour after the last pull: syncs 1 and 2 go.
     let now = (NOW + 4 * DAY + HOUR).to_string();
     let ended = h.count("SELECT count(*) FROM key_versions WHERE valid_to_sync <= 3");
     let before = h.dump(&["syncs", "keys", "key_versions"]);
-    let dry = run(&h, &["prune", "--keep", "50h", "--dry-run", "--now", &now]);
-    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    let dry = h.run(&["prune", "--keep", "50h", "--dry-run", "--now", &now], 0);
     assert_eq!(
         dry.stdout,
         format!(
@@ -642,8 +750,7 @@ fn prune_keeps_every_later_diff_exactly() {
         "a dry run changes nothing"
     );
 
-    let pruned = run(&h, &["prune", "--keep", "50h", "--now", &now]);
-    assert_eq!(pruned.code, 0, "{}", pruned.stderr);
+    let pruned = h.run(&["prune", "--keep", "50h", "--now", &now], 0);
     assert_eq!(pruned.stdout, dry.stdout.replace("would delete", "deleted"));
     assert_eq!(h.count("SELECT min(id) FROM syncs"), 3);
     assert_eq!(
@@ -678,8 +785,7 @@ fn prune_keeps_every_later_diff_exactly() {
     );
 
     // Again: nothing left to prune; --vacuum gives the space back and changes no data.
-    let again = run(&h, &["prune", "--keep", "50h", "--now", &now, "--vacuum"]);
-    assert_eq!(again.code, 0, "{}", again.stderr);
+    let again = h.run(&["prune", "--keep", "50h", "--now", &now, "--vacuum"], 0);
     let lines: Vec<&str> = again.stdout.lines().collect();
     assert_eq!(
         lines[0],
@@ -703,12 +809,16 @@ fn prune_keeps_the_latest_good_sync_and_takes_the_pull_lock() {
     pull_at(&h, NOW);
     pull_at(&h, NOW + DAY);
     let now = (NOW + 30 * DAY).to_string();
-    let everything = run(&h, &["prune", "--keep", "1d", "--now", &now]);
-    assert_eq!(everything.code, 0, "{}", everything.stderr);
+    let everything = h.run(&["prune", "--keep", "1d", "--now", &now], 0);
     assert!(
         everything
             .stdout
             .starts_with("deleted 1 syncs and 0 key versions from before sync 2")
+    );
+    assert_eq!(
+        everything.stdout,
+        "deleted 1 syncs and 0 key versions from before sync 2 (2025-12-20 00:00:00Z), the \
+         oldest kept (cutoff 2026-01-17 00:00:00Z)\n"
     );
     assert_eq!(
         h.count("SELECT count(*) FROM key_versions"),
@@ -717,8 +827,7 @@ fn prune_keeps_the_latest_good_sync_and_takes_the_pull_lock() {
     );
 
     let lock = PullLock::try_acquire(&h.db).unwrap();
-    let locked = run(&h, &["prune", "--keep", "1d"]);
-    assert_eq!(locked.code, 5, "{}", locked.stderr);
+    h.run(&["prune", "--keep", "1d"], 5);
     drop(lock);
 }
 
@@ -731,26 +840,36 @@ fn read_commands_need_a_database_with_history() {
         &["history", "1"],
         &["prune", "--keep", "1d"],
     ] {
-        let done = run(&h, args);
-        assert_eq!(done.code, 6, "{args:?}");
+        let done = h.run(args, 6);
         assert!(
             done.stderr.contains("run `keysync pull` first"),
             "{}",
             done.stderr
         );
+        assert_eq!(
+            done.stderr,
+            format!(
+                "keysync: error: no database at {}: run `keysync pull` first (or pass --db \
+                 PATH)\n",
+                h.db.display()
+            ),
+            "{args:?}"
+        );
     }
     assert!(!h.db.exists(), "no command but pull creates the database");
 
     pull_at(&h, NOW);
-    let one = run(&h, &["diff"]);
-    assert_eq!(
-        one.code, 2,
-        "not enough history is a usage error, as for `diff 24h`"
-    );
+    // Not enough history is a usage error (exit 2), as for `diff 24h`.
+    let one = h.run(&["diff"], 2);
     assert!(
         one.stderr.contains("only one good sync so far"),
         "{}",
         one.stderr
+    );
+    assert_eq!(
+        one.stderr,
+        "keysync: error: there is only one good sync so far (sync 1 (2025-12-19 00:00:00Z)), so \
+         nothing to compare it with: run `keysync pull` again later, or name the points\n"
     );
     assert_eq!(
         diff(&h, &["1"]),
@@ -762,9 +881,7 @@ fn read_commands_need_a_database_with_history() {
 #[test]
 fn demo_ends_with_the_diff_between_its_pulls() {
     let dir = tempfile::tempdir().unwrap();
-    let output = keysync_in(dir.path(), &["demo", "--now", "2025-12-19T00:00:00Z"]);
-    assert!(output.status.success());
-    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stdout = run_in(dir.path(), &["demo", "--now", "2025-12-19T00:00:00Z"], 0).stdout;
     assert!(
         stdout.contains(
             "\nsync 1 (2025-12-19 00:00:00Z) → sync 2 (2025-12-19 00:00:00Z): 5 added, 16 \

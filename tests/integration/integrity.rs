@@ -2,7 +2,6 @@
 //! invented keys, clean failures on bad responses, crash safety, cron overlap, hostile values
 //! and secrets. Every fault comes from a switch on the fake.
 
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use keysync::fake::{Drift, FakeAccount, Malformed};
@@ -10,13 +9,9 @@ use pretty_assertions::assert_eq;
 use rusqlite::types::Value;
 use serde_json::json;
 
-use crate::common::{Harness, NOW, SEED, TOKEN, api_fields_sql, expected_api_row, int, text};
+use crate::common::{Harness, NOW, SEED, TOKEN, api_fields_sql, expected_api_row, int, run, text};
 
 const DATA_TABLES: [&str; 2] = ["keys", "key_versions"];
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 fn status_counts(summary: &serde_json::Value) -> (String, i64, i64, i64, i64) {
     let n = |k: &str| summary[k].as_i64().unwrap();
@@ -45,9 +40,7 @@ fn stored_ids(h: &Harness) -> Vec<i64> {
 fn rate_limits_are_retried_and_logged_without_the_token() {
     let h = Harness::with_keys(250);
     h.server.account().faults.rate_limit_first = 3;
-    let output = h.pull_output(&["-v"]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let log = stderr(&output);
+    let log = h.pull_run(&["-v"], 0).stderr;
     assert!(
         log.contains("page 1: HTTP 429 (rate limited), retry 1/8 in "),
         "{log}"
@@ -63,8 +56,7 @@ fn rate_limits_are_retried_and_logged_without_the_token() {
 fn server_errors_with_html_bodies_are_retried() {
     let h = Harness::with_keys(550);
     h.server.account().faults.fail_every = Some(3);
-    let output = h.pull_output(&[]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    h.pull_run(&[], 0);
     assert_eq!(stored_ids(&h), (1..=550).collect::<Vec<_>>());
 }
 
@@ -72,8 +64,7 @@ fn server_errors_with_html_bodies_are_retried() {
 fn connection_resets_are_retried() {
     let h = Harness::with_keys(150);
     h.server.account().faults.reset_connections = 2;
-    let output = h.pull_output(&["--concurrency", "1"]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    h.pull_run(&["--concurrency", "1"], 0);
     assert_eq!(h.server.account().connections_reset(), 2);
     assert_eq!(stored_ids(&h), (1..=150).collect::<Vec<_>>());
 }
@@ -82,12 +73,11 @@ fn connection_resets_are_retried() {
 fn a_hung_page_times_out_and_is_retried() {
     let h = Harness::with_keys(250);
     h.server.account().faults.hang_page = Some((2, 1));
-    let output = h.pull_output(&["--timeout", "300ms", "-v"]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = h.pull_run(&["--timeout", "300ms", "-v"], 0);
     assert!(
-        stderr(&output).contains("page 2: the request timed out"),
+        output.stderr.contains("page 2: the request timed out"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
     assert_eq!(stored_ids(&h), (1..=250).collect::<Vec<_>>());
 }
@@ -98,14 +88,13 @@ fn retry_after_is_honoured() {
     h.server.account().faults.rate_limit_first = 1;
     h.server.account().faults.retry_after = Some(1);
     let started = Instant::now();
-    let output = h.pull_output(&["-v"]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = h.pull_run(&["-v"], 0);
     // The backoff alone would wait 10 ms; only Retry-After makes it a second.
     assert!(started.elapsed() >= Duration::from_secs(1));
     assert!(
-        stderr(&output).contains("retry 1/8 in 1s"),
+        output.stderr.contains("retry 1/8 in 1s"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
 }
 
@@ -116,12 +105,13 @@ fn past_the_retry_budget_the_pull_fails_with_exit_4_and_changes_nothing() {
     let before = h.dump(&DATA_TABLES);
     let requests_before = h.server.account().requests().len();
     h.server.account().faults.fail_every = Some(1);
-    let output = h.pull_output(&["--retries", "2"]);
-    assert_eq!(output.status.code(), Some(4));
+    let output = h.pull_run(&["--retries", "2"], 4);
     assert!(
-        stderr(&output).contains("page 1: HTTP 502 Bad Gateway; gave up after 3 attempts"),
+        output
+            .stderr
+            .contains("page 1: HTTP 502 Bad Gateway; gave up after 3 attempts"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
     assert_eq!(h.server.account().requests().len(), requests_before + 3);
     assert_eq!(h.dump(&DATA_TABLES), before);
@@ -187,14 +177,13 @@ fn a_listing_that_never_settles_is_partial_and_marks_nothing_removed() {
         delete: vec![],
         every_time: true,
     });
-    let output = h.pull_output(&["--json", "--concurrency", "1"]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = h.pull_run(&["--json", "--concurrency", "1"], 0);
     assert!(
-        stderr(&output).contains("sync 2 is partial"),
+        output.stderr.contains("sync 2 is partial"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
-    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&output.stdout).unwrap();
     // The fake creates a key after every answer for page 1, so after each pass's page 1 and
     // after its re-read: ids 351 to 356. The last pass started from 353 keys and saw all but
     // the one created after its page 1 (353 unique); its re-read of page 1 saw 355. Key 356
@@ -251,17 +240,11 @@ fn malformed_pages_fail_with_exit_4_naming_the_page_and_change_nothing() {
         h.server.account().set(1, "name", json!("changed"));
         let before = h.dump(&DATA_TABLES);
         h.server.account().faults.malformed_page = Some((2, fault.clone()));
-        let output = h.pull_output(&[]);
-        assert_eq!(
-            output.status.code(),
-            Some(4),
-            "{fault:?}: {}",
-            stderr(&output)
-        );
+        let output = h.pull_run(&[], 4);
         assert!(
-            stderr(&output).contains(message),
+            output.stderr.contains(message),
             "{fault:?}: {}",
-            stderr(&output)
+            output.stderr
         );
         assert_eq!(h.dump(&DATA_TABLES), before, "{fault:?}");
         let rows = h.rows("SELECT status, error FROM syncs WHERE id = 2");
@@ -277,12 +260,13 @@ fn malformed_pages_fail_with_exit_4_naming_the_page_and_change_nothing() {
 fn success_false_mid_pull_is_exit_4() {
     let h = Harness::with_keys(250);
     h.server.account().faults.success_false_page = Some(3);
-    let output = h.pull_output(&[]);
-    assert_eq!(output.status.code(), Some(4));
+    let output = h.pull_run(&[], 4);
     assert!(
-        stderr(&output).contains("page 3: the API answered success:false: database error"),
+        output
+            .stderr
+            .contains("page 3: the API answered success:false: database error"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
     assert_eq!(h.count("SELECT count(*) FROM keys"), 0);
 }
@@ -290,19 +274,17 @@ fn success_false_mid_pull_is_exit_4() {
 #[test]
 fn an_auth_failure_costs_exactly_one_request() {
     let h = Harness::with_keys(1000);
-    let output = h
-        .keysync()
-        .env("COMETAPI_ACCESS_TOKEN", "revoked")
-        .args(["pull"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(3));
+    run(
+        h.keysync()
+            .env("COMETAPI_ACCESS_TOKEN", "revoked")
+            .args(["pull"]),
+        3,
+    );
     assert_eq!(h.server.account().requests().len(), 1);
     let mut account = FakeAccount::new(TOKEN);
     account.require_user_id = true;
     let h = Harness::new(account);
-    let output = h.keysync().args(["pull"]).output().unwrap();
-    assert_eq!(output.status.code(), Some(3), "HTTP 401");
+    h.run(&["pull"], 3);
     assert_eq!(h.server.account().requests().len(), 1);
 }
 
@@ -328,11 +310,12 @@ fn kill_9_at_any_moment_leaves_the_previous_snapshot_intact() {
     let copy = tempfile::tempdir().unwrap();
     std::fs::copy(&h.db, copy.path().join("probe.db")).unwrap();
     let started = Instant::now();
-    h.keysync()
-        .env("KEYSYNC_DB", copy.path().join("probe.db"))
-        .args(["pull", "-q"])
-        .assert()
-        .success();
+    run(
+        h.keysync()
+            .env("KEYSYNC_DB", copy.path().join("probe.db"))
+            .args(["pull", "-q"]),
+        0,
+    );
     let full = started.elapsed();
 
     for step in 0..10u32 {
@@ -390,13 +373,12 @@ fn a_second_pull_exits_5_at_once_or_waits_with_wait() {
     let mut first = spawn_pull(&h, &["--timeout", "2s", "--backoff-base", "10ms"]);
     wait_for_requests(&h, already, 2);
 
-    let output = h.keysync().args(["pull"]).output().unwrap();
-    assert_eq!(output.status.code(), Some(5));
+    let output = h.run(&["pull"], 5);
     let db = h.db.display().to_string();
     assert!(
-        stderr(&output).contains(&db) && stderr(&output).contains("--wait"),
+        output.stderr.contains(&db) && output.stderr.contains("--wait"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
 
     // Readers are not blocked by a pull in progress.
@@ -529,30 +511,24 @@ fn the_token_appears_nowhere_at_any_verbosity() {
     let h = Harness::with_keys(250);
     h.server.account().faults.rate_limit_first = 1;
     h.server.account().faults.malformed_page = Some((3, Malformed::InvalidJson));
-    let mut outputs = vec![h.pull_output(&["-vvv"])];
+    let mut outputs = vec![h.pull_run(&["-vvv"], 4)];
     h.server.account().faults.malformed_page = None;
-    outputs.push(h.pull_output(&["-vvv", "--json"]));
-    outputs.push(
+    outputs.push(h.pull_run(&["-vvv", "--json"], 0));
+    outputs.push(run(
         h.keysync()
             .env("COMETAPI_ACCESS_TOKEN", "wrong-secret-token")
-            .args(["-vvv", "pull"])
-            .output()
-            .unwrap(),
-    );
-    assert_eq!(
-        outputs.iter().map(|o| o.status.code()).collect::<Vec<_>>(),
-        vec![Some(4), Some(0), Some(3)]
-    );
+            .args(["-vvv", "pull"]),
+        3,
+    ));
     for output in &outputs {
-        for stream in [&output.stdout, &output.stderr] {
-            let text = String::from_utf8_lossy(stream);
+        for text in [&output.stdout, &output.stderr] {
             assert!(
                 !text.contains(TOKEN) && !text.contains("wrong-secret-token"),
                 "{text}"
             );
         }
     }
-    assert!(stderr(&outputs[0]).contains("DEBUG"), "-vvv logs");
+    assert!(outputs[0].stderr.contains("DEBUG"), "-vvv logs");
     assert!(!files_contain(&h, TOKEN), "the token reached the disk");
     assert!(!files_contain(&h, "wrong-secret-token"));
 }
@@ -563,12 +539,11 @@ fn the_token_appears_nowhere_at_any_verbosity() {
 fn a_sliding_window_rate_limit_is_waited_out_gently() {
     let h = Harness::with_keys(1500);
     h.server.account().faults.rate_limit = Some((5, Duration::from_millis(300)));
-    let output = h.pull_output(&["-v"]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = h.pull_run(&["-v"], 0);
     assert_eq!(stored_ids(&h), (1..=1500).collect::<Vec<_>>());
     let account = h.server.account();
     assert!(account.rate_limited() > 0, "the limiter was hit");
-    assert!(stderr(&output).contains("HTTP 429 (rate limited)"));
+    assert!(output.stderr.contains("HTTP 429 (rate limited)"));
     // 15 full pages, the empty page 16 that ends the listing, and page 1 again.
     assert_eq!(account.requests().len(), 16 + 1 + account.rate_limited());
 }

@@ -10,13 +10,9 @@ use pretty_assertions::assert_eq;
 use rusqlite::Connection;
 use serde_json::json;
 
-use crate::common::{Harness, NOW, SEED, TOKEN, int, text as text_value};
+use crate::common::{Harness, NOW, Run, SEED, TOKEN, check_exit, int, run, text as text_value};
 
 const TABLES: [&str; 3] = ["syncs", "keys", "key_versions"];
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 /// `path` with `suffix` appended to its file name: `keysync.db-wal`.
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
@@ -58,12 +54,17 @@ fn pull_held_at_page_1(h: &Harness) -> Child {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    let output = finish(child);
-    panic!("the pull never asked for page 1: {}", stderr(&output));
+    let output = child.wait_with_output().expect("the pull ends");
+    panic!(
+        "the pull never asked for page 1: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
-fn finish(child: Child) -> Output {
-    child.wait_with_output().expect("the pull ends")
+/// Waits for the held pull to end and expects exit `code`.
+fn finish(child: Child, code: i32) -> Run {
+    let output = child.wait_with_output().expect("the pull ends");
+    check_exit(output, code, "the held pull")
 }
 
 #[test]
@@ -82,12 +83,11 @@ fn a_pull_overtaken_by_a_newer_applied_sync_writes_nothing_and_exits_5() {
         )
         .unwrap();
     let before = h.dump(&["keys", "key_versions", "account"]);
-    let output = finish(pull);
-    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    let output = finish(pull, 5);
     let expected = "another pull started on this database while sync 2 was listing and \
                     recorded sync 3, so this older listing was not applied and nothing was \
                     written";
-    assert!(stderr(&output).contains(expected), "{}", stderr(&output));
+    assert!(output.stderr.contains(expected), "{}", output.stderr);
     assert_eq!(h.dump(&["keys", "key_versions", "account"]), before);
     let rows = h.rows(
         "SELECT id, status, ifnull(error, '') LIKE 'another pull started%' FROM syncs ORDER BY id",
@@ -116,15 +116,14 @@ fn a_pull_whose_row_a_later_pull_closed_writes_nothing_and_exits_5() {
         )
         .unwrap();
     let before = h.dump(&["keys", "key_versions"]);
-    let output = finish(pull);
-    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    let output = finish(pull, 5);
     assert!(
-        stderr(&output).contains(
+        output.stderr.contains(
             "another pull started on this database while sync 2 was listing, so this older \
              listing was not applied"
         ),
         "{}",
-        stderr(&output)
+        output.stderr
     );
     assert_eq!(h.dump(&["keys", "key_versions"]), before);
     assert_eq!(
@@ -159,9 +158,7 @@ fn assert_refused_untouched(h: &Harness, message: &str) {
         &["syncs"],
     ];
     for args in commands {
-        let output = h.keysync().args(args).output().unwrap();
-        let text = stderr(&output);
-        assert_eq!(output.status.code(), Some(6), "{args:?}: {text}");
+        let text = h.run(args, 6).stderr;
         assert!(text.contains(message), "{args:?}: {text}");
         assert_eq!(text.lines().count(), 1, "one short line: {text}");
         assert!(!text.contains("CREATE"), "no SQL dump: {text}");
@@ -225,14 +222,12 @@ fn another_applications_wal_database_keeps_its_file_and_its_wal_byte_for_byte() 
         "the -wal holds the application's changes"
     );
     for args in [&["pull"][..], &["prune", "--keep", "1d"][..]] {
-        let output = h.keysync().args(args).output().unwrap();
-        assert_eq!(
-            output.status.code(),
-            Some(6),
-            "{args:?}: {}",
-            stderr(&output)
+        let output = h.run(args, 6);
+        assert!(
+            output
+                .stderr
+                .contains("it holds another application's tables (\"users\")")
         );
-        assert!(stderr(&output).contains("it holds another application's tables (\"users\")"));
         assert!(files() == before, "{args:?} changed the file or its -wal");
     }
 }
@@ -277,16 +272,17 @@ fn a_wal_mode_database_from_a_newer_keysync_is_refused_without_a_wal_or_shm_appe
     );
 }
 
+/// refinery's history table, as refinery creates it.
+const SCHEMA_HISTORY_TABLE: &str = "CREATE TABLE refinery_schema_history (version INT4 PRIMARY \
+     KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255));";
+
 #[test]
 fn a_file_a_first_pull_left_with_only_an_empty_schema_history_is_carried_on() {
     let h = Harness::with_keys(2);
     // What a first pull killed before its first migration committed leaves behind.
     Connection::open(&h.db)
         .unwrap()
-        .execute_batch(
-            "CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255),
-                 applied_on VARCHAR(255), checksum VARCHAR(255));",
-        )
+        .execute_batch(SCHEMA_HISTORY_TABLE)
         .unwrap();
     assert_eq!(h.pull(&[])["added"], json!(2));
 }
@@ -294,15 +290,14 @@ fn a_file_a_first_pull_left_with_only_an_empty_schema_history_is_carried_on() {
 #[test]
 fn a_file_with_another_applications_migration_history_is_refused_untouched() {
     let h = Harness::with_keys(2);
-    Connection::open(&h.db)
-        .unwrap()
-        .execute_batch(
-            "CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255),
-                 applied_on VARCHAR(255), checksum VARCHAR(255));
-             INSERT INTO refinery_schema_history VALUES (1, 'create_users', '2024-01-01T00:00:00Z', '1');
+    let conn = Connection::open(&h.db).unwrap();
+    conn.execute_batch(SCHEMA_HISTORY_TABLE).unwrap();
+    conn.execute_batch(
+            "INSERT INTO refinery_schema_history VALUES (1, 'create_users', '2024-01-01T00:00:00Z', '1');
              CREATE TABLE users (id INTEGER PRIMARY KEY);",
         )
         .unwrap();
+    drop(conn);
     assert_refused_untouched(
         &h,
         "is not a keysync database: its schema history is another application's (version 1 \
@@ -351,9 +346,7 @@ fn a_failing_migration_says_why_in_one_line_without_its_sql() {
         )
         .unwrap();
     let before = h.dump(&TABLES);
-    let output = h.pull_output(&[]);
-    let text = stderr(&output);
-    assert_eq!(output.status.code(), Some(6), "{text}");
+    let text = h.pull_run(&[], 6).stderr;
     assert_eq!(
         text.trim_end(),
         format!(
@@ -382,15 +375,14 @@ fn a_token_of_another_account_is_refused_after_one_request_and_changes_nothing()
     );
     let other = FakeServer::start(account_of(5151, 150)).unwrap();
     let before = h.dump(&["keys", "key_versions", "account"]);
-    let output = h
-        .keysync()
-        .env("COMETAPI_BASE_URL", other.url())
-        .args(["pull", "--backoff-base", "10ms"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let output = run(
+        h.keysync()
+            .env("COMETAPI_BASE_URL", other.url())
+            .args(["pull", "--backoff-base", "10ms"]),
+        2,
+    );
     assert_eq!(
-        stderr(&output).trim_end(),
+        output.stderr.trim_end(),
         "keysync: error: this database holds the keys of user 4242; this token lists user \
          5151: use another --db or --profile"
     );
@@ -458,15 +450,12 @@ fn the_first_pull_that_sees_keys_binds_the_account() {
         vec![vec![int(5151), int(2)]]
     );
     assert!(status_text(&h).contains("\naccount:        user 5151 (bound by sync 2)\n"));
-    let output = h.keysync().args(["status", "--json"]).output().unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = h.run(&["status", "--json"], 0).json();
     assert_eq!(report["account"], json!({"user_id": 5151, "bound_sync": 2}));
 }
 
 fn status_text(h: &Harness) -> String {
-    let output = h.keysync().arg("status").output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    String::from_utf8(output.stdout).unwrap()
+    h.run(&["status"], 0).stdout
 }
 
 #[test]
@@ -481,14 +470,22 @@ fn a_database_that_had_keys_before_the_binding_is_bound_by_its_upgrade() {
         )
         .unwrap();
     let other = FakeServer::start(account_of(5151, 3)).unwrap();
-    let output = h
-        .keysync()
-        .env("COMETAPI_BASE_URL", other.url())
-        .arg("pull")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert!(stderr(&output).contains("holds the keys of user 4242; this token lists user 5151"));
+    let output = run(
+        h.keysync()
+            .env("COMETAPI_BASE_URL", other.url())
+            .arg("pull"),
+        2,
+    );
+    assert!(
+        output
+            .stderr
+            .contains("holds the keys of user 4242; this token lists user 5151")
+    );
+    assert_eq!(
+        output.stderr,
+        "keysync: error: this database holds the keys of user 4242; this token lists user 5151: \
+         use another --db or --profile\n"
+    );
     assert_eq!(
         h.rows("SELECT user_id, bound_sync FROM account"),
         vec![vec![int(4242), int(1)]]
@@ -506,7 +503,7 @@ fn a_named_profiles_user_id_beats_cometapi_user_id_and_the_default_profiles_does
         "[profiles.default]\nuser_id = 4242\n[profiles.shop]\nuser_id = 4242\n",
     )
     .unwrap();
-    let pull = |profile: Option<&str>, user_id: &str| {
+    let pull = |profile: Option<&str>, user_id: &str, code: i32| {
         let mut command = h.keysync();
         command
             .env("COMETAPI_USER_ID", user_id)
@@ -515,22 +512,19 @@ fn a_named_profiles_user_id_beats_cometapi_user_id_and_the_default_profiles_does
         if let Some(name) = profile {
             command.args(["--profile", name]);
         }
-        command
-            .args(["pull", "--backoff-base", "10ms"])
-            .output()
-            .unwrap()
+        run(command.args(["pull", "--backoff-base", "10ms"]), code)
     };
-    let named = pull(Some("shop"), "1");
-    assert_eq!(named.status.code(), Some(0), "{}", stderr(&named));
+    let named = pull(Some("shop"), "1", 0);
     assert!(
-        stderr(&named).contains("ignoring COMETAPI_USER_ID: profile \"shop\" sets user_id"),
+        named
+            .stderr
+            .contains("ignoring COMETAPI_USER_ID: profile \"shop\" sets user_id"),
         "{}",
-        stderr(&named)
+        named.stderr
     );
     // Unnamed, the `default` profile sits below the environment: New-Api-User: 1 is rejected.
-    let unnamed = pull(None, "1");
-    assert_eq!(unnamed.status.code(), Some(3), "{}", stderr(&unnamed));
-    assert!(!stderr(&unnamed).contains("ignoring"));
+    let unnamed = pull(None, "1", 3);
+    assert!(!unnamed.stderr.contains("ignoring"));
     let sent: Vec<Option<String>> = h
         .server
         .account()
@@ -541,11 +535,16 @@ fn a_named_profiles_user_id_beats_cometapi_user_id_and_the_default_profiles_does
     // The named profile's pull: page 1 and page 1 again; the unnamed one: rejected at once.
     let expected = ["4242", "4242", "1"].map(|id| Some(id.to_string()));
     assert_eq!(sent, expected);
-    let malformed = pull(None, "forty-two");
-    assert_eq!(malformed.status.code(), Some(2));
+    let malformed = pull(None, "forty-two", 2);
     assert!(
-        stderr(&malformed)
+        malformed
+            .stderr
             .contains("COMETAPI_USER_ID must be the account's numeric user id, got \"forty-two\"")
+    );
+    assert_eq!(
+        malformed.stderr,
+        "keysync: error: COMETAPI_USER_ID must be the account's numeric user id, got \
+         \"forty-two\"; fix or unset it\n"
     );
 }
 
@@ -557,10 +556,9 @@ fn a_pull_that_starts_before_the_latest_sync_is_refused_before_writing() {
     h.pull(&["--now", "2026-01-01T00:00:00Z"]);
     h.pull(&["--now", "2026-01-01T00:00:00Z"]);
     let before = h.dump(&TABLES);
-    let output = h.pull_output(&["--now", "2020-01-01T00:00:00Z"]);
-    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let output = h.pull_run(&["--now", "2020-01-01T00:00:00Z"], 2);
     assert_eq!(
-        stderr(&output).trim_end(),
+        output.stderr.trim_end(),
         "keysync: error: this pull would start at 2020-01-01 00:00:00Z, before sync 2 did \
          (2026-01-01 00:00:00Z): the history must move forward. Check the system clock, or \
          give --now a time after the latest sync. If sync 2's own time is what is wrong (the \
@@ -591,8 +589,7 @@ fn a_failed_pull_recorded_in_the_future_blocks_no_later_pull() {
     let h = Harness::with_keys(2);
     h.pull(&[]);
     record_failed_future_sync(&h);
-    let status = h.keysync().arg("status").output().unwrap();
-    let text = String::from_utf8(status.stdout).unwrap();
+    let text = h.run(&["status"], 0).stdout;
     assert!(
         text.contains("last sync:      2 failed, 2099-01-01 00:00:00Z (")
             && text.contains(" in the future): "),
@@ -612,23 +609,21 @@ fn a_pull_given_a_now_after_the_clock_is_refused_before_writing() {
     h.pull(&[]);
     let before = h.dump(&TABLES);
     let seen = requests(&h.server);
-    let output = h.pull_output(&["--now", "2099-01-01T00:00:00Z"]);
-    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let output = h.pull_run(&["--now", "2099-01-01T00:00:00Z"], 2);
     assert!(
-        stderr(&output).contains("--now 2099-01-01 00:00:00Z is later than the system clock (")
-            && stderr(&output).contains("give --now a time up to now, or leave it out"),
+        output
+            .stderr
+            .contains("--now 2099-01-01 00:00:00Z is later than the system clock (")
+            && output
+                .stderr
+                .contains("give --now a time up to now, or leave it out"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
     assert_eq!(h.dump(&TABLES), before);
     assert_eq!(requests(&h.server), seen, "refused before any request");
     // Readers take any --now: a report may be asked about the future.
-    let status = h
-        .keysync()
-        .args(["status", "--now", "2099-01-01T00:00:00Z"])
-        .output()
-        .unwrap();
-    assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
+    h.run(&["status", "--now", "2099-01-01T00:00:00Z"], 0);
 }
 
 /// The SQL under "A sync recorded in the future" in the README, as a user would paste it.
@@ -657,13 +652,14 @@ fn a_good_sync_recorded_in_the_future_is_corrected_as_the_readme_says() {
         )
         .unwrap();
     record_failed_future_sync(&h);
-    let refused = h.pull_output(&[]);
-    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    let refused = h.pull_run(&[], 2);
     assert!(
-        stderr(&refused).contains("before sync 2 did (2099-01-01 00:00:00Z)")
-            && stderr(&refused).contains("\"A sync recorded in the future\""),
+        refused
+            .stderr
+            .contains("before sync 2 did (2099-01-01 00:00:00Z)")
+            && refused.stderr.contains("\"A sync recorded in the future\""),
         "{}",
-        stderr(&refused)
+        refused.stderr
     );
     let history = h.dump(&["keys", "key_versions"]);
 
@@ -759,16 +755,15 @@ fn cleared_secrets_leave_the_file_and_its_wal_once_a_reader_lets_go() {
         .query_row("SELECT count(key) FROM keys", [], |r| r.get(0))
         .unwrap();
     assert_eq!(seen, 5);
-    let output = h.pull_output(&[]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = h.pull_run(&[], 0);
     assert!(
-        stderr(&output).contains(
+        output.stderr.contains(
             "a program reading the database holds an old snapshot of it, so the 5 full key \
              values this pull cleared stay on disk (in the database file or its -wal) until it \
              closes the database; the next pull after that removes them"
         ),
         "{}",
-        stderr(&output)
+        output.stderr
     );
     assert_eq!(h.count("SELECT count(key) FROM keys"), 0);
     assert!(
@@ -779,13 +774,8 @@ fn cleared_secrets_leave_the_file_and_its_wal_once_a_reader_lets_go() {
     // The reader ends its snapshot but stays connected, so SQLite's own checkpoint when the
     // last connection closes cannot be what removes them: the next pull's checkpoint does.
     reader.execute_batch("COMMIT").unwrap();
-    let output = h.pull_output(&[]);
-    assert_eq!(output.status.code(), Some(0));
-    assert_eq!(
-        stderr(&output),
-        "",
-        "nothing cleared, nothing to warn about"
-    );
+    let output = h.pull_run(&[], 0);
+    assert_eq!(output.stderr, "", "nothing cleared, nothing to warn about");
     assert_eq!(on_disk(&h.db, &secrets), Vec::<String>::new());
     let wal = std::fs::metadata(sibling(&h.db, "-wal")).map_or(0, |m| m.len());
     assert_eq!(wal, 0, "the pull emptied the WAL");
@@ -812,11 +802,7 @@ fn with_no_snapshot_held_the_pull_that_clears_secrets_removes_them_at_once() {
     // Connected but between queries: it holds no snapshot, and keeps the pull from being the
     // last connection (whose close SQLite would checkpoint anyway).
     let reader = idle_reader(&h.db);
-    let output = h.pull_output(&[]);
-    assert_eq!(
-        (output.status.code(), stderr(&output)),
-        (Some(0), String::new())
-    );
+    assert_eq!(h.pull_run(&[], 0).stderr, "");
     assert_eq!(on_disk(&h.db, &secrets), Vec::<String>::new());
     drop(reader);
 }
@@ -827,16 +813,15 @@ fn a_base_url_with_credentials_is_refused_and_shown_redacted() {
     let address = h.server.url().trim_start_matches("http://").to_string();
     let with_password = format!("http://admin:hunter2@{address}");
     let shown = format!("http://admin:***@{address}");
-    let by_flag = h.pull_output(&["-vvv", "--base-url", &with_password]);
-    let by_env = h
-        .keysync()
-        .env("COMETAPI_BASE_URL", &with_password)
-        .args(["pull", "-vvv"])
-        .output()
-        .unwrap();
+    let by_flag = h.pull_run(&["-vvv", "--base-url", &with_password], 2);
+    let by_env = run(
+        h.keysync()
+            .env("COMETAPI_BASE_URL", &with_password)
+            .args(["pull", "-vvv"]),
+        2,
+    );
     for output in [by_flag, by_env] {
-        let text = stderr(&output);
-        assert_eq!(output.status.code(), Some(2), "{text}");
+        let text = output.stderr;
         assert!(
             text.contains(&format!(
                 "the base URL {shown} carries a user name or password: credentials belong in \
@@ -845,19 +830,18 @@ fn a_base_url_with_credentials_is_refused_and_shown_redacted() {
             "{text}"
         );
         assert!(!text.contains("hunter2"), "{text}");
-        assert!(String::from_utf8_lossy(&output.stdout).is_empty());
+        assert!(output.stdout.is_empty());
     }
     assert_eq!(requests(&h.server), 0);
     assert!(!h.db.exists(), "refused before the database was made");
 
-    let broken = h.pull_output(&["--base-url", "http://admin:hunter2@host:99999"]);
-    assert_eq!(broken.status.code(), Some(2));
+    let broken = h.pull_run(&["--base-url", "http://admin:hunter2@host:99999"], 2);
     assert!(
-        stderr(&broken).contains("http://admin:***@host:99999"),
+        broken.stderr.contains("http://admin:***@host:99999"),
         "{}",
-        stderr(&broken)
+        broken.stderr
     );
-    assert!(!stderr(&broken).contains("hunter2"));
+    assert!(!broken.stderr.contains("hunter2"));
 }
 
 #[test]
@@ -882,9 +866,7 @@ fn a_malformed_base_url_with_credentials_is_shown_redacted_too() {
             format!("admin:***@{address}"),
         ),
     ] {
-        let output = h.pull_output(&["-vvv", "--base-url", &given]);
-        let text = stderr(&output);
-        assert_eq!(output.status.code(), Some(2), "{given}: {text}");
+        let text = h.pull_run(&["-vvv", "--base-url", &given], 2).stderr;
         assert!(!text.contains("hunter2"), "{given}: {text}");
         let quoted = format!("{shown:?}");
         assert!(
@@ -926,15 +908,14 @@ fn reader_command(program: &Path, h: &Harness, db: &Path) -> std::process::Comma
 /// that each took the immutable path and left no `-shm` or `-wal` behind.
 fn assert_readers_work(shelf: &Path, run: impl Fn(&[&str]) -> Output) {
     let ok = |args: &[&str]| -> String {
-        let output = run(args);
-        let text = stderr(&output);
-        assert_eq!(output.status.code(), Some(0), "{args:?}: {text}");
+        let output = check_exit(run(args), 0, &format!("keysync {}", args.join(" ")));
+        let text = output.stderr;
         assert!(
             text.contains("is on read-only media")
                 && text.contains("reading the file as immutable"),
             "{args:?} took the read-only path: {text}"
         );
-        String::from_utf8(output.stdout).unwrap()
+        output.stdout
     };
     let rows: serde_json::Value = serde_json::from_str(&ok(&[
         "query",
@@ -970,10 +951,34 @@ fn assert_readers_work(shelf: &Path, run: impl Fn(&[&str]) -> Output) {
         (diff[0]["id"].clone(), diff[0]["field"].clone()),
         (json!(1), json!("name"))
     );
+    let old_name = diff[0]["old"].clone();
+    assert_eq!(
+        (diff[0]["kind"].clone(), diff[0]["new"].clone()),
+        (json!("changed"), json!("renamed"))
+    );
 
     let history: serde_json::Value =
         serde_json::from_str(&ok(&["history", "1", "--format", "json"])).unwrap();
     assert_eq!(history.as_array().unwrap().len(), 2);
+    let versions: Vec<[serde_json::Value; 3]> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            [
+                v["from_sync"].clone(),
+                v["to_sync"].clone(),
+                v["name"].clone(),
+            ]
+        })
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            [json!(1), json!(2), old_name],
+            [json!(2), json!(null), json!("renamed")]
+        ]
+    );
 
     assert_eq!(files_in(shelf), ["keysync.db"], "no -shm, no -wal");
 }

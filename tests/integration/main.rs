@@ -1,5 +1,31 @@
 //! keysync's integration tests: the real binary against the crate's fake CometAPI on
 //! 127.0.0.1, with a temporary database and a cleaned environment. No test reaches the internet.
+//!
+//! A map: where a new test goes.
+//! - `common`: the scaffolding every module shares: `Harness` (a fake account, a temporary
+//!   database and a `keysync` command with a cleaned environment), the one `run` helper that
+//!   checks an exit code and prints the command line, codes, stdout and stderr when it is
+//!   wrong (`Harness::run`, `Harness::pull_run`, `run_in`, `check_exit` for spawned children),
+//!   and small readers of the results (`rows`, `dump`, `table_cells`, `wait_until`); its own
+//!   tests check that a failing `run` says what ran and masks the token.
+//! - `pull`: `keysync pull` and `demo` on a well-behaved upstream: what lands in `keys` and
+//!   `key_versions`, what is sent (token, user id), flags, summary line, plain failures.
+//! - `integrity`: the pull guarantees under faults from the fake's switches: retries, no false
+//!   removals, no duplicates, clean failures on bad pages, kill -9, cron overlap, hostile values,
+//!   the token nowhere.
+//! - `upstream`: an upstream that lies or changes: paging that trusts no single number, bounded
+//!   bodies, account rejections, gateway upgrades (recorded bytes), exact unknown values,
+//!   retries that fit the error, HTTPS with a private CA.
+//! - `local_side`: the local file: keysync's and one account's, time moves forward, an overtaken
+//!   pull writes nothing, secrets leave the disk, credentials stay out of base URLs, readers on
+//!   read-only media.
+//! - `terminal`: one pull per file whatever path names it, output a key's name cannot spoof,
+//!   signals and closed pipes, flag values that cannot work (exit 2).
+//! - `operations`: running for months: health pings, `pull --every`, config profiles and their
+//!   precedence, completions, `status` and its alarms.
+//! - `diff`: `diff`, `history`, `syncs` and `prune`: the history read back exactly.
+//! - `query`: `keysync query`: formats, parameters, the read-only guard, the views and `--now`,
+//!   and each preset report.
 
 mod common;
 mod diff;

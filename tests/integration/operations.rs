@@ -3,17 +3,14 @@
 
 use std::path::Path;
 use std::process::Child;
-use std::time::{Duration, Instant};
 
 use keysync::fake::{FakeAccount, FakeServer};
 use pretty_assertions::assert_eq;
 use rusqlite::types::Value;
 
-use crate::common::{Harness, NOW, PingRecorder, SEED, TOKEN, int, text};
-
-fn stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use crate::common::{
+    Harness, NOW, PingRecorder, SEED, TOKEN, check_exit, int, run, text, wait_until,
+};
 
 // Health pings ----------------------------------------------------------------------------------
 
@@ -22,9 +19,8 @@ fn pings_go_to_start_then_success_or_fail() {
     let h = Harness::with_keys(120);
     let recorder = PingRecorder::start();
     let ping_url = format!("{}/ping/5f2c", recorder.url);
-    let output = h.pull_output(&["--ping-url", &ping_url, "-vvv"]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let line = String::from_utf8(output.stdout.clone()).unwrap();
+    let output = h.pull_run(&["--ping-url", &ping_url, "-vvv"], 0);
+    let line = output.stdout;
     assert_eq!(
         recorder.take(),
         vec![
@@ -41,13 +37,12 @@ fn pings_go_to_start_then_success_or_fail() {
         ]
     );
     assert!(
-        !stderr(&output).contains("5f2c"),
+        !output.stderr.contains("5f2c"),
         "the ping URL is a credential"
     );
 
     h.server.account().faults.success_false_page = Some(1);
-    let output = h.pull_output(&["--ping-url", &ping_url]);
-    assert_eq!(output.status.code(), Some(4));
+    h.pull_run(&["--ping-url", &ping_url], 4);
     let pings = recorder.take();
     assert_eq!(pings.len(), 2);
     assert_eq!(
@@ -65,6 +60,10 @@ fn pings_go_to_start_then_success_or_fail() {
         "{}",
         pings[1].2
     );
+    assert_eq!(
+        pings[1].2,
+        "page 1: the API answered success:false: database error: too many connections"
+    );
 }
 
 #[test]
@@ -74,31 +73,22 @@ fn a_dead_ping_url_is_a_warning_not_a_failure() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let output = h.pull_output(&["--ping-url", &format!("http://{dead}/secret-check")]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = h.pull_run(&["--ping-url", &format!("http://{dead}/secret-check")], 0);
     assert!(
-        stderr(&output).contains("health ping (start) failed"),
+        output.stderr.contains("health ping (start) failed"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
     assert!(
-        stderr(&output).contains("health ping (success) failed"),
+        output.stderr.contains("health ping (success) failed"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
-    assert!(!stderr(&output).contains("secret-check"));
+    assert!(!output.stderr.contains("secret-check"));
     assert_eq!(h.count("SELECT count(*) FROM keys"), 10);
 }
 
 // pull --every ----------------------------------------------------------------------------------
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 fn terminate(child: &Child) {
     // SAFETY: sending a signal to our own child process.
@@ -123,13 +113,12 @@ fn every_repeats_and_stops_cleanly_on_sigterm_between_pulls() {
         count_or_zero(&h, "SELECT count(*) FROM syncs WHERE status = 'ok'") >= 3
     });
     terminate(&child);
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let lines: Vec<String> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
+    let output = check_exit(
+        child.wait_with_output().unwrap(),
+        0,
+        "keysync pull --every 1s",
+    );
+    let lines: Vec<String> = output.stdout.lines().map(String::from).collect();
     assert!(
         lines.len() >= 3 && lines[0].starts_with("sync 1 ok: 150 keys, 150 added"),
         "{lines:?}"
@@ -156,8 +145,11 @@ fn sigterm_mid_pull_rolls_it_back_and_exits_0() {
         h.server.account().requests().len() >= already + 3
     });
     terminate(&child);
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    check_exit(
+        child.wait_with_output().unwrap(),
+        0,
+        "keysync pull --every 1h",
+    );
     assert_eq!(h.dump(&["keys", "key_versions"]), before);
     assert_eq!(
         h.rows("SELECT id, status, error FROM syncs ORDER BY id"),
@@ -186,26 +178,28 @@ fn every_goes_on_after_api_failures_but_stops_on_a_rejected_token() {
         count_or_zero(&h, "SELECT count(*) FROM syncs WHERE status = 'ok'") >= 1
     });
     terminate(&child);
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(0));
-    assert!(
-        stderr(&output).contains("HTTP 502 Bad Gateway"),
-        "{}",
-        stderr(&output)
+    let output = check_exit(
+        child.wait_with_output().unwrap(),
+        0,
+        "keysync pull --every 1s",
     );
     assert!(
-        stderr(&output).contains("the next pull is due in 1s"),
+        output.stderr.contains("HTTP 502 Bad Gateway"),
         "{}",
-        stderr(&output)
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains("the next pull is due in 1s"),
+        "{}",
+        output.stderr
     );
 
-    let output = h
-        .keysync()
-        .env("COMETAPI_ACCESS_TOKEN", "revoked")
-        .args(["pull", "--every", "1s"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(3));
+    run(
+        h.keysync()
+            .env("COMETAPI_ACCESS_TOKEN", "revoked")
+            .args(["pull", "--every", "1s"]),
+        3,
+    );
 }
 
 // Config profiles -------------------------------------------------------------------------------
@@ -251,34 +245,48 @@ fn a_named_profile_beats_the_cometapi_environment_and_flags_beat_both() {
     let dir = h.dir.path();
 
     // The work profile supplies db, base URL and token.
-    h.keysync()
-        .env_remove("KEYSYNC_DB")
-        .env_remove("COMETAPI_BASE_URL")
-        .env_remove("COMETAPI_ACCESS_TOKEN")
-        .arg("--config")
-        .arg(&config)
-        .args(["--profile", "work", "pull", "-q"])
-        .assert()
-        .success();
+    run(
+        h.keysync()
+            .env_remove("KEYSYNC_DB")
+            .env_remove("COMETAPI_BASE_URL")
+            .env_remove("COMETAPI_ACCESS_TOKEN")
+            .arg("--config")
+            .arg(&config)
+            .args(["--profile", "work", "pull", "-q"]),
+        0,
+    );
     assert_eq!(key_count(&dir.join("work.db")), 7);
 
     // A named profile beats the COMETAPI_* environment for what it sets, and says so: the
     // harness's token and base URL (another account) are ignored, KEYSYNC_PROFILE picks it.
-    let output = h
-        .keysync()
-        .env_remove("KEYSYNC_DB")
-        .env("KEYSYNC_CONFIG", &config)
-        .env("KEYSYNC_PROFILE", "work")
-        .args(["pull", "-q"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let warnings: Vec<&str> = std::str::from_utf8(&output.stderr)
-        .unwrap()
+    let output = run(
+        h.keysync()
+            .env_remove("KEYSYNC_DB")
+            .env("KEYSYNC_CONFIG", &config)
+            .env("KEYSYNC_PROFILE", "work")
+            .args(["pull", "-q"]),
+        0,
+    );
+    let warnings: Vec<&str> = output
+        .stderr
         .lines()
         .filter(|line| line.contains("ignoring"))
         .collect();
     assert_eq!(warnings.len(), 2, "{warnings:?}");
+    let wins = "and a named profile wins over the environment";
+    assert_eq!(
+        warnings,
+        [
+            format!(
+                " WARN ignoring COMETAPI_BASE_URL: profile \"work\" sets base_url, {wins} (unset \
+                 COMETAPI_BASE_URL, or pass a flag, to use another value)"
+            ),
+            format!(
+                " WARN ignoring COMETAPI_ACCESS_TOKEN: profile \"work\" sets token_file, {wins} \
+                 (unset COMETAPI_ACCESS_TOKEN, or pass a flag, to use another value)"
+            ),
+        ]
+    );
     assert!(warnings[0].contains("ignoring COMETAPI_BASE_URL: profile \"work\" sets base_url"));
     assert!(
         warnings[1].contains("ignoring COMETAPI_ACCESS_TOKEN: profile \"work\" sets token_file")
@@ -301,39 +309,42 @@ fn a_named_profile_beats_the_cometapi_environment_and_flags_beat_both() {
     assert_eq!(key_count(&dir.join("work.db")), 7, "still the work account");
 
     // KEYSYNC_DB keeps its place above the profile's db.
-    h.keysync()
-        .env("KEYSYNC_CONFIG", &config)
-        .env("KEYSYNC_DB", dir.join("env.db"))
-        .args(["--profile", "work", "pull", "-q"])
-        .assert()
-        .success();
+    run(
+        h.keysync()
+            .env("KEYSYNC_CONFIG", &config)
+            .env("KEYSYNC_DB", dir.join("env.db"))
+            .args(["--profile", "work", "pull", "-q"]),
+        0,
+    );
     assert_eq!(base_urls(&dir.join("env.db")), vec![work.url().to_string()]);
 
     // Flags beat both.
-    h.keysync()
-        .env("KEYSYNC_CONFIG", &config)
-        .env_remove("KEYSYNC_DB")
-        .args([
-            "--profile",
-            "work",
-            "pull",
-            "-q",
-            "--base-url",
-            h.server.url(),
-            "--db",
-        ])
-        .arg(dir.join("flag.db"))
-        .assert()
-        .success();
+    run(
+        h.keysync()
+            .env("KEYSYNC_CONFIG", &config)
+            .env_remove("KEYSYNC_DB")
+            .args([
+                "--profile",
+                "work",
+                "pull",
+                "-q",
+                "--base-url",
+                h.server.url(),
+                "--db",
+            ])
+            .arg(dir.join("flag.db")),
+        0,
+    );
     assert_eq!(key_count(&dir.join("flag.db")), 3);
 
     // Without --profile the `default` profile applies.
-    h.keysync()
-        .env("KEYSYNC_CONFIG", &config)
-        .env_remove("KEYSYNC_DB")
-        .args(["pull", "-q"])
-        .assert()
-        .success();
+    run(
+        h.keysync()
+            .env("KEYSYNC_CONFIG", &config)
+            .env_remove("KEYSYNC_DB")
+            .args(["pull", "-q"]),
+        0,
+    );
     assert_eq!(key_count(&dir.join("default.db")), 3);
 }
 
@@ -346,33 +357,44 @@ fn a_malformed_config_or_unknown_profile_is_exit_2_with_the_line() {
         "[profiles.work]\nretries = 2\ndatabase = \"x.db\"\n",
     )
     .unwrap();
-    let output = h
-        .keysync()
-        .arg("--config")
-        .arg(&config)
-        .args(["pull"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
+    let output = run(h.keysync().arg("--config").arg(&config).args(["pull"]), 2);
     assert!(
-        stderr(&output).contains("config.toml:3: unknown field `database`"),
+        output
+            .stderr
+            .contains("config.toml:3: unknown field `database`"),
         "{}",
-        stderr(&output)
+        output.stderr
+    );
+    assert_eq!(
+        output.stderr,
+        format!(
+            "keysync: error: bad config file {}:3: unknown field `database`, expected one of \
+             `db`, `base_url`, `token_file`, `user_id`, `timeout`, `retries`, `ping_url`, \
+             `ca_cert`; fix it, or point --config at another file\n",
+            config.display()
+        )
     );
 
     std::fs::write(&config, "[profiles.work]\nretries = 2\n").unwrap();
-    let output = h
-        .keysync()
-        .arg("--config")
-        .arg(&config)
-        .args(["--profile", "home", "pull"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
+    let output = run(
+        h.keysync()
+            .arg("--config")
+            .arg(&config)
+            .args(["--profile", "home", "pull"]),
+        2,
+    );
     assert!(
-        stderr(&output).contains("no profile \"home\"") && stderr(&output).contains("it has: work"),
+        output.stderr.contains("no profile \"home\"") && output.stderr.contains("it has: work"),
         "{}",
-        stderr(&output)
+        output.stderr
+    );
+    assert_eq!(
+        output.stderr,
+        format!(
+            "keysync: error: no profile \"home\" in {}; it has: work. Add a [profiles.home] \
+             table or pick one of those with --profile\n",
+            config.display()
+        )
     );
     assert!(!h.db.exists());
 }
@@ -400,41 +422,44 @@ fn an_unreadable_home_is_no_config_file_unless_one_is_asked_for() {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let as_root = unsafe { libc::geteuid() } == 0;
     set_mode(&home, if as_root { 0o700 } else { 0o000 });
-    let run = |args: &[&str]| {
+    // Runs keysync as another user when root (whom permissions do not stop); the mode is set
+    // back before checking, so a failed check leaves the folder removable.
+    let run_as_user = |args: &[&str], code: i32| {
         let mut command = std::process::Command::new(&keysync);
         command.env_clear().env("HOME", &home).args(args);
         if as_root {
             command.uid(65534).gid(65534);
         }
-        command.output().expect("keysync runs")
+        let output = command.output().expect("keysync runs");
+        set_mode(&home, 0o755);
+        check_exit(output, code, &format!("keysync {}", args.join(" ")))
     };
     let config = home.join(".config/keysync/config.toml");
+    let closed = if as_root { 0o700 } else { 0o000 };
 
-    let output = run(&["-v", "completions", "bash"]);
-    set_mode(&home, 0o755);
+    let output = run_as_user(&["-v", "completions", "bash"], 0);
     let denied = format!("{}", config.display());
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(!output.stdout.is_empty());
     assert!(
-        stderr(&output).contains(&denied) && stderr(&output).contains("Permission denied"),
+        output.stderr.contains(&denied) && output.stderr.contains("Permission denied"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
-    set_mode(&home, if as_root { 0o700 } else { 0o000 });
-    let quiet = run(&["completions", "bash"]);
-    let named = run(&["--profile", "work", "completions", "bash"]);
-    let explicit = run(&["--config", config.to_str().unwrap(), "completions", "bash"]);
-    set_mode(&home, 0o755);
-    assert_eq!(quiet.status.code(), Some(0), "{}", stderr(&quiet));
-    assert_eq!(stderr(&quiet), "");
-    for refused in [named, explicit] {
-        assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    set_mode(&home, closed);
+    let quiet = run_as_user(&["completions", "bash"], 0);
+    assert_eq!(quiet.stderr, "");
+    for refused in [
+        &["--profile", "work", "completions", "bash"][..],
+        &["--config", config.to_str().unwrap(), "completions", "bash"],
+    ] {
+        set_mode(&home, closed);
+        let refused = run_as_user(refused, 2);
         assert!(
-            stderr(&refused).contains(&format!(
+            refused.stderr.contains(&format!(
                 "cannot read the config file {denied}: Permission denied"
             )),
             "{}",
-            stderr(&refused)
+            refused.stderr
         );
     }
 }
@@ -448,9 +473,7 @@ fn completions_are_generated_for_every_shell() {
         ("fish", "complete -c keysync"),
         ("powershell", "Register-ArgumentCompleter"),
     ] {
-        let output = h.keysync().args(["completions", shell]).output().unwrap();
-        assert!(output.status.success(), "{shell}");
-        let script = String::from_utf8(output.stdout).unwrap();
+        let script = h.run(&["completions", shell], 0).stdout;
         assert!(
             script.contains(marker) && script.contains("every"),
             "{shell}: {script:.200}"
@@ -460,16 +483,10 @@ fn completions_are_generated_for_every_shell() {
 
 // status ----------------------------------------------------------------------------------------
 
-fn status(h: &Harness, args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
-    let output = h
-        .keysync()
-        .arg("status")
-        .arg("--json")
-        .args(args)
-        .output()
-        .unwrap();
-    let report = serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
-    (output.status.code(), report, stderr(&output))
+/// `keysync status --json ARGS`, expecting exit `code`: the report and stderr.
+fn status(h: &Harness, args: &[&str], code: i32) -> (serde_json::Value, String) {
+    let output = h.run(&[&["status", "--json"], args].concat(), code);
+    (output.json(), output.stderr)
 }
 
 #[test]
@@ -482,8 +499,11 @@ fn status_reports_counts_and_syncs_and_alarms_on_stale_or_failed_data() {
     h.pull(&["--now", &(t0 + 600).to_string()]);
 
     // Fresh: 10 minutes old, max age 1h.
-    let (code, report, _) = status(&h, &["--max-age", "1h", "--now", &(t0 + 1200).to_string()]);
-    assert_eq!(code, Some(0));
+    let (report, _) = status(
+        &h,
+        &["--max-age", "1h", "--now", &(t0 + 1200).to_string()],
+        0,
+    );
     assert_eq!(report["keys"]["live"], 39);
     assert_eq!(report["keys"]["removed"], 1);
     let by_status = report["keys"]["by_status"].as_object().unwrap();
@@ -502,7 +522,7 @@ fn status_reports_counts_and_syncs_and_alarms_on_stale_or_failed_data() {
     assert_eq!(report["database"], h.db.display().to_string());
 
     // Stale: three hours later, max age 2h.
-    let (code, report, err) = status(
+    let (report, err) = status(
         &h,
         &[
             "--max-age",
@@ -510,29 +530,24 @@ fn status_reports_counts_and_syncs_and_alarms_on_stale_or_failed_data() {
             "--now",
             &(t0 + 600 + 3 * 3600).to_string(),
         ],
+        1,
     );
-    assert_eq!(code, Some(1));
     assert!(
         err.contains("the last good sync (2) is 3h 0m old, more than --max-age 2h"),
         "{err}"
     );
     assert!(report["alarm"].as_str().unwrap().contains("3h 0m old"));
     // Without --max-age the same data is no alarm.
-    assert_eq!(
-        status(&h, &["--now", &(t0 + 600 + 3 * 3600).to_string()]).0,
-        Some(0)
-    );
+    status(&h, &["--now", &(t0 + 600 + 3 * 3600).to_string()], 0);
 
     // Last pull failed: an alarm however fresh the last good sync is.
     h.server.account().faults.success_false_page = Some(1);
-    assert_eq!(
-        h.pull_output(&["--now", &(t0 + 900).to_string()])
-            .status
-            .code(),
-        Some(4)
+    h.pull_run(&["--now", &(t0 + 900).to_string()], 4);
+    let (report, err) = status(
+        &h,
+        &["--max-age", "1h", "--now", &(t0 + 960).to_string()],
+        1,
     );
-    let (code, report, err) = status(&h, &["--max-age", "1h", "--now", &(t0 + 960).to_string()]);
-    assert_eq!(code, Some(1));
     assert!(
         err.contains("the last sync (3) failed: page 1: the API answered success:false"),
         "{err}"
@@ -541,12 +556,9 @@ fn status_reports_counts_and_syncs_and_alarms_on_stale_or_failed_data() {
     assert_eq!(report["last_good_sync"]["id"], 2);
 
     // The text form, for people.
-    let output = h
-        .keysync()
-        .args(["status", "--now", &(t0 + 960).to_string()])
-        .output()
-        .unwrap();
-    let text = String::from_utf8(output.stdout).unwrap();
+    let text = h
+        .run(&["status", "--now", &(t0 + 960).to_string()], 0)
+        .stdout;
     assert!(
         text.contains("keys:           39 live (") && text.contains("), 1 removed"),
         "{text}"
@@ -560,16 +572,18 @@ fn status_reports_counts_and_syncs_and_alarms_on_stale_or_failed_data() {
 #[test]
 fn status_without_a_database_is_exit_6_and_creates_nothing() {
     let h = Harness::with_keys(1);
-    let output = h
-        .keysync()
-        .args(["status", "--max-age", "1h"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(6));
+    let output = h.run(&["status", "--max-age", "1h"], 6);
     assert!(
-        stderr(&output).contains("run `keysync pull` first"),
+        output.stderr.contains("run `keysync pull` first"),
         "{}",
-        stderr(&output)
+        output.stderr
+    );
+    assert_eq!(
+        output.stderr,
+        format!(
+            "keysync: error: no database at {}: run `keysync pull` first (or pass --db PATH)\n",
+            h.db.display()
+        )
     );
     assert!(!h.db.exists());
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::common::{
-    Harness, NOW, SEED, TOKEN, api_fields_sql, expected_api_row, int, keysync_in, text,
+    Harness, NOW, SEED, TOKEN, api_fields_sql, expected_api_row, int, run, run_in, text,
 };
 
 fn summary(
@@ -294,15 +294,25 @@ fn database_files_contain(h: &Harness, needle: &str) -> bool {
     })
 }
 
+/// Key `id`'s full value as the fake serves it.
+fn full_key(h: &Harness, id: i64) -> String {
+    h.server.account().get(id).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The hint keysync stores for a full key: the key with its middle masked.
+fn hint_of(key: &str) -> String {
+    format!("{}**********{}", &key[..4], &key[44..])
+}
+
 #[test]
 fn full_keys_stay_off_disk_unless_asked_for() {
     let h = Harness::with_keys(5);
-    let key = h.server.account().get(3).unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = full_key(&h, 3);
     h.pull(&[]);
-    let hint = format!("{}**********{}", &key[..4], &key[44..]);
+    let hint = hint_of(&key);
     assert_eq!(
         h.rows("SELECT key_hint, key_sha256, key FROM keys WHERE id = 3"),
         vec![vec![text(&hint), text(&sha256_hex(&key)), Value::Null]]
@@ -334,13 +344,10 @@ fn full_keys_stay_off_disk_unless_asked_for() {
 #[test]
 fn a_masked_upstream_leaves_hints_and_no_hash() {
     let h = Harness::with_keys(4);
-    let key = h.server.account().get(2).unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = full_key(&h, 2);
     h.server.account().mask_keys = true;
     h.pull(&["--store-secrets"]);
-    let hint = format!("{}**********{}", &key[..4], &key[44..]);
+    let hint = hint_of(&key);
     assert_eq!(
         h.rows("SELECT key_hint, key_sha256, key FROM keys WHERE id = 2"),
         vec![vec![text(&hint), Value::Null, Value::Null]]
@@ -392,24 +399,35 @@ fn unicode_quotes_and_sql_in_names_are_stored_exactly() {
     );
 }
 
+/// What every rejected-credentials error ends with.
+const CREDENTIALS_REMEDY: &str = "Check COMETAPI_ACCESS_TOKEN or the --token-file contents \
+    (create a token at CometAPI Console → Personal Settings) and that the account is enabled; if \
+    your deployment requires it, set --user-id / COMETAPI_USER_ID";
+
 #[test]
 fn a_wrong_token_exits_3_after_one_request_and_changes_no_data() {
     let h = Harness::with_keys(150);
     h.pull(&[]);
     let before = h.dump(&["keys", "key_versions"]);
     let requests_before = h.server.account().requests().len();
-    let output = h
-        .keysync()
-        .env("COMETAPI_ACCESS_TOKEN", "wrong-token-123")
-        .arg("pull")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(3));
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let output = run(
+        h.keysync()
+            .env("COMETAPI_ACCESS_TOKEN", "wrong-token-123")
+            .arg("pull"),
+        3,
+    );
+    let stderr = output.stderr;
     assert!(stderr.contains("rejected the credentials"), "{stderr}");
     assert!(
         !stderr.contains("wrong-token-123") && !stderr.contains(TOKEN),
         "{stderr}"
+    );
+    assert_eq!(
+        stderr,
+        format!(
+            "keysync: error: the API rejected the credentials (Unauthorized, invalid access \
+             token). {CREDENTIALS_REMEDY}\n"
+        )
     );
     assert!(output.stdout.is_empty());
     assert_eq!(h.server.account().requests().len(), requests_before + 1);
@@ -426,17 +444,19 @@ fn a_wrong_token_exits_3_after_one_request_and_changes_no_data() {
 #[test]
 fn no_token_is_a_usage_error_that_creates_nothing() {
     let h = Harness::with_keys(1);
-    let output = h
-        .keysync()
-        .env_remove("COMETAPI_ACCESS_TOKEN")
-        .arg("pull")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let stderr = run(
+        h.keysync().env_remove("COMETAPI_ACCESS_TOKEN").arg("pull"),
+        2,
+    )
+    .stderr;
     assert!(
         stderr.contains("set COMETAPI_ACCESS_TOKEN or pass --token-file"),
         "{stderr}"
+    );
+    assert_eq!(
+        stderr,
+        "keysync: error: no access token: set COMETAPI_ACCESS_TOKEN or pass --token-file PATH; \
+         create a token at CometAPI Console → Personal Settings\n"
     );
     assert!(!h.db.exists());
     assert!(h.server.account().requests().is_empty());
@@ -450,27 +470,27 @@ fn the_token_file_is_read_and_trimmed() {
     let pull_with_file = |mode: u32| {
         std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(mode))
             .unwrap();
-        h.keysync()
-            .env_remove("COMETAPI_ACCESS_TOKEN")
-            .args(["pull", "-q", "--token-file"])
-            .arg(&file)
-            .output()
-            .unwrap()
+        run(
+            h.keysync()
+                .env_remove("COMETAPI_ACCESS_TOKEN")
+                .args(["pull", "-q", "--token-file"])
+                .arg(&file),
+            0,
+        )
     };
     let output = pull_with_file(0o600);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     assert!(output.stdout.is_empty() && output.stderr.is_empty());
     assert_eq!(h.count("SELECT count(*) FROM keys"), 3);
 
-    let output = pull_with_file(0o644);
-    assert_eq!(output.status.code(), Some(0));
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let stderr = pull_with_file(0o644).stderr;
     assert!(stderr.contains("chmod 600"), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            " WARN --token-file {file} has mode 644, readable by others: run `chmod 600 {file}`\n",
+            file = file.display()
+        )
+    );
 }
 
 #[test]
@@ -479,21 +499,21 @@ fn new_api_user_is_sent_when_configured() {
     account.generate(2, SEED, NOW);
     account.require_user_id = true;
     let h = Harness::new(account);
-    let output = h.keysync().arg("pull").output().unwrap();
-    assert_eq!(output.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("New-Api-User"));
-
-    let output = h
-        .keysync()
-        .env("COMETAPI_USER_ID", "5678")
-        .args(["pull", "-q"])
-        .output()
-        .unwrap();
+    let output = run(h.keysync().arg("pull"), 3);
+    assert!(output.stderr.contains("New-Api-User"));
     assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        output.stderr,
+        format!(
+            "keysync: error: the API rejected the credentials (HTTP 401 Unauthorized: \
+             Unauthorized, New-Api-User header not provided). {CREDENTIALS_REMEDY}\n"
+        )
+    );
+
+    run(
+        h.keysync()
+            .env("COMETAPI_USER_ID", "5678")
+            .args(["pull", "-q"]),
+        0,
     );
     assert_eq!(
         h.server
@@ -511,35 +531,36 @@ fn new_api_user_is_sent_when_configured() {
 #[test]
 fn the_summary_line_and_quiet_mode() {
     let h = Harness::with_keys(120);
-    let output = h.keysync().arg("pull").output().unwrap();
-    assert!(output.status.success());
+    let output = h.run(&["pull"], 0);
     assert!(output.stderr.is_empty(), "no progress bar off a terminal");
-    let line = String::from_utf8(output.stdout).unwrap();
+    let line = output.stdout;
     let (head, tail) = line.split_once(" (").unwrap();
     assert_eq!(head, "sync 1 ok: 120 keys, 120 added, 0 changed, 0 removed");
     assert!(tail.ends_with("s)\n") && !line.contains('\x1b'), "{line:?}");
 
-    let output = h.keysync().args(["-q", "pull"]).output().unwrap();
-    assert!(output.status.success() && output.stdout.is_empty() && output.stderr.is_empty());
+    let output = h.run(&["-q", "pull"], 0);
+    assert!(output.stdout.is_empty() && output.stderr.is_empty());
 }
 
 #[test]
 fn global_flags_work_before_and_after_the_subcommand() {
     let h = Harness::with_keys(2);
     let other = h.dir.path().join("nested/folder/other.db");
-    h.keysync()
-        .env_remove("KEYSYNC_DB")
-        .arg("--db")
-        .arg(&other)
-        .args(["pull", "-q"])
-        .assert()
-        .success();
-    h.keysync()
-        .env_remove("KEYSYNC_DB")
-        .args(["pull", "-q", "--db"])
-        .arg(&other)
-        .assert()
-        .success();
+    run(
+        h.keysync()
+            .env_remove("KEYSYNC_DB")
+            .arg("--db")
+            .arg(&other)
+            .args(["pull", "-q"]),
+        0,
+    );
+    run(
+        h.keysync()
+            .env_remove("KEYSYNC_DB")
+            .args(["pull", "-q", "--db"])
+            .arg(&other),
+        0,
+    );
     let conn = rusqlite::Connection::open(&other).unwrap();
     let syncs: i64 = conn
         .query_row("SELECT count(*) FROM syncs", [], |r| r.get(0))
@@ -559,12 +580,13 @@ fn global_flags_work_before_and_after_the_subcommand() {
 fn the_default_database_lives_under_xdg_data_home() {
     let h = Harness::with_keys(2);
     let data_home = h.dir.path().join("data");
-    h.keysync()
-        .env_remove("KEYSYNC_DB")
-        .env("XDG_DATA_HOME", &data_home)
-        .args(["pull", "-q"])
-        .assert()
-        .success();
+    run(
+        h.keysync()
+            .env_remove("KEYSYNC_DB")
+            .env("XDG_DATA_HOME", &data_home)
+            .args(["pull", "-q"]),
+        0,
+    );
     assert!(data_home.join("keysync/keysync.db").exists());
 }
 
@@ -578,9 +600,7 @@ fn a_failure_mid_pull_changes_no_data_and_records_the_error() {
         account.set(1, "name", json!("changed upstream"));
         account.faults.success_false_page = Some(3);
     }
-    let output = h.keysync().arg("pull").output().unwrap();
-    assert_eq!(output.status.code(), Some(4));
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let stderr = run(h.keysync().arg("pull"), 4).stderr;
     assert!(
         stderr.contains("page 3: the API answered success:false"),
         "{stderr}"
@@ -619,11 +639,20 @@ fn a_database_from_a_newer_keysync_is_refused_untouched() {
     h.pull(&[]);
     h.conn().execute("INSERT INTO refinery_schema_history (version, name, applied_on, checksum) VALUES (99, 'future', 'x', '0')", []).unwrap();
     let before = h.dump(&["syncs", "keys", "key_versions"]);
-    let output = h.keysync().arg("pull").output().unwrap();
-    assert_eq!(output.status.code(), Some(6));
+    let output = run(h.keysync().arg("pull"), 6);
     assert!(
-        String::from_utf8_lossy(&output.stderr)
+        output
+            .stderr
             .contains("schema version 99, newer than this keysync")
+    );
+    assert_eq!(
+        output.stderr,
+        format!(
+            "keysync: error: {} has schema version 99, newer than this keysync understands ({}); \
+             keysync left it untouched: upgrade keysync\n",
+            h.db.display(),
+            keysync::store::known_schema_version()
+        )
     );
     assert_eq!(h.dump(&["syncs", "keys", "key_versions"]), before);
 }
@@ -636,12 +665,17 @@ fn a_file_that_is_not_a_database_is_exit_6() {
         "this is not SQLite, it is a text file of some length ............",
     )
     .unwrap();
-    let output = h.keysync().arg("pull").output().unwrap();
+    let before = std::fs::read(&h.db).unwrap();
+    let output = run(h.keysync().arg("pull"), 6);
     assert_eq!(
-        output.status.code(),
-        Some(6),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        output.stderr,
+        "keysync: error: cannot read the database schema: file is not a database; this file is \
+         not a keysync database: pass --db with the right path\n"
+    );
+    assert_eq!(
+        std::fs::read(&h.db).unwrap(),
+        before,
+        "the file is left as it was"
     );
 }
 
@@ -650,9 +684,17 @@ fn a_second_pull_on_a_locked_database_exits_5() {
     let h = Harness::with_keys(1);
     h.pull(&[]);
     let lock = keysync::store::lock::PullLock::try_acquire(&h.db).unwrap();
-    let output = h.keysync().arg("pull").output().unwrap();
-    assert_eq!(output.status.code(), Some(5));
-    assert!(String::from_utf8_lossy(&output.stderr).contains(&h.db.display().to_string()));
+    let output = run(h.keysync().arg("pull"), 5);
+    assert!(output.stderr.contains(&h.db.display().to_string()));
+    assert_eq!(
+        output.stderr,
+        format!(
+            "keysync: error: another keysync pull or prune is running on the database {} (the \
+             same file, whatever path names it); let it finish, or pass --wait DURATION to wait \
+             for it\n",
+            h.db.display()
+        )
+    );
     drop(lock);
     h.pull(&[]);
 }
@@ -660,14 +702,8 @@ fn a_second_pull_on_a_locked_database_exits_5() {
 #[test]
 fn demo_runs_two_pulls_against_the_fake_without_an_account() {
     let dir = tempfile::tempdir().unwrap();
-    let output = keysync_in(dir.path(), &["demo", "--json"]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summaries: Vec<serde_json::Value> = String::from_utf8(output.stdout)
-        .unwrap()
+    let summaries: Vec<serde_json::Value> = run_in(dir.path(), &["demo", "--json"], 0)
+        .stdout
         .lines()
         .map(|l| timeless(serde_json::from_str(l).unwrap()))
         .collect();
@@ -680,8 +716,7 @@ fn demo_runs_two_pulls_against_the_fake_without_an_account() {
         ]
     );
     // A second demo replaces its own database rather than piling onto it.
-    let again = keysync_in(dir.path(), &["demo", "-q"]);
-    assert!(again.status.success());
+    run_in(dir.path(), &["demo", "-q"], 0);
     let conn = rusqlite::Connection::open(dir.path().join("keysync-demo.db")).unwrap();
     let syncs: i64 = conn
         .query_row("SELECT count(*) FROM syncs", [], |r| r.get(0))
@@ -694,13 +729,6 @@ fn demo_refuses_a_database_that_is_not_its_own() {
     let h = Harness::with_keys(1);
     h.pull(&[]);
     let before = h.dump(&["syncs", "keys"]);
-    let output = h
-        .keysync()
-        .arg("demo")
-        .arg("--db")
-        .arg(&h.db)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
+    run(h.keysync().arg("demo").arg("--db").arg(&h.db), 2);
     assert_eq!(h.dump(&["syncs", "keys"]), before);
 }

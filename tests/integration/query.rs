@@ -8,7 +8,7 @@ use keysync::fake::{Drift, FakeAccount};
 use pretty_assertions::assert_eq;
 use serde_json::{Map, Value as Json, json};
 
-use crate::common::{Harness, NOW, TOKEN, keysync_in};
+use crate::common::{Harness, NOW, TOKEN, run, run_in};
 
 const DAY: i64 = 86_400;
 
@@ -67,29 +67,34 @@ fn query_json(h: &Harness, args: &[&str]) -> Vec<Json> {
 }
 
 fn query_json_at(h: &Harness, now: i64, args: &[&str]) -> Vec<Json> {
-    let output = h
-        .keysync()
-        .args(at(now))
-        .args(["query", "--format", "json"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "query {args:?} failed with {:?}: {}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr)
+    let output = run(
+        h.keysync()
+            .args(at(now))
+            .args(["query", "--format", "json"])
+            .args(args),
+        0,
     );
-    serde_json::from_slice(&output.stdout).expect("--format json is a JSON array")
+    serde_json::from_str(&output.stdout).expect("--format json is a JSON array")
+}
+
+/// Each case: `keysync query ARGS` is a usage error (exit 2) whose first line is exactly
+/// `first_line`, and prints no rows.
+fn assert_usage_errors(h: &Harness, cases: &[(&[&str], &str)]) {
+    for (args, first_line) in cases {
+        let stderr = query_fails(h, args, 2);
+        assert_eq!(
+            stderr.lines().next(),
+            Some(*first_line),
+            "{args:?}: {stderr}"
+        );
+    }
 }
 
 /// Runs `keysync query ARGS`, expects exit `code`, returns stderr.
 fn query_fails(h: &Harness, args: &[&str], code: i32) -> String {
-    let output = h.keysync().arg("query").args(args).output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+    let output = h.run(&[&["query"], args].concat(), code);
     assert!(output.stdout.is_empty(), "{args:?} printed rows");
-    stderr
+    output.stderr
 }
 
 fn ids(rows: &[Json]) -> Vec<i64> {
@@ -102,15 +107,14 @@ fn column(rows: &[Json], name: &str) -> Vec<Json> {
 
 /// The header row of `keysync --now NOW query --format csv ARGS`: the columns, in order.
 fn header(h: &Harness, args: &[&str]) -> Vec<String> {
-    let output = h
-        .keysync()
-        .args(at(NOW))
-        .args(["query", "--format", "csv"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{args:?}");
-    let mut reader = csv::Reader::from_reader(output.stdout.as_slice());
+    let output = run(
+        h.keysync()
+            .args(at(NOW))
+            .args(["query", "--format", "csv"])
+            .args(args),
+        0,
+    );
+    let mut reader = csv::Reader::from_reader(output.stdout.as_bytes());
     reader.headers().unwrap().iter().map(String::from).collect()
 }
 
@@ -161,16 +165,6 @@ fn expected_text_rows() -> Vec<Vec<String>> {
     .to_vec()
 }
 
-fn run_stdout(h: &Harness, args: &[&str]) -> String {
-    let output = h.keysync().arg("query").args(args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
 fn parse_delimited(text: &str, delimiter: u8) -> Vec<Vec<String>> {
     csv::ReaderBuilder::new()
         .delimiter(delimiter)
@@ -189,9 +183,14 @@ fn csv_and_tsv_parse_back_with_a_csv_parser_with_and_without_headers() {
         .to_vec();
     let with_header = [vec![header], expected_text_rows()].concat();
     for (format, delimiter) in [("csv", b','), ("tsv", b'\t')] {
-        let text = run_stdout(&h, &["--format", format, TRICKY_SQL]);
+        let text = h.run(&["query", "--format", format, TRICKY_SQL], 0).stdout;
         assert_eq!(parse_delimited(&text, delimiter), with_header, "{format}");
-        let text = run_stdout(&h, &["--format", format, "--no-headers", TRICKY_SQL]);
+        let text = h
+            .run(
+                &["query", "--format", format, "--no-headers", TRICKY_SQL],
+                0,
+            )
+            .stdout;
         assert_eq!(
             parse_delimited(&text, delimiter),
             expected_text_rows(),
@@ -211,8 +210,9 @@ fn json_and_jsonl_keep_native_types_null_and_column_order() {
         {"id": 3, "name": "エージェント", "allow_ips": "", "remain_quota": 9_007_199_254_740_993_i64,
          "quarter": 2_251_799_813_685_248.0},
     ]);
-    let json: Json = serde_json::from_str(&run_stdout(&h, &["--format", "json", TRICKY_SQL]))
-        .expect("one JSON document");
+    let json: Json =
+        serde_json::from_str(&h.run(&["query", "--format", "json", TRICKY_SQL], 0).stdout)
+            .expect("one JSON document");
     assert_eq!(json, expected);
     // Integers stay integers, exactly, even past 2^53.
     assert_eq!(
@@ -222,13 +222,13 @@ fn json_and_jsonl_keep_native_types_null_and_column_order() {
     assert!(json[0]["quarter"].is_f64());
     // serde_json's map sorts keys; an IndexMap shows the order keysync wrote them in.
     let ordered: Vec<indexmap::IndexMap<String, Json>> =
-        serde_json::from_str(&run_stdout(&h, &["--format", "json", TRICKY_SQL])).unwrap();
+        serde_json::from_str(&h.run(&["query", "--format", "json", TRICKY_SQL], 0).stdout).unwrap();
     assert_eq!(
         ordered[0].keys().collect::<Vec<_>>(),
         ["id", "name", "allow_ips", "remain_quota", "quarter"]
     );
 
-    let jsonl = run_stdout(&h, &["--format", "jsonl", TRICKY_SQL]);
+    let jsonl = h.run(&["query", "--format", "jsonl", TRICKY_SQL], 0).stdout;
     let lines: Vec<Json> = jsonl
         .lines()
         .map(|line| serde_json::from_str(line).expect("each line is one JSON object"))
@@ -244,10 +244,16 @@ fn json_of_no_rows_is_an_empty_array() {
         Vec::<Json>::new()
     );
     assert_eq!(
-        run_stdout(
-            &h,
-            &["--format", "jsonl", "SELECT id FROM keys WHERE id < 0"]
-        ),
+        h.run(
+            &[
+                "query",
+                "--format",
+                "jsonl",
+                "SELECT id FROM keys WHERE id < 0"
+            ],
+            0
+        )
+        .stdout,
         ""
     );
 }
@@ -255,7 +261,9 @@ fn json_of_no_rows_is_an_empty_array() {
 #[test]
 fn markdown_and_table_show_every_value_in_place() {
     let h = tricky_keys();
-    let markdown = run_stdout(&h, &["--format", "markdown", TRICKY_SQL]);
+    let markdown = h
+        .run(&["query", "--format", "markdown", TRICKY_SQL], 0)
+        .stdout;
     assert_eq!(
         markdown.lines().collect::<Vec<_>>(),
         [
@@ -268,7 +276,15 @@ fn markdown_and_table_show_every_value_in_place() {
     );
 
     // The table is the default format.
-    let table = run_stdout(&h, &["SELECT id, name, remain_quota FROM keys ORDER BY id"]);
+    let table = h
+        .run(
+            &[
+                "query",
+                "SELECT id, name, remain_quota FROM keys ORDER BY id",
+            ],
+            0,
+        )
+        .stdout;
     let cells = crate::common::table_cells(&table);
     assert_eq!(
         cells,
@@ -280,11 +296,27 @@ fn markdown_and_table_show_every_value_in_place() {
             ["3", "エージェント", "9007199254740993"],
         ]
     );
-    let headless = run_stdout(
-        &h,
-        &["--no-headers", "SELECT id, name FROM keys ORDER BY id"],
-    );
+    let headless = h
+        .run(
+            &[
+                "query",
+                "--no-headers",
+                "SELECT id, name FROM keys ORDER BY id",
+            ],
+            0,
+        )
+        .stdout;
     assert!(!headless.contains("name"), "{headless}");
+    assert_eq!(
+        crate::common::table_cells(&headless),
+        [
+            ["1", "O'Brien \"test\", a|b"],
+            ["2", "two"],
+            ["", "lines\\tand a tab"],
+            ["3", "エージェント"],
+        ],
+        "{headless}"
+    );
 }
 
 #[test]
@@ -293,14 +325,13 @@ fn sql_comes_from_the_argument_stdin_or_a_file() {
     let sql = "SELECT id FROM keys WHERE remain_quota > 0 ORDER BY id";
     assert_eq!(ids(&query_json(&h, &[sql])), [1, 3]);
 
-    let output = h
-        .keysync()
-        .args(["query", "--format", "json", "-"])
-        .write_stdin(sql)
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    let rows: Vec<Json> = serde_json::from_slice(&output.stdout).unwrap();
+    let output = run(
+        h.keysync()
+            .args(["query", "--format", "json", "-"])
+            .write_stdin(sql),
+        0,
+    );
+    let rows: Vec<Json> = serde_json::from_str(&output.stdout).unwrap();
     assert_eq!(ids(&rows), [1, 3]);
 
     let file = h.dir.path().join("positive.sql");
@@ -311,6 +342,14 @@ fn sql_comes_from_the_argument_stdin_or_a_file() {
     let missing = h.dir.path().join("missing.sql");
     let stderr = query_fails(&h, &["--file", missing.to_str().unwrap()], 2);
     assert!(stderr.contains("cannot read --file"), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "keysync: error: cannot read --file {}: No such file or directory (os error 2); pass \
+             a UTF-8 file holding one SQL statement\n",
+            missing.display()
+        )
+    );
 }
 
 // ---- parameters ----
@@ -380,36 +419,41 @@ fn params_bind_integers_reals_and_text_and_are_never_spliced_into_sql() {
 #[test]
 fn missing_unused_repeated_and_positional_params_are_usage_errors() {
     let h = tricky_keys();
-    let stderr = query_fails(&h, &["SELECT * FROM keys WHERE id = :id"], 2);
-    assert!(
-        stderr.contains("the SQL uses :id: pass --param id=VALUE"),
-        "{stderr}"
-    );
-
-    let stderr = query_fails(&h, &["--param", "idd=1", "SELECT 1 AS one"], 2);
-    assert!(
-        stderr.contains("--param idd: the SQL has no :idd parameter"),
-        "{stderr}"
-    );
-
-    let stderr = query_fails(
+    let named = "use named parameters such as :id, bound with --param id=VALUE";
+    assert_usage_errors(
         &h,
-        &["--param", "id=1", "--param", "id=2", "SELECT :id AS id"],
-        2,
+        &[
+            (
+                &["SELECT * FROM keys WHERE id = :id"],
+                "keysync: error: the SQL uses :id: pass --param id=VALUE",
+            ),
+            (
+                &["--param", "idd=1", "SELECT 1 AS one"],
+                "keysync: error: --param idd: the SQL has no :idd parameter",
+            ),
+            (
+                &["--param", "id=1", "--param", "id=2", "SELECT :id AS id"],
+                "keysync: error: --param id is given twice: give each parameter once",
+            ),
+            (
+                &["SELECT * FROM keys WHERE id = ?"],
+                &format!("keysync: error: the SQL has the parameter ?: {named}"),
+            ),
+            (
+                &["SELECT @id"],
+                &format!("keysync: error: the SQL has the parameter @id: {named}"),
+            ),
+            (
+                &["--param", "no-equals", "SELECT 1"],
+                "error: invalid value 'no-equals' for '--param <NAME=VALUE>': expected \
+                 NAME=VALUE, e.g. id=42, got \"no-equals\"",
+            ),
+            (
+                &["--report", "idle", "--param", "for=1"],
+                "error: the argument '--report <NAME>' cannot be used with '--param <NAME=VALUE>'",
+            ),
+        ],
     );
-    assert!(stderr.contains("--param id is given twice"), "{stderr}");
-
-    let stderr = query_fails(&h, &["SELECT * FROM keys WHERE id = ?"], 2);
-    assert!(stderr.contains("use named parameters"), "{stderr}");
-
-    let stderr = query_fails(&h, &["SELECT @id"], 2);
-    assert!(stderr.contains("use named parameters"), "{stderr}");
-
-    let stderr = query_fails(&h, &["--param", "no-equals", "SELECT 1"], 2);
-    assert!(stderr.contains("expected NAME=VALUE"), "{stderr}");
-
-    let stderr = query_fails(&h, &["--report", "idle", "--param", "for=1"], 2);
-    assert!(stderr.contains("cannot be used with"), "{stderr}");
 }
 
 // ---- the read-only guard ----
@@ -442,12 +486,19 @@ fn writes_are_refused_with_exit_2_and_the_database_stays_byte_identical() {
         "PRAGMA wal_checkpoint(TRUNCATE)".into(),
         "BEGIN IMMEDIATE".into(),
     ];
+    let changes = "keysync: error: keysync query only reads the database: this statement would \
+                   change it, so it was not run (to try writes, copy the file and open the copy \
+                   with sqlite3)\n";
+    let attaches = "keysync: error: keysync query only reads the keysync database: ATTACH and \
+                    DETACH are refused. Open other files with the sqlite3 shell\n";
     for sql in &statements {
         let stderr = query_fails(&h, &[sql], 2);
         assert!(
             stderr.contains("keysync query only reads"),
             "{sql}: {stderr}"
         );
+        let attach = sql.starts_with("ATTACH") || sql.starts_with("DETACH");
+        assert_eq!(stderr, if attach { attaches } else { changes }, "{sql}");
     }
     assert!(!outside.exists(), "nothing was written outside either");
     assert_eq!(std::fs::read(&h.db).unwrap(), before);
@@ -457,18 +508,39 @@ fn writes_are_refused_with_exit_2_and_the_database_stays_byte_identical() {
 #[test]
 fn bad_sql_is_a_usage_error_that_names_the_problem() {
     let h = tricky_keys();
-    let cases = [
-        ("SELEC 1", "near \"SELEC\": syntax error"),
-        ("SELECT * FROM nope", "no such table: nope"),
-        ("SELECT nope FROM keys", "no such column: nope"),
-        ("SELECT 1; SELECT 2", "more than one statement"),
-        ("   ", "no SQL given"),
-        ("BEGIN", "returns no rows"),
-    ];
-    for (sql, message) in cases {
-        let stderr = query_fails(&h, &[sql], 2);
-        assert!(stderr.contains(message), "{sql}: {stderr}");
-    }
+    let does_not_run = "keysync: error: the SQL does not run";
+    assert_usage_errors(
+        &h,
+        &[
+            (
+                &["SELEC 1"],
+                &format!("{does_not_run}: near \"SELEC\": syntax error (at byte 0 of the SQL)"),
+            ),
+            (
+                &["SELECT * FROM nope"],
+                &format!("{does_not_run}: no such table: nope"),
+            ),
+            (
+                &["SELECT nope FROM keys"],
+                &format!("{does_not_run}: no such column: nope (at byte 7 of the SQL)"),
+            ),
+            (
+                &["SELECT 1; SELECT 2"],
+                "keysync: error: the SQL holds more than one statement: keysync query runs one \
+                 at a time",
+            ),
+            (
+                &["   "],
+                "keysync: error: no SQL given: pass it as an argument, `-` to read stdin, or \
+                 --file PATH",
+            ),
+            (
+                &["BEGIN"],
+                "keysync: error: this SQL returns no rows: keysync query runs one SELECT (or \
+                 WITH, VALUES, or a PRAGMA that reads)",
+            ),
+        ],
+    );
     // A trailing semicolon or comment is still one statement.
     assert_eq!(
         query_json(&h, &["SELECT 1 AS one; -- done"]),
@@ -479,16 +551,32 @@ fn bad_sql_is_a_usage_error_that_names_the_problem() {
 #[test]
 fn a_missing_database_is_exit_6_and_is_not_created() {
     let h = Harness::with_keys(1);
-    let stderr = query_fails(&h, &["SELECT 1"], 6);
-    assert!(stderr.contains("run `keysync pull` first"), "{stderr}");
-    let stderr = query_fails(&h, &["--report", "idle"], 6);
-    assert!(stderr.contains("run `keysync pull` first"), "{stderr}");
+    for args in [&["SELECT 1"][..], &["--report", "idle"]] {
+        let stderr = query_fails(&h, args, 6);
+        assert!(stderr.contains("run `keysync pull` first"), "{stderr}");
+        assert_eq!(
+            stderr,
+            format!(
+                "keysync: error: no database at {}: run `keysync pull` first (or pass --db \
+                 PATH)\n",
+                h.db.display()
+            )
+        );
+    }
     assert!(!h.db.exists());
 
     // An empty file is not a keysync database either, and stays empty.
     std::fs::write(&h.db, b"").unwrap();
     let stderr = query_fails(&h, &["SELECT 1"], 6);
     assert!(stderr.contains("not a keysync database"), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "keysync: error: {} is not a keysync database (it has no keysync schema): run \
+             `keysync pull` first, or pass --db PATH\n",
+            h.db.display()
+        )
+    );
     assert_eq!(std::fs::read(&h.db).unwrap(), b"");
 }
 
@@ -591,20 +679,19 @@ fn key_info_adds_iso_times_status_names_and_derived_flags_at_now() {
     );
     assert_eq!(rows[0]["status"], "ok");
     assert_eq!(rows[0]["now"], NOW);
-    let output = h
-        .keysync()
-        .args([
+    let output = h.run(
+        &[
             "--now",
             "2025-12-20T00:00:00Z",
             "query",
             "--format",
             "csv",
             "--no-headers",
-        ])
-        .arg("SELECT now FROM clock")
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8(output.stdout).unwrap(), "1766188800\n");
+            "SELECT now FROM clock",
+        ],
+        0,
+    );
+    assert_eq!(output.stdout, "1766188800\n");
 }
 
 #[test]
@@ -668,7 +755,9 @@ fn a_database_from_before_the_views_gets_them_for_the_query_without_being_change
 #[test]
 fn list_reports_shows_each_report_with_its_flags_on_one_line() {
     let h = Harness::with_keys(1);
-    let text = run_stdout(&h, &["--list-reports", "--format", "csv"]);
+    let text = h
+        .run(&["query", "--list-reports", "--format", "csv"], 0)
+        .stdout;
     let records = parse_delimited(&text, b',');
     let rows: Vec<[&str; 2]> = records
         .iter()
@@ -694,17 +783,38 @@ fn list_reports_shows_each_report_with_its_flags_on_one_line() {
 #[test]
 fn report_flags_that_do_not_apply_are_refused() {
     let h = tricky_keys();
-    let stderr = query_fails(&h, &["--report", "idle", "--limit", "3"], 2);
+    assert_usage_errors(
+        &h,
+        &[
+            (
+                &["--report", "idle", "--limit", "3"],
+                "keysync: error: --limit does not apply to the idle report; it takes: --for 30d",
+            ),
+            (
+                &["SELECT 1", "--within", "3d"],
+                "keysync: error: --within only tunes a preset report: add --report NAME (see \
+                 --list-reports)",
+            ),
+            (
+                &["--report", "nope"],
+                "error: invalid value 'nope' for '--report <NAME>'",
+            ),
+            (
+                &["--report", "idle", "--for", "soon"],
+                "error: invalid value 'soon' for '--for <DURATION>': expected number at 0: \
+                 expected a duration such as 500ms, 30s, 15m, 12h, 7d or 2w, got \"soon\"",
+            ),
+        ],
+    );
+    // clap lists the reports on the next line.
+    let stderr = query_fails(&h, &["--report", "nope"], 2);
     assert!(
-        stderr.contains("--limit does not apply to the idle report; it takes: --for 30d"),
+        stderr.contains(
+            "[possible values: expiring-soon, top-consumers, idle, low-quota, unrestricted, \
+             forecast]"
+        ),
         "{stderr}"
     );
-    let stderr = query_fails(&h, &["SELECT 1", "--within", "3d"], 2);
-    assert!(stderr.contains("--report"), "{stderr}");
-    let stderr = query_fails(&h, &["--report", "nope"], 2);
-    assert!(stderr.contains("expiring-soon"), "{stderr}");
-    let stderr = query_fails(&h, &["--report", "idle", "--for", "soon"], 2);
-    assert!(stderr.contains("expected a duration"), "{stderr}");
 }
 
 #[test]
@@ -828,18 +938,16 @@ fn history() -> (Harness, i64, i64) {
 
     set(1, "used_quota", 5_000);
     h.server.account().faults.success_false_page = Some(1);
-    let failed = h
-        .keysync()
-        .args([
+    h.run(
+        &[
             "pull",
             "--retries",
             "0",
             "--now",
             &(NOW - 13 * DAY / 2).to_string(),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(failed.status.code(), Some(4));
+        ],
+        4,
+    );
     h.server.account().faults.success_false_page = None;
 
     set(1, "used_quota", 10_000);
@@ -1132,9 +1240,7 @@ fn unrestricted_names_each_risk_of_enabled_exposed_keys() {
 fn demo_ends_with_the_expiring_soon_and_top_consumers_reports_of_its_database() {
     let dir = tempfile::tempdir().unwrap();
     let now = NOW.to_string();
-    let output = keysync_in(dir.path(), &["demo", "--keys", "60", "--now", &now]);
-    assert!(output.status.success());
-    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stdout = run_in(dir.path(), &["demo", "--keys", "60", "--now", &now], 0).stdout;
     let db = dir.path().join("keysync-demo.db");
 
     for report in ["expiring-soon", "top-consumers"] {
@@ -1158,16 +1264,17 @@ fn demo_ends_with_the_expiring_soon_and_top_consumers_reports_of_its_database() 
                     .unwrap()
             })
             .collect();
-        let query = assert_cmd::Command::cargo_bin("keysync")
-            .unwrap()
-            .env_clear()
-            .arg("--db")
-            .arg(&db)
-            .args(at(NOW))
-            .args(["query", "--format", "json", "--report", report])
-            .output()
-            .unwrap();
-        let rows: Vec<Json> = serde_json::from_slice(&query.stdout).unwrap();
+        let query = run(
+            assert_cmd::Command::cargo_bin("keysync")
+                .unwrap()
+                .env_clear()
+                .arg("--db")
+                .arg(&db)
+                .args(at(NOW))
+                .args(["query", "--format", "json", "--report", report]),
+            0,
+        );
+        let rows: Vec<Json> = serde_json::from_str(&query.stdout).unwrap();
         assert!(!rows.is_empty(), "{report}");
         assert_eq!(shown_ids, ids(&rows), "{report}");
     }

@@ -4,44 +4,28 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Stdio};
 
 use keysync::store::lock::PullLock;
 use pretty_assertions::assert_eq;
 use rusqlite::types::Value;
 use serde_json::{Value as Json, json};
 
-use crate::common::{Harness, int, table_cells, text};
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
-}
+use crate::common::{Harness, Run, check_exit, int, run, table_cells, text, wait_until};
 
 fn signal(child: &Child, signal: libc::c_int) {
     // SAFETY: sending a signal to our own child process.
     assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
 }
 
-/// Polls until `done`; a generous bound so a hang fails the test instead of stalling it.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Waits for a child to exit on its own; a stop that is not honoured fails here.
-fn exited(mut child: Child) -> Output {
+/// Waits for a child to exit on its own, and expects exit `code`; a stop that is not honoured
+/// fails here. `what` names the child in a failure.
+fn exited(mut child: Child, code: i32, what: &str) -> Run {
     wait_until("the process to exit", || {
         child.try_wait().expect("the child's status").is_some()
     });
-    child.wait_with_output().expect("the child's output")
+    let output = child.wait_with_output().expect("the child's output");
+    check_exit(output, code, what)
 }
 
 /// Reads the child's stderr until a line contains `needle` (the rest stays unread).
@@ -89,33 +73,21 @@ fn a_symlink_a_hard_link_and_dotdot_reach_the_same_lock() {
 
     let first = hung_pull(&h, &[]);
     for other in [&symlink, &hard_link, &dotted] {
-        let output = h
-            .keysync()
-            .args(["pull", "--db"])
-            .arg(other)
-            .output()
-            .unwrap();
-        assert_eq!(
-            output.status.code(),
-            Some(5),
-            "{other:?}: {}",
-            stderr(&output)
-        );
+        let output = run(h.keysync().args(["pull", "--db"]).arg(other), 5);
         assert!(
-            stderr(&output).contains(&other.display().to_string())
-                && stderr(&output).contains("--wait"),
+            output.stderr.contains(&other.display().to_string())
+                && output.stderr.contains("--wait"),
             "{}",
-            stderr(&output)
+            output.stderr
         );
     }
     // `prune` takes the same lock.
-    let prune = h
-        .keysync()
-        .args(["prune", "--keep", "1d", "--db"])
-        .arg(&hard_link)
-        .output()
-        .unwrap();
-    assert_eq!(prune.status.code(), Some(5), "{}", stderr(&prune));
+    run(
+        h.keysync()
+            .args(["prune", "--keep", "1d", "--db"])
+            .arg(&hard_link),
+        5,
+    );
 
     // A pull through the hard link with --wait runs once the first one has gone.
     let mut waiting = h.spawn(&[
@@ -129,13 +101,14 @@ fn a_symlink_a_hard_link_and_dotdot_reach_the_same_lock() {
     await_stderr_line(&mut waiting, "waiting up to 1h");
     h.server.account().faults.hang_page = None;
     signal(&first, libc::SIGTERM);
-    assert_eq!(exited(first).status.code(), Some(143));
-    let waited = exited(waiting);
-    assert_eq!(waited.status.code(), Some(0), "{}", stderr(&waited));
+    exited(first, 143, "the hung pull");
+    let waited = exited(waiting, 0, "the pull that waited");
     assert!(
-        stdout(&waited).starts_with("sync 3 ok: 250 keys, 0 added, 0 changed, 0 removed"),
+        waited
+            .stdout
+            .starts_with("sync 3 ok: 250 keys, 0 added, 0 changed, 0 removed"),
         "{}",
-        stdout(&waited)
+        waited.stdout
     );
     assert_eq!(
         syncs(&h),
@@ -163,19 +136,20 @@ fn sigint_and_sigterm_stop_a_one_shot_pull_with_130_and_143_and_a_failed_row() {
     {
         let child = hung_pull(&h, &[]);
         signal(&child, sig);
-        let output = exited(child);
-        assert_eq!(output.status.code(), Some(code), "{}", stderr(&output));
+        let output = exited(child, code, "the hung pull");
         let name = if sig == libc::SIGINT {
             "SIGINT"
         } else {
             "SIGTERM"
         };
         assert!(
-            stderr(&output).contains(&format!("keysync: error: stopped by {name}")),
+            output
+                .stderr
+                .contains(&format!("keysync: error: stopped by {name}")),
             "{}",
-            stderr(&output)
+            output.stderr
         );
-        assert_eq!(stdout(&output), "");
+        assert_eq!(output.stdout, "");
         let id = number as i64 + 2;
         assert_eq!(
             syncs(&h).last().unwrap(),
@@ -197,13 +171,7 @@ fn sigterm_ends_a_wait_for_the_lock_at_once_for_one_shot_and_every() {
         let mut child = h.spawn(args);
         await_stderr_line(&mut child, "waiting up to 1h");
         signal(&child, libc::SIGTERM);
-        let output = exited(child);
-        assert_eq!(
-            output.status.code(),
-            Some(code),
-            "{args:?}: {}",
-            stderr(&output)
-        );
+        exited(child, code, &format!("keysync {}", args.join(" ")));
     }
     drop(lock);
     // Neither began a sync: the wait ended before anything was written.
@@ -216,17 +184,16 @@ fn a_panic_mid_pull_marks_its_row_failed_and_exits_7() {
     h.pull(&[]);
     h.server.account().set(1, "name", json!("changed"));
     let before = h.dump(&["keys", "key_versions"]);
-    let output = h
-        .keysync()
-        .env("KEYSYNC_DEBUG_PANIC_ON_PAGE", "2")
-        .args(["pull"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(7), "{}", stderr(&output));
+    let output = run(
+        h.keysync()
+            .env("KEYSYNC_DEBUG_PANIC_ON_PAGE", "2")
+            .args(["pull"]),
+        7,
+    );
     assert!(
-        stderr(&output).contains("a panic while staging page 2"),
+        output.stderr.contains("a panic while staging page 2"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
     assert_eq!(
         syncs(&h),
@@ -318,17 +285,6 @@ const EVIL: &str = "evil\u{1b}]0;pwned\u{7}\u{1b}[2J\rfake\u{202e}txt.exe\r\nlin
 /// How people see it: only the `\n` is itself.
 const SHOWN: &str = "evil\\x1b]0;pwned\\x07\\x1b[2J\\rfake\\u{202e}txt.exe\\r\nline2\\u{85}";
 
-fn run(h: &Harness, args: &[&str]) -> String {
-    let output = h.keysync().args(args).output().unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{args:?}: {}",
-        stderr(&output)
-    );
-    stdout(&output)
-}
-
 /// No raw control or bidi character but the line break.
 fn assert_inert(what: &str, shown: &str) {
     let bad: Vec<char> = shown
@@ -358,7 +314,7 @@ fn a_name_with_escapes_is_shown_escaped_by_every_human_format_and_exact_by_the_o
 
     // query: table and markdown escape; csv, tsv, json, jsonl stay exact.
     let sql = "SELECT id, name FROM keys WHERE id = 2";
-    let table = run(&h, &["query", sql]);
+    let table = h.run(&["query", sql], 0).stdout;
     assert_inert("query table", &table);
     assert_eq!(
         table_cells(&table),
@@ -371,7 +327,7 @@ fn a_name_with_escapes_is_shown_escaped_by_every_human_format_and_exact_by_the_o
             ["", "line2\\u{85}"],
         ]
     );
-    let markdown = run(&h, &["query", "--format", "markdown", sql]);
+    let markdown = h.run(&["query", "--format", "markdown", sql], 0).stdout;
     assert_eq!(
         markdown,
         format!(
@@ -380,7 +336,7 @@ fn a_name_with_escapes_is_shown_escaped_by_every_human_format_and_exact_by_the_o
         )
     );
     for (format, delimiter) in [("csv", b','), ("tsv", b'\t')] {
-        let text = run(&h, &["query", "--format", format, sql]);
+        let text = h.run(&["query", "--format", format, sql], 0).stdout;
         let records: Vec<Vec<String>> = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .from_reader(text.as_bytes())
@@ -389,23 +345,26 @@ fn a_name_with_escapes_is_shown_escaped_by_every_human_format_and_exact_by_the_o
             .collect();
         assert_eq!(records, [["2", EVIL]], "{format}");
     }
-    let json: Json = serde_json::from_str(&run(&h, &["query", "--format", "json", sql])).unwrap();
+    let json: Json =
+        serde_json::from_str(&h.run(&["query", "--format", "json", sql], 0).stdout).unwrap();
     assert_eq!(json, json!([{"id": 2, "name": EVIL}]));
-    let jsonl = run(&h, &["query", "--format", "jsonl", sql]);
+    let jsonl = h.run(&["query", "--format", "jsonl", sql], 0).stdout;
     let object: Json = serde_json::from_str(jsonl.trim_end()).unwrap();
     assert_eq!(object, json!({"id": 2, "name": EVIL}));
 
     // history
-    let history = run(&h, &["history", "2", "--fields", "name"]);
+    let history = h.run(&["history", "2", "--fields", "name"], 0).stdout;
     assert_inert("history table", &history);
     assert!(
         history.contains("evil\\x1b]0;pwned\\x07\\x1b[2J\\rfake\\u{202e}txt.exe\\r"),
         "{history}"
     );
-    let history_md = run(
-        &h,
-        &["history", "2", "--fields", "name", "--format", "markdown"],
-    );
+    let history_md = h
+        .run(
+            &["history", "2", "--fields", "name", "--format", "markdown"],
+            0,
+        )
+        .stdout;
     assert_eq!(
         history_md.lines().last().unwrap(),
         format!(
@@ -413,18 +372,20 @@ fn a_name_with_escapes_is_shown_escaped_by_every_human_format_and_exact_by_the_o
             SHOWN.replace('\n', "<br>")
         )
     );
-    let history_json = run(
-        &h,
-        &["history", "2", "--fields", "name", "--format", "jsonl"],
-    );
+    let history_json = h
+        .run(
+            &["history", "2", "--fields", "name", "--format", "jsonl"],
+            0,
+        )
+        .stdout;
     let last: Json = serde_json::from_str(history_json.lines().last().unwrap()).unwrap();
     assert_eq!(last["name"], EVIL);
 
     // diff
-    let diff = run(&h, &["diff", "1", "2"]);
+    let diff = h.run(&["diff", "1", "2"], 0).stdout;
     assert_inert("diff table", &diff);
     assert!(diff.contains("fake\\u{202e}txt.exe\\r"), "{diff}");
-    let diff_md = run(&h, &["diff", "1", "2", "--format", "markdown"]);
+    let diff_md = h.run(&["diff", "1", "2", "--format", "markdown"], 0).stdout;
     let old_name = h.server.account().get(1).unwrap()["name"].clone();
     assert!(old_name.is_string());
     let diff_rows: Vec<&str> = diff_md.lines().skip(2).collect();
@@ -441,17 +402,17 @@ fn a_name_with_escapes_is_shown_escaped_by_every_human_format_and_exact_by_the_o
         diff_rows[0]
     );
     let diff_json: Json =
-        serde_json::from_str(&run(&h, &["diff", "1", "2", "--format", "json"])).unwrap();
+        serde_json::from_str(&h.run(&["diff", "1", "2", "--format", "json"], 0).stdout).unwrap();
     assert_eq!(diff_json[0]["new"], EVIL);
 
     // syncs and status show the error escaped.
-    let syncs_table = run(&h, &["syncs"]);
+    let syncs_table = h.run(&["syncs"], 0).stdout;
     assert_inert("syncs table", &syncs_table);
     assert!(
         syncs_table.contains("fake\\u{202e}txt.exe\\r"),
         "{syncs_table}"
     );
-    let syncs_md = run(&h, &["syncs", "--format", "markdown"]);
+    let syncs_md = h.run(&["syncs", "--format", "markdown"], 0).stdout;
     assert!(
         syncs_md
             .lines()
@@ -460,25 +421,24 @@ fn a_name_with_escapes_is_shown_escaped_by_every_human_format_and_exact_by_the_o
             .ends_with(&format!("| {shown_md} |")),
         "{syncs_md}"
     );
-    let syncs_json: Json = serde_json::from_str(&run(&h, &["syncs", "--format", "json"])).unwrap();
+    let syncs_json: Json =
+        serde_json::from_str(&h.run(&["syncs", "--format", "json"], 0).stdout).unwrap();
     assert_eq!(syncs_json[0]["error"], EVIL);
-    let status = run(&h, &["status", "--now", "1766113200"]);
+    let status = h.run(&["status", "--now", "1766113200"], 0).stdout;
     assert_inert("status", &status);
     assert!(
         status.contains(&format!("last sync:      3 failed, 2025-12-19 02:00:00Z (1h 0m ago): 0 keys, 0 added, 0 changed, 0 removed; error: {SHOWN}")),
         "{status}"
     );
-    let status_json: Json =
-        serde_json::from_str(&run(&h, &["status", "--json", "--now", "1766113200"])).unwrap();
+    let status_json: Json = serde_json::from_str(
+        &h.run(&["status", "--json", "--now", "1766113200"], 0)
+            .stdout,
+    )
+    .unwrap();
     assert_eq!(status_json["last_sync"]["error"], EVIL);
-    let alarm = h
-        .keysync()
-        .args(["status", "--max-age", "1d", "--now", "1766113200"])
-        .output()
-        .unwrap();
-    assert_eq!(alarm.status.code(), Some(1));
-    assert_inert("status alarm", &stderr(&alarm));
-    assert!(stderr(&alarm).contains(SHOWN), "{}", stderr(&alarm));
+    let alarm = h.run(&["status", "--max-age", "1d", "--now", "1766113200"], 1);
+    assert_inert("status alarm", &alarm.stderr);
+    assert!(alarm.stderr.contains(SHOWN), "{}", alarm.stderr);
 }
 
 /// Key 2's name before it was changed, as the markdown diff shows it.
@@ -496,68 +456,145 @@ fn values_that_cannot_work_are_usage_errors_that_change_nothing() {
     let h = Harness::with_keys(5);
     h.pull(&[]);
     let before = h.dump(&["syncs", "keys", "key_versions"]);
-    let cases: &[(&[&str], &str)] = &[
+    // Each is refused by the flag's parser; the first line of stderr is clap's
+    // "error: invalid value 'VALUE' for 'FLAG': WHY".
+    let invalid = |value: &str, flag: &str, why: &str| {
+        format!("error: invalid value '{value}' for '{flag}': {why}")
+    };
+    let zero = |value: &str, flag: &str| {
+        let why = format!(
+            "\"{value}\" is zero, which cannot work here: give a duration longer than 0s, such \
+             as 30s"
+        );
+        invalid(value, flag, &why)
+    };
+    let too_long = |value: &str, flag: &str| {
+        let why =
+            format!("\"{value}\" is longer than 100 years, the longest duration keysync takes");
+        invalid(value, flag, &why)
+    };
+    let outside = |value: &str| {
+        let why = format!(
+            "\"{value}\" is outside 1970-01-01T00:00:00Z..9999-12-31T23:59:59Z, the times \
+             keysync takes"
+        );
+        invalid(value, "--now <TIME>", &why)
+    };
+    let cases: &[(&[&str], String)] = &[
         (
             &["pull", "--wait", "500000000000y"],
-            "longer than 100 years",
+            too_long("500000000000y", "--wait <DURATION>"),
         ),
-        (&["pull", "--wait", "101y"], "longer than 100 years"),
-        (&["pull", "--timeout", "0"], "is zero"),
-        (&["pull", "--timeout", "0s"], "is zero"),
-        (&["pull", "--every", "0s"], "is zero"),
-        (&["pull", "--every", "1ns"], "the minimum is 1s"),
-        (&["pull", "--every", "999ms"], "the minimum is 1s"),
-        (&["pull", "--timeout", "1ns"], "the minimum is 100ms"),
-        (&["pull", "--timeout", "99ms"], "the minimum is 100ms"),
-        (&["pull", "--concurrency", "0"], "--concurrency"),
-        (&["pull", "--retries", "101"], "at most 100"),
+        (
+            &["pull", "--wait", "101y"],
+            too_long("101y", "--wait <DURATION>"),
+        ),
+        (
+            &["pull", "--timeout", "0"],
+            zero("0", "--timeout <DURATION>"),
+        ),
+        (
+            &["pull", "--timeout", "0s"],
+            zero("0s", "--timeout <DURATION>"),
+        ),
+        (&["pull", "--every", "0s"], zero("0s", "--every <DURATION>")),
+        (
+            &["pull", "--every", "1ns"],
+            invalid(
+                "1ns",
+                "--every <DURATION>",
+                "\"1ns\" is too short for the interval between pulls: the minimum is 1s",
+            ),
+        ),
+        (
+            &["pull", "--every", "999ms"],
+            invalid(
+                "999ms",
+                "--every <DURATION>",
+                "\"999ms\" is too short for the interval between pulls: the minimum is 1s",
+            ),
+        ),
+        (
+            &["pull", "--timeout", "1ns"],
+            invalid(
+                "1ns",
+                "--timeout <DURATION>",
+                "\"1ns\" is too short for a request timeout: the minimum is 100ms",
+            ),
+        ),
+        (
+            &["pull", "--timeout", "99ms"],
+            invalid(
+                "99ms",
+                "--timeout <DURATION>",
+                "\"99ms\" is too short for a request timeout: the minimum is 100ms",
+            ),
+        ),
+        (
+            &["pull", "--concurrency", "0"],
+            invalid("0", "--concurrency <N>", "0 is not in 1..=8"),
+        ),
+        (
+            &["pull", "--retries", "101"],
+            invalid(
+                "101",
+                "--retries <N>",
+                "101 retries per page is more than 100: each retry may wait up to 60 s, so a \
+                 failing page would hold the pull for hours; use at most 100",
+            ),
+        ),
         (
             &["pull", "--retries", "4294967296"],
-            "whole number of retries",
+            invalid(
+                "4294967296",
+                "--retries <N>",
+                "expected a whole number of retries, 0 to 100, got \"4294967296\"",
+            ),
         ),
-        (
-            &["pull", "--now=-1"],
-            "1970-01-01T00:00:00Z..9999-12-31T23:59:59Z",
-        ),
+        (&["pull", "--now=-1"], outside("-1")),
         (
             &["status", "--now", "9223372036854775807"],
-            "the times keysync takes",
+            outside("9223372036854775807"),
         ),
-        (&["status", "--max-age", "0s"], "is zero"),
-        (&["prune", "--keep", "0s"], "is zero"),
+        (
+            &["status", "--max-age", "0s"],
+            zero("0s", "--max-age <DURATION>"),
+        ),
+        (&["prune", "--keep", "0s"], zero("0s", "--keep <DURATION>")),
         (
             &["prune", "--keep", "500000000000y"],
-            "longer than 100 years",
+            too_long("500000000000y", "--keep <DURATION>"),
         ),
-        (&["diff", "500000000000y"], "longer than 100 years"),
+        (
+            &["diff", "500000000000y"],
+            too_long("500000000000y", "[FROM]"),
+        ),
         (
             &["query", "--report", "expiring-soon", "--within", "0s"],
-            "is zero",
+            zero("0s", "--within <DURATION>"),
         ),
         (
             &["query", "--report", "top-consumers", "--limit", "0"],
-            "--limit",
+            invalid("0", "--limit <N>", "0 is not in 1..=4294967295"),
         ),
         (
             &["query", "--report", "top-consumers", "--since", "0s"],
-            "is zero",
+            zero("0s", "--since <DURATION>"),
         ),
-        (&["query", "--report", "idle", "--for", "0s"], "is zero"),
+        (
+            &["query", "--report", "idle", "--for", "0s"],
+            zero("0s", "--for <DURATION>"),
+        ),
     ];
-    for (args, message) in cases {
-        let output = h.keysync().args(*args).output().unwrap();
+    for (args, first_line) in cases {
+        let output = h.run(args, 2);
         assert_eq!(
-            output.status.code(),
-            Some(2),
+            output.stderr.lines().next(),
+            Some(first_line.as_str()),
             "{args:?}: {}",
-            stderr(&output)
+            output.stderr
         );
-        assert!(
-            stderr(&output).contains(message),
-            "{args:?}: {}",
-            stderr(&output)
-        );
-        assert!(!stderr(&output).contains("panicked"), "{args:?}");
+        assert!(!output.stderr.contains("panicked"), "{args:?}");
     }
     assert_eq!(h.dump(&["syncs", "keys", "key_versions"]), before);
 }
@@ -567,48 +604,67 @@ fn not_enough_history_is_exit_2_for_every_form_of_diff() {
     let h = Harness::with_keys(5);
     // Only a failed sync: no good sync at all.
     h.server.account().faults.success_false_page = Some(1);
-    assert_eq!(
-        h.pull_output(&["--now", "1766102400"]).status.code(),
-        Some(4)
-    );
-    let failed_only: &[&[&str]] = &[
-        &["diff"],
-        &["diff", "1"],
-        &["diff", "24h"],
-        &["diff", "1", "1"],
+    h.pull_run(&["--now", "1766102400"], 4);
+    let no_good_sync = "keysync: error: no good sync yet";
+    let sync_1_failed = "keysync: error: sync 1 is failed: it recorded no state of the account, so \
+                         it cannot be a diff point; pick an ok or partial sync from `keysync \
+                         syncs`\n";
+    let failed_only: &[(&[&str], String)] = &[
+        (
+            &["diff"],
+            format!("{no_good_sync}, so there is no state to compare: run `keysync pull` first\n"),
+        ),
+        (&["diff", "1"], sync_1_failed.to_string()),
+        (
+            &["diff", "24h"],
+            format!("{no_good_sync}: run `keysync pull` first\n"),
+        ),
+        (&["diff", "1", "1"], sync_1_failed.to_string()),
     ];
-    for args in failed_only {
-        assert_diff_usage(&h.db, &h, args);
+    for (args, stderr) in failed_only {
+        assert_diff_usage(&h.db, &h, args, stderr);
     }
     // One good sync: nothing to compare it with, whichever way it is asked.
     h.server.account().faults.success_false_page = None;
     h.pull(&["--now", "1766106000"]);
-    let one_good: &[&[&str]] = &[
-        &["diff"],
-        &["diff", "24h"],
-        &["diff", "2025-12-18T00:00:00Z"],
-        &["diff", "1"],
-        &["diff", "9"],
-        &["diff", "2", "9"],
+    let before_the_first = |time: &str| {
+        format!(
+            "keysync: error: no good sync started at or before {time}: the first is sync 2 \
+             (2025-12-19 01:00:00Z); see `keysync syncs`\n"
+        )
+    };
+    let no_sync_9 = "keysync: error: there is no sync 9: the latest is 2; see `keysync syncs`\n";
+    let one_good: &[(&[&str], String)] = &[
+        (
+            &["diff"],
+            "keysync: error: there is only one good sync so far (sync 2 (2025-12-19 01:00:00Z)), \
+             so nothing to compare it with: run `keysync pull` again later, or name the points\n"
+                .to_string(),
+        ),
+        (&["diff", "24h"], before_the_first("2025-12-18 01:00:00Z")),
+        (
+            &["diff", "2025-12-18T00:00:00Z"],
+            before_the_first("2025-12-18 00:00:00Z"),
+        ),
+        (&["diff", "1"], sync_1_failed.to_string()),
+        (&["diff", "9"], no_sync_9.to_string()),
+        (&["diff", "2", "9"], no_sync_9.to_string()),
     ];
-    for args in one_good {
-        assert_diff_usage(&h.db, &h, args);
+    for (args, stderr) in one_good {
+        assert_diff_usage(&h.db, &h, args, stderr);
     }
 }
 
-fn assert_diff_usage(db: &Path, h: &Harness, args: &[&str]) {
-    let output = h
-        .keysync()
-        .args(args)
-        .args(["--now", "1766106000", "--db"])
-        .arg(db)
-        .output()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(2),
-        "{args:?}: {}",
-        stderr(&output)
+/// `keysync ARGS` at a fixed `--now` on `db` is a usage error (exit 2) printing exactly
+/// `stderr`.
+fn assert_diff_usage(db: &Path, h: &Harness, args: &[&str], stderr: &str) {
+    let output = run(
+        h.keysync()
+            .args(args)
+            .args(["--now", "1766106000", "--db"])
+            .arg(db),
+        2,
     );
-    assert!(stderr(&output).contains("keysync: error: "), "{args:?}");
+    assert!(output.stderr.contains("keysync: error: "), "{args:?}");
+    assert_eq!(output.stderr, stderr, "{args:?}");
 }

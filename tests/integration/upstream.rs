@@ -4,7 +4,6 @@
 //! gateway's own bytes come from tests/fixtures/gateway.
 
 use std::path::Path;
-use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -13,15 +12,11 @@ use pretty_assertions::assert_eq;
 use rusqlite::types::Value;
 use serde_json::json;
 
-use crate::common::{Harness, TOKEN, int, text};
+use crate::common::{Harness, Run, TOKEN, int, run, text};
 
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn summary_of(output: &Output) -> (String, i64, i64, i64, i64, i64) {
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(output));
-    let s: serde_json::Value = serde_json::from_slice(&output.stdout).expect("a JSON summary");
+/// A successful pull's `--json` summary as (status, keys, added, changed, removed, pages).
+fn summary_of(output: &Run) -> (String, i64, i64, i64, i64, i64) {
+    let s = output.json();
     let n = |k: &str| s[k].as_i64().unwrap();
     let status = s["status"].as_str().unwrap().to_string();
     (
@@ -60,12 +55,14 @@ fn a_total_too_low_never_ends_the_listing_nor_removes_keys() {
     h.pull(&[]);
     h.server.account().faults.total = Some(100);
     h.server.account().requests_clear();
-    let output = h.pull_output(&["--json", "--concurrency", "1"]);
+    let output = h.pull_run(&["--json", "--concurrency", "1"], 0);
     assert_eq!(summary_of(&output), ("partial".into(), 250, 0, 0, 0, 3));
     assert!(
-        stderr(&output).contains("250 keys were listed but the server's total says 100"),
+        output
+            .stderr
+            .contains("250 keys were listed but the server's total says 100"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
     assert_eq!(live_keys(&h), 250);
     // Each pass: page 1, page 2 (the page `total` said would be the last) was full, so page 3,
@@ -77,9 +74,9 @@ fn a_total_too_low_never_ends_the_listing_nor_removes_keys() {
 fn a_total_too_high_costs_at_most_the_concurrency_beyond_the_short_page() {
     let h = Harness::with_keys(250);
     h.server.account().faults.total = Some(1_000_000_000);
-    let output = h.pull_output(&["--json", "--concurrency", "4"]);
+    let output = h.pull_run(&["--json", "--concurrency", "4"], 0);
     assert_eq!(summary_of(&output), ("partial".into(), 250, 250, 0, 0, 3));
-    assert!(stderr(&output).contains("the server's total says 1000000000"));
+    assert!(output.stderr.contains("the server's total says 1000000000"));
     let pages = pages_requested(&h);
     assert!(pages.len() <= 3 * (3 + 4), "{pages:?}");
     assert!(pages.iter().all(|p| *p <= 3 + 4), "{pages:?}");
@@ -95,13 +92,13 @@ fn a_total_that_makes_a_full_page_1_the_last_is_not_believed() {
     for total in [0, 50, 99] {
         let h = Harness::with_keys(250);
         h.server.account().faults.total = Some(total);
-        let output = h.pull_output(&["--json", "--concurrency", "1"]);
+        let output = h.pull_run(&["--json", "--concurrency", "1"], 0);
         assert_eq!(
             summary_of(&output),
             ("partial".into(), 250, 250, 0, 0, 3),
             "total {total}"
         );
-        assert!(stderr(&output).contains(&format!(
+        assert!(output.stderr.contains(&format!(
             "250 keys were listed but the server's total says {total}"
         )));
         assert_eq!(pages_requested(&h), [1, 2, 3, 1].repeat(3), "total {total}");
@@ -137,16 +134,16 @@ fn a_total_that_is_not_a_count_is_no_failure_only_no_proof() {
             .faults
             .verbatim
             .insert(2, page(2, 1..=50));
-        let output = h.pull_output(&["--json"]);
+        let output = h.pull_run(&["--json"], 0);
         assert_eq!(
             summary_of(&output),
             ("partial".into(), 150, 150, 0, 0, 2),
             "total {total}"
         );
         assert!(
-            stderr(&output).contains("the server sent no usable `total`"),
+            output.stderr.contains("the server sent no usable `total`"),
             "{total}: {}",
-            stderr(&output)
+            output.stderr
         );
     }
 }
@@ -155,7 +152,7 @@ fn a_total_that_is_not_a_count_is_no_failure_only_no_proof() {
 fn offsets_follow_the_page_size_the_server_echoes() {
     let h = Harness::with_keys(250);
     h.server.account().faults.page_size_cap = Some(20);
-    let output = h.pull_output(&["--json"]);
+    let output = h.pull_run(&["--json"], 0);
     // 12 pages of 20 and a short 13th: consistent, so ok, and exactly the pages needed.
     assert_eq!(summary_of(&output), ("ok".into(), 250, 250, 0, 0, 13));
     let mut pages = pages_requested(&h);
@@ -172,7 +169,7 @@ fn offsets_follow_the_page_size_the_server_echoes() {
     );
     // A key deleted upstream is removed by the next (consistent) pull.
     h.server.account().remove(17);
-    let output = h.pull_output(&["--json"]);
+    let output = h.pull_run(&["--json"], 0);
     assert_eq!(summary_of(&output), ("ok".into(), 249, 0, 0, 1, 13));
 }
 
@@ -181,7 +178,7 @@ fn a_smaller_page_size_nobody_echoes_is_learnt_from_page_1() {
     let h = Harness::with_keys(250);
     h.server.account().faults.page_size_cap = Some(20);
     h.server.account().faults.no_page_size = true;
-    let output = h.pull_output(&["--json", "--concurrency", "1"]);
+    let output = h.pull_run(&["--json", "--concurrency", "1"], 0);
     // Page 1 held 20 of 250 keys: 20 per page, 13 pages, the last short, and page 1 again.
     assert_eq!(summary_of(&output), ("ok".into(), 250, 250, 0, 0, 13));
     let expected: Vec<u32> = (1..=13).chain([1]).collect();
@@ -191,21 +188,30 @@ fn a_smaller_page_size_nobody_echoes_is_learnt_from_page_1() {
 #[test]
 fn an_exact_multiple_of_the_page_size_costs_one_empty_page() {
     let h = Harness::with_keys(200);
-    let output = h.pull_output(&["--json", "--concurrency", "4"]);
+    let output = h.pull_run(&["--json", "--concurrency", "4"], 0);
     assert_eq!(summary_of(&output), ("ok".into(), 200, 200, 0, 0, 3));
     assert_eq!(pages_requested(&h).len(), 3 + 1);
+    let mut pages = pages_requested(&h);
+    pages.sort();
+    assert_eq!(
+        pages,
+        [1, 1, 2, 3],
+        "pages 1 and 2, the empty page 3, and page 1 again"
+    );
 }
 
 #[test]
 fn a_server_that_ignores_the_page_number_ends_the_pass_inconsistent() {
     let h = Harness::with_keys(250);
     h.server.account().faults.ignore_page = true;
-    let output = h.pull_output(&["--json", "--concurrency", "1"]);
+    let output = h.pull_run(&["--json", "--concurrency", "1"], 0);
     assert_eq!(summary_of(&output), ("partial".into(), 100, 100, 0, 0, 2));
     assert!(
-        stderr(&output).contains("page 2 listed only keys already seen"),
+        output
+            .stderr
+            .contains("page 2 listed only keys already seen"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
     assert_eq!(pages_requested(&h), [1, 2, 1].repeat(3));
 }
@@ -223,10 +229,12 @@ fn page_1_read_again_catches_a_create_and_a_delete_that_cancel_out() {
         every_time: false,
     });
     h.server.account().requests_clear();
-    let output = h.pull_output(&["--json", "--concurrency", "1", "-v"]);
+    let output = h.pull_run(&["--json", "--concurrency", "1", "-v"], 0);
     assert_eq!(summary_of(&output), ("ok".into(), 250, 1, 0, 1, 3));
     assert!(
-        stderr(&output).contains("listing pass 1 cannot be trusted for removals: page 1 changed")
+        output
+            .stderr
+            .contains("listing pass 1 cannot be trusted for removals: page 1 changed")
     );
     assert_eq!(pages_requested(&h), [1, 2, 3, 1].repeat(2));
     assert_eq!(
@@ -243,11 +251,14 @@ fn a_gzip_bomb_fails_its_page_without_being_read_whole() {
     h.pull(&[]);
     let before = h.dump(&["keys", "key_versions"]);
     h.server.account().faults.gzip_bomb = Some((2, 512 << 20));
-    let output = h.pull_output(&[]);
-    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    let output = h.pull_run(&[], 4);
     let message = "page 2: the response from 127.0.0.1";
-    assert!(stderr(&output).contains(message), "{}", stderr(&output));
-    assert!(stderr(&output).contains("is larger than 8 MiB after decompression"));
+    assert!(output.stderr.contains(message), "{}", output.stderr);
+    assert!(
+        output
+            .stderr
+            .contains("is larger than 8 MiB after decompression")
+    );
     assert_eq!(h.dump(&["keys", "key_versions"]), before);
     let error = h.rows("SELECT status, error FROM syncs WHERE id = 2");
     assert_eq!(error[0][0], text("failed"));
@@ -263,7 +274,7 @@ fn pages_of_many_small_values_stay_within_the_memory_bound() {
     // array of 39,000 zeros: the shape that costs a parser the most memory per byte.
     let h = Harness::with_keys(1000);
     h.server.account().faults.bloat = Some(39_000);
-    let output = h.pull_output(&["--json", "--concurrency", "8"]);
+    let output = h.pull_run(&["--json", "--concurrency", "8"], 0);
     assert_eq!(summary_of(&output), ("ok".into(), 1000, 1000, 0, 0, 11));
     assert_eq!(
         h.count("SELECT count(*) FROM keys WHERE json_array_length(extra, '$.bloat') = 39000"),
@@ -289,12 +300,13 @@ fn a_page_of_more_items_than_asked_for_is_refused_unread() {
             body: body.into_bytes(),
         },
     );
-    let output = h.pull_output(&[]);
-    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    let output = h.pull_run(&[], 4);
     assert!(
-        stderr(&output).contains("page 1: the page holds 101 items, more than the 100 asked for"),
+        output
+            .stderr
+            .contains("page 1: the page holds 101 items, more than the 100 asked for"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
 }
 
@@ -356,10 +368,9 @@ fn every_recorded_account_rejection_exits_3_after_one_request() {
     for name in rejections {
         let h = Harness::with_keys(5);
         h.server.account().faults.verbatim.insert(1, recorded(name));
-        let output = h.pull_output(&[]);
-        assert_eq!(output.status.code(), Some(3), "{name}: {}", stderr(&output));
+        let output = h.pull_run(&[], 3);
         assert!(
-            stderr(&output).contains("the API rejected the credentials"),
+            output.stderr.contains("the API rejected the credentials"),
             "{name}"
         );
         assert_eq!(h.server.account().requests().len(), 1, "{name}");
@@ -387,13 +398,8 @@ fn server_failures_are_exit_4_and_only_5xx_is_retried() {
     for (name, requests, message) in cases {
         let h = Harness::with_keys(5);
         h.server.account().faults.verbatim.insert(1, recorded(name));
-        let output = h.pull_output(&["--retries", "2"]);
-        assert_eq!(output.status.code(), Some(4), "{name}: {}", stderr(&output));
-        assert!(
-            stderr(&output).contains(message),
-            "{name}: {}",
-            stderr(&output)
-        );
+        let output = h.pull_run(&["--retries", "2"], 4);
+        assert!(output.stderr.contains(message), "{name}: {}", output.stderr);
         assert_eq!(h.server.account().requests().len(), requests, "{name}");
     }
 }
@@ -407,13 +413,8 @@ fn a_banned_account_ends_pull_every() {
         .faults
         .verbatim
         .insert(1, recorded("pre_err_user_banned.json"));
-    let output = h
-        .keysync()
-        .args(["pull", "--every", "1s", "--backoff-base", "10ms"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
-    assert!(stderr(&output).contains("User has been banned"));
+    let output = h.run(&["pull", "--every", "1s", "--backoff-base", "10ms"], 3);
+    assert!(output.stderr.contains("User has been banned"));
     assert_eq!(h.server.account().requests().len(), 2 + 1);
 }
 
@@ -429,14 +430,13 @@ fn an_upstream_message_that_quotes_the_token_is_redacted() {
             body: body.into_bytes(),
         },
     );
-    let output = h.pull_output(&["-vvv"]);
-    assert_eq!(output.status.code(), Some(4));
+    let output = h.pull_run(&["-vvv"], 4);
     assert!(
-        stderr(&output).contains("bad handler for *** today"),
+        output.stderr.contains("bad handler for *** today"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
-    assert!(!stderr(&output).contains(TOKEN));
+    assert!(!output.stderr.contains(TOKEN));
     assert_eq!(
         h.rows("SELECT error FROM syncs"),
         vec![vec![text(
@@ -459,7 +459,7 @@ fn serve_recorded(h: &Harness, era: &str) {
 fn the_gateway_starting_to_mask_keys_changes_nothing() {
     let h = Harness::with_keys(0);
     serve_recorded(&h, "premask");
-    let first = h.pull_output(&["--json"]);
+    let first = h.pull_run(&["--json"], 0);
     assert_eq!(summary_of(&first), ("ok".into(), 103, 103, 0, 0, 2));
     assert_eq!(h.count("SELECT count(key_sha256) FROM keys"), 103);
     let hashes = h.rows("SELECT id, key_hint, key_sha256 FROM keys ORDER BY id");
@@ -467,7 +467,7 @@ fn the_gateway_starting_to_mask_keys_changes_nothing() {
     // The 2026-08 gateway: masked keys and a new `auto_groups` on every item, `null` but for
     // key 1008's `["default","vip"]`: that one is a real change, nothing else is.
     serve_recorded(&h, "head");
-    let second = h.pull_output(&["--json"]);
+    let second = h.pull_run(&["--json"], 0);
     assert_eq!(summary_of(&second), ("ok".into(), 103, 0, 1, 0, 2));
     assert_eq!(
         h.rows("SELECT key_id, changed FROM key_versions WHERE valid_from_sync = 2"),
@@ -478,16 +478,24 @@ fn the_gateway_starting_to_mask_keys_changes_nothing() {
         hashes
     );
     assert_eq!(h.count("SELECT count(*) FROM key_versions"), 104);
-    let diff = h
-        .keysync()
-        .args(["diff", "1", "2", "--format", "csv"])
-        .output()
-        .unwrap();
-    assert_eq!(diff.status.code(), Some(0), "{}", stderr(&diff));
-    let diff = String::from_utf8(diff.stdout).unwrap();
+    let diff = h.run(&["diff", "1", "2", "--format", "csv"], 0).stdout;
     let rows: Vec<&str> = diff.lines().skip(1).collect();
     assert_eq!(rows.len(), 1, "{diff}");
     assert!(rows[0].starts_with("changed,1008,"), "{diff}");
+    let record: Vec<String> = csv::Reader::from_reader(diff.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .next()
+        .unwrap();
+    assert_eq!(
+        record[4..],
+        [
+            "extra",
+            r#"{"DeletedAt":null}"#,
+            r#"{"DeletedAt":null,"auto_groups":["default","vip"]}"#
+        ],
+        "{diff}"
+    );
 }
 
 #[test]
@@ -503,7 +511,7 @@ fn a_masked_key_that_differs_from_the_hint_is_a_rotation() {
     assert_ne!(rotated, body);
     page.body = rotated.into_bytes();
     h.server.account().faults.verbatim.insert(1, page);
-    let output = h.pull_output(&["--json"]);
+    let output = h.pull_run(&["--json"], 0);
     // Key 1121 rotated; key 1008's new `auto_groups` is the other change.
     assert_eq!(summary_of(&output), ("ok".into(), 103, 0, 2, 0, 2));
     assert_eq!(
@@ -525,10 +533,10 @@ fn a_null_field_appearing_is_no_change_but_a_value_is() {
         .faults
         .extra_fields
         .insert("auto_groups".into(), json!(null));
-    let output = h.pull_output(&["--json"]);
+    let output = h.pull_run(&["--json"], 0);
     assert_eq!(summary_of(&output), ("ok".into(), 120, 0, 0, 0, 2));
     h.server.account().faults.extra_fields.clear();
-    let output = h.pull_output(&["--json"]);
+    let output = h.pull_run(&["--json"], 0);
     assert_eq!(
         summary_of(&output),
         ("ok".into(), 120, 0, 0, 0, 2),
@@ -539,7 +547,7 @@ fn a_null_field_appearing_is_no_change_but_a_value_is() {
         .faults
         .extra_fields
         .insert("auto_groups".into(), json!(["default"]));
-    let output = h.pull_output(&["--json"]);
+    let output = h.pull_run(&["--json"], 0);
     assert_eq!(summary_of(&output), ("ok".into(), 120, 0, 120, 0, 2));
     assert_eq!(
         h.rows("SELECT DISTINCT changed, extra FROM key_versions WHERE valid_from_sync = 4"),
@@ -548,13 +556,28 @@ fn a_null_field_appearing_is_no_change_but_a_value_is() {
             text(r#"{"auto_groups":["default"]}"#)
         ]]
     );
-    let history = h
-        .keysync()
-        .args(["history", "7", "--format", "json"])
-        .output()
-        .unwrap();
-    let versions: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    let versions = h.run(&["history", "7", "--format", "json"], 0).json();
     assert_eq!(versions.as_array().unwrap().len(), 2, "{versions}");
+    // Key 7's first version lasts through the null field's coming and going; only the value
+    // opens a second one.
+    let spans: Vec<[&serde_json::Value; 4]> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| [&v["from_sync"], &v["to_sync"], &v["changed"], &v["extra"]])
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            [&json!(1), &json!(4), &json!(""), &json!("{}")],
+            [
+                &json!(4),
+                &json!(null),
+                &json!("extra"),
+                &json!(r#"{"auto_groups":["default"]}"#)
+            ],
+        ]
+    );
 }
 
 // 5. Unknown values kept exactly --------------------------------------------------------------
@@ -573,7 +596,7 @@ fn unknown_numbers_beyond_64_bits_and_f64_are_stored_as_written() {
             body: body.as_bytes().to_vec(),
         },
     );
-    let output = h.pull_output(&["--json"]);
+    let output = h.pull_run(&["--json"], 0);
     assert_eq!(summary_of(&output), ("ok".into(), 1, 1, 0, 0, 1));
     // Names sorted, values exactly as written less white space.
     assert_eq!(
@@ -582,7 +605,7 @@ fn unknown_numbers_beyond_64_bits_and_f64_are_stored_as_written() {
             r#"{"big":123456789012345678901234567890,"huge":[1E400,{"b":1,"a":"\u00e9"}],"tiny":1e-400,"x":0.10}"#
         )]]
     );
-    let output = h.pull_output(&["--json"]);
+    let output = h.pull_run(&["--json"], 0);
     assert_eq!(
         summary_of(&output),
         ("ok".into(), 1, 0, 0, 0, 1),
@@ -598,7 +621,7 @@ fn unknown_numbers_beyond_64_bits_and_f64_are_stored_as_written() {
             body: changed.into_bytes(),
         },
     );
-    let output = h.pull_output(&["--json"]);
+    let output = h.pull_run(&["--json"], 0);
     assert_eq!(summary_of(&output), ("ok".into(), 1, 0, 1, 0, 1));
 }
 
@@ -609,16 +632,13 @@ fn retry_after_zero_still_waits_the_base_backoff() {
     let h = Harness::with_keys(3);
     h.server.account().faults.rate_limit_first = 1;
     h.server.account().faults.retry_after = Some(0);
-    let output = h
-        .keysync()
-        .args(["pull", "-v", "--backoff-base", "250ms"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = h.run(&["pull", "-v", "--backoff-base", "250ms"], 0);
     assert!(
-        stderr(&output).contains("page 1: HTTP 429 (rate limited), retry 1/8 in 250ms"),
+        output
+            .stderr
+            .contains("page 1: HTTP 429 (rate limited), retry 1/8 in 250ms"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
 }
 
@@ -628,9 +648,9 @@ fn a_refused_connection_is_retried_three_times_naming_the_host() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = closed.local_addr().unwrap();
     drop(closed);
-    let output = h.pull_output(&["-v", "--base-url", &format!("http://{address}")]);
-    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
-    let log = stderr(&output);
+    let log = h
+        .pull_run(&["-v", "--base-url", &format!("http://{address}")], 4)
+        .stderr;
     assert!(log.contains(&format!("{address} is unreachable")), "{log}");
     assert!(log.contains("retry 3/3"), "{log}");
     assert!(!log.contains("retry 4/"), "{log}");
@@ -715,9 +735,7 @@ fn an_untrusted_certificate_fails_at_once_and_a_ca_cert_fixes_it() {
     let h = Harness::with_keys(130);
     let front = TlsFront::start(h.server.url());
     let host = front.url.trim_start_matches("https://").to_string();
-    let output = h.pull_output(&["--base-url", &front.url]);
-    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
-    let message = stderr(&output);
+    let message = h.pull_run(&["--base-url", &front.url], 4).stderr;
     assert!(
         message.contains(&format!("cannot talk to {host}")),
         "{message}"
@@ -728,31 +746,34 @@ fn an_untrusted_certificate_fails_at_once_and_a_ca_cert_fixes_it() {
 
     let ca = h.dir.path().join("ca.pem");
     std::fs::write(&ca, &front.ca_pem).unwrap();
-    let output = h.pull_output(&[
-        "--json",
-        "--base-url",
-        &front.url,
-        "--ca-cert",
-        ca.to_str().unwrap(),
-    ]);
+    let output = h.pull_run(
+        &[
+            "--json",
+            "--base-url",
+            &front.url,
+            "--ca-cert",
+            ca.to_str().unwrap(),
+        ],
+        0,
+    );
     assert_eq!(summary_of(&output), ("ok".into(), 130, 130, 0, 0, 2));
 
     // The same CA through SSL_CERT_FILE, and through a profile's ca_cert (relative to the file).
-    let output = h
-        .keysync()
-        .env("SSL_CERT_FILE", &ca)
-        .args(["pull", "--json", "--base-url", &front.url])
-        .output()
-        .unwrap();
+    let output = run(
+        h.keysync()
+            .env("SSL_CERT_FILE", &ca)
+            .args(["pull", "--json", "--base-url", &front.url]),
+        0,
+    );
     assert_eq!(summary_of(&output), ("ok".into(), 130, 0, 0, 0, 2));
     let config = h.dir.path().join("config.toml");
     std::fs::write(&config, "[profiles.private]\nca_cert = \"ca.pem\"\n").unwrap();
-    let output = h
-        .keysync()
-        .args(["--config", config.to_str().unwrap(), "--profile", "private"])
-        .args(["pull", "--json", "--base-url", &front.url])
-        .output()
-        .unwrap();
+    let output = run(
+        h.keysync()
+            .args(["--config", config.to_str().unwrap(), "--profile", "private"])
+            .args(["pull", "--json", "--base-url", &front.url]),
+        0,
+    );
     assert_eq!(summary_of(&output), ("ok".into(), 130, 0, 0, 0, 2));
 }
 
@@ -761,21 +782,11 @@ fn the_wrong_scheme_fails_at_once_saying_which_to_use() {
     let h = Harness::with_keys(1);
     let front = TlsFront::start(h.server.url());
     let plain_as_https = h.server.url().replacen("http://", "https://", 1);
-    let output = h.pull_output(&["--base-url", &plain_as_https]);
-    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("use http://"),
-        "{}",
-        stderr(&output)
-    );
+    let output = h.pull_run(&["--base-url", &plain_as_https], 4);
+    assert!(output.stderr.contains("use http://"), "{}", output.stderr);
     let tls_as_http = front.url.replacen("https://", "http://", 1);
-    let output = h.pull_output(&["--base-url", &tls_as_http]);
-    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("use https://"),
-        "{}",
-        stderr(&output)
-    );
+    let output = h.pull_run(&["--base-url", &tls_as_http], 4);
+    assert!(output.stderr.contains("use https://"), "{}", output.stderr);
     assert_eq!(front.connections.load(Ordering::SeqCst), 1, "never retried");
 }
 
@@ -784,15 +795,14 @@ fn no_ca_certificates_is_exit_4_with_the_remedy() {
     let h = Harness::with_keys(1);
     let empty = h.dir.path().join("empty.pem");
     std::fs::write(&empty, "").unwrap();
-    let output = h
-        .keysync()
-        .env("SSL_CERT_FILE", &empty)
-        .env("SSL_CERT_DIR", h.dir.path().join("no-such-dir"))
-        .args(["pull", "--base-url", "https://127.0.0.1:9"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
-    let message = stderr(&output);
+    let message = run(
+        h.keysync()
+            .env("SSL_CERT_FILE", &empty)
+            .env("SSL_CERT_DIR", h.dir.path().join("no-such-dir"))
+            .args(["pull", "--base-url", "https://127.0.0.1:9"]),
+        4,
+    )
+    .stderr;
     assert!(
         message.contains("cannot set up HTTPS for 127.0.0.1:9"),
         "{message}"
@@ -802,13 +812,13 @@ fn no_ca_certificates_is_exit_4_with_the_remedy() {
         "{message}"
     );
     // A plain-HTTP gateway needs no trust store at all.
-    let output = h
-        .keysync()
-        .env("SSL_CERT_FILE", &empty)
-        .env("SSL_CERT_DIR", h.dir.path().join("no-such-dir"))
-        .args(["pull", "--json"])
-        .output()
-        .unwrap();
+    let output = run(
+        h.keysync()
+            .env("SSL_CERT_FILE", &empty)
+            .env("SSL_CERT_DIR", h.dir.path().join("no-such-dir"))
+            .args(["pull", "--json"]),
+        0,
+    );
     assert_eq!(summary_of(&output), ("ok".into(), 1, 1, 0, 0, 1));
 }
 
@@ -817,25 +827,26 @@ fn a_ca_cert_file_without_certificates_is_a_usage_error() {
     let h = Harness::new(FakeAccount::new(TOKEN));
     let bogus = h.dir.path().join("bogus.pem");
     std::fs::write(&bogus, "not a certificate\n").unwrap();
-    let output = h.pull_output(&[
-        "--base-url",
-        "https://127.0.0.1:9",
-        "--ca-cert",
-        bogus.to_str().unwrap(),
-    ]);
-    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let output = h.pull_run(
+        &[
+            "--base-url",
+            "https://127.0.0.1:9",
+            "--ca-cert",
+            bogus.to_str().unwrap(),
+        ],
+        2,
+    );
     assert!(
-        stderr(&output).contains("holds no PEM certificate"),
+        output.stderr.contains("holds no PEM certificate"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
     // A wrong path shows on a plain-HTTP gateway too, before anyone switches to https.
     let missing = h.dir.path().join("missing.pem");
-    let output = h.pull_output(&["--ca-cert", missing.to_str().unwrap()]);
-    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let output = h.pull_run(&["--ca-cert", missing.to_str().unwrap()], 2);
     assert!(
-        stderr(&output).contains("cannot read --ca-cert"),
+        output.stderr.contains("cannot read --ca-cert"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
 }
