@@ -1,6 +1,6 @@
 //! The failures the fake can inject (test support only), each on its own switch in [`Faults`],
-//! and the hooks through which [`super::answer`] and the server apply them on top of the happy
-//! path.
+//! and the hooks through which the parent module's `answer` and the server apply them on top
+//! of the happy path.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

@@ -9,7 +9,7 @@
 //! That happy path is all `demo` needs and all a default build compiles. The `test-support`
 //! feature (on for tests and benches) layers on it the fault switches (`Faults`), the request
 //! recording (`RecordedRequest`, `requests()`, `max_in_flight()`) and `serve_in_background`;
-//! [`answer`] marks each place where that layer steps in.
+//! `answer` marks each place where that layer steps in.
 
 mod generate;
 mod server;
@@ -97,6 +97,7 @@ impl FakeAccount {
     }
 
     /// Puts back a key under the id its fields carry, as a restored key keeps its id.
+    #[cfg(feature = "test-support")]
     pub fn restore(&mut self, fields: Map<String, Json>) {
         let id = fields["id"]
             .as_i64()

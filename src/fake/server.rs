@@ -180,3 +180,110 @@ pub(super) fn json_response(status: StatusCode, body: &Json) -> Response {
     let content_type = [(header::CONTENT_TYPE, "application/json")];
     response(status, &content_type, body.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    /// Sends `requests` as they are on one connection and returns everything the fake wrote
+    /// back before closing it.
+    fn exchange(server: &FakeServer, requests: &str) -> String {
+        let address = server.url().trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream.write_all(requests.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    }
+
+    fn body_of(answer: &str) -> Json {
+        let (_, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+        serde_json::from_str(body).unwrap()
+    }
+
+    #[test]
+    fn pages_newest_first_by_p_and_size_and_checks_the_token() {
+        let mut account = FakeAccount::new("t");
+        account.generate(5, 1, 1_766_102_400);
+        account.mask_keys = true;
+        let server = FakeServer::start(account).unwrap();
+        let answer = exchange(
+            &server,
+            "GET /api/token/?p=2&size=2 HTTP/1.1\r\nHost: x\r\nAuthorization: t\r\n\
+             Connection: close\r\n\r\n",
+        );
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        let body = body_of(&answer);
+        let data = &body["data"];
+        assert_eq!(
+            (&data["page"], &data["page_size"], &data["total"]),
+            (&2.into(), &2.into(), &5.into())
+        );
+        let ids: Vec<i64> = data["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ids, [3, 2]);
+        let key = data["items"][0]["key"].as_str().unwrap();
+        assert_eq!(
+            key,
+            crate::api::model::mask_key(server.account().get(3).unwrap()["key"].as_str().unwrap())
+        );
+
+        let answer = exchange(
+            &server,
+            "GET /api/token/ HTTP/1.1\r\nHost: x\r\nAuthorization: wrong\r\nConnection: close\r\n\r\n",
+        );
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert_eq!(
+            body_of(&answer),
+            serde_json::json!({"success": false, "message": "Unauthorized, invalid access token"})
+        );
+    }
+
+    #[test]
+    fn keeps_the_connection_alive_between_requests() {
+        let server = FakeServer::start(FakeAccount::new("t")).unwrap();
+        let answer = exchange(
+            &server,
+            "GET /api/token/ HTTP/1.1\r\nHost: x\r\nAuthorization: t\r\n\r\n\
+             GET /api/token/?p=2 HTTP/1.1\r\nHost: x\r\nAuthorization: t\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(answer.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{answer}");
+        assert!(answer.contains(r#""page":2"#), "{answer}");
+    }
+
+    #[test]
+    fn redirects_the_slashless_path_and_knows_no_other() {
+        let server = FakeServer::start(FakeAccount::new("t")).unwrap();
+        let answer = exchange(
+            &server,
+            "GET /api/token?p=3&size=7 HTTP/1.1\r\nHost: x\r\n\r\n\
+             GET /api/tokens/ HTTP/1.1\r\nHost: x\r\n\r\n\
+             POST /api/token/ HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        let heads: Vec<&str> = answer
+            .lines()
+            .filter(|l| l.starts_with("HTTP/1.1"))
+            .collect();
+        assert_eq!(
+            heads,
+            [
+                "HTTP/1.1 308 Permanent Redirect",
+                "HTTP/1.1 404 Not Found",
+                "HTTP/1.1 405 Method Not Allowed"
+            ]
+        );
+        assert!(
+            answer.contains("location: /api/token/?p=3&size=7\r\n"),
+            "{answer}"
+        );
+    }
+}
