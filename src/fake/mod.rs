@@ -3,30 +3,44 @@
 //! It serves `GET /api/token/` on 127.0.0.1 the way ../shared/cometapi-api.md describes the
 //! real one: the `{success, message, data}` envelope, 1-based `p`, `page_size` capped at 100
 //! (also read as `ps` or `size`), newest first, `total` for the whole account, 401 without a
-//! token, 200 + `success:false` for a wrong one, `New-Api-User` when required, a 301 for the
-//! path without its slash, and masked keys on request. [`Faults`] switch on the failures the
-//! fault suite needs.
+//! token, 200 + `success:false` for a wrong one, `New-Api-User` when required, a permanent
+//! redirect for the path without its slash, and masked keys on request.
+//!
+//! That happy path is all `demo` needs and all a default build compiles. The `test-support`
+//! feature (on for tests and benches) layers on it the fault switches (`Faults`), the request
+//! recording (`RecordedRequest`, `requests()`, `max_in_flight()`) and `serve_in_background`;
+//! `answer` marks each place where that layer steps in.
 
 mod generate;
+mod server;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+#[cfg(feature = "test-support")]
+mod faults;
+#[cfg(feature = "test-support")]
+mod loopback;
+#[cfg(feature = "test-support")]
+mod record;
 
-use axum::Router;
-use axum::extract::{Query, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use std::collections::{BTreeMap, HashMap};
+
+use hyper::http::request::Parts;
+use hyper::{HeaderMap, StatusCode};
 use serde_json::{Map, Value as Json, json};
-use tokio::sync::oneshot;
 
 use crate::api::model::mask_key;
+use server::{Response, json_response};
 
+#[cfg(feature = "test-support")]
+pub use faults::{Drift, Faults, Malformed, Verbatim};
 pub use generate::generate_keys;
+#[cfg(feature = "test-support")]
+pub use loopback::serve_in_background;
+#[cfg(feature = "test-support")]
+pub use record::RecordedRequest;
+pub use server::FakeServer;
 
-/// The fake's whole state: the account's keys, its credentials and its fault switches.
+/// The fake's whole state: the account's keys and its credentials (and, with test support,
+/// its fault switches and what it has seen).
 #[derive(Debug)]
 pub struct FakeAccount {
     pub token: String,
@@ -35,96 +49,12 @@ pub struct FakeAccount {
     pub require_user_id: bool,
     /// Serve keys masked, as newer gateways do.
     pub mask_keys: bool,
+    #[cfg(feature = "test-support")]
     pub faults: Faults,
     keys: BTreeMap<i64, Map<String, Json>>,
     next_id: i64,
-    requests: Vec<RecordedRequest>,
-    in_flight: usize,
-    max_in_flight: usize,
-    connections_reset: u32,
-    /// When the requests the rate limiter let through arrived.
-    admitted: VecDeque<Instant>,
-    rate_limited: usize,
-}
-
-/// Failures the fake can inject, each on its own switch.
-#[derive(Debug, Default)]
-pub struct Faults {
-    /// Answer the first N requests with 429 and an empty body.
-    pub rate_limit_first: u32,
-    /// Send `Retry-After: N` (seconds) with those 429s.
-    pub retry_after: Option<u64>,
-    /// Allow at most N requests per window, like upstream's sliding window per client IP (360
-    /// per 180 s by default since 2026-06, 180 before); the
-    /// rest get 429 with an empty body.
-    pub rate_limit: Option<(usize, Duration)>,
-    /// Answer every Kth request with 502 and an HTML body.
-    pub fail_every: Option<u32>,
-    /// Close the first N connections as soon as they are accepted (the client sees a reset).
-    pub reset_connections: u32,
-    /// Serve this page with a broken body.
-    pub malformed_page: Option<(u32, Malformed)>,
-    /// Answer this page with HTTP 200 and `success:false`.
-    pub success_false_page: Option<u32>,
-    /// Do not answer this page, the given number of times (then serve it normally).
-    pub hang_page: Option<(u32, u32)>,
-    /// Wait this long before answering any page.
-    pub page_delay: Duration,
-    /// Change the account right after serving a page.
-    pub after_page: Option<Drift>,
-    /// Fields added to every item served.
-    pub extra_fields: Map<String, Json>,
-    /// Report this `total` instead of the true count, like a failed or stale COUNT query.
-    pub total: Option<i64>,
-    /// Cap the page size at this (and echo it in `data.page_size`), like a fork or a proxy.
-    pub page_size_cap: Option<usize>,
-    /// Leave `data.page_size` out of every page, as older gateways and some proxies do.
-    pub no_page_size: bool,
-    /// Serve page 1 whatever `p` asks for, like a server that does not page.
-    pub ignore_page: bool,
-    /// Answer this page with a gzip body that inflates to about this many bytes of JSON.
-    pub gzip_bomb: Option<(u32, usize)>,
-    /// Answer this page with these exact bytes, e.g. a recorded gateway answer.
-    pub verbatim: BTreeMap<u32, Verbatim>,
-    /// Give every item an unknown field `bloat` holding an array of this many zeros: many
-    /// small JSON values, the shape that costs a parser the most memory per byte.
-    pub bloat: Option<usize>,
-}
-
-/// One recorded answer, served byte for byte.
-#[derive(Clone, Debug)]
-pub struct Verbatim {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-/// Ways a page body can be broken.
-#[derive(Clone, Debug)]
-pub enum Malformed {
-    InvalidJson,
-    MissingData,
-    ItemsNotArray,
-    IdAsString,
-}
-
-/// An account change that lands while a pull is paging.
-#[derive(Clone, Debug)]
-pub struct Drift {
-    pub page: u32,
-    pub create: usize,
-    pub delete: Vec<i64>,
-    /// Apply it after every pass over that page, not just the first.
-    pub every_time: bool,
-}
-
-/// One request as the fake received it, for tests to inspect.
-#[derive(Clone, Debug)]
-pub struct RecordedRequest {
-    pub path_and_query: String,
-    pub authorization: Option<String>,
-    pub user_agent: Option<String>,
-    pub new_api_user: Option<String>,
+    #[cfg(feature = "test-support")]
+    traffic: record::Traffic,
 }
 
 impl FakeAccount {
@@ -134,15 +64,12 @@ impl FakeAccount {
             user_id: 5678,
             require_user_id: false,
             mask_keys: false,
+            #[cfg(feature = "test-support")]
             faults: Faults::default(),
             keys: BTreeMap::new(),
             next_id: 1,
-            requests: Vec::new(),
-            in_flight: 0,
-            max_in_flight: 0,
-            connections_reset: 0,
-            admitted: VecDeque::new(),
-            rate_limited: 0,
+            #[cfg(feature = "test-support")]
+            traffic: record::Traffic::default(),
         }
     }
 
@@ -170,6 +97,7 @@ impl FakeAccount {
     }
 
     /// Puts back a key under the id its fields carry, as a restored key keeps its id.
+    #[cfg(feature = "test-support")]
     pub fn restore(&mut self, fields: Map<String, Json>) {
         let id = fields["id"]
             .as_i64()
@@ -195,59 +123,47 @@ impl FakeAccount {
         self.keys.keys().copied().collect()
     }
 
-    pub fn requests(&self) -> &[RecordedRequest] {
-        &self.requests
-    }
-
-    /// Forgets the requests recorded so far, so a test can count one pull's.
-    pub fn requests_clear(&mut self) {
-        self.requests.clear();
-    }
-
-    /// The most requests that were being answered at one moment.
-    pub fn max_in_flight(&self) -> usize {
-        self.max_in_flight
-    }
-
-    /// How many requests got a 429, from either rate-limit switch.
-    pub fn rate_limited(&self) -> usize {
-        self.rate_limited
-    }
-
-    /// Whether the sliding-window limiter turns this request away.
-    fn over_rate_limit(&mut self) -> bool {
-        let Some((limit, window)) = self.faults.rate_limit else {
-            return false;
+    /// The answer upstream gives a request without the right credentials, if this is one.
+    fn refuse(&self, headers: &HeaderMap) -> Option<Response> {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let Some(authorization) = header("authorization") else {
+            return Some(failure(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized, not logged in and no access token provided",
+            ));
         };
-        let now = Instant::now();
-        while self
-            .admitted
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= window)
-        {
-            self.admitted.pop_front();
+        if self.require_user_id && header("new-api-user") != Some(&self.user_id.to_string()) {
+            return Some(failure(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized, New-Api-User header not provided",
+            ));
         }
-        if self.admitted.len() >= limit {
-            return true;
+        if authorization != self.token {
+            return Some(failure(
+                StatusCode::OK,
+                "Unauthorized, invalid access token",
+            ));
         }
-        self.admitted.push_back(now);
-        false
+        None
     }
 
-    /// How many connections the `reset_connections` fault has closed.
-    pub fn connections_reset(&self) -> u32 {
-        self.connections_reset
-    }
-
-    fn page(&self, page: u32, page_size: usize) -> Vec<Json> {
-        let offset = (page as usize - 1).saturating_mul(page_size);
-        self.keys
+    /// One page of the account, newest key first.
+    fn page(&self, wanted: PageRequest) -> Page {
+        let offset = (wanted.page as usize - 1).saturating_mul(wanted.page_size);
+        let items = self
+            .keys
             .values()
             .rev()
             .skip(offset)
-            .take(page_size)
+            .take(wanted.page_size)
             .map(|fields| self.serve_item(fields))
-            .collect()
+            .collect();
+        Page {
+            page: wanted.page,
+            page_size: wanted.page_size,
+            total: self.keys.len() as i64,
+            items,
+        }
     }
 
     fn serve_item(&self, fields: &Map<String, Json>) -> Json {
@@ -258,426 +174,98 @@ impl FakeAccount {
             let masked = mask_key(key);
             item.insert("key".into(), Json::String(masked));
         }
-        for (name, value) in &self.faults.extra_fields {
-            item.insert(name.clone(), value.clone());
-        }
         Json::Object(item)
     }
+}
 
-    fn apply_drift(&mut self, page: u32) {
-        let Some(drift) = self.faults.after_page.clone() else {
-            return;
-        };
-        if drift.page != page {
-            return;
-        }
-        if !drift.every_time {
-            self.faults.after_page = None;
-        }
-        let now = self
-            .keys
-            .values()
-            .filter_map(|k| k.get("created_time")?.as_i64())
-            .max();
-        let seed = self.next_id as u64;
-        for fields in generate_keys(drift.create, seed, now.unwrap_or(1_766_000_000) + 60) {
-            self.insert(fields);
-        }
-        for id in &drift.delete {
-            self.keys.remove(id);
-        }
+/// What a request asks for, read as upstream reads it.
+#[derive(Clone, Copy, Debug)]
+struct PageRequest {
+    /// 1-based; a missing, zero or unreadable `p` means 1.
+    page: u32,
+    /// `page_size`, `ps` or `size` (the first one present), 10 by default, at most 100.
+    page_size: usize,
+}
+
+impl PageRequest {
+    fn read(query: Option<&str>) -> PageRequest {
+        let query: HashMap<String, String> =
+            form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+                .into_owned()
+                .collect();
+        let page = query
+            .get("p")
+            .and_then(|p| p.parse::<u32>().ok())
+            .filter(|p| *p > 0)
+            .unwrap_or(1);
+        let page_size = ["page_size", "ps", "size"]
+            .iter()
+            .find_map(|name| query.get(*name))
+            .and_then(|s| s.parse::<usize>().ok())
+            .filter(|s| *s > 0)
+            .unwrap_or(10)
+            .min(100);
+        PageRequest { page, page_size }
     }
 }
 
-/// A running fake on 127.0.0.1, on its own thread; it stops when dropped.
-pub struct FakeServer {
-    url: String,
-    account: Arc<Mutex<FakeAccount>>,
-    _shutdown: oneshot::Sender<()>,
-}
-
-impl FakeServer {
-    /// Serves `account` on an ephemeral loopback port.
-    pub fn start(account: FakeAccount) -> std::io::Result<FakeServer> {
-        let listener = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-        listener.set_nonblocking(true)?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let account = Arc::new(Mutex::new(account));
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let app = router(account.clone());
-        let app_account = account.clone();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        std::thread::Builder::new()
-            .name("fake-cometapi".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let listener = ResettingListener {
-                        inner: tokio::net::TcpListener::from_std(listener)?,
-                        account: app_account,
-                    };
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(async {
-                            let _ = stopped.await;
-                        })
-                        .await
-                })
-            })?;
-        Ok(FakeServer {
-            url,
-            account,
-            _shutdown: shutdown,
-        })
-    }
-
-    /// The base URL to give keysync, e.g. `http://127.0.0.1:41234`.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// The account, to change keys or faults between (or during) pulls.
-    pub fn account(&self) -> MutexGuard<'_, FakeAccount> {
-        self.account
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// Serves `app` on an ephemeral 127.0.0.1 port from a thread of its own, for as long as the
-/// process lives, and returns its base URL. For test and benchmark servers that need none of
-/// [`FakeServer`]'s faults.
-pub fn serve_in_background(app: Router) -> std::io::Result<String> {
-    let listener = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-    listener.set_nonblocking(true)?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    std::thread::Builder::new()
-        .name("loopback-server".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener)?;
-                axum::serve(listener, app).await
-            })
-        })?;
-    Ok(url)
-}
-
-/// A TCP listener that can drop freshly accepted connections, to fake connection resets.
-struct ResettingListener {
-    inner: tokio::net::TcpListener,
-    account: Arc<Mutex<FakeAccount>>,
-}
-
-impl ResettingListener {
-    fn should_reset(&self) -> bool {
-        let mut account = self.account.lock().unwrap_or_else(|p| p.into_inner());
-        let reset = account.connections_reset < account.faults.reset_connections;
-        if reset {
-            account.connections_reset += 1;
-        }
-        reset
-    }
-}
-
-impl axum::serve::Listener for ResettingListener {
-    type Io = tokio::net::TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let (stream, address) = axum::serve::Listener::accept(&mut self.inner).await;
-            if !self.should_reset() {
-                return (stream, address);
-            }
-            // Zero linger makes the close an RST, as a dropped connection looks on the wire.
-            let _ = stream.set_zero_linger();
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.inner.local_addr()
-    }
-}
-
-fn router(account: Arc<Mutex<FakeAccount>>) -> Router {
-    Router::new()
-        .route("/api/token/", get(list_tokens))
-        .route("/api/token", get(redirect_to_slash))
-        .with_state(account)
-}
-
-async fn redirect_to_slash(RawQuery(query): RawQuery) -> Redirect {
-    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
-    Redirect::permanent(&format!("/api/token/{query}"))
-}
-
-/// What one request gets, decided under the lock; waiting happens after releasing it.
-enum Answer {
-    Now(Response),
-    Hang,
-}
-
-async fn list_tokens(
-    State(account): State<Arc<Mutex<FakeAccount>>>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    let lock = || account.lock().unwrap_or_else(|p| p.into_inner());
-    let _counted = InFlight::enter(&account);
-    let delay = lock().faults.page_delay;
-    tokio::time::sleep(delay).await;
-    let answer = answer(&mut lock(), &headers, &query, raw.unwrap_or_default());
-    match answer {
-        Answer::Now(response) => response,
-        Answer::Hang => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            StatusCode::GATEWAY_TIMEOUT.into_response()
-        }
-    }
-}
-
-/// Counts a request as in flight until it is answered or the client gives up on it.
-struct InFlight<'a>(&'a Mutex<FakeAccount>);
-
-impl<'a> InFlight<'a> {
-    fn enter(account: &'a Mutex<FakeAccount>) -> InFlight<'a> {
-        let mut state = account.lock().unwrap_or_else(|p| p.into_inner());
-        state.in_flight += 1;
-        state.max_in_flight = state.max_in_flight.max(state.in_flight);
-        InFlight(account)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).in_flight -= 1;
-    }
-}
-
-fn answer(
-    account: &mut FakeAccount,
-    headers: &HeaderMap,
-    query: &HashMap<String, String>,
-    raw_query: String,
-) -> Answer {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(String::from)
-    };
-    account.requests.push(RecordedRequest {
-        path_and_query: format!("/api/token/?{raw_query}"),
-        authorization: header("authorization"),
-        user_agent: header("user-agent"),
-        new_api_user: header("new-api-user"),
-    });
-    let count = account.requests.len() as u32;
-    if count <= account.faults.rate_limit_first || account.over_rate_limit() {
-        account.rate_limited += 1;
-        let mut response = StatusCode::TOO_MANY_REQUESTS.into_response();
-        if let Some(seconds) = account.faults.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, seconds.into());
-        }
-        return Answer::Now(response);
-    }
-    if account
-        .faults
-        .fail_every
-        .is_some_and(|k| k > 0 && count.is_multiple_of(k))
-    {
-        let html = "<html><body><h1>502 Bad Gateway</h1></body></html>";
-        return Answer::Now(
-            (
-                StatusCode::BAD_GATEWAY,
-                [(header::CONTENT_TYPE, "text/html")],
-                html,
-            )
-                .into_response(),
-        );
-    }
-    let Some(authorization) = header("authorization") else {
-        return Answer::Now(failure(
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized, not logged in and no access token provided",
-        ));
-    };
-    if account.require_user_id && header("new-api-user") != Some(account.user_id.to_string()) {
-        return Answer::Now(failure(
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized, New-Api-User header not provided",
-        ));
-    }
-    if authorization != account.token {
-        return Answer::Now(failure(
-            StatusCode::OK,
-            "Unauthorized, invalid access token",
-        ));
-    }
-    let page = query
-        .get("p")
-        .and_then(|p| p.parse::<u32>().ok())
-        .filter(|p| *p > 0 && !account.faults.ignore_page)
-        .unwrap_or(1);
-    if let Some(answer) = account.faults.verbatim.get(&page) {
-        return Answer::Now(verbatim(answer));
-    }
-    let page_size = ["page_size", "ps", "size"]
-        .iter()
-        .find_map(|name| query.get(*name))
-        .and_then(|s| s.parse::<usize>().ok())
-        .filter(|s| *s > 0)
-        .unwrap_or(10)
-        .min(100)
-        .min(account.faults.page_size_cap.unwrap_or(100));
-    if let Some((hang, times)) = account.faults.hang_page
-        && hang == page
-        && times > 0
-    {
-        account.faults.hang_page = Some((hang, times - 1));
-        return Answer::Hang;
-    }
-    if account.faults.success_false_page == Some(page) {
-        return Answer::Now(failure(
-            StatusCode::OK,
-            "database error: too many connections",
-        ));
-    }
-    if let Some((bomb, size)) = account.faults.gzip_bomb
-        && bomb == page
-    {
-        return Answer::Now(gzip_bomb(size));
-    }
-    let items = account.page(page, page_size);
-    let total = account.faults.total.unwrap_or(account.keys.len() as i64);
-    let response = match (&account.faults.malformed_page, account.faults.bloat) {
-        (Some((p, how)), _) if *p == page => malformed(how, page, page_size, total, items),
-        (_, Some(zeros)) => bloated(page, page_size, total, items, zeros),
-        _ if account.faults.no_page_size => axum::Json(json!({"success": true, "message": "",
-            "data": {"page": page, "total": total, "items": items}}))
-        .into_response(),
-        _ => envelope(page, page_size, total, items),
-    };
-    account.apply_drift(page);
-    Answer::Now(response)
-}
-
-fn envelope(page: u32, page_size: usize, total: i64, items: Vec<Json>) -> Response {
-    let body = json!({"success": true, "message": "", "data": {
-        "page": page, "page_size": page_size, "total": total, "items": items}});
-    axum::Json(body).into_response()
-}
-
-/// The envelope written as text, each item carrying `"bloat":[0,0,...]`, so that the fake
-/// itself never holds a tree of the zeros.
-fn bloated(page: u32, page_size: usize, total: i64, items: Vec<Json>, zeros: usize) -> Response {
-    let bloat = format!(",\"bloat\":[{}0]}}", "0,".repeat(zeros.saturating_sub(1)));
-    let items: Vec<String> = items
-        .iter()
-        .map(|item| {
-            let text = item.to_string();
-            format!("{}{bloat}", &text[..text.len() - 1])
-        })
-        .collect();
-    let body = format!(
-        r#"{{"success":true,"message":"","data":{{"page":{page},"page_size":{page_size},"total":{total},"items":[{}]}}}}"#,
-        items.join(",")
-    );
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response()
-}
-
-fn malformed(
-    how: &Malformed,
+/// One page as the envelope carries it.
+#[derive(Debug)]
+struct Page {
     page: u32,
     page_size: usize,
     total: i64,
-    mut items: Vec<Json>,
-) -> Response {
-    let body = match how {
-        Malformed::InvalidJson => {
-            return (StatusCode::OK, "{\"success\":true,\"data\":{\"items\":[").into_response();
-        }
-        Malformed::MissingData => json!({"success": true, "message": ""}),
-        Malformed::ItemsNotArray => json!({"success": true, "message": "", "data": {
-            "page": page, "page_size": page_size, "total": total, "items": "none"}}),
-        Malformed::IdAsString => {
-            if let Some(Json::Object(first)) = items.first_mut() {
-                let id = first["id"].to_string();
-                first.insert("id".into(), Json::String(id));
-            }
-            json!({"success": true, "message": "", "data": {
-                "page": page, "page_size": page_size, "total": total, "items": items}})
-        }
-    };
-    axum::Json(body).into_response()
+    items: Vec<Json>,
 }
 
-fn verbatim(answer: &Verbatim) -> Response {
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, answer.body.clone()).into_response();
-    for (name, value) in &answer.headers {
-        if let (Ok(name), Ok(value)) = (
-            header::HeaderName::from_bytes(name.as_bytes()),
-            header::HeaderValue::from_str(value),
-        ) {
-            response.headers_mut().insert(name, value);
-        }
+impl Page {
+    fn into_response(self) -> Response {
+        json_response(
+            StatusCode::OK,
+            &json!({"success": true, "message": "", "data": {
+                "page": self.page, "page_size": self.page_size, "total": self.total,
+                "items": self.items}}),
+        )
     }
-    response
 }
 
-/// A gzip body that inflates to about `size` bytes: the start of a valid page, then spaces
-/// (valid JSON whitespace), never closed. Built from one compressed megabyte of spaces repeated,
-/// so that the fake itself stays small and fast; a client that reads it whole inflates it all.
-fn gzip_bomb(size: usize) -> Response {
-    use flate2::{Compress, Compression, FlushCompress};
-    const CHUNK: usize = 1 << 20;
-    let deflate = |compress: &mut Compress, input: &[u8]| {
-        let mut output = Vec::with_capacity(CHUNK / 100);
-        compress
-            .compress_vec(input, &mut output, FlushCompress::Sync)
-            .expect("deflating spaces works");
-        output
-    };
-    let mut compress = Compress::new(Compression::fast(), false);
-    let mut first =
-        br#"{"success":true,"message":"","data":{"page":1,"page_size":100,"total":1,"items":["#
-            .to_vec();
-    first.resize(CHUNK, b' ');
-    // gzip header: magic, deflate, no flags, no time, no extra flags, unknown OS.
-    let mut body = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
-    body.extend(deflate(&mut compress, &first));
-    // Every further megabyte of spaces compresses to the same bytes, referring only to spaces.
-    let more = deflate(&mut compress, &vec![b' '; CHUNK]);
-    for _ in 1..size.div_ceil(CHUNK) {
-        body.extend_from_slice(&more);
+/// What one request gets, decided under the account's lock; any waiting happens after
+/// releasing it.
+enum Answer {
+    Now(Response),
+    /// Never answer (the `hang_page` fault).
+    #[cfg(feature = "test-support")]
+    Hang,
+}
+
+/// The answer to one `GET /api/token/`. Each `cfg` is where the test-support layer steps in:
+/// before the credentials are checked (recording, rate limits, gateway errors), before the page
+/// is read (paging faults, whole-page replacements), and when the page is written (broken or
+/// altered bodies, account drift).
+fn answer(account: &mut FakeAccount, request: &Parts) -> Answer {
+    #[cfg(feature = "test-support")]
+    if let Some(fault) = account.fault_before_auth(request) {
+        return fault;
     }
-    (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CONTENT_ENCODING, "gzip"),
-        ],
-        body,
-    )
-        .into_response()
+    if let Some(refusal) = account.refuse(&request.headers) {
+        return Answer::Now(refusal);
+    }
+    let wanted = PageRequest::read(request.uri.query());
+    #[cfg(feature = "test-support")]
+    let wanted = {
+        let mut wanted = wanted;
+        if let Some(fault) = account.fault_before_page(&mut wanted) {
+            return fault;
+        }
+        wanted
+    };
+    let page = account.page(wanted);
+    #[cfg(feature = "test-support")]
+    return Answer::Now(account.serve_with_faults(page));
+    #[cfg(not(feature = "test-support"))]
+    Answer::Now(page.into_response())
 }
 
 fn failure(status: StatusCode, message: &str) -> Response {
-    (
-        status,
-        axum::Json(json!({"success": false, "message": message})),
-    )
-        .into_response()
+    json_response(status, &json!({"success": false, "message": message}))
 }
