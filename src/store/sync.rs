@@ -533,3 +533,6 @@ impl Drop for UnfinishedSync {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
