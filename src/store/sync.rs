@@ -486,7 +486,7 @@ fn finish_sync(
 /// A `syncs` row that is still `running`. Dropped before [`UnfinishedSync::finished`] was
 /// called, it marks the row failed on a connection of its own (the pull's may be in the
 /// middle of unwinding): `internal error: ...` during a panic, `interrupted` otherwise (the
-/// pull's future was dropped).
+/// pull's writer gave up before the row was final).
 pub struct UnfinishedSync {
     db: PathBuf,
     sync: i64,

@@ -13,7 +13,7 @@
 pub mod ping;
 pub mod progress;
 pub mod shutdown;
-pub mod writer;
+pub(crate) mod writer;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -223,37 +223,36 @@ fn write(
     let sync = begin_sync(&conn, &job.base_url, unix_now(job.now))?;
     let unfinished = UnfinishedSync::new(&job.db, sync, job.now);
     let _ = begun.send(sync);
-    let (written, secrets_cleared) = match stage_listing(&conn, inbox, job.store_secrets) {
-        Ok(End::Listed(listing)) => {
-            let applied = apply_listing(
-                &mut conn,
-                sync,
-                &listing,
-                job.store_secrets,
-                unix_now(job.now),
-            );
-            match applied {
-                Ok((status, counts)) => {
-                    (Ok(Written::Applied(status, counts)), counts.secrets_cleared)
-                }
-                Err(error) => (Err(record_failure(&conn, sync, job, error)), 0),
-            }
-        }
+    let written = match stage_listing(&conn, inbox, job.store_secrets) {
+        Ok(End::Listed(listing)) => apply(&mut conn, sync, &listing, job),
         Ok(End::Failed(error)) => {
             record_failure(&conn, sync, job, error);
-            (Ok(Written::Failed), 0)
+            Ok(Written::Failed)
         }
         Ok(End::Interrupted) => {
+            // A row that cannot be marked here is left to `unfinished`, on a connection of its own.
             fail_sync(&conn, sync, unix_now(job.now), "interrupted")?;
-            (Ok(Written::Interrupted), 0)
+            Ok(Written::Interrupted)
         }
-        Err(error) => (Err(record_failure(&conn, sync, job, error)), 0),
+        Err(error) => Err(record_failure(&conn, sync, job, error)),
     };
-    // The rows are final; the settle's pauses are async sleeps on the runtime's timer (the
-    // runtime side is waiting for this answer, so its thread drives it).
+    let secrets_cleared = match &written {
+        Ok(Written::Applied(_, counts)) => counts.secrets_cleared,
+        _ => 0,
+    };
+    // The row is final; the settle's pauses are async sleeps on the runtime's timer (the
+    // runtime side is waiting for this answer, so its thread drives that timer).
     runtime.block_on(store::wal::settle(&conn, secrets_cleared));
     unfinished.finished();
     written
+}
+
+/// Applies the listing, or records why it could not be applied.
+fn apply(conn: &mut Connection, sync: i64, listing: &Listing, job: &WriterJob) -> Result<Written> {
+    match apply_listing(conn, sync, listing, job.store_secrets, unix_now(job.now)) {
+        Ok((status, counts)) => Ok(Written::Applied(status, counts)),
+        Err(error) => Err(record_failure(conn, sync, job, error)),
+    }
 }
 
 /// Stages pages until the listing's end arrives. Takes the channel so that leaving early (an
