@@ -298,3 +298,150 @@ fn panic_on_page_for_tests(page: u32) {
         panic!("KEYSYNC_DEBUG_PANIC_ON_PAGE: a panic while staging page {page}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::KeyRecord;
+
+    /// A writer for a new database in `dir`, its sync row begun.
+    async fn begun(dir: &tempfile::TempDir) -> (Writer, i64) {
+        let mut writer = Writer::start(WriterJob {
+            db: dir.path().join("keys.db"),
+            base_url: "http://127.0.0.1:1".into(),
+            now: Some(100),
+            store_secrets: false,
+        })
+        .unwrap();
+        let sync = writer.begun().await.unwrap();
+        (writer, sync)
+    }
+
+    fn page(number: u32, ids: &[i64], user: i64) -> Page {
+        let items = ids
+            .iter()
+            .map(|id| KeyRecord::from_json(&json!({"id": id, "user_id": user})).unwrap())
+            .collect();
+        Page {
+            number,
+            total: None,
+            page_size: 2,
+            page_size_echoed: true,
+            items,
+        }
+    }
+
+    fn syncs(dir: &tempfile::TempDir) -> Vec<(i64, String, Option<String>)> {
+        let conn = Connection::open(dir.path().join("keys.db")).unwrap();
+        let mut statement = conn
+            .prepare("SELECT id, status, error FROM syncs ORDER BY id")
+            .unwrap();
+        let rows = statement
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn staged_pages_are_applied_on_the_writer_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let (status, counts) = runtime().block_on(async {
+            let (writer, sync) = begun(&dir).await;
+            assert_eq!(sync, 1);
+            let mut sink = writer.sink();
+            sink.stage(1, page(1, &[3, 2], 7)).await.unwrap();
+            sink.stage(1, page(2, &[1], 7)).await.unwrap();
+            let listing = Listing {
+                pages: 2,
+                keys_seen: 3,
+                inconsistency: None,
+                passes: 1,
+            };
+            writer.apply(listing).await.unwrap()
+        });
+        assert_eq!(
+            (status, counts.added, counts.removed),
+            (SyncStatus::Ok, 3, 0)
+        );
+        assert_eq!(syncs(&dir), vec![(1, "ok".to_string(), None)]);
+    }
+
+    #[test]
+    fn a_listing_that_failed_is_recorded_and_its_error_returned() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = runtime().block_on(async {
+            let (writer, _) = begun(&dir).await;
+            writer.sink().stage(1, page(1, &[1], 7)).await.unwrap();
+            writer.fail(Error::Api("page 2: HTTP 500".into())).await
+        });
+        assert!(
+            matches!(&error, Error::Api(m) if m == "page 2: HTTP 500"),
+            "{error:?}"
+        );
+        let failed = (
+            1,
+            "failed".to_string(),
+            Some("page 2: HTTP 500".to_string()),
+        );
+        assert_eq!(syncs(&dir), vec![failed]);
+    }
+
+    #[test]
+    fn a_stopped_listing_is_recorded_as_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        runtime().block_on(async {
+            let (writer, _) = begun(&dir).await;
+            writer.sink().stage(1, page(1, &[1], 7)).await.unwrap();
+            writer.interrupt().await.unwrap();
+        });
+        let interrupted = (1, "failed".to_string(), Some("interrupted".to_string()));
+        assert_eq!(syncs(&dir), vec![interrupted]);
+    }
+
+    #[test]
+    fn a_writer_error_stops_the_listing_at_page_1_and_is_the_one_returned() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = store::open(&dir.path().join("keys.db")).unwrap();
+        conn.execute(
+            "INSERT INTO account (id, user_id, bound_sync) VALUES (1, 7, 1)",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let (staged, error) = runtime().block_on(async {
+            let (mut writer, _) = begun(&dir).await;
+            let staged = writer.sink().stage(1, page(1, &[1], 9)).await;
+            // The writer has stopped on its own: it says so without being told the end.
+            let error = writer.stopped().await;
+            (staged, error)
+        });
+        assert!(
+            matches!(&staged, Err(Error::Internal(m)) if m.contains("the writer stopped")),
+            "{staged:?}"
+        );
+        let refusal = "this database holds the keys of user 7; this token lists user 9: use \
+                       another --db or --profile";
+        assert!(
+            matches!(&error, Error::Usage(m) if m == refusal),
+            "{error:?}"
+        );
+        assert_eq!(
+            syncs(&dir),
+            vec![(1, "failed".to_string(), Some(refusal.to_string()))]
+        );
+        let keys: i64 = Connection::open(dir.path().join("keys.db"))
+            .unwrap()
+            .query_row("SELECT count(*) FROM keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(keys, 0);
+    }
+}
