@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use keysync::api::{KeyRecord, Listing, Page, PageSink};
+use keysync::api::{KeyRecord, Listing, Page};
 use keysync::store;
 use keysync::store::sync::{Staging, apply_listing, begin_sync};
 use serde_json::json;

@@ -24,9 +24,11 @@ use crate::error::{Error, Result};
 pub const MAX_PASSES: u32 = 3;
 
 /// Where listed keys go as their pages arrive. Within a pass, and across passes, a key
-/// staged again replaces its earlier observation.
+/// staged again replaces its earlier observation. Staging is async so that a sink which hands
+/// pages to another thread can wait for room without blocking the runtime (back-pressure); the
+/// future is `Send` so that a pull can run on any runtime.
 pub trait PageSink {
-    fn stage(&mut self, pass: u32, page: Page) -> Result<()>;
+    fn stage(&mut self, pass: u32, page: Page) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// What one pull's listing amounted to; the keys themselves went to the sink.
@@ -177,7 +179,7 @@ async fn list_once(
     let mut pass = Pass::new(&first);
     pass.record(&first);
     let end = if first.is_short() {
-        sink.stage(number, first)?;
+        sink.stage(number, first).await?;
         PassEnd::ShortPage
     } else {
         // Page 1 is full, so a `total` that makes it the last (or no `total`) is wrong: keep
@@ -186,13 +188,13 @@ async fn list_once(
             .expected_last_page()
             .filter(|last| *last > 1)
             .unwrap_or(u32::MAX);
-        sink.stage(number, first)?;
+        sink.stage(number, first).await?;
         list_rest(client, number, hint, &mut pass, sink).await?
     };
     let again = client.fetch_page(1).await?;
     let first_page_again = ids_of(&again);
     pass.totals.push(again.total);
-    sink.stage(number, again)?;
+    sink.stage(number, again).await?;
     Ok(Listing {
         pages: pass.pages,
         keys_seen: pass.ids.len(),
@@ -256,7 +258,7 @@ async fn list_rest(
                 // `total` promised fewer keys than the server has: keep listing.
                 hint = u32::MAX;
             }
-            sink.stage(number, page)?;
+            sink.stage(number, page).await?;
             let end = match (short, new_ids) {
                 (true, _) => Some(PassEnd::ShortPage),
                 (false, false) => Some(PassEnd::Repeated(next_stage - 1)),

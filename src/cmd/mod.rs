@@ -22,7 +22,9 @@ use crate::output::{Format, RowFormat};
 use crate::time::readable_time;
 
 /// The async runtime of the commands that talk HTTP or wait for the pull lock. One thread: the
-/// work is waiting on the network, and SQLite has a thread of its own during a pull.
+/// work is waiting on the network, and SQLite has a thread of its own during a pull. Measured
+/// with that writer thread (issue 12), a multi-thread runtime pulled no faster (the same
+/// instructions, wall times within noise) and held 8 MB more memory.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

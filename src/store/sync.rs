@@ -1,6 +1,10 @@
 //! What one pull writes: its `syncs` row, the listed keys staged as they arrive, and the
 //! staged listing applied to `keys` and `key_versions` in one transaction.
 //!
+//! Everything here is synchronous and takes a plain `Connection`: during a pull it all runs on
+//! the pull's writer thread (`sync::writer`), which owns the connection from `begin_sync` to
+//! the final row, while HTTP and parsing stay on the async runtime and hand it pages.
+//!
 //! The `syncs` row is committed on its own before the listing starts, so that a failed or
 //! killed pull still leaves a trace. Pages are staged into a TEMP table (never the database
 //! file, and gone with the connection), so memory stays flat however large the account. Then
@@ -26,7 +30,7 @@ use rusqlite::{
 };
 
 use crate::api::model::{COLUMNS, ColumnSource, DATA_COLUMNS, DataColumn, data_column, same_extra};
-use crate::api::{Listing, Page, PageSink};
+use crate::api::{Listing, Page};
 use crate::error::{DbContext, Error, Result};
 use crate::store::quoted_columns;
 pub use crate::store::sync_status::SyncStatus;
@@ -100,6 +104,7 @@ pub fn fail_sync(conn: &Connection, sync: i64, now: i64, error: &str) -> Result<
 }
 
 /// The listed keys of this pull, in `temp.staged`: one row per id, the latest observation.
+/// A key staged again (a later page or pass) replaces its earlier observation.
 pub struct Staging<'c> {
     conn: &'c Connection,
     insert_sql: String,
@@ -165,8 +170,10 @@ pub fn bound_account(conn: &Connection) -> Result<Option<i64>> {
         .db("cannot read the account this database is bound to")
 }
 
-impl PageSink for Staging<'_> {
-    fn stage(&mut self, pass: u32, page: Page) -> Result<()> {
+impl Staging<'_> {
+    /// Stages one page of listing pass `pass`, in a transaction of its own. Page 1 is first
+    /// checked against the account this database is bound to.
+    pub fn stage(&mut self, pass: u32, page: Page) -> Result<()> {
         if page.number == 1 {
             self.check_account(&page)?;
         }
@@ -464,7 +471,7 @@ fn finish_sync(
 /// A `syncs` row that is still `running`. Dropped before [`UnfinishedSync::finished`] was
 /// called, it marks the row failed on a connection of its own (the pull's may be in the
 /// middle of unwinding): `internal error: ...` during a panic, `interrupted` otherwise (the
-/// pull's future was dropped).
+/// pull's writer gave up before the row was final).
 pub struct UnfinishedSync {
     db: PathBuf,
     sync: i64,
@@ -511,3 +518,6 @@ impl Drop for UnfinishedSync {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

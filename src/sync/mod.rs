@@ -2,31 +2,34 @@
 //! `api` into the store's staging, apply the listing in one transaction, and settle the WAL.
 //! `cmd::pull` runs it once or on a schedule; `cmd::demo` runs it against the fake.
 //!
+//! The async boundary: HTTP and page parsing run on the async runtime; every SQLite call of
+//! the pull runs on its writer thread (`writer`), which owns the connection for the whole pull
+//! and is fed pages through a bounded channel. So the pull future holds no connection and is
+//! `Send`, and the runtime never waits on SQLite.
+//!
 //! Also here, because only a pull needs them: the progress bar, the health-check pings, and the
 //! signal handling that turns SIGINT/SIGTERM into a clean stop.
 
 pub mod ping;
 pub mod progress;
 pub mod shutdown;
+pub(crate) mod writer;
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::api::{ApiClient, ApiOptions, Listing, list_all};
 use crate::error::{Result, Signal};
 use crate::store;
 use crate::store::lock::PullLock;
-use crate::store::sync::{
-    Staging, SyncStatus, UnfinishedSync, apply_listing, begin_sync, fail_sync,
-};
-use crate::time::unix_now;
+use crate::store::sync::SyncStatus;
 use ping::HealthPing;
 use progress::PageProgress;
+use writer::{Writer, WriterJob, WriterSink};
 
 /// Everything one pull needs, checked.
 #[derive(Debug)]
@@ -111,47 +114,37 @@ pub async fn pull(
     result
 }
 
-/// Lists into staging and applies the listing. Every failure after the sync row exists is
-/// recorded in it.
+/// Lists the account into the writer thread and has it apply the listing. Every failure
+/// after the sync row exists is recorded in it, by the writer.
 async fn record_sync(
     options: &PullOptions,
     client: &Arc<ApiClient>,
     progress: bool,
     cancel: impl Future<Output = Signal>,
 ) -> Result<Pulled> {
-    let mut conn = store::open(&options.db)?;
     let started = Instant::now();
-    let sync = begin_sync(&conn, &options.api.base_url, unix_now(options.now))?;
-    let unfinished = UnfinishedSync::new(&options.db, sync, options.now);
+    let mut writer = Writer::start(WriterJob {
+        db: options.db.clone(),
+        base_url: options.api.base_url.clone(),
+        now: options.now,
+        store_secrets: options.store_secrets,
+    })?;
+    let sync = writer.begun().await?;
     let listed = tokio::select! {
-        listed = list_into_staging(&conn, client, options.store_secrets, progress) => listed,
-        _ = cancel => {
-            fail_sync(&conn, sync, unix_now(options.now), "interrupted")?;
-            store::wal::settle(&conn, 0).await;
-            unfinished.finished();
+        listed = list_into_staging(writer.sink(), client, progress) => Some(listed),
+        // The writer stops first only on an error (or a panic) of its own: stop listing.
+        error = writer.stopped() => return Err(error),
+        _ = cancel => None,
+    };
+    let listing = match listed {
+        Some(Ok(listing)) => listing,
+        Some(Err(error)) => return Err(writer.fail(error).await),
+        None => {
+            writer.interrupt().await?;
             return Ok(Pulled::Interrupted);
         }
     };
-    let finished = unix_now(options.now);
-    let applied = listed.and_then(|listing| {
-        apply_listing(&mut conn, sync, &listing, options.store_secrets, finished)
-            .map(|(status, counts)| (listing, status, counts))
-    });
-    let (listing, status, counts) = match applied {
-        Ok(done) => {
-            unfinished.finished();
-            done
-        }
-        Err(error) => {
-            if let Err(record) = fail_sync(&conn, sync, unix_now(options.now), &error.to_string()) {
-                tracing::warn!("{record}");
-            }
-            store::wal::settle(&conn, 0).await;
-            unfinished.finished();
-            return Err(error);
-        }
-    };
-    store::wal::settle(&conn, counts.secrets_cleared).await;
+    let (status, counts) = writer.apply(listing.clone()).await?;
     if let Some(why) = &listing.inconsistency {
         tracing::warn!(
             "sync {sync} is partial: no key was marked removed, because in all {} listing \
@@ -171,17 +164,41 @@ async fn record_sync(
     }))
 }
 
+/// Lists every key into the writer, drawing the progress bar on the way.
 async fn list_into_staging(
-    conn: &Connection,
+    sink: WriterSink,
     client: &Arc<ApiClient>,
-    store_secrets: bool,
     progress: bool,
 ) -> Result<Listing> {
-    let mut sink = PageProgress::new(Staging::new(conn, store_secrets)?, progress);
+    let mut sink = PageProgress::new(sink, progress);
     if let Some(observer) = sink.retry_observer() {
         client.observe_retries(observer);
     }
     let listing = list_all(client, &mut sink).await;
     sink.finish();
     listing
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::AccessToken;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// Compile-time: the pull future holds no `Connection` (only the writer thread does), so
+    /// it can run on any runtime, spawned or not.
+    #[test]
+    fn a_pull_is_a_send_future() {
+        let options = PullOptions {
+            db: PathBuf::from("unused.db"),
+            api: ApiOptions::with_defaults("http://127.0.0.1:1", AccessToken::new("t".into())),
+            store_secrets: false,
+            wait: None,
+            now: None,
+            ping_url: None,
+        };
+        let pull = pull(&options, false, std::future::pending::<Signal>());
+        assert_send(&pull);
+    }
 }

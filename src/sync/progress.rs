@@ -58,20 +58,8 @@ impl<S: PageSink> PageProgress<S> {
     }
 }
 
-/// Debug builds only: `KEYSYNC_DEBUG_PANIC_ON_PAGE=N` panics while page N is staged, so the
-/// tests can check that a panic mid-pull leaves no `running` sync row. Release builds have no
-/// such switch.
-#[cfg(debug_assertions)]
-fn panic_on_page_for_tests(page: u32) {
-    if std::env::var("KEYSYNC_DEBUG_PANIC_ON_PAGE").is_ok_and(|n| n == page.to_string()) {
-        panic!("KEYSYNC_DEBUG_PANIC_ON_PAGE: a panic while staging page {page}");
-    }
-}
-
-impl<S: PageSink> PageSink for PageProgress<S> {
-    fn stage(&mut self, pass: u32, page: Page) -> Result<()> {
-        #[cfg(debug_assertions)]
-        panic_on_page_for_tests(page.number);
+impl<S: PageSink + Send> PageSink for PageProgress<S> {
+    async fn stage(&mut self, pass: u32, page: Page) -> Result<()> {
         if let Some(bar) = &self.bar {
             if pass != self.pass {
                 self.pass = pass;
@@ -92,6 +80,6 @@ impl<S: PageSink> PageSink for PageProgress<S> {
                 bar.set_length(bar.position() + 1);
             }
         }
-        self.inner.stage(pass, page)
+        self.inner.stage(pass, page).await
     }
 }

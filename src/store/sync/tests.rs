@@ -1,0 +1,475 @@
+//! The SCD2 write path on an in-memory database: hand-made keys staged and applied as a pull
+//! does it, then the exact rows of `keys`, `key_versions` and `syncs`.
+
+use rusqlite::types::Value;
+use serde_json::{Value as Json, json};
+
+use super::*;
+use crate::api::KeyRecord;
+use crate::api::model::mask_key;
+use crate::store::migrated_in_memory;
+
+const NULL: Value = Value::Null;
+const KEY_A: &str = "sk-AAAA0123456789abcdefghijklmnopqrstuvwxyz01234567aaaa";
+const KEY_B: &str = "sk-BBBB0123456789abcdefghijklmnopqrstuvwxyz01234567bbbb";
+/// Each key's id, name, first and removed sync.
+const KEYS: &str = "SELECT id, name, first_seen_sync, removed_sync FROM keys ORDER BY id";
+/// Each version's key, validity and changed columns.
+const VERSIONS: &str = "SELECT key_id, valid_from_sync, valid_to_sync, changed FROM key_versions
+                        ORDER BY key_id, valid_from_sync";
+
+fn int(n: i64) -> Value {
+    Value::Integer(n)
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.to_string())
+}
+
+/// Key `id` of user 7 named `key-ID`, as the API lists it, with `fields` on top.
+fn key(id: i64, fields: Json) -> KeyRecord {
+    let mut item = json!({"id": id, "user_id": 7, "name": format!("key-{id}"), "status": 1});
+    let item_fields = item.as_object_mut().unwrap();
+    item_fields.extend(fields.as_object().unwrap().clone());
+    KeyRecord::from_json(&item).unwrap()
+}
+
+fn plain(ids: &[i64]) -> Vec<KeyRecord> {
+    ids.iter().map(|id| key(*id, json!({}))).collect()
+}
+
+/// One pull at `now`: each pass staged in pages of two, the last pass's `inconsistency`,
+/// then applied. Returns the sync id, its status and the counts.
+fn pull_passes(
+    conn: &mut Connection,
+    now: i64,
+    passes: &[Vec<KeyRecord>],
+    inconsistency: Option<&str>,
+    store_secrets: bool,
+) -> (i64, SyncStatus, ApplyCounts) {
+    let sync = begin_sync(conn, "http://127.0.0.1:1", now).unwrap();
+    let mut pages = 0;
+    {
+        let mut staging = Staging::new(conn, store_secrets).unwrap();
+        for (pass, keys) in (1..).zip(passes) {
+            let chunks: Vec<&[KeyRecord]> = keys.chunks(2).collect();
+            pages = chunks.len() as u32;
+            for (number, chunk) in (1..).zip(chunks) {
+                staging.stage(pass, page(number, chunk.to_vec())).unwrap();
+            }
+        }
+    }
+    let last = passes.last().unwrap();
+    let listing = Listing {
+        pages,
+        keys_seen: last.len(),
+        inconsistency: inconsistency.map(str::to_string),
+        passes: passes.len() as u32,
+    };
+    let (status, counts) = apply_listing(conn, sync, &listing, store_secrets, now).unwrap();
+    (sync, status, counts)
+}
+
+/// A consistent one-pass pull of `keys` at `now`, secrets not stored.
+fn pull(conn: &mut Connection, now: i64, keys: Vec<KeyRecord>) -> ApplyCounts {
+    pull_passes(conn, now, &[keys], None, false).2
+}
+
+fn page(number: u32, items: Vec<KeyRecord>) -> Page {
+    Page {
+        number,
+        total: None,
+        page_size: 2,
+        page_size_echoed: true,
+        items,
+    }
+}
+
+fn counts(added: usize, changed: usize, removed: usize, cleared: usize) -> ApplyCounts {
+    ApplyCounts {
+        added,
+        changed,
+        removed,
+        secrets_cleared: cleared,
+    }
+}
+
+fn rows(conn: &Connection, sql: &str) -> Vec<Vec<Value>> {
+    let mut statement = conn.prepare(sql).unwrap();
+    let columns = statement.column_count();
+    let rows = statement
+        .query_map([], |row| (0..columns).map(|i| row.get(i)).collect())
+        .unwrap();
+    rows.collect::<rusqlite::Result<_>>().unwrap()
+}
+
+/// Every data column of `table`'s row where `filter` holds.
+fn data(conn: &Connection, table: &str, filter: &str) -> Vec<Vec<Value>> {
+    rows(
+        conn,
+        &format!("SELECT {} FROM {table} WHERE {filter}", quoted_columns("")),
+    )
+}
+
+#[test]
+fn a_first_listing_adds_every_key_with_an_open_version() {
+    let mut conn = migrated_in_memory();
+    let listed = vec![
+        key(1, json!({"remain_quota": 10})),
+        key(2, json!({})),
+        key(3, json!({})),
+    ];
+    let (sync, status, applied) =
+        pull_passes(&mut conn, 100, std::slice::from_ref(&listed), None, false);
+    assert_eq!(
+        (sync, status, applied),
+        (1, SyncStatus::Ok, counts(3, 0, 0, 0))
+    );
+    assert_eq!(
+        rows(&conn, KEYS),
+        vec![
+            vec![int(1), text("key-1"), int(1), NULL],
+            vec![int(2), text("key-2"), int(1), NULL],
+            vec![int(3), text("key-3"), int(1), NULL],
+        ]
+    );
+    assert_eq!(
+        rows(&conn, VERSIONS),
+        vec![
+            vec![int(1), int(1), NULL, text("[]")],
+            vec![int(2), int(1), NULL, text("[]")],
+            vec![int(3), int(1), NULL, text("[]")],
+        ]
+    );
+    // Every data column is written as listed, to the key and to its version.
+    assert_eq!(
+        data(&conn, "keys", "id = 1"),
+        vec![listed[0].values.clone()]
+    );
+    assert_eq!(
+        data(&conn, "key_versions", "key_id = 1"),
+        vec![listed[0].values.clone()]
+    );
+    assert_eq!(
+        rows(
+            &conn,
+            "SELECT id, started_at, finished_at, status, pages, keys_seen, added, changed,
+                    removed, error FROM syncs"
+        ),
+        vec![vec![
+            int(1),
+            int(100),
+            int(100),
+            text("ok"),
+            int(2),
+            int(3),
+            int(3),
+            int(0),
+            int(0),
+            NULL
+        ]]
+    );
+    assert_eq!(
+        rows(&conn, "SELECT user_id, bound_sync FROM account"),
+        vec![vec![int(7), int(1)]]
+    );
+}
+
+#[test]
+fn a_change_closes_the_version_and_names_the_changed_columns() {
+    let mut conn = migrated_in_memory();
+    pull(
+        &mut conn,
+        100,
+        vec![key(1, json!({"remain_quota": 10})), key(2, json!({}))],
+    );
+    let changed = key(1, json!({"name": "renamed", "remain_quota": 5}));
+    let applied = pull(&mut conn, 200, vec![changed.clone(), key(2, json!({}))]);
+    assert_eq!(applied, counts(0, 1, 0, 0));
+    assert_eq!(
+        rows(&conn, KEYS),
+        vec![
+            vec![int(1), text("renamed"), int(1), NULL],
+            vec![int(2), text("key-2"), int(1), NULL],
+        ]
+    );
+    assert_eq!(
+        rows(&conn, VERSIONS),
+        vec![
+            vec![int(1), int(1), int(2), text("[]")],
+            vec![int(1), int(2), NULL, text(r#"["name","remain_quota"]"#)],
+            vec![int(2), int(1), NULL, text("[]")],
+        ]
+    );
+    assert_eq!(data(&conn, "keys", "id = 1"), vec![changed.values.clone()]);
+    assert_eq!(
+        data(&conn, "key_versions", "key_id = 1 AND valid_from_sync = 2"),
+        vec![changed.values]
+    );
+    assert_eq!(
+        rows(
+            &conn,
+            "SELECT added, changed, removed FROM syncs WHERE id = 2"
+        ),
+        vec![vec![int(0), int(1), int(0)]]
+    );
+}
+
+#[test]
+fn a_key_a_consistent_listing_leaves_out_is_removed() {
+    let mut conn = migrated_in_memory();
+    pull(&mut conn, 100, plain(&[1, 2]));
+    assert_eq!(pull(&mut conn, 200, plain(&[1])), counts(0, 0, 1, 0));
+    assert_eq!(
+        rows(&conn, KEYS),
+        vec![
+            vec![int(1), text("key-1"), int(1), NULL],
+            vec![int(2), text("key-2"), int(1), int(2)],
+        ]
+    );
+    assert_eq!(
+        rows(&conn, VERSIONS),
+        vec![
+            vec![int(1), int(1), NULL, text("[]")],
+            vec![int(2), int(1), int(2), text("[]")],
+        ]
+    );
+    // Gone is gone: a later pull that still does not list it changes nothing more.
+    assert_eq!(pull(&mut conn, 300, plain(&[1])), counts(0, 0, 0, 0));
+    assert_eq!(rows(&conn, VERSIONS).len(), 2);
+}
+
+#[test]
+fn a_removed_key_listed_again_is_restored_with_a_new_version() {
+    let mut conn = migrated_in_memory();
+    pull(&mut conn, 100, plain(&[1, 2, 3]));
+    pull(&mut conn, 200, plain(&[1]));
+    let again = vec![
+        key(1, json!({})),
+        key(2, json!({})),
+        key(3, json!({"name": "back"})),
+    ];
+    // A restored key counts as added, whether or not its data changed meanwhile.
+    assert_eq!(pull(&mut conn, 300, again), counts(2, 0, 0, 0));
+    assert_eq!(
+        rows(&conn, KEYS),
+        vec![
+            vec![int(1), text("key-1"), int(1), NULL],
+            vec![int(2), text("key-2"), int(1), NULL],
+            vec![int(3), text("back"), int(1), NULL],
+        ]
+    );
+    assert_eq!(
+        rows(&conn, VERSIONS),
+        vec![
+            vec![int(1), int(1), NULL, text("[]")],
+            vec![int(2), int(1), int(2), text("[]")],
+            vec![int(2), int(3), NULL, text("[]")],
+            vec![int(3), int(1), int(2), text("[]")],
+            vec![int(3), int(3), NULL, text(r#"["name"]"#)],
+        ]
+    );
+}
+
+#[test]
+fn comparisons_are_null_safe() {
+    let mut conn = migrated_in_memory();
+    let ips = |id: i64, ips: Json| key(id, json!({ "allow_ips": ips }));
+    pull(
+        &mut conn,
+        100,
+        vec![
+            ips(1, Json::Null),
+            ips(2, json!("10.0.0.2")),
+            ips(3, Json::Null),
+        ],
+    );
+    let applied = pull(
+        &mut conn,
+        200,
+        vec![
+            ips(1, json!("10.0.0.1")),
+            ips(2, Json::Null),
+            ips(3, Json::Null),
+        ],
+    );
+    assert_eq!(applied, counts(0, 2, 0, 0), "NULL to NULL is no change");
+    assert_eq!(
+        rows(
+            &conn,
+            "SELECT key_id, valid_from_sync, valid_to_sync, allow_ips, changed FROM key_versions
+             ORDER BY key_id, valid_from_sync"
+        ),
+        vec![
+            vec![int(1), int(1), int(2), NULL, text("[]")],
+            vec![
+                int(1),
+                int(2),
+                NULL,
+                text("10.0.0.1"),
+                text(r#"["allow_ips"]"#)
+            ],
+            vec![int(2), int(1), int(2), text("10.0.0.2"), text("[]")],
+            vec![int(2), int(2), NULL, NULL, text(r#"["allow_ips"]"#)],
+            vec![int(3), int(1), NULL, NULL, text("[]")],
+        ]
+    );
+}
+
+#[test]
+fn unknown_fields_null_on_one_side_and_absent_on_the_other_are_no_change() {
+    let mut conn = migrated_in_memory();
+    pull(&mut conn, 100, vec![key(1, json!({"auto_groups": null}))]);
+    assert_eq!(pull(&mut conn, 200, plain(&[1])), counts(0, 0, 0, 0));
+    let applied = pull(&mut conn, 300, vec![key(1, json!({"auto_groups": ["a"]}))]);
+    assert_eq!(applied, counts(0, 1, 0, 0));
+    assert_eq!(
+        rows(
+            &conn,
+            "SELECT valid_from_sync, valid_to_sync, extra, changed FROM key_versions"
+        ),
+        vec![
+            vec![int(1), int(3), text(r#"{"auto_groups":null}"#), text("[]")],
+            vec![
+                int(3),
+                NULL,
+                text(r#"{"auto_groups":["a"]}"#),
+                text(r#"["extra"]"#)
+            ],
+        ]
+    );
+}
+
+#[test]
+fn an_inconsistent_listing_removes_nothing_and_is_partial() {
+    let mut conn = migrated_in_memory();
+    pull(&mut conn, 100, plain(&[1, 2]));
+    let listed = [vec![key(1, json!({})), key(3, json!({}))], plain(&[1])];
+    let (sync, status, applied) =
+        pull_passes(&mut conn, 200, &listed, Some("the totals differ"), false);
+    // Every pass's observations count, since none proves what is gone.
+    assert_eq!(
+        (sync, status, applied),
+        (2, SyncStatus::Partial, counts(1, 0, 0, 0))
+    );
+    assert_eq!(
+        rows(&conn, KEYS),
+        vec![
+            vec![int(1), text("key-1"), int(1), NULL],
+            vec![int(2), text("key-2"), int(1), NULL],
+            vec![int(3), text("key-3"), int(2), NULL],
+        ]
+    );
+    assert_eq!(
+        rows(
+            &conn,
+            "SELECT status, keys_seen, added FROM syncs WHERE id = 2"
+        ),
+        vec![vec![text("partial"), int(1), int(1)]]
+    );
+}
+
+#[test]
+fn only_the_consistent_pass_of_a_listing_counts() {
+    let mut conn = migrated_in_memory();
+    pull(&mut conn, 100, plain(&[1, 2]));
+    // Pass 1 saw key 3 (deleted since) and not key 2; pass 2, consistent, saw 1 and 2 only.
+    let listed = [plain(&[1, 3]), plain(&[1, 2])];
+    let (_, status, applied) = pull_passes(&mut conn, 200, &listed, None, false);
+    assert_eq!((status, applied), (SyncStatus::Ok, counts(0, 0, 0, 0)));
+    assert_eq!(
+        rows(&conn, KEYS),
+        vec![
+            vec![int(1), text("key-1"), int(1), NULL],
+            vec![int(2), text("key-2"), int(1), NULL],
+        ]
+    );
+}
+
+#[test]
+fn a_masked_key_that_matches_the_hint_keeps_its_hash() {
+    let mut conn = migrated_in_memory();
+    pull(
+        &mut conn,
+        100,
+        vec![key(1, json!({"key": KEY_A})), key(2, json!({"key": KEY_B}))],
+    );
+    let hashes = "SELECT id, key_hint, key_sha256 FROM keys ORDER BY id";
+    let before = rows(&conn, hashes);
+    // Key 1 is now shown masked; key 2 was rotated behind the masking (another hint).
+    let rotated = "sk-B**********cccc";
+    let masked = vec![
+        key(1, json!({"key": mask_key(KEY_A)})),
+        key(2, json!({"key": rotated})),
+    ];
+    assert_eq!(pull(&mut conn, 200, masked), counts(0, 1, 0, 0));
+    assert_eq!(
+        rows(&conn, hashes),
+        vec![before[0].clone(), vec![int(2), text(rotated), NULL]]
+    );
+    assert_eq!(
+        rows(&conn, VERSIONS),
+        vec![
+            vec![int(1), int(1), NULL, text("[]")],
+            vec![int(2), int(1), int(2), text("[]")],
+            vec![int(2), int(2), NULL, text(r#"["key_hint","key_sha256"]"#)],
+        ]
+    );
+}
+
+#[test]
+fn full_key_values_are_kept_only_when_asked_and_only_while_their_hash_is_known() {
+    let mut conn = migrated_in_memory();
+    let full = vec![key(1, json!({"key": KEY_A})), key(2, json!({"key": KEY_B}))];
+    let secrets = "SELECT id, key FROM keys ORDER BY id";
+    let (_, _, applied) = pull_passes(&mut conn, 100, std::slice::from_ref(&full), None, true);
+    assert_eq!(applied, counts(2, 0, 0, 0));
+    assert_eq!(
+        rows(&conn, secrets),
+        vec![vec![int(1), text(KEY_A)], vec![int(2), text(KEY_B)]]
+    );
+    // Key 2 rotated behind upstream masking: its stored value is no longer its value.
+    let rotated = vec![
+        key(1, json!({"key": KEY_A})),
+        key(2, json!({"key": "sk-B**********cccc"})),
+    ];
+    let (_, _, applied) = pull_passes(&mut conn, 200, &[rotated], None, true);
+    assert_eq!(applied, counts(0, 1, 0, 1));
+    assert_eq!(
+        rows(&conn, secrets),
+        vec![vec![int(1), text(KEY_A)], vec![int(2), NULL]]
+    );
+    // A pull without --store-secrets clears every stored value.
+    assert_eq!(pull(&mut conn, 300, full), counts(0, 1, 0, 1));
+    assert_eq!(
+        rows(&conn, secrets),
+        vec![vec![int(1), NULL], vec![int(2), NULL]]
+    );
+}
+
+#[test]
+fn page_1_of_another_account_is_refused_before_it_is_staged() {
+    let mut conn = migrated_in_memory();
+    pull(&mut conn, 100, plain(&[1]));
+    begin_sync(&conn, "http://127.0.0.1:1", 200).unwrap();
+    let mut staging = Staging::new(&conn, false).unwrap();
+    let other = || vec![key(8, json!({"user_id": 9}))];
+    let refused = staging.stage(1, page(1, other()));
+    assert!(
+        matches!(&refused, Err(Error::Usage(message)) if message ==
+            "this database holds the keys of user 7; this token lists user 9: use another \
+             --db or --profile"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        rows(&conn, "SELECT id FROM temp.staged"),
+        Vec::<Vec<Value>>::new()
+    );
+    // One key of the bound account on page 1 vouches for the page.
+    let mixed = vec![key(8, json!({"user_id": 9})), key(1, json!({}))];
+    staging.stage(1, page(1, mixed)).unwrap();
+    assert_eq!(
+        rows(&conn, "SELECT id FROM temp.staged ORDER BY id"),
+        vec![vec![int(1)], vec![int(8)]]
+    );
+}
