@@ -11,8 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use keysync::api::{KeyRecord, Listing, Page};
-use keysync::store;
-use keysync::store::sync::{Staging, apply_listing, begin_sync};
+use keysync::store::Store;
 use serde_json::json;
 
 const KEYS: usize = 1000;
@@ -94,12 +93,14 @@ fn args(words: &[&str]) -> Vec<String> {
 
 /// Every key changes its quota use at every sync, so every sync writes 1,000 versions.
 fn build(db: &Path) {
-    let mut conn = store::open(db).expect("the database opens");
+    let mut store = Store::open(db).expect("the database opens");
     for sync_number in 1..=SYNCS {
         let now = START + sync_number * EVERY;
-        let sync = begin_sync(&conn, "http://127.0.0.1:1", now).expect("a sync row");
+        let sync = store
+            .begin_sync("http://127.0.0.1:1", now)
+            .expect("a sync row");
         {
-            let mut staging = Staging::new(&conn, false).expect("staging");
+            let mut staging = store.staging(false).expect("staging");
             staging.stage(1, page(sync_number)).expect("a staged page");
         }
         let listing = Listing {
@@ -108,7 +109,9 @@ fn build(db: &Path) {
             inconsistency: None,
             passes: 1,
         };
-        apply_listing(&mut conn, sync, &listing, false, now).expect("the sync applies");
+        store
+            .apply_listing(sync, &listing, false, now)
+            .expect("the sync applies");
     }
 }
 

@@ -144,7 +144,7 @@ impl DiffRow {
 
 impl Store {
     /// The diff between two points: see [`diff`].
-    pub fn diff(
+    pub(crate) fn diff(
         &mut self,
         from: Option<SyncRef>,
         to: Option<SyncRef>,

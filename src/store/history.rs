@@ -188,12 +188,12 @@ fn versions(conn: &Connection, id: i64) -> Result<Vec<Version>> {
 
 impl Store {
     /// The key named by its id or its exact (current or last) name.
-    pub fn find_key(&self, text: &str) -> Result<KeyRef> {
+    pub(crate) fn find_key(&self, text: &str) -> Result<KeyRef> {
         find_key(self.conn(), text)
     }
 
     /// Every recorded version of key `id`, oldest first.
-    pub fn versions(&self, id: i64) -> Result<Vec<Version>> {
+    pub(crate) fn versions(&self, id: i64) -> Result<Vec<Version>> {
         versions(self.conn(), id)
     }
 }

@@ -30,7 +30,7 @@ mod embedded {
 
 /// An open keysync database and where it is.
 #[derive(Debug)]
-pub(crate) struct Store {
+pub struct Store {
     conn: Connection,
     path: PathBuf,
 }
@@ -45,7 +45,7 @@ impl Store {
     }
 
     /// Opens an existing database for reading: see [`open_read_only`].
-    pub fn open_read_only(path: &Path) -> Result<Store> {
+    pub(crate) fn open_read_only(path: &Path) -> Result<Store> {
         Ok(Store {
             conn: open_read_only(path)?,
             path: path.to_path_buf(),
@@ -54,24 +54,24 @@ impl Store {
 
     /// Opens an existing database for `query`: read-only, with the views pinned at `now` and
     /// every statement that would write refused (see [`query`]).
-    pub fn open_for_query(path: &Path, now: i64) -> Result<Store> {
+    pub(crate) fn open_for_query(path: &Path, now: i64) -> Result<Store> {
         Ok(Store {
             conn: query::open_for_query(path, now)?,
             path: path.to_path_buf(),
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The bytes the database takes on disk: the file and its write-ahead log.
-    pub fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         database_bytes(&self.path)
     }
 
     /// The schema version recorded in the database.
-    pub fn schema_version(&self) -> Result<i64> {
+    pub(crate) fn schema_version(&self) -> Result<i64> {
         schema_version(&self.conn)
     }
 
@@ -91,7 +91,7 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// brings its schema up to date. A file that is not keysync's, or is newer than this binary,
 /// is refused before anything is written to it (the journal-mode switch included), so it
 /// stays byte for byte as it was, and gains no `-wal` or `-shm` beside it.
-pub fn open(path: &Path) -> Result<Connection> {
+pub(crate) fn open(path: &Path) -> Result<Connection> {
     create_private_file(path)?;
     refuse_before_writing(path)?;
     let mut conn = Connection::open_with_flags(

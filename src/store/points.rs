@@ -217,7 +217,7 @@ pub fn parse_sync_ref(text: &str) -> Result<SyncRef, String> {
 
 impl Store {
     /// The sync log, newest first, at most `limit` rows: [`SYNC_LOG_COLUMNS`].
-    pub fn sync_log(&self, limit: Option<u32>) -> Result<Vec<Vec<Value>>> {
+    pub(crate) fn sync_log(&self, limit: Option<u32>) -> Result<Vec<Vec<Value>>> {
         sync_log(self.conn(), limit)
     }
 }

@@ -99,17 +99,17 @@ fn vacuum(conn: &Connection, path: &Path) -> Result<(u64, u64)> {
 
 impl Store {
     /// What pruning at `cutoff` would delete, deleting nothing.
-    pub fn prune_plan(&self, cutoff: i64) -> Result<PrunePlan> {
+    pub(crate) fn prune_plan(&self, cutoff: i64) -> Result<PrunePlan> {
         plan(self.conn(), cutoff)
     }
 
     /// Deletes the history before `cutoff` (the caller holds the pull lock).
-    pub fn prune(&mut self, cutoff: i64) -> Result<PrunePlan> {
+    pub(crate) fn prune(&mut self, cutoff: i64) -> Result<PrunePlan> {
         prune(self.conn_mut(), cutoff)
     }
 
     /// Rewrites the file to give freed space back; returns its size before and after.
-    pub fn vacuum(&self) -> Result<(u64, u64)> {
+    pub(crate) fn vacuum(&self) -> Result<(u64, u64)> {
         vacuum(self.conn(), self.path())
     }
 }

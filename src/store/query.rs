@@ -175,7 +175,7 @@ fn sql_error(error: rusqlite::Error) -> Error {
 impl Store {
     /// One read-only statement, checked as [`prepare`] does; for a store opened with
     /// [`Store::open_for_query`].
-    pub fn prepare(&self, sql: &str) -> Result<Statement<'_>> {
+    pub(crate) fn prepare(&self, sql: &str) -> Result<Statement<'_>> {
         prepare(self.conn(), sql)
     }
 }

@@ -126,30 +126,30 @@ fn every_sync_from_loopback(conn: &Connection) -> Result<bool> {
 
 impl Store {
     /// Whether every sync pulled from 127.0.0.1 (so the file is a demo's).
-    pub fn every_sync_from_loopback(&self) -> Result<bool> {
+    pub(crate) fn every_sync_from_loopback(&self) -> Result<bool> {
         every_sync_from_loopback(self.conn())
     }
 
-    pub fn key_counts(&self) -> Result<KeyCounts> {
+    pub(crate) fn key_counts(&self) -> Result<KeyCounts> {
         key_counts(self.conn())
     }
 
     /// The account the database is bound to and the sync that bound it.
-    pub fn account(&self) -> Result<Option<(i64, i64)>> {
+    pub(crate) fn account(&self) -> Result<Option<(i64, i64)>> {
         account(self.conn())
     }
 
-    pub fn last_sync(&self) -> Result<Option<SyncRow>> {
+    pub(crate) fn last_sync(&self) -> Result<Option<SyncRow>> {
         last_sync(self.conn())
     }
 
     /// The last sync that is not running.
-    pub fn last_finished_sync(&self) -> Result<Option<SyncRow>> {
+    pub(crate) fn last_finished_sync(&self) -> Result<Option<SyncRow>> {
         last_finished_sync(self.conn())
     }
 
     /// The last ok or partial sync.
-    pub fn last_good_sync(&self) -> Result<Option<SyncRow>> {
+    pub(crate) fn last_good_sync(&self) -> Result<Option<SyncRow>> {
         last_good_sync(self.conn())
     }
 }

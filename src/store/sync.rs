@@ -32,8 +32,8 @@ use rusqlite::{
 use crate::api::model::{COLUMNS, ColumnSource, DATA_COLUMNS, DataColumn, data_column, same_extra};
 use crate::api::{Listing, Page};
 use crate::error::{DbContext, Error, Result};
-use crate::store::quoted_columns;
 pub use crate::store::sync_status::SyncStatus;
+use crate::store::{Store, quoted_columns};
 use crate::time::{readable_time, unix_now};
 
 /// What applying one listing did, in keys.
@@ -49,19 +49,19 @@ pub struct ApplyCounts {
 /// Records the start of a pull and returns its sync id. Any `running` row left by a process
 /// that died is closed as failed first: the caller holds the pull lock, so none is alive.
 /// A start earlier than the latest recorded sync's is refused before anything is written.
-pub fn begin_sync(conn: &Connection, base_url: &str, now: i64) -> Result<i64> {
+fn begin_sync(conn: &Connection, base_url: &str, now: i64) -> Result<i64> {
     refuse_going_back(conn, now)?;
     let context = "cannot record the start of the sync";
     conn.execute(
-        "UPDATE syncs SET status = 'failed', finished_at = ?1,
+        "UPDATE syncs SET status = ?2, finished_at = ?1,
                 error = 'interrupted: the process ended before the sync finished'
-         WHERE status = 'running'",
-        [now],
+         WHERE status = ?3",
+        params![now, SyncStatus::Failed, SyncStatus::Running],
     )
     .db(context)?;
     conn.execute(
-        "INSERT INTO syncs (started_at, status, base_url) VALUES (?1, 'running', ?2)",
-        params![now, base_url],
+        "INSERT INTO syncs (started_at, status, base_url) VALUES (?1, ?2, ?3)",
+        params![now, SyncStatus::Running, base_url],
     )
     .db(context)?;
     Ok(conn.last_insert_rowid())
@@ -94,10 +94,10 @@ fn refuse_going_back(conn: &Connection, now: i64) -> Result<()> {
 }
 
 /// Marks a sync failed, keeping the error text. Nothing else is touched.
-pub fn fail_sync(conn: &Connection, sync: i64, now: i64, error: &str) -> Result<()> {
+fn fail_sync(conn: &Connection, sync: i64, now: i64, error: &str) -> Result<()> {
     conn.execute(
-        "UPDATE syncs SET status = 'failed', finished_at = ?2, error = ?3 WHERE id = ?1",
-        params![sync, now, error],
+        "UPDATE syncs SET status = ?4, finished_at = ?2, error = ?3 WHERE id = ?1",
+        params![sync, now, error, SyncStatus::Failed],
     )
     .db("cannot record the failure of the sync")?;
     Ok(())
@@ -116,7 +116,7 @@ pub struct Staging<'c> {
 impl<'c> Staging<'c> {
     /// Creates an empty staging table. Its columns have no type, so values keep exactly the
     /// type they were bound with. The secret is staged only when it is to be stored.
-    pub fn new(conn: &'c Connection, store_secrets: bool) -> Result<Staging<'c>> {
+    fn new(conn: &'c Connection, store_secrets: bool) -> Result<Staging<'c>> {
         let context = "cannot create the staging table";
         conn.execute_batch(&format!(
             "DROP TABLE IF EXISTS temp.staged;
@@ -164,7 +164,7 @@ impl<'c> Staging<'c> {
 }
 
 /// The account bound to this database (`account.user_id`), none before the first keys.
-pub fn bound_account(conn: &Connection) -> Result<Option<i64>> {
+fn bound_account(conn: &Connection) -> Result<Option<i64>> {
     conn.query_row("SELECT user_id FROM account", [], |row| row.get(0))
         .optional()
         .db("cannot read the account this database is bound to")
@@ -198,7 +198,7 @@ impl Staging<'_> {
 }
 
 /// Applies the staged listing as sync `sync` and finishes its row, all in one transaction.
-pub fn apply_listing(
+fn apply_listing(
     conn: &mut Connection,
     sync: i64,
     listing: &Listing,
@@ -455,7 +455,7 @@ fn finish_sync(
          WHERE id = ?1",
         params![
             sync,
-            status.as_str(),
+            status,
             now,
             listing.pages,
             listing.keys_seen as i64,
@@ -466,6 +466,35 @@ fn finish_sync(
     )
     .db("cannot finish the sync row")?;
     Ok(())
+}
+
+/// The writes of a pull, in the order it makes them.
+impl Store {
+    /// Records the start of a pull: see [`begin_sync`].
+    pub fn begin_sync(&self, base_url: &str, now: i64) -> Result<i64> {
+        begin_sync(self.conn(), base_url, now)
+    }
+
+    /// An empty staging table for this pull's pages.
+    pub fn staging(&self, store_secrets: bool) -> Result<Staging<'_>> {
+        Staging::new(self.conn(), store_secrets)
+    }
+
+    /// Applies the staged listing and finishes the sync row: see [`apply_listing`].
+    pub fn apply_listing(
+        &mut self,
+        sync: i64,
+        listing: &Listing,
+        store_secrets: bool,
+        now: i64,
+    ) -> Result<(SyncStatus, ApplyCounts)> {
+        apply_listing(self.conn_mut(), sync, listing, store_secrets, now)
+    }
+
+    /// Marks a sync failed, keeping the error text.
+    pub fn fail_sync(&self, sync: i64, now: i64, error: &str) -> Result<()> {
+        fail_sync(self.conn(), sync, now, error)
+    }
 }
 
 /// A `syncs` row that is still `running`. Dropped before [`UnfinishedSync::finished`] was

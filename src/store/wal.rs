@@ -9,7 +9,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use crate::error::{DbContext, Result};
-use crate::store::BUSY_TIMEOUT;
+use crate::store::{BUSY_TIMEOUT, Store};
 
 /// How often, and how far apart, a checkpoint that a reader blocks is tried again. Readers
 /// of a keysync database hold their snapshot for one query, so two seconds is plenty; a reader
@@ -20,7 +20,7 @@ const PAUSE: Duration = Duration::from_millis(100);
 /// Checkpoints and truncates the write-ahead log, trying again for a while when a reader
 /// holds an old snapshot. Warns when that reader keeps full key values this pull cleared
 /// (`secrets_cleared` of them) on disk. Never fails the pull: its result is already recorded.
-pub async fn settle(conn: &Connection, secrets_cleared: usize) {
+async fn settle(conn: &Connection, secrets_cleared: usize) {
     match truncate(conn).await {
         Ok(true) => {}
         Ok(false) if secrets_cleared > 0 => tracing::warn!(
@@ -54,4 +54,11 @@ async fn truncate(conn: &Connection) -> Result<bool> {
     }
     conn.busy_timeout(BUSY_TIMEOUT).db(context)?;
     Ok(done)
+}
+
+impl Store {
+    /// [`settle`]s the WAL of this store's file after a pull.
+    pub(crate) async fn settle_wal(&self, secrets_cleared: usize) {
+        settle(self.conn(), secrets_cleared).await;
+    }
 }

@@ -22,16 +22,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::PathBuf;
 use std::thread;
 
-use rusqlite::Connection;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{Listing, Page, PageSink};
 use crate::error::{Error, Result};
-use crate::store;
-use crate::store::sync::{
-    ApplyCounts, Staging, SyncStatus, UnfinishedSync, apply_listing, begin_sync, fail_sync,
-};
+use crate::store::Store;
+use crate::store::sync::{ApplyCounts, SyncStatus, UnfinishedSync};
 use crate::time::unix_now;
 
 /// Pages queued for the writer at most: enough to keep it busy while the next page is fetched
@@ -219,22 +216,22 @@ fn write(
     begun: oneshot::Sender<i64>,
     runtime: &Handle,
 ) -> Result<Written> {
-    let mut conn = store::open(&job.db)?;
-    let sync = begin_sync(&conn, &job.base_url, unix_now(job.now))?;
+    let mut store = Store::open(&job.db)?;
+    let sync = store.begin_sync(&job.base_url, unix_now(job.now))?;
     let unfinished = UnfinishedSync::new(&job.db, sync, job.now);
     let _ = begun.send(sync);
-    let written = match stage_listing(&conn, inbox, job.store_secrets) {
-        Ok(End::Listed(listing)) => apply(&mut conn, sync, &listing, job),
+    let written = match stage_listing(&store, inbox, job.store_secrets) {
+        Ok(End::Listed(listing)) => apply(&mut store, sync, &listing, job),
         Ok(End::Failed(error)) => {
-            record_failure(&conn, sync, job, error);
+            record_failure(&store, sync, job, error);
             Ok(Written::Failed)
         }
         Ok(End::Interrupted) => {
             // A row that cannot be marked here is left to `unfinished`, on a connection of its own.
-            fail_sync(&conn, sync, unix_now(job.now), "interrupted")?;
+            store.fail_sync(sync, unix_now(job.now), "interrupted")?;
             Ok(Written::Interrupted)
         }
-        Err(error) => Err(record_failure(&conn, sync, job, error)),
+        Err(error) => Err(record_failure(&store, sync, job, error)),
     };
     let secrets_cleared = match &written {
         Ok(Written::Applied(_, counts)) => counts.secrets_cleared,
@@ -242,31 +239,31 @@ fn write(
     };
     // The row is final; the settle's pauses are async sleeps on the runtime's timer (the
     // runtime side is waiting for this answer, so its thread drives that timer).
-    runtime.block_on(store::wal::settle(&conn, secrets_cleared));
+    runtime.block_on(store.settle_wal(secrets_cleared));
     unfinished.finished();
     written
 }
 
 /// Applies the listing, or records why it could not be applied.
-fn apply(conn: &mut Connection, sync: i64, listing: &Listing, job: &WriterJob) -> Result<Written> {
-    match apply_listing(conn, sync, listing, job.store_secrets, unix_now(job.now)) {
+fn apply(store: &mut Store, sync: i64, listing: &Listing, job: &WriterJob) -> Result<Written> {
+    match store.apply_listing(sync, listing, job.store_secrets, unix_now(job.now)) {
         Ok((status, counts)) => Ok(Written::Applied(status, counts)),
-        Err(error) => Err(record_failure(conn, sync, job, error)),
+        Err(error) => Err(record_failure(store, sync, job, error)),
     }
 }
 
 /// Stages pages until the listing's end arrives. Takes the channel so that leaving early (an
 /// error) closes it: the listing's next page then fails instead of waiting.
 fn stage_listing(
-    conn: &Connection,
+    store: &Store,
     mut inbox: mpsc::Receiver<Message>,
     store_secrets: bool,
 ) -> Result<End> {
-    let mut staging = Staging::new(conn, store_secrets)?;
+    let mut staging = store.staging(store_secrets)?;
     while let Some(message) = inbox.blocking_recv() {
         match message {
             Message::Page { pass, page, staged } => {
-                #[cfg(debug_assertions)]
+                #[cfg(feature = "test-support")]
                 panic_on_page_for_tests(page.number);
                 staging.stage(pass, page)?;
                 if let Some(staged) = staged {
@@ -282,17 +279,17 @@ fn stage_listing(
 
 /// Records `error` on the sync row and hands it back. Failing to record it is only a warning:
 /// the pull has failed already, and the next pull closes a row left `running`.
-fn record_failure<E: ToString>(conn: &Connection, sync: i64, job: &WriterJob, error: E) -> E {
-    if let Err(record) = fail_sync(conn, sync, unix_now(job.now), &error.to_string()) {
+fn record_failure<E: ToString>(store: &Store, sync: i64, job: &WriterJob, error: E) -> E {
+    if let Err(record) = store.fail_sync(sync, unix_now(job.now), &error.to_string()) {
         tracing::warn!("{record}");
     }
     error
 }
 
-/// Debug builds only: `KEYSYNC_DEBUG_PANIC_ON_PAGE=N` panics on the writer thread as it is
+/// Test support only: `KEYSYNC_DEBUG_PANIC_ON_PAGE=N` panics on the writer thread as it is
 /// about to stage page N, so the tests can check that a panic mid-pull leaves no `running` sync
-/// row and exits 7. Release builds have no such switch.
-#[cfg(debug_assertions)]
+/// row and exits 7. A build with default features has no such switch.
+#[cfg(feature = "test-support")]
 fn panic_on_page_for_tests(page: u32) {
     if std::env::var("KEYSYNC_DEBUG_PANIC_ON_PAGE").is_ok_and(|n| n == page.to_string()) {
         panic!("KEYSYNC_DEBUG_PANIC_ON_PAGE: a panic while staging page {page}");
@@ -334,7 +331,7 @@ mod tests {
     }
 
     fn syncs(dir: &tempfile::TempDir) -> Vec<(i64, String, Option<String>)> {
-        let conn = Connection::open(dir.path().join("keys.db")).unwrap();
+        let conn = rusqlite::Connection::open(dir.path().join("keys.db")).unwrap();
         let mut statement = conn
             .prepare("SELECT id, status, error FROM syncs ORDER BY id")
             .unwrap();
@@ -410,13 +407,15 @@ mod tests {
     #[test]
     fn a_writer_error_stops_the_listing_at_page_1_and_is_the_one_returned() {
         let dir = tempfile::tempdir().unwrap();
-        let conn = store::open(&dir.path().join("keys.db")).unwrap();
-        conn.execute(
-            "INSERT INTO account (id, user_id, bound_sync) VALUES (1, 7, 1)",
-            [],
-        )
-        .unwrap();
-        drop(conn);
+        let store = Store::open(&dir.path().join("keys.db")).unwrap();
+        store
+            .conn()
+            .execute(
+                "INSERT INTO account (id, user_id, bound_sync) VALUES (1, 7, 1)",
+                [],
+            )
+            .unwrap();
+        drop(store);
         let (staged, error) = runtime().block_on(async {
             let (mut writer, _) = begun(&dir).await;
             let staged = writer.sink().stage(1, page(1, &[1], 9)).await;
@@ -438,7 +437,7 @@ mod tests {
             syncs(&dir),
             vec![(1, "failed".to_string(), Some(refusal.to_string()))]
         );
-        let keys: i64 = Connection::open(dir.path().join("keys.db"))
+        let keys: i64 = rusqlite::Connection::open(dir.path().join("keys.db"))
             .unwrap()
             .query_row("SELECT count(*) FROM keys", [], |r| r.get(0))
             .unwrap();
