@@ -106,6 +106,21 @@ pub struct Page {
     pub items: Vec<KeyRecord>,
 }
 
+/// Pages made by hand, for the unit tests of what consumes them (staging, the writer).
+#[cfg(test)]
+impl Page {
+    /// Page `number` holding `items`, with an echoed page size and no `total`.
+    pub(crate) fn of(number: u32, items: Vec<KeyRecord>) -> Page {
+        Page {
+            number,
+            total: None,
+            page_size: 2,
+            page_size_echoed: true,
+            items,
+        }
+    }
+}
+
 impl Page {
     /// A page with fewer items than the page size ends a listing; a full one never does.
     pub fn is_short(&self) -> bool {

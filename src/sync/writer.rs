@@ -321,13 +321,7 @@ mod tests {
             .iter()
             .map(|id| KeyRecord::from_json(&json!({"id": id, "user_id": user})).unwrap())
             .collect();
-        Page {
-            number,
-            total: None,
-            page_size: 2,
-            page_size_echoed: true,
-            items,
-        }
+        Page::of(number, items)
     }
 
     fn syncs(dir: &tempfile::TempDir) -> Vec<(i64, String, Option<String>)> {

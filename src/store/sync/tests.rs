@@ -76,13 +76,7 @@ fn pull(conn: &mut Connection, now: i64, keys: Vec<KeyRecord>) -> ApplyCounts {
 }
 
 fn page(number: u32, items: Vec<KeyRecord>) -> Page {
-    Page {
-        number,
-        total: None,
-        page_size: 2,
-        page_size_echoed: true,
-        items,
-    }
+    Page::of(number, items)
 }
 
 fn counts(added: usize, changed: usize, removed: usize, cleared: usize) -> ApplyCounts {
