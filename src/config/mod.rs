@@ -84,8 +84,9 @@ impl Settings {
         let layers = Layers {
             named_profile: flags.profile.as_deref(),
         };
+        let db = db_path(flags.db.as_deref(), profile.db.as_deref());
         let api = match &flags.api {
-            Some(api) => Some(resolve_api(api, &profile, &layers)?),
+            Some(api) => Some(resolve_api(api, &profile, &layers, &db)?),
             None => None,
         };
         let now = match api {
@@ -93,7 +94,7 @@ impl Settings {
             None => flags.now,
         };
         Ok(Settings {
-            db: db_path(flags.db.as_deref(), profile.db.as_deref()),
+            db,
             db_flag: flags.db,
             quiet: flags.quiet,
             now,
@@ -112,7 +113,14 @@ impl Settings {
     }
 }
 
-fn resolve_api(flags: &ApiFlags, profile: &Profile, layers: &Layers<'_>) -> Result<ApiSettings> {
+/// The API options of `pull`, checked in the order a user fixes them: the user id, then the
+/// database's place (`db`), then the base URL and the token.
+fn resolve_api(
+    flags: &ApiFlags,
+    profile: &Profile,
+    layers: &Layers<'_>,
+    db: &std::result::Result<PathBuf, String>,
+) -> Result<ApiSettings> {
     let base_url = match &flags.base_url {
         Some(flag) => flag.clone(),
         None => layers
@@ -127,6 +135,9 @@ fn resolve_api(flags: &ApiFlags, profile: &Profile, layers: &Layers<'_>) -> Resu
             None => profile.user_id,
         },
     };
+    if let Err(why) = db {
+        return Err(Error::Usage(why.clone()));
+    }
     let token_file = flags
         .token_file
         .as_deref()

@@ -492,16 +492,20 @@ impl Store {
     }
 
     /// Marks a sync failed, keeping the error text.
-    pub fn fail_sync(&self, sync: i64, now: i64, error: &str) -> Result<()> {
+    pub(crate) fn fail_sync(&self, sync: i64, now: i64, error: &str) -> Result<()> {
         fail_sync(self.conn(), sync, now, error)
     }
 }
+
+/// The error a sync row gets when keysync panicked during its pull.
+pub(crate) const PANICKED: &str =
+    "internal error: keysync panicked during the pull (the message is on stderr)";
 
 /// A `syncs` row that is still `running`. Dropped before [`UnfinishedSync::finished`] was
 /// called, it marks the row failed on a connection of its own (the pull's may be in the
 /// middle of unwinding): `internal error: ...` during a panic, `interrupted` otherwise (the
 /// pull's writer gave up before the row was final).
-pub struct UnfinishedSync {
+pub(crate) struct UnfinishedSync {
     db: PathBuf,
     sync: i64,
     now: Option<i64>,
@@ -531,7 +535,7 @@ impl Drop for UnfinishedSync {
             return;
         }
         let error = if std::thread::panicking() {
-            "internal error: keysync panicked during the pull (the message is on stderr)"
+            PANICKED
         } else {
             "interrupted"
         };

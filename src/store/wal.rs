@@ -11,17 +11,16 @@ use rusqlite::Connection;
 use crate::error::{DbContext, Result};
 use crate::store::{BUSY_TIMEOUT, Store};
 
-/// How often, and how far apart, a checkpoint that a reader blocks is tried again. Readers
-/// of a keysync database hold their snapshot for one query, so two seconds is plenty; a reader
-/// that holds one longer (a shell left in a transaction) is warned about instead of waited for.
-const ATTEMPTS: u32 = 20;
-const PAUSE: Duration = Duration::from_millis(100);
+/// How long a checkpoint waits for a reader that holds an old snapshot. Readers of a keysync
+/// database hold their snapshot for one query, so two seconds is plenty; a reader that holds one
+/// longer (a shell left in a transaction) is warned about instead of waited for.
+const READER_WAIT: Duration = Duration::from_secs(2);
 
-/// Checkpoints and truncates the write-ahead log, trying again for a while when a reader
-/// holds an old snapshot. Warns when that reader keeps full key values this pull cleared
-/// (`secrets_cleared` of them) on disk. Never fails the pull: its result is already recorded.
-async fn settle(conn: &Connection, secrets_cleared: usize) {
-    match truncate(conn).await {
+/// Checkpoints and truncates the write-ahead log, waiting a while for a reader that holds an old
+/// snapshot. Warns when that reader keeps full key values this pull cleared (`secrets_cleared`
+/// of them) on disk. Never fails the pull: its result is already recorded.
+fn settle(conn: &Connection, secrets_cleared: usize) {
+    match truncate(conn) {
         Ok(true) => {}
         Ok(false) if secrets_cleared > 0 => tracing::warn!(
             "a program reading the database holds an old snapshot of it, so the {secrets_cleared} \
@@ -36,29 +35,22 @@ async fn settle(conn: &Connection, secrets_cleared: usize) {
     }
 }
 
-/// `PRAGMA wal_checkpoint(TRUNCATE)` until it completes, at most [`ATTEMPTS`] times. The
-/// pauses are async sleeps with SQLite's busy handler off, so no runtime thread is blocked.
-async fn truncate(conn: &Connection) -> Result<bool> {
+/// `PRAGMA wal_checkpoint(TRUNCATE)`, which waits (through SQLite's busy handler, for up to
+/// [`READER_WAIT`]) until the readers have let go of the log. It blocks its thread: a pull runs
+/// it on its writer thread, never on the async runtime.
+fn truncate(conn: &Connection) -> Result<bool> {
     let context = "cannot empty the write-ahead log";
-    conn.busy_timeout(Duration::ZERO).db(context)?;
-    let mut done = false;
-    for attempt in 1..=ATTEMPTS {
-        let busy: i64 = conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
-            .db(context)?;
-        done = busy == 0;
-        if done || attempt == ATTEMPTS {
-            break;
-        }
-        tokio::time::sleep(PAUSE).await;
-    }
+    conn.busy_timeout(READER_WAIT).db(context)?;
+    let busy: i64 = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
+        .db(context)?;
     conn.busy_timeout(BUSY_TIMEOUT).db(context)?;
-    Ok(done)
+    Ok(busy == 0)
 }
 
 impl Store {
     /// [`settle`]s the WAL of this store's file after a pull.
-    pub(crate) async fn settle_wal(&self, secrets_cleared: usize) {
-        settle(self.conn(), secrets_cleared).await;
+    pub(crate) fn settle_wal(&self, secrets_cleared: usize) {
+        settle(self.conn(), secrets_cleared);
     }
 }

@@ -10,9 +10,9 @@
 //! Also here, because only a pull needs them: the progress bar, the health-check pings, and the
 //! signal handling that turns SIGINT/SIGTERM into a clean stop.
 
-pub mod ping;
-pub mod progress;
-pub mod shutdown;
+pub(crate) mod ping;
+pub(crate) mod progress;
+pub(crate) mod shutdown;
 pub(crate) mod writer;
 
 use std::future::Future;
@@ -122,7 +122,6 @@ async fn record_sync(
     progress: bool,
     cancel: impl Future<Output = Signal>,
 ) -> Result<Pulled> {
-    let started = Instant::now();
     let mut writer = Writer::start(WriterJob {
         db: options.db.clone(),
         base_url: options.api.base_url.clone(),
@@ -130,6 +129,7 @@ async fn record_sync(
         store_secrets: options.store_secrets,
     })?;
     let sync = writer.begun().await?;
+    let started = Instant::now();
     let listed = tokio::select! {
         listed = list_into_staging(writer.sink(), client, progress) => Some(listed),
         // The writer stops first only on an error (or a panic) of its own: stop listing.

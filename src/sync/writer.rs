@@ -20,20 +20,21 @@
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::PathBuf;
-use std::thread;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{self, JoinHandle};
 
-use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{Listing, Page, PageSink};
 use crate::error::{Error, Result};
 use crate::store::Store;
-use crate::store::sync::{ApplyCounts, SyncStatus, UnfinishedSync};
+use crate::store::sync::{ApplyCounts, PANICKED, SyncStatus, UnfinishedSync};
 use crate::time::unix_now;
 
 /// Pages queued for the writer at most: enough to keep it busy while the next page is fetched
 /// and parsed, few enough that a slow disk holds back the listing instead of filling memory.
-pub const QUEUED_PAGES: usize = 2;
+pub(crate) const QUEUED_PAGES: usize = 2;
 
 /// What the runtime side tells the writer, in order.
 enum Message {
@@ -79,35 +80,42 @@ pub struct WriterJob {
 /// The writer thread's answer: its outcome, or its panic's payload.
 type Answer = thread::Result<Result<Written>>;
 
-/// The runtime side's end of a writer thread.
+/// The runtime side's end of a writer thread. Dropped before the listing's end was sent (the
+/// runtime side panicked, or gave up the pull), it closes the channel and waits for the writer
+/// to record that on the row, so that no way out leaves the row `running`.
 pub struct Writer {
-    messages: mpsc::Sender<Message>,
+    messages: Option<mpsc::Sender<Message>>,
     begun: oneshot::Receiver<i64>,
-    answer: oneshot::Receiver<Answer>,
+    answer: Option<oneshot::Receiver<Answer>>,
+    thread: Option<JoinHandle<()>>,
+    /// Set when the runtime side drops this during a panic: the row then says so.
+    panicked: Arc<AtomicBool>,
 }
 
 impl Writer {
-    /// Starts the writer thread, which opens the database and records the sync's start. Must be
-    /// called on the pull's runtime: the writer waits on its timer to settle the WAL.
+    /// Starts the writer thread, which opens the database and records the sync's start.
     pub fn start(job: WriterJob) -> Result<Writer> {
         let (messages, inbox) = mpsc::channel(QUEUED_PAGES);
         let (begun_sender, begun) = oneshot::channel();
         let (answer_sender, answer) = oneshot::channel();
-        let runtime = Handle::current();
-        thread::Builder::new()
+        let panicked = Arc::new(AtomicBool::new(false));
+        let runtime_panicked = panicked.clone();
+        let thread = thread::Builder::new()
             .name("keysync-writer".into())
             .spawn(move || {
                 // The panic hook has printed the message; the payload goes to the runtime side.
                 let outcome = catch_unwind(AssertUnwindSafe(|| {
-                    write(&job, inbox, begun_sender, &runtime)
+                    write(&job, inbox, begun_sender, &runtime_panicked)
                 }));
                 let _ = answer_sender.send(outcome);
             })
             .map_err(|e| Error::Internal(format!("cannot start the writer thread: {e}")))?;
         Ok(Writer {
-            messages,
+            messages: Some(messages),
             begun,
-            answer,
+            answer: Some(answer),
+            thread: Some(thread),
+            panicked,
         })
     }
 
@@ -122,13 +130,20 @@ impl Writer {
 
     /// A sink that queues listed pages for the writer.
     pub fn sink(&self) -> WriterSink {
-        WriterSink(self.messages.clone())
+        WriterSink(
+            self.messages
+                .clone()
+                .expect("the channel is open until the end"),
+        )
     }
 
     /// Resolves only when the writer stops before it is told the listing's end: with its own
     /// error (another account's keys, a full disk), or by resuming its panic.
     pub async fn stopped(&mut self) -> Error {
-        match receive(&mut self.answer).await {
+        let Some(answer) = self.answer.as_mut() else {
+            return Error::Internal("the writer's answer was taken".into());
+        };
+        match receive(answer).await {
             Err(error) => error,
             Ok(written) => Error::Internal(format!("the writer ended early: {written:?}")),
         }
@@ -159,16 +174,32 @@ impl Writer {
     }
 
     /// Sends the listing's end, if any, closes the channel and waits for the final row.
-    async fn end(self, last: Option<Message>) -> Result<Written> {
-        let Writer {
-            messages, answer, ..
-        } = self;
+    async fn end(mut self, last: Option<Message>) -> Result<Written> {
+        let (Some(messages), Some(answer)) = (self.messages.take(), self.answer.take()) else {
+            return Err(Error::Internal("the writer was ended twice".into()));
+        };
         if let Some(last) = last {
             // A writer that stopped already has its answer waiting.
             let _ = messages.send(last).await;
         }
         drop(messages);
         receive(answer).await
+    }
+}
+
+impl Drop for Writer {
+    /// Closes the channel and waits for the writer's last word. After [`Writer::end`] that is
+    /// at once (the answer is its thread's last act); before it, the writer records the pull as
+    /// interrupted, or as panicked while this side unwinds. Waiting keeps the process alive
+    /// until the row is final, which a panic's exit would otherwise not.
+    fn drop(&mut self) {
+        if thread::panicking() {
+            self.panicked.store(true, Ordering::SeqCst);
+        }
+        drop(self.messages.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -190,6 +221,8 @@ pub struct WriterSink(mpsc::Sender<Message>);
 
 impl PageSink for WriterSink {
     async fn stage(&mut self, pass: u32, page: Page) -> Result<()> {
+        #[cfg(feature = "test-support")]
+        panic_on_page_for_tests("KEYSYNC_DEBUG_PANIC_LISTING_PAGE", page.number);
         let stopped = || Error::Internal("the writer stopped before the listing ended".into());
         // Page 1 waits until it is staged: the writer checks it against the database's account,
         // and another account's token must cost one request only. Later pages wait only while
@@ -214,7 +247,7 @@ fn write(
     job: &WriterJob,
     inbox: mpsc::Receiver<Message>,
     begun: oneshot::Sender<i64>,
-    runtime: &Handle,
+    runtime_panicked: &AtomicBool,
 ) -> Result<Written> {
     let mut store = Store::open(&job.db)?;
     let sync = store.begin_sync(&job.base_url, unix_now(job.now))?;
@@ -227,8 +260,13 @@ fn write(
             Ok(Written::Failed)
         }
         Ok(End::Interrupted) => {
+            let why = if runtime_panicked.load(Ordering::SeqCst) {
+                PANICKED
+            } else {
+                "interrupted"
+            };
             // A row that cannot be marked here is left to `unfinished`, on a connection of its own.
-            store.fail_sync(sync, unix_now(job.now), "interrupted")?;
+            store.fail_sync(sync, unix_now(job.now), why)?;
             Ok(Written::Interrupted)
         }
         Err(error) => Err(record_failure(&store, sync, job, error)),
@@ -237,9 +275,7 @@ fn write(
         Ok(Written::Applied(_, counts)) => counts.secrets_cleared,
         _ => 0,
     };
-    // The row is final; the settle's pauses are async sleeps on the runtime's timer (the
-    // runtime side is waiting for this answer, so its thread drives that timer).
-    runtime.block_on(store.settle_wal(secrets_cleared));
+    store.settle_wal(secrets_cleared);
     unfinished.finished();
     written
 }
@@ -264,7 +300,7 @@ fn stage_listing(
         match message {
             Message::Page { pass, page, staged } => {
                 #[cfg(feature = "test-support")]
-                panic_on_page_for_tests(page.number);
+                panic_on_page_for_tests("KEYSYNC_DEBUG_PANIC_ON_PAGE", page.number);
                 staging.stage(pass, page)?;
                 if let Some(staged) = staged {
                     let _ = staged.send(());
@@ -287,12 +323,13 @@ fn record_failure<E: ToString>(store: &Store, sync: i64, job: &WriterJob, error:
 }
 
 /// Test support only: `KEYSYNC_DEBUG_PANIC_ON_PAGE=N` panics on the writer thread as it is
-/// about to stage page N, so the tests can check that a panic mid-pull leaves no `running` sync
-/// row and exits 7. A build with default features has no such switch.
+/// about to stage page N, and `KEYSYNC_DEBUG_PANIC_LISTING_PAGE=N` on the runtime side as it
+/// hands page N over, so the tests can check that a panic mid-pull on either side leaves no
+/// `running` sync row and exits 7. A build with default features has no such switch.
 #[cfg(feature = "test-support")]
-fn panic_on_page_for_tests(page: u32) {
-    if std::env::var("KEYSYNC_DEBUG_PANIC_ON_PAGE").is_ok_and(|n| n == page.to_string()) {
-        panic!("KEYSYNC_DEBUG_PANIC_ON_PAGE: a panic while staging page {page}");
+fn panic_on_page_for_tests(var: &str, page: u32) {
+    if std::env::var(var).is_ok_and(|n| n == page.to_string()) {
+        panic!("{var}: a panic while staging page {page}");
     }
 }
 

@@ -180,33 +180,41 @@ fn sigterm_ends_a_wait_for_the_lock_at_once_for_one_shot_and_every() {
 
 #[test]
 fn a_panic_mid_pull_marks_its_row_failed_and_exits_7() {
-    let h = Harness::with_keys(250);
-    h.pull(&[]);
-    h.server.account().set(1, "name", json!("changed"));
-    let before = h.dump(&["keys", "key_versions"]);
-    let output = run(
-        h.keysync()
-            .env("KEYSYNC_DEBUG_PANIC_ON_PAGE", "2")
-            .args(["pull"]),
-        7,
-    );
-    assert!(
-        output.stderr.contains("a panic while staging page 2"),
-        "{}",
-        output.stderr
-    );
-    assert_eq!(
-        syncs(&h),
-        vec![
-            vec![int(1), text("ok"), Value::Null],
+    // On the writer thread (staging), and on the runtime side (listing): either way the row is
+    // final before the process exits.
+    for switch in [
+        "KEYSYNC_DEBUG_PANIC_ON_PAGE",
+        "KEYSYNC_DEBUG_PANIC_LISTING_PAGE",
+    ] {
+        let h = Harness::with_keys(250);
+        h.pull(&[]);
+        h.server.account().set(1, "name", json!("changed"));
+        let before = h.dump(&["keys", "key_versions"]);
+        let output = run(h.keysync().env(switch, "2").args(["pull"]), 7);
+        assert!(
+            output
+                .stderr
+                .contains(&format!("{switch}: a panic while staging page 2")),
+            "{}",
+            output.stderr
+        );
+        assert_eq!(
+            syncs(&h),
             vec![
-                int(2),
-                text("failed"),
-                text("internal error: keysync panicked during the pull (the message is on stderr)")
+                vec![int(1), text("ok"), Value::Null],
+                vec![
+                    int(2),
+                    text("failed"),
+                    text(
+                        "internal error: keysync panicked during the pull (the message is on \
+                         stderr)"
+                    )
+                ],
             ],
-        ]
-    );
-    assert_eq!(h.dump(&["keys", "key_versions"]), before);
+            "{switch}"
+        );
+        assert_eq!(h.dump(&["keys", "key_versions"]), before, "{switch}");
+    }
 }
 
 /// stdout and stderr both a pipe whose reader has already gone, as `... 2>&1 | head -1` leaves
