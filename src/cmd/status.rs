@@ -2,6 +2,7 @@
 //! alarm (exit 1) for monitoring when the data has gone stale or the last pull failed.
 
 use std::io::Write;
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value as Json, json};
@@ -27,56 +28,14 @@ pub struct Args {
 
 pub fn run(settings: &Settings, args: Args) -> Result<Outcome> {
     let db = settings.db()?;
-    let store = Store::open_read_only(db)?;
     let now = settings.now();
-    let counts = store.key_counts()?;
-    let account = store.account()?;
-    let (last, good) = (store.last_sync()?, store.last_good_sync()?);
-    let alarm = match args.max_age {
-        Some(max_age) => alarm(
-            store.last_finished_sync()?.as_ref(),
-            good.as_ref(),
-            max_age,
-            now,
-        ),
-        None => None,
-    };
-    let size = store.bytes();
-    let version = store.schema_version()?;
+    let seen = Seen::read(&Store::open_read_only(db)?, args.max_age, now)?;
     if args.json {
-        let report = json!({
-            "database": db.display().to_string(),
-            "size_bytes": size,
-            "schema_version": version,
-            "keys": keys_json(&counts),
-            "account": account.map(|(user_id, bound_sync)| {
-                json!({"user_id": user_id, "bound_sync": bound_sync})
-            }),
-            "last_sync": last.as_ref().map(|s| sync_json(s, now)),
-            "last_good_sync": good.as_ref().map(|s| sync_json(s, now)),
-            "alarm": alarm,
-        });
-        print_line(&report.to_string())?;
+        print_line(&seen.json(db, now).to_string())?;
     } else if !settings.quiet {
-        // The path and an upstream error message are text from outside.
-        let say = |line: &str| print_line(&escape_for_terminal(line));
-        say(&format!(
-            "database:       {} ({}, schema version {version})",
-            db.display(),
-            bytes(size)
-        ))?;
-        say(&format!("keys:           {}", keys_line(&counts)))?;
-        say(&format!("account:        {}", account_line(account)))?;
-        say(&format!(
-            "last sync:      {}",
-            sync_line(last.as_ref(), now)
-        ))?;
-        say(&format!(
-            "last good sync: {}",
-            sync_line(good.as_ref(), now)
-        ))?;
+        seen.print_lines(db, now)?;
     }
-    match alarm {
+    match seen.alarm {
         Some(reason) => {
             let reason = escape_for_terminal(&reason).into_owned();
             // Not `eprintln!`, which panics on a closed stderr.
@@ -84,6 +43,77 @@ pub fn run(settings: &Settings, args: Args) -> Result<Outcome> {
             Ok(Outcome::Alarm)
         }
         None => Ok(Outcome::Success),
+    }
+}
+
+/// What `status` read from the database, and the alarm it raises, if any.
+struct Seen {
+    size: u64,
+    version: i64,
+    counts: KeyCounts,
+    account: Option<(i64, i64)>,
+    last: Option<SyncRow>,
+    good: Option<SyncRow>,
+    alarm: Option<String>,
+}
+
+impl Seen {
+    fn read(store: &Store, max_age: Option<Duration>, now: i64) -> Result<Seen> {
+        let good = store.last_good_sync()?;
+        let alarm = match max_age {
+            Some(max_age) => alarm(
+                store.last_finished_sync()?.as_ref(),
+                good.as_ref(),
+                max_age,
+                now,
+            ),
+            None => None,
+        };
+        Ok(Seen {
+            counts: store.key_counts()?,
+            account: store.account()?,
+            last: store.last_sync()?,
+            good,
+            alarm,
+            size: store.bytes(),
+            version: store.schema_version()?,
+        })
+    }
+
+    fn json(&self, db: &Path, now: i64) -> Json {
+        json!({
+            "database": db.display().to_string(),
+            "size_bytes": self.size,
+            "schema_version": self.version,
+            "keys": keys_json(&self.counts),
+            "account": self.account.map(|(user_id, bound_sync)| {
+                json!({"user_id": user_id, "bound_sync": bound_sync})
+            }),
+            "last_sync": self.last.as_ref().map(|s| sync_json(s, now)),
+            "last_good_sync": self.good.as_ref().map(|s| sync_json(s, now)),
+            "alarm": self.alarm,
+        })
+    }
+
+    fn print_lines(&self, db: &Path, now: i64) -> Result<()> {
+        // The path and an upstream error message are text from outside.
+        let say = |line: &str| print_line(&escape_for_terminal(line));
+        say(&format!(
+            "database:       {} ({}, schema version {})",
+            db.display(),
+            bytes(self.size),
+            self.version
+        ))?;
+        say(&format!("keys:           {}", keys_line(&self.counts)))?;
+        say(&format!("account:        {}", account_line(self.account)))?;
+        say(&format!(
+            "last sync:      {}",
+            sync_line(self.last.as_ref(), now)
+        ))?;
+        say(&format!(
+            "last good sync: {}",
+            sync_line(self.good.as_ref(), now)
+        ))
     }
 }
 
