@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::fake::{FakeAccount, FakeServer};
 use crate::output::{RowFormat, print_line};
 use crate::report::{Report, ReportArgs};
-use crate::store::Store;
+use crate::store::{self, Store};
 use crate::sync::{PullOptions, Pulled, SyncSummary, pull};
 
 const DEMO_DB: &str = "keysync-demo.db";
@@ -164,13 +164,12 @@ fn clear_previous_demo(db: &Path) -> Result<()> {
         )));
     }
     for suffix in ["", "-wal", "-shm", ".lock"] {
-        let mut path = db.as_os_str().to_owned();
-        path.push(suffix);
+        let path = store::sibling(db, suffix);
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(Error::DatabaseState(format!(
                     "cannot remove the previous demo database {}: {e}",
-                    Path::new(&path).display()
+                    path.display()
                 )));
             }
             _ => {}

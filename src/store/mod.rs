@@ -91,7 +91,7 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// brings its schema up to date. A file that is not keysync's, or is newer than this binary,
 /// is refused before anything is written to it (the journal-mode switch included), so it
 /// stays byte for byte as it was, and gains no `-wal` or `-shm` beside it.
-pub(crate) fn open(path: &Path) -> Result<Connection> {
+fn open(path: &Path) -> Result<Connection> {
     create_private_file(path)?;
     refuse_before_writing(path)?;
     let mut conn = Connection::open_with_flags(
@@ -140,7 +140,7 @@ fn refuse_before_writing(path: &Path) -> Result<()> {
 }
 
 /// `path` with `suffix` appended to its file name: `keysync.db-wal`.
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
+pub(crate) fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
@@ -225,15 +225,14 @@ fn immutable_uri(path: &Path) -> String {
 
 /// An immutable open does not read the `-wal`: say so when it holds something.
 fn warn_if_wal_unread(db: &Path) {
-    let mut wal = db.as_os_str().to_owned();
-    wal.push("-wal");
+    let wal = sibling(db, "-wal");
     let bytes = std::fs::metadata(&wal).map_or(0, |m| m.len());
     if bytes > 0 {
         tracing::warn!(
             "{} holds {bytes} bytes of changes that are not in the database file yet, and on \
              read-only media they cannot be read: the latest syncs may be missing. Copy both \
              files to writable storage to see them",
-            PathBuf::from(wal).display()
+            wal.display()
         );
     }
 }
@@ -452,11 +451,7 @@ fn name_a_few(names: &[String]) -> String {
 pub fn database_bytes(db: &Path) -> u64 {
     ["", "-wal"]
         .iter()
-        .filter_map(|suffix| {
-            let mut path = db.as_os_str().to_owned();
-            path.push(suffix);
-            std::fs::metadata(path).ok().map(|m| m.len())
-        })
+        .filter_map(|suffix| std::fs::metadata(sibling(db, suffix)).ok().map(|m| m.len()))
         .sum()
 }
 
