@@ -100,6 +100,13 @@ pub enum Command {
     /// last sync failed: point monitoring at `keysync status --max-age 2h`.
     #[command(after_help = EXIT_CODES_HELP)]
     Status(cmd::status::Args),
+    /// What each key used, in quota and in US dollars, between consecutive good syncs
+    ///
+    /// Without --every: one row per key that used anything in the window, largest first
+    /// (id, name, used, usd, share). With --every day|week|month: one row per period and key
+    /// (period, id, name, used, usd). The README's "Usage and dollars" states the rule.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Usage(cmd::usage::Args),
     /// Print a shell completion script, e.g. `keysync completions bash > ~/.local/share/bash-completion/completions/keysync`
     Completions(cmd::completions::Args),
 }
@@ -117,6 +124,10 @@ impl Cli {
             profile: global.profile.clone(),
             api: match &self.command {
                 Command::Pull(args) => Some(args.api_flags()),
+                _ => None,
+            },
+            quota_per_unit: match &self.command {
+                Command::Usage(args) => args.quota_per_unit,
                 _ => None,
             },
         }

@@ -41,6 +41,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Prune(args) => cmd::prune::run(&settings, args).map(success),
         Command::Status(args) => cmd::status::run(&settings, args),
         Command::Query(args) => cmd::query::run(&settings, args).map(success),
+        Command::Usage(args) => cmd::usage::run(&settings, args).map(success),
         Command::Completions(args) => cmd::completions::run(args, Cli::command()).map(success),
     }
 }

@@ -12,6 +12,7 @@ pub mod query;
 pub mod show;
 pub mod status;
 pub mod syncs;
+pub mod usage;
 
 use clap::Args;
 use rusqlite::types::Value;

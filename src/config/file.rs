@@ -2,12 +2,13 @@
 //!
 //! `$XDG_CONFIG_HOME/keysync/config.toml` (else `~/.config/keysync/config.toml`), or
 //! `--config PATH`. Each `[profiles.NAME]` table may set `db`, `base_url`, `token_file`,
-//! `user_id`, `timeout`, `retries`, `ping_url` and `ca_cert`; `--profile NAME` / `KEYSYNC_PROFILE` picks
-//! one, and without it the profile named `default` applies when there is one. Relative paths
+//! `user_id`, `timeout`, `retries`, `ping_url`, `ca_cert` and `quota_per_unit` (for `usage`);
+//! `--profile NAME` / `KEYSYNC_PROFILE` picks one, and without it the profile named `default` applies when there is one. Relative paths
 //! are relative to the config file's folder, and `~/` is the home folder. A mistake in the
 //! file is an error naming the file, the line and the key.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -30,6 +31,8 @@ pub struct Profile {
     pub retries: Option<u32>,
     pub ping_url: Option<String>,
     pub ca_cert: Option<PathBuf>,
+    /// Quota units per US dollar, for `usage`; a positive integer.
+    pub quota_per_unit: Option<NonZeroU64>,
 }
 
 #[derive(Debug, Deserialize)]

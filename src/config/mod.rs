@@ -10,6 +10,7 @@
 
 pub mod file;
 
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -38,6 +39,8 @@ pub struct Flags {
     /// The API flags of the command that talks to CometAPI (`pull`); none for the others,
     /// which need no token.
     pub api: Option<ApiFlags>,
+    /// `usage --quota-per-unit`.
+    pub quota_per_unit: Option<NonZeroU64>,
 }
 
 /// `pull`'s flags that the environment and the profile may also give.
@@ -67,7 +70,13 @@ pub struct Settings {
     pub now: Option<i64>,
     /// The API options and health-check URL, for `pull`.
     pub api: Option<ApiSettings>,
+    /// Quota units per US dollar, for `usage`: the flag, else the profile, else
+    /// [`DEFAULT_QUOTA_PER_UNIT`].
+    pub quota_per_unit: NonZeroU64,
 }
+
+/// The gateway's quota units per US dollar.
+pub const DEFAULT_QUOTA_PER_UNIT: NonZeroU64 = NonZeroU64::new(500_000).unwrap();
 
 /// How to reach CometAPI, for the command that does.
 #[derive(Debug)]
@@ -99,6 +108,10 @@ impl Settings {
             quiet: flags.quiet,
             now,
             api,
+            quota_per_unit: flags
+                .quota_per_unit
+                .or(profile.quota_per_unit)
+                .unwrap_or(DEFAULT_QUOTA_PER_UNIT),
         })
     }
 
