@@ -26,6 +26,8 @@
 //! - `diff`: `diff`, `history`, `syncs` and `prune`: the history read back exactly.
 //! - `query`: `keysync query`: formats, parameters, the read-only guard, the views and `--now`,
 //!   and each preset report.
+//! - `usage`: `keysync usage`: quota use and dollars by the attribution rule, per key and per
+//!   period, over ten daily pulls with a reset, a newcomer, a removal and a failed pull.
 
 mod common;
 mod diff;
@@ -36,3 +38,4 @@ mod pull;
 mod query;
 mod terminal;
 mod upstream;
+mod usage;
