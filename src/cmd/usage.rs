@@ -183,6 +183,10 @@ fn per_key(
         0 => Value::Null,
         _ => Value::Real(round(used as f64 * 100.0 / total as f64, 2)),
     };
+    let mut by_key: HashMap<i64, Vec<&KeyUse>> = HashMap::new();
+    for u in uses {
+        by_key.entry(u.key_id).or_default().push(u);
+    }
     let mut rows: Vec<Vec<Value>> = keys
         .iter()
         .map(|k| {
@@ -194,7 +198,7 @@ fn per_key(
                 share(k.used),
             ];
             if let Some(window) = window {
-                let mine = uses.iter().filter(|u| u.key_id == k.id);
+                let mine = by_key.get(&k.id).into_iter().flatten().copied();
                 row.push(Value::Text(window.sparkline(mine)));
             }
             row
@@ -218,7 +222,7 @@ fn per_period(uses: &[KeyUse], period: Period, money: Money) -> Vec<Vec<Value>> 
     let mut totals: HashMap<(NaiveDate, i64), (Option<String>, i64)> = HashMap::new();
     for u in uses {
         let entry = totals
-            .entry((period.start(u.at), u.key_id))
+            .entry((period.start(u.day), u.key_id))
             .or_insert_with(|| (u.name.clone(), 0));
         entry.1 += u.used;
     }
@@ -264,7 +268,7 @@ impl Window {
         const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
         let mut daily = vec![0i64; self.days];
         for u in uses {
-            let day = (utc_day(u.at) - self.first_day).num_days();
+            let day = (utc_day(u.day) - self.first_day).num_days();
             if let Some(slot) = usize::try_from(day).ok().and_then(|d| daily.get_mut(d)) {
                 *slot += u.used;
             }
@@ -294,7 +298,7 @@ mod tests {
 
     fn use_of(at: i64, key_id: i64, used: i64) -> KeyUse {
         KeyUse {
-            at,
+            day: at,
             key_id,
             name: Some(format!("k{key_id}")),
             used,
