@@ -3,7 +3,7 @@
 //! Builds a database of 1,000 keys × 1,000 syncs in which every key changes at every sync
 //! (10^6 version rows), through keysync's own staging and apply code, then times each reading
 //! command as its own `keysync` process: `diff` between neighbouring and distant syncs,
-//! `history KEY` by id and by name, every preset report, and `prune` on a copy. Set
+//! `history KEY` by id and by name, every preset report, `usage`, and `prune` on a copy. Set
 //! `KEYSYNC_BENCH_DB=/some/path.db` to build the database once and reuse it.
 
 use std::path::{Path, PathBuf};
@@ -71,6 +71,14 @@ fn main() {
         }
         cases.push((format!("query --report {report}"), report_args));
     }
+    cases.push((
+        "usage --since 30d".into(),
+        args(&["usage", "--since", "30d", "--format", "csv"]),
+    ));
+    cases.push((
+        "usage --every day".into(),
+        args(&["usage", "--every", "day", "--format", "csv"]),
+    ));
     for (name, case_args) in &cases {
         let wall = median(runs, || time(&db, &now, case_args));
         println!("{name:<40} {:>8.1}ms", wall.as_secs_f64() * 1000.0);
