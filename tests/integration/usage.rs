@@ -347,6 +347,16 @@ fn the_profile_sets_the_price_and_the_flag_beats_it() {
     };
     assert_eq!(first_usd(&[]), usd(expected[0].1, 2000));
     assert_eq!(first_usd(&["--quota-per-unit", "3"]), usd(expected[0].1, 3));
+
+    // A price of zero would divide by zero: the file is refused with its line.
+    std::fs::write(config, "[profiles.default]\nquota_per_unit = 0\n").unwrap();
+    let refused = run(h.keysync().args(["usage", "--config", config]), 2);
+    assert!(
+        refused.stderr.contains("config.toml:2"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stdout.is_empty());
 }
 
 #[test]
