@@ -15,7 +15,7 @@ use chrono::{DateTime, Datelike, Days, NaiveDate};
 use rusqlite::types::Value;
 
 use crate::cmd::FormatArgs;
-use crate::config::Settings;
+use crate::config::{Settings, parse_quota_per_unit};
 use crate::error::{Error, Result};
 use crate::output::{Format, print_rows};
 use crate::store::Store;
@@ -37,7 +37,7 @@ pub struct Args {
     #[arg(long, value_name = "N", conflicts_with = "every")]
     pub top: Option<usize>,
     /// Quota units per US dollar [default: the profile's quota_per_unit, else 500000]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_quota_per_unit)]
     pub quota_per_unit: Option<NonZeroU64>,
     #[command(flatten)]
     pub format: FormatArgs,

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::config::{parse_retries, parse_timeout};
+use crate::config::{parse_quota_per_unit, parse_retries, parse_timeout};
 use crate::error::{Error, Result};
 
 /// One profile's settings; every one is optional and loses to flags and environment.
@@ -32,6 +32,7 @@ pub struct Profile {
     pub ping_url: Option<String>,
     pub ca_cert: Option<PathBuf>,
     /// Quota units per US dollar, for `usage`; a positive integer.
+    #[serde(default, deserialize_with = "quota_per_unit")]
     pub quota_per_unit: Option<NonZeroU64>,
 }
 
@@ -46,6 +47,16 @@ struct ConfigFile {
 fn retries<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
     let retries = u64::deserialize(deserializer)?;
     parse_retries(&retries.to_string())
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+/// The same bounds as `--quota-per-unit`.
+fn quota_per_unit<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<NonZeroU64>, D::Error> {
+    let units = i64::deserialize(deserializer)?;
+    parse_quota_per_unit(&units.to_string())
         .map(Some)
         .map_err(serde::de::Error::custom)
 }

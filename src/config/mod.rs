@@ -78,6 +78,20 @@ pub struct Settings {
 /// The gateway's quota units per US dollar.
 pub const DEFAULT_QUOTA_PER_UNIT: NonZeroU64 = NonZeroU64::new(500_000).unwrap();
 
+/// `--quota-per-unit` and the profile's `quota_per_unit`: a whole number above zero (a price
+/// of zero units per dollar would divide by zero).
+pub fn parse_quota_per_unit(text: &str) -> Result<NonZeroU64, String> {
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(NonZeroU64::new)
+        .ok_or_else(|| {
+            format!(
+                "expected the quota units per US dollar as a whole number above 0, such as 500000 (the gateway's), got {text:?}"
+            )
+        })
+}
+
 /// How to reach CometAPI, for the command that does.
 #[derive(Debug)]
 pub struct ApiSettings {
