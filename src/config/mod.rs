@@ -87,7 +87,8 @@ pub fn parse_quota_per_unit(text: &str) -> Result<NonZeroU64, String> {
         .and_then(NonZeroU64::new)
         .ok_or_else(|| {
             format!(
-                "expected the quota units per US dollar as a whole number above 0, such as 500000 (the gateway's), got {text:?}"
+                "expected the quota units per US dollar as a whole number above 0, such as \
+                 500000 (the gateway's), got {text:?}"
             )
         })
 }
