@@ -182,6 +182,10 @@ mod tests {
             // Key 4: 10 → 25, then removed at 5: counts only up to sync 4.
             (4, 1, Some(4), 0, 10),
             (4, 4, Some(5), 0, 25),
+            // Key 5: removed at 2, restored at 5 with more use: not live at A (4), created
+            // long before, so the restore counts nothing; only its use after that counts.
+            (5, 1, Some(2), 0, 300),
+            (5, 5, None, 0, 900),
         ];
         let conn = history(&syncs, &versions);
         assert_eq!(
