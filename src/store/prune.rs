@@ -7,7 +7,8 @@
 //! `K`: none of them is valid at `K` or later. A version still valid at `K` stays, even though
 //! its `valid_from_sync` may now name a deleted sync, so the state at every kept sync, and so
 //! every diff between kept syncs, is exactly what it was. `keys` keeps one row per key ever
-//! seen, as the schema promises.
+//! seen, as the schema promises. The use ledger loses the rows of the deleted syncs and of the
+//! oldest good sync left, which becomes the first and so is never the end of an interval.
 
 use std::path::Path;
 
@@ -17,10 +18,10 @@ use super::points::SyncPoint;
 use crate::error::{DbContext, Result};
 use crate::store::Store;
 
-/// What a prune deletes, or would delete.
 /// The page cache a prune may use, in KiB as SQLite's negative `cache_size` takes it.
 const PRUNE_CACHE_KIB: i64 = -128 * 1024;
 
+/// What a prune deletes, or would delete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PrunePlan {
     /// The oldest sync that stays; `None` when there are no syncs at all.
@@ -65,7 +66,7 @@ fn plan(conn: &Connection, cutoff: i64) -> Result<PrunePlan> {
 }
 
 /// Deletes what [`plan`] names, in one transaction. The caller holds the pull lock.
-fn prune(conn: &mut Connection, cutoff: i64) -> Result<PrunePlan> {
+pub(super) fn prune(conn: &mut Connection, cutoff: i64) -> Result<PrunePlan> {
     let context = "cannot prune";
     // A prune deletes rows all over the history's indexes; with SQLite's default 2 MB cache it
     // rereads the same pages again and again. The cache only grows as far as it is used.
@@ -83,6 +84,13 @@ fn prune(conn: &mut Connection, cutoff: i64) -> Result<PrunePlan> {
         .db(context)?;
         tx.execute("DELETE FROM syncs WHERE id < ?1", [kept.id])
             .db(context)?;
+        // The oldest good sync left becomes the first, which only opens the record: the use
+        // attributed to it ran from a sync that is gone (migrations/V5__use_ledger.sql).
+        tx.execute(
+            "DELETE FROM use_ledger WHERE sync_id <= (SELECT min(id) FROM good_syncs)",
+            [],
+        )
+        .db(context)?;
     }
     tx.commit().db(context)?;
     Ok(planned)

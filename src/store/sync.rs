@@ -356,6 +356,35 @@ fn classify(tx: &Transaction<'_>, consistent: bool) -> Result<()> {
     Ok(())
 }
 
+/// The use ledger's rows for this sync `?1` (B), by the rule migrations/V5__use_ledger.sql
+/// states: a changed key was live at A (its `keys` row is its state there); an added or
+/// restored one was not, and counts its whole use only when created after A started (never
+/// when there is no A: the first good sync only opens the record).
+const LEDGER_SQL: &str = "
+INSERT INTO main.use_ledger (key_id, sync_id, used, running_total)
+SELECT u.id, ?1, u.used,
+       u.used + coalesce((SELECT l.running_total FROM main.use_ledger AS l
+                          WHERE l.key_id = u.id ORDER BY l.sync_id DESC LIMIT 1), 0)
+FROM (
+    SELECT d.id,
+           CASE
+               WHEN d.kind = 'changed' THEN
+                   CASE WHEN coalesce(s.used_quota, 0) >= coalesce(k.used_quota, 0)
+                        THEN coalesce(s.used_quota, 0) - coalesce(k.used_quota, 0)
+                        ELSE coalesce(s.used_quota, 0)
+                   END
+               WHEN s.created_time > (SELECT a.started_at FROM main.good_syncs AS a
+                                      WHERE a.id < ?1 ORDER BY a.id DESC LIMIT 1)
+                   THEN coalesce(s.used_quota, 0)
+               ELSE 0
+           END AS used
+    FROM temp.delta AS d
+    JOIN temp.staged AS s ON s.id = d.id
+    LEFT JOIN main.keys AS k ON k.id = d.id
+    WHERE d.kind IN ('added', 'changed', 'restored')
+) AS u
+WHERE u.used > 0";
+
 /// Closes the versions that end at this sync, then writes the new state and opens a version
 /// for every added, restored or changed key. Each statement touches only `temp.delta`'s keys.
 fn write_changes(tx: &Transaction<'_>, sync: i64) -> Result<()> {
@@ -364,6 +393,8 @@ fn write_changes(tx: &Transaction<'_>, sync: i64) -> Result<()> {
         .map(|c| format!("\"{c}\" = s.\"{c}\""))
         .join(", ");
     let statements = [
+        // Before `keys` takes the new state: a changed key's row there is its state at A.
+        LEDGER_SQL.to_string(),
         "UPDATE main.key_versions SET valid_to_sync = ?1
          WHERE valid_to_sync IS NULL
            AND key_id IN (SELECT id FROM temp.delta WHERE kind IN ('changed', 'removed'))"

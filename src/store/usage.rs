@@ -1,17 +1,12 @@
-//! What each key used, interval by interval: the one place the attribution rule of
-//! `keysync usage` (README, "Usage and dollars") is written down.
+//! What each key used, day by day: the reads of the use ledger (migrations/V5__use_ledger.sql),
+//! where the attribution rule of `keysync usage` (README, "Usage and dollars") is applied, once,
+//! as each pull is recorded.
 //!
-//! An interval runs between two consecutive good syncs A and B (the `good_syncs` view; a failed
-//! sync is never A or B, and the first good sync is never B). A key's use in it is
-//! `used_quota(B) - used_quota(A)`, or `used_quota(B)` when that is negative (the counter was
-//! reset). A key present at B but not at A counts its whole `used_quota(B)` when its
-//! `created_time` is after A's start, else nothing. The use is dated at B's start; a removed key
-//! is present up to the last sync that saw it, so it counts until then.
-//!
-//! Each key's versions are read as one range of the primary key `(key_id, valid_from_sync)`,
-//! from the one valid at the window's first A to its last B: the cost is a seek per key plus
-//! the versions recorded in the window, and `key_versions` is never scanned, however long the
-//! history is.
+//! An interval runs between two consecutive good syncs A and B, and its use is dated at B's
+//! start. A window `(since, until]` holds the intervals whose B started in it, so it is a range
+//! of sync ids, and the use of a key in a range is the difference of its running totals at the
+//! range's ends. Cutting the window at every UTC midnight gives the use per day: a key costs two
+//! primary-key seeks per cut, however many syncs and versions the window holds.
 
 use rusqlite::Connection;
 
@@ -29,84 +24,134 @@ pub struct KeyUse {
     pub used: i64,
 }
 
-/// `?1` and `?2` bound the window `(since, until]` on B's start. The uses are summed per key and
-/// UTC day of B (the finest grain any output needs, and at most days × keys rows however often
-/// the pulls ran); only days with some use come out, by day and then key.
-///
-/// A key's use at B is nonzero only when a version of it starts at B, so the query reads each
-/// key's versions from the one valid at the first A to the last B (a range of the primary key)
-/// and compares each with the version before it (`lag`): when that one ended exactly at B, it
-/// was the key's state at A; otherwise the key was not live at A (new, or restored). Unchanged
-/// keys cost nothing but their range seek. The CROSS JOINs fix the join order (keys, then their
-/// versions), so SQLite never walks `key_versions` by another index.
-const USAGE_SQL: &str = "
-WITH pairs AS MATERIALIZED (
-    SELECT b.id AS b_id, b.started_at AS b_start, a.id AS a_id, a.started_at AS a_start
-    FROM good_syncs AS b
-    JOIN syncs AS a
-      ON a.id = (SELECT max(x.id) FROM good_syncs AS x WHERE x.id < b.id)
-    WHERE b.started_at > ?1 AND b.started_at <= ?2
-),
-span AS (
-    SELECT min(a_id) AS first_a, max(b_id) AS last_b FROM pairs
-),
-versions AS (
-    SELECT v.key_id, v.valid_from_sync AS from_sync, v.created_time,
-           coalesce(v.used_quota, 0) AS used_quota,
-           lag(coalesce(v.used_quota, 0)) OVER key_order AS before_used,
-           lag(v.valid_to_sync) OVER key_order AS before_to
-    FROM span AS s
-    CROSS JOIN keys AS k
-    CROSS JOIN key_versions AS v
-      ON v.key_id = k.id
-     AND v.valid_from_sync >= coalesce(
-             (SELECT max(y.valid_from_sync) FROM key_versions AS y
-              WHERE y.key_id = k.id AND y.valid_from_sync <= s.first_a),
-             s.first_a)
-     AND v.valid_from_sync <= s.last_b
-    WINDOW key_order AS (PARTITION BY k.id ORDER BY v.valid_from_sync)
-),
-uses AS (
-    SELECT p.b_start, c.key_id,
-           CASE
-               WHEN c.before_to IS p.b_id THEN
-                   CASE WHEN c.used_quota >= c.before_used THEN c.used_quota - c.before_used
-                        ELSE c.used_quota
-                   END
-               WHEN c.created_time > p.a_start THEN c.used_quota
-               ELSE 0
-           END AS used
-    FROM versions AS c
-    CROSS JOIN pairs AS p ON p.b_id = c.from_sync
-)
-SELECT u.b_start - u.b_start % 86400 AS day, u.key_id, k.name, sum(u.used)
-FROM uses AS u
-JOIN keys AS k ON k.id = u.key_id
-WHERE u.used > 0
-GROUP BY day, u.key_id
-ORDER BY day, u.key_id";
+/// The schema version that brought the ledger; readers of older files build a TEMP one.
+const LEDGER_SCHEMA: i64 = 5;
+const LEDGER_MIGRATION: &str = include_str!("../../migrations/V5__use_ledger.sql");
+
+const DAY: i64 = 86_400;
+
+/// A key's running total as of sync `{sync}`: the use of its ledger rows up to that sync. It is
+/// read from the key's first row after the sync (its total before that row), or, when there is
+/// none, from its last row. Reading forward keeps it exact after a prune has deleted the oldest
+/// rows, whose use is still counted in every later row's total.
+fn running_total_at(key: &str, sync: &str) -> String {
+    format!(
+        "coalesce((SELECT l.running_total - l.used FROM use_ledger AS l
+                   WHERE l.key_id = {key} AND l.sync_id > {sync}
+                   ORDER BY l.sync_id LIMIT 1),
+                  (SELECT l.running_total FROM use_ledger AS l
+                   WHERE l.key_id = {key} ORDER BY l.sync_id DESC LIMIT 1),
+                  0)"
+    )
+}
+
+/// `?1` is a JSON array of the cut times, ascending: the window's start, the last second of
+/// each UTC day inside it, its end. Each cut becomes the latest good sync that started by then;
+/// the keys whose totals differ between the first and the last cut (the only ones with use in
+/// the window) get their total at every cut. The sync is found by walking `syncs_by_start`
+/// back from the cut to the first good sync (reading `good_syncs` by status instead would
+/// sort every good sync, once per cut). The CROSS JOINs fix the join order, so that
+/// SQLite seeks each key's ledger rows instead of walking the ledger.
+fn usage_sql() -> String {
+    format!(
+        "WITH cuts AS MATERIALIZED (
+             SELECT CAST(j.key AS INTEGER) AS pos,
+                    coalesce((SELECT g.id FROM syncs AS g
+                              WHERE g.started_at <= j.value
+                                AND EXISTS (SELECT 1 FROM good_syncs AS x WHERE x.id = g.id)
+                              ORDER BY g.started_at DESC, g.id DESC LIMIT 1), 0) AS sync
+             FROM json_each(?1) AS j
+         ),
+         ends AS MATERIALIZED (
+             SELECT (SELECT sync FROM cuts ORDER BY pos LIMIT 1) AS first,
+                    (SELECT sync FROM cuts ORDER BY pos DESC LIMIT 1) AS last
+         ),
+         active AS MATERIALIZED (
+             SELECT k.id, k.name
+             FROM ends AS e CROSS JOIN keys AS k
+             WHERE e.last > e.first AND {at_last} > {at_first}
+         )
+         SELECT a.id, a.name, c.pos, {at_cut}
+         FROM active AS a CROSS JOIN cuts AS c
+         ORDER BY a.id, c.pos",
+        at_last = running_total_at("k.id", "e.last"),
+        at_first = running_total_at("k.id", "e.first"),
+        at_cut = running_total_at("a.id", "c.sync"),
+    )
+}
+
+/// The window's cut times: `since`, the last second of every UTC day that ends inside the
+/// window, and `until`. Segment `i` runs from cut `i` (exclusive) to cut `i + 1` and lies in
+/// one UTC day.
+fn cuts(since: i64, until: i64) -> Vec<i64> {
+    let mut cuts = vec![since];
+    let mut day_end = day_of(since + 1) + DAY - 1;
+    while day_end < until {
+        cuts.push(day_end);
+        day_end += DAY;
+    }
+    cuts.push(until);
+    cuts
+}
+
+/// The UTC midnight that starts the day of `at`.
+fn day_of(at: i64) -> i64 {
+    at - at.rem_euclid(DAY)
+}
 
 /// Every key's use per day of the intervals whose B started in `(since, until]`.
 fn usage(conn: &Connection, since: i64, until: i64) -> Result<Vec<KeyUse>> {
+    if since >= until {
+        return Ok(Vec::new());
+    }
     let context = "cannot read the quota use from the history";
-    let mut statement = conn.prepare_cached(USAGE_SQL).db(context)?;
-    let rows = statement
-        .query_map([since, until], |row| {
-            Ok(KeyUse {
-                day: row.get(0)?,
-                key_id: row.get(1)?,
-                name: row.get(2)?,
-                used: row.get(3)?,
-            })
+    let cuts = cuts(since, until);
+    let cut_list = serde_json::to_string(&cuts).expect("integers serialize");
+    let mut statement = conn.prepare(&usage_sql()).db(context)?;
+    let totals: Vec<(i64, Option<String>, usize, i64)> = statement
+        .query_map([cut_list], |row| {
+            let pos: i64 = row.get(2)?;
+            Ok((row.get(0)?, row.get(1)?, pos as usize, row.get(3)?))
         })
+        .db(context)?
+        .collect::<rusqlite::Result<_>>()
         .db(context)?;
-    rows.collect::<rusqlite::Result<_>>().db(context)
+    // Rows come by key, then cut: each row's use is its total minus the previous cut's.
+    let mut uses: Vec<KeyUse> = totals
+        .windows(2)
+        .filter(|pair| pair[0].0 == pair[1].0 && pair[1].3 > pair[0].3)
+        .map(|pair| {
+            let (key_id, name, pos, total) = pair[1].clone();
+            KeyUse {
+                day: day_of(cuts[pos - 1] + 1),
+                key_id,
+                name,
+                used: total - pair[0].3,
+            }
+        })
+        .collect();
+    uses.sort_by_key(|u| (u.day, u.key_id));
+    Ok(uses)
+}
+
+/// Gives a connection to a file older than the ledger a TEMP ledger, built from the history
+/// by the migration's own SQL: a reader never migrates a file (the next pull does).
+fn install_temp_ledger(conn: &Connection) -> Result<()> {
+    let sql = LEDGER_MIGRATION
+        .replace("CREATE TABLE use_ledger", "CREATE TEMP TABLE use_ledger")
+        .replace("CREATE INDEX syncs_by_start ON syncs (started_at);", "");
+    conn.execute_batch(&format!("DROP TABLE IF EXISTS temp.use_ledger; {sql}"))
+        .db("cannot build the use ledger of this older database")
 }
 
 impl Store {
     /// Each key's use per UTC day, summed over the intervals of consecutive good syncs whose
-    /// later sync started in `(since, until]`, by the rule in this module's comment.
+    /// later sync started in `(since, until]`, by the rule in migrations/V5__use_ledger.sql;
+    /// ordered by day, then key, and only uses above zero.
     pub(crate) fn usage(&self, since: i64, until: i64) -> Result<Vec<KeyUse>> {
+        if self.schema_version()? < LEDGER_SCHEMA {
+            install_temp_ledger(self.conn())?;
+        }
         usage(self.conn(), since, until)
     }
 }
@@ -114,15 +159,17 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::migrated_in_memory;
+    use crate::store::{migrate_to, migrated_in_memory};
 
-    /// Syncs (id, started_at, status) and versions (key, from, to, created_time, used_quota);
-    /// every key's `keys` row is derived from its versions.
-    fn history(
+    /// Writes syncs (id, started_at, status) and versions (key, from, to, created_time,
+    /// used_quota) into a database of schema version 4, as a keysync before the ledger did.
+    /// Every key's `keys` row is derived from its versions.
+    fn write_v4_history(
+        conn: &mut Connection,
         syncs: &[(i64, i64, &str)],
         versions: &[(i64, i64, Option<i64>, i64, i64)],
-    ) -> Connection {
-        let conn = migrated_in_memory();
+    ) {
+        migrate_to(conn, Some(4));
         for (id, started_at, status) in syncs {
             conn.execute(
                 "INSERT INTO syncs (id, started_at, status, base_url) VALUES (?1, ?2, ?3, 'x')",
@@ -146,6 +193,17 @@ mod tests {
              FROM key_versions GROUP BY key_id",
         )
         .unwrap();
+    }
+
+    /// The history written by a keysync of schema 4, then migrated: the ledger is the
+    /// migration's.
+    fn history(
+        syncs: &[(i64, i64, &str)],
+        versions: &[(i64, i64, Option<i64>, i64, i64)],
+    ) -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        write_v4_history(&mut conn, syncs, versions);
+        migrate_to(&mut conn, None);
         conn
     }
 
@@ -157,37 +215,36 @@ mod tests {
             .collect()
     }
 
-    const DAY: i64 = 86_400;
+    /// Syncs 1..5 a day apart; sync 3 failed, so the intervals are 1→2, 2→4, 4→5.
+    const SYNCS: [(i64, i64, &str); 5] = [
+        (1, DAY, "ok"),
+        (2, 2 * DAY, "ok"),
+        (3, 3 * DAY, "failed"),
+        (4, 4 * DAY, "partial"),
+        (5, 5 * DAY, "ok"),
+    ];
+    const VERSIONS: [(i64, i64, Option<i64>, i64, i64); 10] = [
+        // Key 1: 100 → 150 → 40 (reset) → 40.
+        (1, 1, Some(2), 0, 100),
+        (1, 2, Some(4), 0, 150),
+        (1, 4, None, 0, 40),
+        // Key 2: first seen at 2, created between 1 and 2: counts its whole 70.
+        (2, 2, None, DAY + 10, 70),
+        // Key 3: first seen at 4 but created long before: its 500 predates the record.
+        (3, 4, Some(5), 5, 500),
+        (3, 5, None, 5, 530),
+        // Key 4: 10 → 25, then removed at 5: counts only up to sync 4.
+        (4, 1, Some(4), 0, 10),
+        (4, 4, Some(5), 0, 25),
+        // Key 5: removed at 2, restored at 5 with more use: not live at A (4), created
+        // long before, so the restore counts nothing; only its use after that counts.
+        (5, 1, Some(2), 0, 300),
+        (5, 5, None, 0, 900),
+    ];
 
     #[test]
     fn deltas_resets_newcomers_removals_and_failed_syncs_follow_the_rule() {
-        // Syncs 1..5 a day apart; sync 3 failed, so the intervals are 1→2, 2→4, 4→5.
-        let syncs = [
-            (1, DAY, "ok"),
-            (2, 2 * DAY, "ok"),
-            (3, 3 * DAY, "failed"),
-            (4, 4 * DAY, "partial"),
-            (5, 5 * DAY, "ok"),
-        ];
-        let versions = [
-            // Key 1: 100 → 150 → 40 (reset) → 40.
-            (1, 1, Some(2), 0, 100),
-            (1, 2, Some(4), 0, 150),
-            (1, 4, None, 0, 40),
-            // Key 2: first seen at 2, created between 1 and 2: counts its whole 70.
-            (2, 2, None, DAY + 10, 70),
-            // Key 3: first seen at 4 but created long before: its 500 predates the record.
-            (3, 4, Some(5), 5, 500),
-            (3, 5, None, 5, 530),
-            // Key 4: 10 → 25, then removed at 5: counts only up to sync 4.
-            (4, 1, Some(4), 0, 10),
-            (4, 4, Some(5), 0, 25),
-            // Key 5: removed at 2, restored at 5 with more use: not live at A (4), created
-            // long before, so the restore counts nothing; only its use after that counts.
-            (5, 1, Some(2), 0, 300),
-            (5, 5, None, 0, 900),
-        ];
-        let conn = history(&syncs, &versions);
+        let conn = history(&SYNCS, &VERSIONS);
         assert_eq!(
             uses(&conn, 0, 10 * DAY),
             [
@@ -207,40 +264,94 @@ mod tests {
         assert_eq!(uses(&conn, 0, DAY), []);
     }
 
+    #[test]
+    fn after_a_prune_the_oldest_good_sync_left_only_opens_the_record() {
+        // Cut at sync 4: syncs 1..3 go, and 4 becomes the first good sync.
+        let mut conn = history(&SYNCS, &VERSIONS);
+        crate::store::prune::prune(&mut conn, 4 * DAY).unwrap();
+        assert_eq!(uses(&conn, 0, 10 * DAY), [(5 * DAY, 3, 30)]);
+        // Cut at the failed sync 3: it stays, but the first good sync left is still 4.
+        let mut conn = history(&SYNCS, &VERSIONS);
+        crate::store::prune::prune(&mut conn, 3 * DAY).unwrap();
+        assert_eq!(uses(&conn, 0, 10 * DAY), [(5 * DAY, 3, 30)]);
+    }
+
+    #[test]
+    fn a_reader_of_a_file_older_than_the_ledger_builds_it_without_migrating() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v4.db");
+        write_v4_history(&mut Connection::open(&path).unwrap(), &SYNCS, &VERSIONS);
+        let store = Store::open_read_only(&path).unwrap();
+        let read: Vec<(i64, i64, i64)> = store
+            .usage(0, 10 * DAY)
+            .unwrap()
+            .into_iter()
+            .map(|u| (u.day, u.key_id, u.used))
+            .collect();
+        let migrated = history(&SYNCS, &VERSIONS);
+        assert_eq!(read, uses(&migrated, 0, 10 * DAY));
+        assert_eq!(store.schema_version().unwrap(), 4);
+        // Twice on one connection: the TEMP ledger is rebuilt, not duplicated.
+        assert_eq!(store.usage(0, 10 * DAY).unwrap().len(), read.len());
+    }
+
     /// The steps of SQLite's plan for the usage query.
     fn query_plan(conn: &Connection) -> Vec<String> {
         let mut statement = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {USAGE_SQL}"))
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", usage_sql()))
             .unwrap();
         statement
-            .query_map([1, 2], |row| row.get(3))
+            .query_map(["[1, 2]"], |row| row.get(3))
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap()
     }
 
-    /// The history grows by every change of every key: reading use must cost index seeks per
-    /// key and interval, never a pass over all of `key_versions`.
+    /// The ledger grows by every key's use at every sync: reading a window must cost seeks
+    /// per key and cut, never a pass over the ledger, the history or the syncs.
     #[test]
-    fn reading_usage_never_scans_key_versions() {
+    fn reading_usage_seeks_the_ledger_and_never_scans_it() {
         let conn = migrated_in_memory();
         let plan = query_plan(&conn);
-        // `v` and `y` are the query's only references to `key_versions`; the other scans are
-        // of the small CTEs (the window's syncs, its versions once read) and of `keys`.
         let scans: Vec<&String> = plan
             .iter()
             .filter(|step| {
-                ["SCAN v", "SCAN y", "SCAN key_versions"].contains(&step.as_str())
-                    || step.contains("key_versions_by_")
+                step.starts_with("SCAN l")
+                    || step.starts_with("SCAN g")
+                    || step.contains("key_versions")
+                    || step.contains("SCAN use_ledger")
+                    || step.contains("SCAN syncs")
             })
             .collect();
         assert!(scans.is_empty(), "{plan:#?}");
-        // Each key's versions are one range of the primary key, starting at the one valid at
-        // the first A.
-        let seeks = plan
-            .iter()
-            .filter(|step| step.contains("USING PRIMARY KEY (key_id=? AND valid_from_sync"))
-            .count();
-        assert_eq!(seeks, 2, "{plan:#?}");
+        let seeks = |what: &str| plan.iter().filter(|step| step.contains(what)).count();
+        // Three running totals, each a forward and a backward seek of one key's rows.
+        assert_eq!(
+            seeks("SEARCH l USING PRIMARY KEY (key_id=? AND sync_id>?)"),
+            3,
+            "{plan:#?}"
+        );
+        assert_eq!(
+            seeks("SEARCH l USING PRIMARY KEY (key_id=?)"),
+            3,
+            "{plan:#?}"
+        );
+        assert_eq!(
+            seeks("SEARCH g USING COVERING INDEX syncs_by_start (started_at<?)"),
+            1,
+            "{plan:#?}"
+        );
+    }
+
+    #[test]
+    fn windows_are_cut_at_every_utc_midnight_inside_them() {
+        assert_eq!(cuts(DAY + 5, DAY + 10), [DAY + 5, DAY + 10]);
+        assert_eq!(
+            cuts(DAY + 5, 3 * DAY),
+            [DAY + 5, 2 * DAY - 1, 3 * DAY - 1, 3 * DAY]
+        );
+        // A window that starts at a day's last second starts with the next day.
+        assert_eq!(cuts(2 * DAY - 1, 2 * DAY + 1), [2 * DAY - 1, 2 * DAY + 1]);
+        assert_eq!(day_of(2 * DAY - 1 + 1), 2 * DAY);
     }
 }

@@ -467,3 +467,72 @@ fn page_1_of_another_account_is_refused_before_it_is_staged() {
         vec![vec![int(1)], vec![int(8)]]
     );
 }
+
+/// Key `id` with quota use `used`, created at `created`.
+fn using(id: i64, created: i64, used: i64) -> KeyRecord {
+    key(id, json!({"created_time": created, "used_quota": used}))
+}
+
+/// The use ledger, as (key, sync, used, running total).
+const LEDGER: &str = "SELECT key_id, sync_id, used, running_total FROM use_ledger
+                      ORDER BY key_id, sync_id";
+
+#[test]
+fn each_pull_writes_the_use_its_keys_made_since_the_sync_before() {
+    let mut conn = migrated_in_memory();
+    // The first sync only opens the record.
+    pull(&mut conn, 1000, vec![using(1, 0, 100), using(2, 0, 50)]);
+    // Key 1 used 50; key 3 was created in between (its 70 counts); key 4 predates sync 1.
+    pull(
+        &mut conn,
+        2000,
+        vec![
+            using(1, 0, 150),
+            using(2, 0, 50),
+            using(3, 1500, 70),
+            using(4, 10, 500),
+        ],
+    );
+    // Key 1's counter was reset (its 30 counts); key 2 is removed.
+    pull(
+        &mut conn,
+        3000,
+        vec![using(1, 0, 30), using(3, 1500, 90), using(4, 10, 520)],
+    );
+    // Key 2 is back: not live at sync 3 and created long before, so its 80 counts nothing.
+    // Key 4 changes only its name: no use.
+    let renamed = key(
+        4,
+        json!({"created_time": 10, "used_quota": 520, "name": "four"}),
+    );
+    pull(
+        &mut conn,
+        4000,
+        vec![
+            using(1, 0, 30),
+            using(2, 0, 80),
+            using(3, 1500, 90),
+            renamed,
+        ],
+    );
+    pull(&mut conn, 5000, vec![using(1, 0, 30), using(2, 0, 95)]);
+    let written = rows(&conn, LEDGER);
+    assert_eq!(
+        written,
+        [
+            [1, 2, 50, 50],
+            [1, 3, 30, 80],
+            [2, 5, 15, 15],
+            [3, 2, 70, 70],
+            [3, 3, 20, 90],
+            [4, 3, 20, 20],
+        ]
+        .map(|row| row.map(int).to_vec())
+    );
+    // The migration derives the same ledger from the versions alone.
+    let migration = include_str!("../../../migrations/V5__use_ledger.sql");
+    let backfill = &migration[migration.find("INSERT INTO use_ledger").unwrap()..];
+    conn.execute_batch(&format!("DELETE FROM use_ledger; {backfill}"))
+        .unwrap();
+    assert_eq!(rows(&conn, LEDGER), written);
+}
