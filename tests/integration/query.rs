@@ -721,7 +721,8 @@ fn a_database_from_before_the_views_gets_them_for_the_query_without_being_change
         let conn = h.conn();
         conn.execute_batch(
             "DROP VIEW key_info; DROP VIEW sync_info; DROP VIEW clock; DROP TABLE account;
-             DROP VIEW good_syncs; DROP VIEW key_usage;
+             DROP VIEW good_syncs; DROP VIEW key_usage; DROP TABLE use_ledger;
+             DROP INDEX syncs_by_start;
              DELETE FROM refinery_schema_history WHERE version >= 2;",
         )
         .unwrap();
