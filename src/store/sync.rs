@@ -382,6 +382,8 @@ FROM (
     JOIN temp.staged AS s ON s.id = d.id
     LEFT JOIN main.keys AS k ON k.id = d.id
     WHERE d.kind IN ('added', 'changed', 'restored')
+      -- The first good sync has no A: SQLite tests this once, and skips the join.
+      AND EXISTS (SELECT 1 FROM main.good_syncs AS a WHERE a.id < ?1)
 ) AS u
 WHERE u.used > 0";
 
