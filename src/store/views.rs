@@ -73,6 +73,68 @@ mod tests {
     use crate::store::{first_column, open};
     use std::path::Path;
 
+    /// Functions and syntax SQLite added after 3.31, lower case: a `sqlite3` shell or Python
+    /// that old fails on them.
+    const NEWER_THAN_3_31: [&str; 14] = [
+        "unixepoch(",
+        "iif(",
+        "format(",
+        "concat(",
+        "concat_ws(",
+        "unhex(",
+        "octet_length(",
+        "timediff(",
+        "string_agg(",
+        "median(",
+        "percentile(",
+        "->",
+        " returning ",
+        " materialized ",
+    ];
+
+    fn newer_than_3_31(sql: &str) -> Vec<&'static str> {
+        let sql = sql.to_lowercase();
+        NEWER_THAN_3_31
+            .into_iter()
+            .filter(|token| sql.contains(token))
+            .collect()
+    }
+
+    #[test]
+    fn the_stored_views_and_the_readme_sql_run_on_sqlite_3_31() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("k.db")).unwrap();
+        let views: Vec<String> =
+            first_column(&conn, "SELECT sql FROM sqlite_master WHERE type = 'view'");
+        assert_eq!(views.len(), 5);
+        for view in &views {
+            assert_eq!(newer_than_3_31(view), [] as [&str; 0], "{view}");
+        }
+        // Every fenced block of the README that holds SQL: the `sql` ones and shell lines.
+        let readme = include_str!("../../README.md");
+        let blocks: Vec<&str> = readme.split("```").skip(1).step_by(2).collect();
+        let with_sql: Vec<&&str> = blocks
+            .iter()
+            .filter(|b| b.starts_with("sql\n") || b.contains("SELECT "))
+            .collect();
+        assert!(with_sql.len() >= 5, "{}", with_sql.len());
+        for block in with_sql {
+            assert_eq!(newer_than_3_31(block), [] as [&str; 0], "{block}");
+        }
+        // The tokens are found where they are.
+        assert_eq!(
+            newer_than_3_31("SELECT unixepoch(), a ->> '$.b' FROM t"),
+            ["unixepoch(", "->"]
+        );
+        let now: i64 = conn
+            .query_row("SELECT now FROM main.clock", [], |row| row.get(0))
+            .unwrap();
+        assert!(
+            now > 1_766_102_400,
+            "the clock is an INTEGER of SQLite's time"
+        );
+    }
+
     fn view_names(conn: &Connection, schema: &str) -> Vec<String> {
         first_column(
             conn,
