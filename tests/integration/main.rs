@@ -28,8 +28,11 @@
 //!   and each preset report.
 //! - `usage`: `keysync usage`: quota use and dollars by the attribution rule, per key and per
 //!   period, over ten daily pulls with a reset, a newcomer, a removal and a failed pull.
+//! - `contrib`: the shipped systemd units and Dockerfile: shown verbatim in the README,
+//!   `systemd-analyze verify`, and their command lines run against the fake.
 
 mod common;
+mod contrib;
 mod diff;
 mod integrity;
 mod local_side;
