@@ -107,7 +107,7 @@ fn print_reports(db: &Path, fixed_now: Option<i64>, now: i64) -> Result<()> {
 fn pulled(outcome: Pulled) -> Result<SyncSummary> {
     match outcome {
         Pulled::Done(summary) => Ok(summary),
-        Pulled::Interrupted => Err(Error::Internal("the demo's pull was interrupted".into())),
+        Pulled::Interrupted(_) => Err(Error::Internal("the demo's pull was interrupted".into())),
     }
 }
 

@@ -30,12 +30,15 @@
 //!   period, over ten daily pulls with a reset, a newcomer, a removal and a failed pull.
 //! - `contrib`: the shipped systemd units and Dockerfile: shown verbatim in the README,
 //!   `systemd-analyze verify`, and their command lines run against the fake.
+//! - `monitoring`: what a monitor reads: ping URLs with a query string, `pull --json` lines with
+//!   times (failed pulls included), `prune --json`.
 
 mod common;
 mod contrib;
 mod diff;
 mod integrity;
 mod local_side;
+mod monitoring;
 mod operations;
 mod pull;
 mod query;
