@@ -32,10 +32,13 @@
 //!   `systemd-analyze verify`, and their command lines run against the fake.
 //! - `monitoring`: what a monitor reads: ping URLs with a query string, `pull --json` lines with
 //!   times (failed pulls included), `prune --json`.
+//! - `installed`: an installed binary without a checkout: `query --report --show-sql` run back
+//!   through `--file`, and `demo --db PATH` made again at any path.
 
 mod common;
 mod contrib;
 mod diff;
+mod installed;
 mod integrity;
 mod local_side;
 mod monitoring;
