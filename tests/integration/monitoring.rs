@@ -270,3 +270,37 @@ fn prune_json_says_what_it_deleted_or_would() {
                "syncs": 0, "key_versions": 0, "vacuum": vacuum.clone()})
     );
 }
+
+#[test]
+fn a_one_shot_pull_stopped_by_sigterm_prints_its_failed_line() {
+    let h = Harness::with_keys(250);
+    h.server.account().faults.hang_page = Some((2, 1000));
+    let (now_flag, now_text) = at(NOW + DAY);
+    let child = h.spawn(&["pull", "--json", "--now", &now_flag, "--timeout", "1h"]);
+    wait_until("the hung page", || h.server.account().requests().len() >= 2);
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let stopped = check_exit(
+        child.wait_with_output().unwrap(),
+        143,
+        "keysync pull --json",
+    );
+    let error = "stopped by SIGTERM: the pull did not finish and changed no key (if it had \
+                 begun, `keysync syncs` lists it as failed, interrupted)";
+    assert_eq!(
+        stopped.json(),
+        json!({"sync": 1, "status": "failed", "error": error, "exit_code": 143,
+               "started_at": now_text, "finished_at": now_text})
+    );
+    assert_eq!(
+        h.rows("SELECT id, status, error FROM syncs"),
+        [vec![
+            crate::common::int(1),
+            text("failed"),
+            text("interrupted")
+        ]]
+    );
+}
