@@ -31,7 +31,15 @@ use crate::error::{Outcome, Result};
 /// own arguments. An alarm the user asked for (`diff --exit-code`) is an [`Outcome`], not an
 /// error.
 pub fn run(cli: Cli) -> Result<Outcome> {
-    let settings = Settings::resolve(cli.flags())?;
+    let settings = match Settings::resolve(cli.flags()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            return Err(match &cli.command {
+                Command::Pull(args) => cmd::pull::report_unresolved(args, cli.global.now, error),
+                _ => error,
+            });
+        }
+    };
     match cli.command {
         Command::Pull(args) => cmd::pull::run(&settings, args).map(success),
         Command::Demo(args) => cmd::demo::run(&settings, args).map(success),

@@ -86,6 +86,15 @@ pub fn readable_time(unix: i64) -> String {
     )
 }
 
+/// A unix time as RFC 3339 with a `T`, `2025-12-19T08:00:00Z`: the form of times in JSON that
+/// monitoring tools parse.
+pub fn rfc3339_time(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0).map_or_else(
+        || unix.to_string(),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +135,12 @@ mod tests {
         assert_eq!(parse_time("9999-12-31T23:59:59Z"), Ok(LATEST_TIME));
         assert!(parse_time("-1").is_err());
         assert!(parse_time("9223372036854775807").is_err());
+    }
+
+    #[test]
+    fn json_times_are_rfc3339_in_utc() {
+        assert_eq!(rfc3339_time(1_766_102_400), "2025-12-19T00:00:00Z");
+        assert_eq!(rfc3339_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(parse_time(&rfc3339_time(1_766_131_201)), Ok(1_766_131_201));
     }
 }

@@ -25,6 +25,12 @@ const DAY: i64 = 86_400;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Where to make the demo database [default: keysync-demo.db, in the current folder].
+    /// KEYSYNC_DB is not read; a file an earlier demo made is replaced, any other refused
+    // The same id as the global --db, which clap then leaves out of this command, so that
+    // `demo --help` does not claim the global flag's KEYSYNC_DB and default.
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
     /// Print the summaries as JSON objects, one per line
     #[arg(long)]
     pub json: bool,
@@ -38,11 +44,12 @@ pub fn run(settings: &Settings, args: Args) -> Result<()> {
 }
 
 async fn run_demo(settings: &Settings, args: &Args) -> Result<()> {
-    let db = settings
-        .db_flag
-        .clone()
+    let db = (args.db.clone())
+        .or_else(|| settings.db_flag.clone())
         .unwrap_or_else(|| PathBuf::from(DEMO_DB));
     clear_previous_demo(&db)?;
+    // Marked before the first pull, so that even a demo cut short can be made again.
+    Store::open(&db)?.mark_as_demo()?;
     let now = settings.now();
     let quiet = settings.quiet;
     let mut account = FakeAccount::new(DEMO_TOKEN);
@@ -107,7 +114,7 @@ fn print_reports(db: &Path, fixed_now: Option<i64>, now: i64) -> Result<()> {
 fn pulled(outcome: Pulled) -> Result<SyncSummary> {
     match outcome {
         Pulled::Done(summary) => Ok(summary),
-        Pulled::Interrupted => Err(Error::Internal("the demo's pull was interrupted".into())),
+        Pulled::Interrupted(_) => Err(Error::Internal("the demo's pull was interrupted".into())),
     }
 }
 
@@ -146,17 +153,19 @@ fn change_upstream(account: &mut FakeAccount, now: i64) -> String {
     )
 }
 
-/// The demo starts from an empty database. It deletes an earlier demo's file (named
-/// `keysync-demo.db`, every sync in it from a loopback fake) and refuses anything else, so it
-/// never eats real data.
+/// The demo starts from an empty database. It deletes an earlier demo's file and refuses
+/// anything else, so it never eats real data: every sync in the file pulled from a loopback
+/// fake, and the file carries the demo's mark (or, made before the mark existed, is named
+/// `keysync-demo.db`). A real account pulled through a local proxy passes the first test but
+/// not the second.
 fn clear_previous_demo(db: &Path) -> Result<()> {
     if !db.exists() {
         return Ok(());
     }
-    let is_demo = db.file_name() == Some(DEMO_DB.as_ref())
-        && Store::open_read_only(db)?
-            .every_sync_from_loopback()
-            .unwrap_or(false);
+    let store = Store::open_read_only(db)?;
+    let made_by_demo = store.is_marked_as_demo()? || db.file_name() == Some(DEMO_DB.as_ref());
+    let is_demo = made_by_demo && store.every_sync_from_loopback().unwrap_or(false);
+    drop(store);
     if !is_demo {
         return Err(Error::Usage(format!(
             "{} exists and is not a keysync demo database; pass --db with a new file name",

@@ -29,6 +29,9 @@ pub struct Args {
     /// Wait up to this long for a running pull's lock instead of exiting 5 at once
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub wait: Option<Duration>,
+    /// Print what was deleted (or would be, with --dry-run) as one JSON object
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(settings: &Settings, args: Args) -> Result<()> {
@@ -44,22 +47,76 @@ pub fn run(settings: &Settings, args: Args) -> Result<()> {
     };
     if args.dry_run {
         let planned = Store::open_read_only(db)?.prune_plan(cutoff)?;
+        if args.json {
+            return say(&pruned_json(&planned, cutoff, true, None));
+        }
         return say(&describe(&planned, cutoff, "would delete"));
     }
     store::require_existing(db)?;
     let _lock = take_lock(db, args.wait)?;
     let mut store = Store::open(db)?;
     let pruned = store.prune(cutoff)?;
-    say(&describe(&pruned, cutoff, "deleted"))?;
-    if args.vacuum {
-        let (before, after) = store.vacuum()?;
-        say(&format!(
+    if !args.json {
+        say(&describe(&pruned, cutoff, "deleted"))?;
+    }
+    let vacuumed = if args.vacuum {
+        Some(store.vacuum()?)
+    } else {
+        None
+    };
+    match vacuumed {
+        _ if args.json => say(&pruned_json(&pruned, cutoff, false, vacuumed)),
+        Some((before, after)) => say(&format!(
             "vacuumed: {} → {}",
             mebibytes(before),
             mebibytes(after)
-        ))?;
+        )),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// `--json`: what was deleted, or with `dry_run` what would be; times in unix seconds, as in
+/// `status --json`. `oldest_kept` is null when there are no syncs, `vacuum` without --vacuum.
+fn pruned_json(
+    planned: &PrunePlan,
+    cutoff: i64,
+    dry_run: bool,
+    vacuumed: Option<(u64, u64)>,
+) -> String {
+    #[derive(serde::Serialize)]
+    struct Kept {
+        sync: i64,
+        started_at: i64,
+    }
+    #[derive(serde::Serialize)]
+    struct Vacuumed {
+        bytes_before: u64,
+        bytes_after: u64,
+    }
+    #[derive(serde::Serialize)]
+    struct Pruned {
+        dry_run: bool,
+        cutoff: i64,
+        oldest_kept: Option<Kept>,
+        syncs: i64,
+        key_versions: i64,
+        vacuum: Option<Vacuumed>,
+    }
+    let pruned = Pruned {
+        dry_run,
+        cutoff,
+        oldest_kept: planned.oldest_kept.map(|kept| Kept {
+            sync: kept.id,
+            started_at: kept.started_at,
+        }),
+        syncs: planned.syncs,
+        key_versions: planned.versions,
+        vacuum: vacuumed.map(|(bytes_before, bytes_after)| Vacuumed {
+            bytes_before,
+            bytes_after,
+        }),
+    };
+    serde_json::to_string(&pruned).expect("a prune serialises")
 }
 
 /// The pull lock, at once or within `wait`. Only a wait needs the async runtime (its sleep

@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::cmd::show::print_summary;
+use crate::cmd::show::{print_failure_json, print_summary};
 use crate::config::{ApiFlags, Settings, parse_interval, parse_retries, parse_timeout};
 use crate::error::{Error, Result, Signal};
 use crate::sync::shutdown::Shutdown;
-use crate::sync::{PullOptions, Pulled, pull};
-use crate::time::parse_duration;
+use crate::sync::{PullFailed, PullOptions, PullTrace, Pulled, pull};
+use crate::time::{parse_duration, unix_now};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -88,35 +88,69 @@ pub fn run(settings: &Settings, args: Args) -> Result<()> {
     crate::cmd::runtime()?.block_on(run_pulls(&options, &args, settings.quiet))
 }
 
-/// One pull, or with `--every` one per interval until a signal.
+/// One pull, or with `--every` one per interval until a signal. With `--json` every pull
+/// that failed prints its own line too (see [`report_failure`]).
 async fn run_pulls(options: &PullOptions, args: &Args, quiet: bool) -> Result<()> {
     let progress = !quiet && !args.json;
     let shutdown = Shutdown::install()?;
+    let report = |trace: &PullTrace, error: Error| report_failure(args.json, trace, error);
     let Some(every) = args.every else {
-        return match pull(options, progress, shutdown.requested()).await? {
-            Pulled::Done(summary) => print_summary(&summary, args.json, quiet),
-            Pulled::Interrupted => Err(Error::Interrupted(
-                shutdown.received().unwrap_or(Signal::Interrupt),
+        return match pull(options, progress, shutdown.requested()).await {
+            Ok(Pulled::Done(summary)) => print_summary(&summary, args.json, quiet),
+            Ok(Pulled::Interrupted(trace)) => Err(report(
+                &trace,
+                Error::Interrupted(shutdown.received().unwrap_or(Signal::Interrupt)),
             )),
+            Err(PullFailed { trace, error }) => Err(report(&trace, error)),
         };
     };
     loop {
         let started = Instant::now();
         match pull(options, progress, shutdown.requested()).await {
             Ok(Pulled::Done(summary)) => print_summary(&summary, args.json, quiet)?,
-            Ok(Pulled::Interrupted) => return Ok(()),
+            Ok(Pulled::Interrupted(trace)) => {
+                // A stop between pulls is no failure; one that rolled a pull back left a row.
+                if trace.sync.is_some() {
+                    let signal = shutdown.received().unwrap_or(Signal::Terminate);
+                    report(&trace, Error::Interrupted(signal));
+                }
+                return Ok(());
+            }
             // The schedule outlives a bad network or a busy lock, not a rejected token.
-            Err(error) if error.is_transient() => {
+            Err(PullFailed { trace, error }) if error.is_transient() => {
+                let error = report(&trace, error);
                 tracing::error!(
                     "{error}; the next pull is due in {}",
                     humantime::format_duration(every)
                 );
             }
-            Err(error) => return Err(error),
+            Err(PullFailed { trace, error }) => return Err(report(&trace, error)),
         }
         tokio::select! {
             () = tokio::time::sleep(every.saturating_sub(started.elapsed())) => {}
             _ = shutdown.requested() => return Ok(()),
         }
     }
+}
+
+/// With `--json`, prints a failed pull's line on stdout (the error still goes to stderr as
+/// usual); hands the error back. A stdout that cannot take the line changes nothing: the
+/// error is what the exit code reports.
+fn report_failure(json: bool, trace: &PullTrace, error: Error) -> Error {
+    if json {
+        let _ = print_failure_json(trace, &error);
+    }
+    error
+}
+
+/// A pull whose settings could not be resolved (no token, a bad profile) still prints its
+/// `--json` line, so a monitor that reads stdout learns why.
+pub fn report_unresolved(args: &Args, now: Option<i64>, error: Error) -> Error {
+    let at = unix_now(now);
+    let trace = PullTrace {
+        sync: None,
+        started_at: at,
+        finished_at: at,
+    };
+    report_failure(args.json, &trace, error)
 }

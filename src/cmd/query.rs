@@ -14,7 +14,7 @@ use crate::cmd::FormatArgs;
 use crate::cmd::show::{print_query, print_report};
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::output::{RowFormat, print_rows};
+use crate::output::{RowFormat, print_line, print_rows};
 use crate::report::{self, Report, ReportArgs};
 use crate::store::query::{SqlParam, parse_param};
 
@@ -46,6 +46,10 @@ pub struct Args {
     /// List the preset reports and the flags each takes, one line each
     #[arg(long)]
     pub list_reports: bool,
+    /// With --report: print the report's SQL instead of running it, headed by the
+    /// `keysync query --file ... --param ...` line that runs it with the flags given
+    #[arg(long)]
+    pub show_sql: bool,
     #[command(flatten)]
     pub report_args: ReportArgs,
     #[command(flatten)]
@@ -60,6 +64,17 @@ pub fn run(settings: &Settings, args: Args) -> Result<()> {
     }
     if args.list_reports {
         return print_report_list(how);
+    }
+    if args.show_sql {
+        let Some(report) = args.report else {
+            return Err(Error::Usage(
+                "--show-sql prints a preset report's SQL: add --report NAME (see \
+                 --list-reports)"
+                    .into(),
+            ));
+        };
+        let script = report.query(&args.report_args)?.script(report);
+        return print_line(script.trim_end());
     }
     let now = settings.now();
     let db = settings.db()?;

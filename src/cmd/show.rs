@@ -5,14 +5,15 @@ use rusqlite::types::Value;
 
 use crate::api::model::DATA_COLUMNS;
 use crate::cmd::readable_field;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::output::{Format, RowFormat, print_line, print_rows};
 use crate::report::{Report, ReportArgs};
 use crate::store::Store;
 use crate::store::diff::{Diff, DiffRow, Kind};
 use crate::store::points::SyncPoint;
 use crate::store::query::{self, SqlParam};
-use crate::sync::SyncSummary;
+use crate::store::sync::SyncStatus;
+use crate::sync::{PullTrace, SyncSummary, as_rfc3339};
 
 /// A pull's summary line, or with `json` one JSON object; nothing when `quiet`.
 pub fn print_summary(summary: &SyncSummary, json: bool, quiet: bool) -> Result<()> {
@@ -24,6 +25,33 @@ pub fn print_summary(summary: &SyncSummary, json: bool, quiet: bool) -> Result<(
     } else {
         print_line(&summary.line())
     }
+}
+
+/// A failed pull as `--json` prints it: one object on one line, printed even with `-q` (which
+/// only quiets success): `{"sync":7,"status":"failed","error":"...","exit_code":4,...}`, with
+/// `sync` only when the pull wrote a row.
+pub fn print_failure_json(trace: &PullTrace, error: &Error) -> Result<()> {
+    #[derive(serde::Serialize)]
+    struct Failure<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sync: Option<i64>,
+        status: SyncStatus,
+        error: &'a str,
+        exit_code: u8,
+        #[serde(serialize_with = "as_rfc3339")]
+        started_at: i64,
+        #[serde(serialize_with = "as_rfc3339")]
+        finished_at: i64,
+    }
+    let failure = Failure {
+        sync: trace.sync,
+        status: SyncStatus::Failed,
+        error: &error.to_string(),
+        exit_code: error.code(),
+        started_at: trace.started_at,
+        finished_at: trace.finished_at,
+    };
+    print_line(&serde_json::to_string(&failure).expect("a failure serialises"))
 }
 
 /// The columns every format prints, in order.

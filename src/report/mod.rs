@@ -3,7 +3,8 @@
 //! The SQL files are the reports. keysync only picks a file, binds its parameters (`:within`,
 //! `:since`, `:limit`, `:for`, `:below`, in seconds or plain numbers) and runs it through the
 //! same read-only path and output formats as ad-hoc SQL, so users can read a report, copy it, or
-//! run it as `keysync query --file src/report/idle.sql --param for=2592000`. Every report skips
+//! run it themselves: `keysync query --report idle --show-sql` prints it ready for
+//! `keysync query --file idle.sql --param for=2592000`. Every report skips
 //! removed keys, reads "now" from the `clock` view (which `--now` pins), and starts with the
 //! columns `id` and `name`.
 
@@ -83,6 +84,36 @@ pub const DEFAULT_FOR: &str = "30d";
 pub struct ReportQuery {
     pub sql: &'static str,
     pub params: Vec<SqlParam>,
+}
+
+impl ReportQuery {
+    /// `--show-sql`: the report's SQL file under a header that says how to run it with the
+    /// parameters these flags bind, e.g. `keysync query --file idle.sql --param for=7776000`.
+    pub fn script(&self, report: Report) -> String {
+        let name = report.name();
+        let params: String = self
+            .params
+            .iter()
+            .map(|p| format!(" --param {}={}", p.name, sql_literal(&p.value)))
+            .collect();
+        format!(
+            "-- keysync's {name} report. Save it to a file and run it with the values your\n\
+             -- flags gave (durations bind as seconds):\n\
+             --   keysync query --file {name}.sql{params}\n\
+             {}",
+            self.sql
+        )
+    }
+}
+
+/// A bound value as `--param` takes it back: the reports bind only numbers.
+fn sql_literal(value: &Value) -> String {
+    match value {
+        Value::Integer(n) => n.to_string(),
+        Value::Real(x) => x.to_string(),
+        Value::Text(text) => text.clone(),
+        Value::Null | Value::Blob(_) => unreachable!("reports bind numbers, not {value:?}"),
+    }
 }
 
 impl Report {
@@ -399,6 +430,30 @@ mod tests {
         assert!(help("limit").contains(&format!("[default: {DEFAULT_LIMIT}]")));
         assert!(help("idle_for").contains(&format!("[default: {DEFAULT_FOR}]")));
         assert!(help("below").contains(&format!("[default: {DEFAULT_BELOW},")));
+    }
+
+    #[test]
+    fn the_script_names_the_parameters_the_flags_bind() {
+        let flags = ReportArgs {
+            idle_for: Some(Duration::from_secs(90 * 86_400)),
+            ..args()
+        };
+        let script = Report::Idle.query(&flags).unwrap().script(Report::Idle);
+        let header: Vec<&str> = script.lines().take(3).collect();
+        assert_eq!(
+            header,
+            [
+                "-- keysync's idle report. Save it to a file and run it with the values your",
+                "-- flags gave (durations bind as seconds):",
+                "--   keysync query --file idle.sql --param for=7776000",
+            ]
+        );
+        assert!(script.ends_with(include_str!("idle.sql")));
+        let none = Report::Unrestricted.query(&args()).unwrap();
+        assert!(
+            none.script(Report::Unrestricted)
+                .contains("\n--   keysync query --file unrestricted.sql\n")
+        );
     }
 
     #[test]

@@ -124,7 +124,27 @@ fn every_sync_from_loopback(conn: &Connection) -> Result<bool> {
     .db("cannot read the syncs")
 }
 
+/// The `application_id` in the header of a database `keysync demo` made ("ksdm"): a mark in
+/// the file itself, needing no table, that lets a later demo replace it at any path.
+const DEMO_APPLICATION_ID: i32 = 0x6b73_646d;
+
 impl Store {
+    /// Marks the file as the demo's (see [`DEMO_APPLICATION_ID`]).
+    pub(crate) fn mark_as_demo(&self) -> Result<()> {
+        self.conn()
+            .pragma_update(None, "application_id", DEMO_APPLICATION_ID)
+            .db("cannot mark the demo database")
+    }
+
+    /// Whether `keysync demo` made this file.
+    pub(crate) fn is_marked_as_demo(&self) -> Result<bool> {
+        let id: i32 = self
+            .conn()
+            .pragma_query_value(None, "application_id", |row| row.get(0))
+            .db("cannot read the database header")?;
+        Ok(id == DEMO_APPLICATION_ID)
+    }
+
     /// Whether every sync pulled from 127.0.0.1 (so the file is a demo's).
     pub(crate) fn every_sync_from_loopback(&self) -> Result<bool> {
         every_sync_from_loopback(self.conn())

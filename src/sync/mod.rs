@@ -23,10 +23,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::api::{ApiClient, ApiOptions, Listing, list_all};
-use crate::error::{Result, Signal};
+use crate::error::{Error, Result, Signal};
 use crate::store;
 use crate::store::lock::PullLock;
 use crate::store::sync::SyncStatus;
+use crate::time::{rfc3339_time, unix_now};
 use ping::HealthPing;
 use progress::PageProgress;
 use writer::{Writer, WriterJob, WriterSink};
@@ -55,6 +56,42 @@ pub struct SyncSummary {
     pub removed: usize,
     pub pages: u32,
     pub duration_ms: u64,
+    /// When the pull began (before any wait for the lock) and ended, as RFC 3339 in JSON.
+    #[serde(serialize_with = "as_rfc3339")]
+    pub started_at: i64,
+    #[serde(serialize_with = "as_rfc3339")]
+    pub finished_at: i64,
+}
+
+/// A unix time as the RFC 3339 string monitoring tools parse, `2025-12-19T08:00:00Z`.
+pub(crate) fn as_rfc3339<S: serde::Serializer>(
+    unix: &i64,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&rfc3339_time(*unix))
+}
+
+/// A pull that did not finish: the sync row that records it (when one was written) and when
+/// the pull began and ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PullTrace {
+    pub sync: Option<i64>,
+    pub started_at: i64,
+    pub finished_at: i64,
+}
+
+/// A pull that failed: the error, and what it left behind.
+#[derive(Debug)]
+pub struct PullFailed {
+    pub trace: PullTrace,
+    pub error: Error,
+}
+
+/// Callers that only report the error (the demo) use `?`.
+impl From<PullFailed> for Error {
+    fn from(failed: PullFailed) -> Error {
+        failed.error
+    }
 }
 
 impl SyncSummary {
@@ -77,17 +114,63 @@ impl SyncSummary {
 #[derive(Debug)]
 pub enum Pulled {
     Done(SyncSummary),
-    /// A stop was requested mid-pull: its sync row says `failed`, error `interrupted`.
-    Interrupted,
+    /// A stop was requested: the sync row, if the pull had begun one, says `failed`, error
+    /// `interrupted`.
+    Interrupted(PullTrace),
+}
+
+/// How [`record_sync`] ended; [`pull`] adds the times.
+enum Recorded {
+    Done(SyncSummary),
+    Interrupted(i64),
 }
 
 /// One whole pull: lock, ping, record. A `cancel` that resolves while it waits for the lock
-/// ends the wait; mid-pull it rolls the pull back.
+/// ends the wait; mid-pull it rolls the pull back. A failure says which sync row records it.
 pub async fn pull(
     options: &PullOptions,
     progress: bool,
     cancel: impl Future<Output = Signal>,
-) -> Result<Pulled> {
+) -> Result<Pulled, PullFailed> {
+    let started_at = unix_now(options.now);
+    let trace = |sync| PullTrace {
+        sync,
+        started_at,
+        finished_at: unix_now(options.now),
+    };
+    let failed = |sync, error| PullFailed {
+        trace: trace(sync),
+        error,
+    };
+    let prepared = prepare(options).map_err(|error| failed(None, error))?;
+    let (client, ping) = prepared;
+    tokio::pin!(cancel);
+    let _lock = tokio::select! {
+        lock = PullLock::acquire(&options.db, options.wait) => {
+            lock.map_err(|error| failed(None, error))?
+        }
+        _ = &mut cancel => return Ok(Pulled::Interrupted(trace(None))),
+    };
+    if let Some(ping) = &ping {
+        ping.start().await;
+    }
+    let result = record_sync(options, &client, progress, cancel, started_at).await;
+    if let Some(ping) = &ping {
+        match &result {
+            Ok(Recorded::Done(summary)) => ping.success(&summary.line()).await,
+            Err((_, error)) => ping.fail(&error.to_string()).await,
+            Ok(Recorded::Interrupted(_)) => {}
+        }
+    }
+    match result {
+        Ok(Recorded::Done(summary)) => Ok(Pulled::Done(summary)),
+        Ok(Recorded::Interrupted(sync)) => Ok(Pulled::Interrupted(trace(Some(sync)))),
+        Err((sync, error)) => Err(failed(sync, error)),
+    }
+}
+
+/// The API client, the health ping and the database file, before the lock is taken.
+fn prepare(options: &PullOptions) -> Result<(Arc<ApiClient>, Option<HealthPing>)> {
     let client = Arc::new(ApiClient::new(&options.api)?);
     let ping = options
         .ping_url
@@ -95,56 +178,46 @@ pub async fn pull(
         .map(HealthPing::new)
         .transpose()?;
     store::create_private_file(&options.db)?;
-    tokio::pin!(cancel);
-    let _lock = tokio::select! {
-        lock = PullLock::acquire(&options.db, options.wait) => lock?,
-        _ = &mut cancel => return Ok(Pulled::Interrupted),
-    };
-    if let Some(ping) = &ping {
-        ping.start().await;
-    }
-    let result = record_sync(options, &client, progress, cancel).await;
-    if let Some(ping) = &ping {
-        match &result {
-            Ok(Pulled::Done(summary)) => ping.success(&summary.line()).await,
-            Err(error) => ping.fail(&error.to_string()).await,
-            Ok(Pulled::Interrupted) => {}
-        }
-    }
-    result
+    Ok((client, ping))
 }
 
 /// Lists the account into the writer thread and has it apply the listing. Every failure
-/// after the sync row exists is recorded in it, by the writer.
+/// after the sync row exists is recorded in it, by the writer, and names it.
 async fn record_sync(
     options: &PullOptions,
     client: &Arc<ApiClient>,
     progress: bool,
     cancel: impl Future<Output = Signal>,
-) -> Result<Pulled> {
+    started_at: i64,
+) -> Result<Recorded, (Option<i64>, Error)> {
     let mut writer = Writer::start(WriterJob {
         db: options.db.clone(),
         base_url: options.api.base_url.clone(),
         now: options.now,
         store_secrets: options.store_secrets,
-    })?;
-    let sync = writer.begun().await?;
+    })
+    .map_err(|error| (None, error))?;
+    let sync = writer.begun().await.map_err(|error| (None, error))?;
+    let recorded_in_sync = |error| (Some(sync), error);
     let started = Instant::now();
     let listed = tokio::select! {
         listed = list_into_staging(writer.sink(), client, progress) => Some(listed),
         // The writer stops first only on an error (or a panic) of its own: stop listing.
-        error = writer.stopped() => return Err(error),
+        error = writer.stopped() => return Err(recorded_in_sync(error)),
         _ = cancel => None,
     };
     let listing = match listed {
         Some(Ok(listing)) => listing,
-        Some(Err(error)) => return Err(writer.fail(error).await),
+        Some(Err(error)) => return Err(recorded_in_sync(writer.fail(error).await)),
         None => {
-            writer.interrupt().await?;
-            return Ok(Pulled::Interrupted);
+            writer.interrupt().await.map_err(recorded_in_sync)?;
+            return Ok(Recorded::Interrupted(sync));
         }
     };
-    let (status, counts) = writer.apply(listing.clone()).await?;
+    let (status, counts) = writer
+        .apply(listing.clone())
+        .await
+        .map_err(recorded_in_sync)?;
     if let Some(why) = &listing.inconsistency {
         tracing::warn!(
             "sync {sync} is partial: no key was marked removed, because in all {} listing \
@@ -152,7 +225,7 @@ async fn record_sync(
             listing.passes
         );
     }
-    Ok(Pulled::Done(SyncSummary {
+    Ok(Recorded::Done(SyncSummary {
         sync,
         status,
         keys: listing.keys_seen,
@@ -161,6 +234,8 @@ async fn record_sync(
         removed: counts.removed,
         pages: listing.pages,
         duration_ms: started.elapsed().as_millis() as u64,
+        started_at,
+        finished_at: unix_now(options.now),
     }))
 }
 

@@ -28,11 +28,20 @@
 //!   and each preset report.
 //! - `usage`: `keysync usage`: quota use and dollars by the attribution rule, per key and per
 //!   period, over ten daily pulls with a reset, a newcomer, a removal and a failed pull.
+//! - `contrib`: the shipped systemd units and Dockerfile: shown verbatim in the README,
+//!   `systemd-analyze verify`, and their command lines run against the fake.
+//! - `monitoring`: what a monitor reads: ping URLs with a query string, `pull --json` lines with
+//!   times (failed pulls included), `prune --json`.
+//! - `installed`: an installed binary without a checkout: `query --report --show-sql` run back
+//!   through `--file`, and `demo --db PATH` made again at any path.
 
 mod common;
+mod contrib;
 mod diff;
+mod installed;
 mod integrity;
 mod local_side;
+mod monitoring;
 mod operations;
 mod pull;
 mod query;

@@ -25,13 +25,25 @@ fn summary(
            "removed": removed, "pages": pages})
 }
 
-/// The summary without its `duration_ms`, which is the one field a test cannot predict.
+/// The summary without its `duration_ms`, `started_at` and `finished_at`, the fields a test
+/// cannot predict without `--now` (`monitoring` checks them with it).
 fn timeless(mut summary: serde_json::Value) -> serde_json::Value {
-    let duration = summary.as_object_mut().unwrap().remove("duration_ms");
+    let fields = summary.as_object_mut().unwrap();
+    let duration = fields.remove("duration_ms");
     assert!(
         duration.is_some_and(|d| d.is_u64()),
         "duration_ms is a whole number"
     );
+    for time in ["started_at", "finished_at"] {
+        let value = fields.remove(time);
+        assert!(
+            value.as_ref().and_then(|t| t.as_str()).is_some_and(|t| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .is_ok_and(|t| t.offset().local_minus_utc() == 0)
+            }),
+            "{time} is an RFC 3339 UTC time: {value:?}"
+        );
+    }
     summary
 }
 
