@@ -1,0 +1,246 @@
+//! What the page shows, read from the database in one pass before anything is drawn: the
+//! header facts and one value per section. Every number comes from the code that prints it
+//! elsewhere: `consumption` (as `keysync usage`), the preset reports (as `keysync query
+//! --report`), `store::diff` (as `keysync diff`) and `store::timeline`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use rusqlite::types::Value;
+
+use crate::api::model::DATA_COLUMNS;
+use crate::cmd::consumption::{KeyTotal, Money, Window, key_totals, per_key};
+use crate::error::Result;
+use crate::report::{Report, ReportArgs};
+use crate::store::Store;
+use crate::store::diff::{DiffRow, Kind};
+use crate::store::points::{SyncPoint, SyncRef};
+use crate::store::query;
+use crate::store::status::SyncRow;
+use crate::store::timeline::{Sampling, StatusPoint};
+use crate::store::usage::KeyUse;
+
+/// How many keys the daily chart draws on their own; the rest are stacked as "others".
+pub const CHART_KEYS: usize = 8;
+/// How far ahead the `expiring` section looks (the `expiring-soon` report's `--within`).
+pub const EXPIRING_WITHIN: Duration = Duration::from_secs(14 * 86_400);
+/// How many of the window's most recent changes the `changes` section lists.
+pub const RECENT_CHANGES: usize = 20;
+/// Fields that move with every use of a key; `usage` shows that use, so the list of recent
+/// changes leaves them out (the summary still counts them).
+pub const USE_FIELDS: [&str; 3] = ["accessed_time", "used_quota", "remain_quota"];
+
+/// Everything the page shows.
+pub struct Page {
+    pub db: String,
+    /// The account's user id.
+    pub account: Option<i64>,
+    pub latest: Option<SyncRow>,
+    /// The window is `(since, now]`.
+    pub since: i64,
+    pub now: i64,
+    /// Whether `--now` fixed "now" (else it is the clock).
+    pub now_given: bool,
+    pub money: Money,
+    pub usage: Usage,
+    pub status: Status,
+    pub expiring: Table,
+    pub changes: Changes,
+    pub exposed: Table,
+}
+
+/// Rows with named columns, as a report or `keysync usage --format csv` has them.
+pub struct Table {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+pub struct Usage {
+    /// `keysync usage`'s rows for the window: id, name, used, usd, share.
+    pub top_consumers: Table,
+    pub days: Vec<NaiveDate>,
+    /// The stacked series, bottom first: the [`CHART_KEYS`] largest keys, then the others.
+    pub series: Vec<Series>,
+}
+
+/// One stacked series of the daily chart: a key, or all the other keys together.
+pub struct Series {
+    /// `None` for the others.
+    pub key: Option<KeyTotal>,
+    /// Use per day of the window, quota units.
+    pub per_day: Vec<i64>,
+}
+
+pub struct Status {
+    pub sampling: Sampling,
+    pub points: Vec<StatusPoint>,
+    /// Live keys by effective status at `now`.
+    pub now: [i64; 5],
+}
+
+pub struct Changes {
+    /// The state the window opens on (the last good sync at or before its start, else its
+    /// first good sync) and the latest good sync; `None` when there is nothing to compare.
+    pub span: Option<(SyncPoint, SyncPoint)>,
+    pub added: usize,
+    pub removed: usize,
+    pub changed: usize,
+    /// Keys changed per field, in column order; only fields that changed.
+    pub per_field: Vec<(&'static str, usize)>,
+    /// The most recent changes, newest sync first, each with the sync that recorded it.
+    pub recent: Vec<(SyncPoint, DiffRow)>,
+}
+
+impl Page {
+    /// Reads the page for the window `(since, now]` from the database at `db`.
+    pub fn read(db: &Path, since: i64, now: i64, now_given: bool, money: Money) -> Result<Page> {
+        // Query mode pins the views' clock at `now`, as `keysync query --now` does.
+        let mut store = Store::open_for_query(db, now)?;
+        let uses = store.usage(since, now)?;
+        let (sampling, points) = store.status_timeline(since, now)?;
+        Ok(Page {
+            db: db.display().to_string(),
+            account: store.account()?.map(|(user_id, _)| user_id),
+            latest: store.last_good_sync()?,
+            since,
+            now,
+            now_given,
+            money,
+            usage: usage(&uses, since, now, money),
+            status: Status {
+                sampling,
+                points,
+                now: store.status_now()?,
+            },
+            expiring: report_table(
+                &store,
+                Report::ExpiringSoon,
+                &ReportArgs {
+                    within: Some(EXPIRING_WITHIN),
+                    ..ReportArgs::default()
+                },
+            )?,
+            exposed: report_table(&store, Report::Unrestricted, &ReportArgs::default())?,
+            changes: changes(&mut store, since, now)?,
+        })
+    }
+}
+
+fn usage(uses: &[KeyUse], since: i64, now: i64, money: Money) -> Usage {
+    let window = Window::new(since, now);
+    let keys = key_totals(uses);
+    let drawn = keys.len().min(CHART_KEYS);
+    let mut series: Vec<Series> = keys[..drawn]
+        .iter()
+        .map(|key| Series {
+            per_day: window.daily(uses.iter().filter(|u| u.key_id == key.id)),
+            key: Some(key.clone()),
+        })
+        .collect();
+    if keys.len() > drawn {
+        let others: Vec<i64> = keys[drawn..].iter().map(|k| k.id).collect();
+        series.push(Series {
+            key: None,
+            per_day: window.daily(uses.iter().filter(|u| others.contains(&u.key_id))),
+        });
+    }
+    Usage {
+        top_consumers: Table {
+            columns: ["id", "name", "used", "usd", "share"]
+                .map(String::from)
+                .to_vec(),
+            rows: per_key(uses, money, None, None),
+        },
+        days: window.days().collect(),
+        series,
+    }
+}
+
+/// A preset report's rows, run as `keysync query --report` runs it.
+fn report_table(store: &Store, report: Report, args: &ReportArgs) -> Result<Table> {
+    let run = report.query(args)?;
+    let mut statement = store.prepare(run.sql)?;
+    query::bind(&mut statement, &run.params)?;
+    let columns = query::column_names(&statement);
+    let rows = query::rows(&mut statement).collect::<Result<_>>()?;
+    Ok(Table { columns, rows })
+}
+
+/// The window's changes: its net diff counted, and the most recent changes of its syncs.
+fn changes(store: &mut Store, since: i64, now: i64) -> Result<Changes> {
+    let first_in_window = store.good_syncs_between(since, now)?.first().copied();
+    let opening = store.last_good_at_or_before(since)?.or(first_in_window);
+    let latest = store.last_good_sync()?.map(|s| SyncPoint {
+        id: s.id,
+        started_at: s.started_at,
+    });
+    let mut found = Changes {
+        span: None,
+        added: 0,
+        removed: 0,
+        changed: 0,
+        per_field: Vec::new(),
+        recent: Vec::new(),
+    };
+    let (Some(from), Some(to)) = (opening, latest) else {
+        return Ok(found);
+    };
+    if from.id >= to.id {
+        return Ok(found);
+    }
+    let every_field: Vec<usize> = (0..DATA_COLUMNS.len()).collect();
+    let diff = store.diff(
+        Some(SyncRef::Id(from.id)),
+        Some(SyncRef::Id(to.id)),
+        now,
+        &every_field,
+    )?;
+    let keys_of = |kind: Kind| {
+        let mut ids: Vec<i64> = diff
+            .rows
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| r.id)
+            .collect();
+        ids.dedup();
+        ids.len()
+    };
+    found.added = keys_of(Kind::Added);
+    found.removed = keys_of(Kind::Removed);
+    found.changed = keys_of(Kind::Changed);
+    found.per_field = every_field
+        .iter()
+        .map(|&i| {
+            let keys = diff.rows.iter().filter(|r| r.field == Some(i)).count();
+            (DATA_COLUMNS[i], keys)
+        })
+        .filter(|(_, keys)| *keys > 0)
+        .collect();
+    found.span = Some((from, to));
+    found.recent = recent_changes(store, since, now)?;
+    Ok(found)
+}
+
+/// The [`RECENT_CHANGES`] most recent changes but those of [`USE_FIELDS`]: the diffs of the
+/// window's syncs that recorded changes, newest first, each against the good sync before it.
+fn recent_changes(store: &mut Store, since: i64, now: i64) -> Result<Vec<(SyncPoint, DiffRow)>> {
+    let fields: Vec<usize> = (0..DATA_COLUMNS.len())
+        .filter(|&i| !USE_FIELDS.contains(&DATA_COLUMNS[i]))
+        .collect();
+    let mut recent = Vec::new();
+    for step in store.changing_syncs(since, now)? {
+        let diff = store.diff(
+            Some(SyncRef::Id(step.before.id)),
+            Some(SyncRef::Id(step.sync.id)),
+            now,
+            &fields,
+        )?;
+        recent.extend(diff.rows.into_iter().map(|row| (step.sync, row)));
+        if recent.len() >= RECENT_CHANGES {
+            recent.truncate(RECENT_CHANGES);
+            break;
+        }
+    }
+    Ok(recent)
+}
