@@ -371,4 +371,32 @@ mod tests {
         );
         assert_eq!(last_good_at_or_before(&conn, DAY - 1).unwrap(), None);
     }
+
+    /// A point costs a primary-key seek per key: `key_versions` is never scanned.
+    #[test]
+    fn a_status_point_never_scans_key_versions() {
+        let conn = migrated_in_memory();
+        let mut statement = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {STATUS_AT_SQL}"))
+            .unwrap();
+        let plan: Vec<String> = statement
+            .query_map([1, 2], |row| row.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            !plan
+                .iter()
+                .any(
+                    |step| ["SCAN v", "SCAN y", "SCAN key_versions"].contains(&step.as_str())
+                        || step.contains("key_versions_by_")
+                ),
+            "{plan:#?}"
+        );
+        let seeks = plan
+            .iter()
+            .filter(|step| step.contains("USING PRIMARY KEY (key_id=?"))
+            .count();
+        assert_eq!(seeks, 2, "{plan:#?}");
+    }
 }

@@ -11,9 +11,9 @@ use super::page::escape;
 const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 300.0;
 const LEFT: f64 = 78.0;
-const RIGHT: f64 = 10.0;
+const RIGHT: f64 = 30.0;
 const TOP: f64 = 28.0;
-const BOTTOM: f64 = 40.0;
+const BOTTOM: f64 = 52.0;
 /// At most this many labels under the x axis, so they never run into each other.
 const MAX_X_LABELS: usize = 7;
 
@@ -69,7 +69,7 @@ impl BarChart<'_> {
             svg,
             r#"<text class="axis-title" x="{}" y="{}" text-anchor="end">{}</text>"#,
             WIDTH - RIGHT,
-            HEIGHT - 2.0,
+            HEIGHT - 3.0,
             escape(self.x_title)
         );
         let ticks = (top / step).round() as usize;
@@ -117,7 +117,7 @@ impl BarChart<'_> {
                     svg,
                     r#"<text class="tick" x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
                     x + slot / 2.0,
-                    TOP + plot_h + 18.0,
+                    TOP + plot_h + 24.0,
                     escape(&bar.label)
                 );
             }

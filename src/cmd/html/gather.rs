@@ -244,3 +244,47 @@ fn recent_changes(store: &mut Store, since: i64, now: i64) -> Result<Vec<(SyncPo
     }
     Ok(recent)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+
+    #[test]
+    fn the_chart_stacks_the_largest_keys_and_then_the_others_together() {
+        let price = std::num::NonZeroU64::new(1000).unwrap();
+        // Keys 1..=10 each use 10 * id on day 1 and id on day 2 of a three-day window.
+        let uses: Vec<KeyUse> = (1..=10)
+            .flat_map(|id| {
+                [(DAY, 10 * id), (2 * DAY, id)].map(|(day, used)| KeyUse {
+                    day,
+                    key_id: id,
+                    name: Some(format!("k{id}")),
+                    used,
+                })
+            })
+            .collect();
+        let usage = usage(&uses, 0, 3 * DAY - 1, Money(price));
+        assert_eq!(usage.days.len(), 3);
+        let drawn: Vec<Option<i64>> = usage
+            .series
+            .iter()
+            .map(|s| s.key.as_ref().map(|k| k.id))
+            .collect();
+        assert_eq!(
+            drawn,
+            [10, 9, 8, 7, 6, 5, 4, 3]
+                .map(Some)
+                .into_iter()
+                .chain([None])
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(usage.series[0].per_day, [0, 100, 10]);
+        // Keys 1 and 2 together.
+        assert_eq!(usage.series[8].per_day, [0, 30, 3]);
+        // The table keeps every key, as `keysync usage` prints them.
+        assert_eq!(usage.top_consumers.rows.len(), 10);
+        assert_eq!(usage.top_consumers.rows[0][3], Value::Real(0.11));
+    }
+}

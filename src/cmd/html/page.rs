@@ -124,11 +124,15 @@ fn usage(html: &mut String, page: &Page) {
         html.push_str("<p class=\"empty\">No use recorded in this window.</p>\n</section>\n");
         return;
     }
+    let stacked = match usage.series.iter().filter(|s| s.key.is_none()).count() {
+        0 => "each key that used anything".to_string(),
+        _ => format!("the {CHART_KEYS} keys that used the most, then all others together"),
+    };
     let _ = writeln!(
         html,
-        "<p>Quota used per UTC day, in US dollars: the {CHART_KEYS} keys that used the most in \
-         the window, and the others together. {} quota units in all, ${}. A key's use between \
-         two pulls is dated at the later one (see \"Usage and dollars\" in the README).</p>",
+        "<p>Quota used per UTC day, in US dollars, stacked by key: {stacked}. {} quota units \
+         in all, ${}. A key's use between two pulls is dated at the later one (see \"Usage and \
+         dollars\" in the README).</p>",
         total,
         to_text(&page.money.usd(total))
     );
