@@ -85,6 +85,10 @@ fn html(h: &Harness, args: &[&str]) -> String {
             std::fs::metadata(&out).unwrap().len()
         )
     );
+    // Private, like the database: the page names every key.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
     std::fs::read_to_string(&out).unwrap()
 }
 
