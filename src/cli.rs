@@ -115,7 +115,7 @@ pub enum Command {
     /// expiring in the next 14 days, what changed in the window, and the `unrestricted`
     /// report's keys. The window is --since up to now (--now fixes it). Example:
     ///
-    ///   keysync html --since 7d --out /var/www/keys/report.html
+    ///   keysync html --since 7d --out ~/reports/api-keys.html
     #[command(after_help = EXIT_CODES_HELP, verbatim_doc_comment)]
     Html(cmd::html::Args),
     /// Print a shell completion script, e.g. `keysync completions bash > ~/.local/share/bash-completion/completions/keysync`

@@ -15,7 +15,7 @@ const RIGHT: f64 = 30.0;
 const TOP: f64 = 28.0;
 const BOTTOM: f64 = 52.0;
 /// At most this many labels under the x axis, so they never run into each other.
-const MAX_X_LABELS: usize = 7;
+const MAX_X_LABELS: usize = 6;
 
 /// One bar: its label under the axis, its tooltip, and its segments bottom first.
 pub struct Bar {

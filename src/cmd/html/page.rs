@@ -404,6 +404,9 @@ fn exposed(html: &mut String, rows: &Table) {
     html.push_str("</section>\n");
 }
 
+/// Text up to this long is kept on one line in a table cell.
+const SHORT_TEXT: usize = 24;
+
 /// A table in a wrapper that scrolls sideways on a narrow screen; numbers align right. Cells
 /// are written as `keysync ... --format csv` writes them.
 fn table(html: &mut String, table: &Table, id: &str) {
@@ -418,11 +421,15 @@ fn table(html: &mut String, table: &Table, id: &str) {
     for row in &table.rows {
         html.push_str("<tr>");
         for value in row {
+            let text = to_text(value);
+            // Short text (a time, a name) stays on one line and the table scrolls; only long
+            // text wraps.
             let class = match value {
                 Value::Integer(_) | Value::Real(_) => " class=\"num\"",
+                _ if text.chars().count() <= SHORT_TEXT => " class=\"short\"",
                 _ => "",
             };
-            let _ = write!(html, "<td{class}>{}</td>", escape(&to_text(value)));
+            let _ = write!(html, "<td{class}>{}</td>", escape(&text));
         }
         html.push_str("</tr>\n");
     }
