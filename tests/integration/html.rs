@@ -359,6 +359,38 @@ fn the_page_shows_what_usage_and_the_reports_print() {
             .all(|row| !["used_quota", "remain_quota", "accessed_time"].contains(&row[5].as_str()))
     );
 
+    // A `--now` in the past ends the window there: the use, and the changes, up to pull 5
+    // (newcomer and before-failure added; steady, resets and removed used quota).
+    let then = (pull_time(5) + HOUR).to_string();
+    let earlier = h.dir.path().join("earlier.html");
+    run(
+        h.keysync()
+            .args(["html", "-q", "--now", &then, "--out"])
+            .arg(&earlier),
+        0,
+    );
+    let earlier = Html::parse_document(&std::fs::read_to_string(&earlier).unwrap());
+    let (_, usage_then) = csv_rows(
+        &run(
+            h.keysync()
+                .args(["usage", "--format", "csv", "--now", &then]),
+            0,
+        )
+        .stdout,
+    );
+    assert_eq!(table_rows(&earlier, "table#top-consumers"), usage_then);
+    let pull_5 = good[5];
+    let summary = text_of(earlier.select(&sel("#changes-summary")).next().unwrap());
+    assert!(
+        summary.starts_with(&format!(
+            "From sync {first} ({}) to sync {} ({}): 2 added, 3 changed, 0 removed",
+            readable(good[0].1),
+            pull_5.0,
+            readable(pull_5.1)
+        )),
+        "{summary}"
+    );
+
     // --quota-per-unit prices the page as it prices `usage`.
     let priced = Html::parse_document(&html(&h, &["--quota-per-unit", "1000"]));
     let (_, usage_priced) = csv_rows(&output(

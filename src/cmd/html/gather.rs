@@ -81,7 +81,8 @@ pub struct Status {
 
 pub struct Changes {
     /// The state the window opens on (the last good sync at or before its start, else its
-    /// first good sync) and the latest good sync; `None` when there is nothing to compare.
+    /// first good sync) and the one it ends on (the last good sync at or before now); `None`
+    /// when there is nothing to compare.
     pub span: Option<(SyncPoint, SyncPoint)>,
     pub added: usize,
     pub removed: usize,
@@ -171,10 +172,8 @@ fn report_table(store: &Store, report: Report, args: &ReportArgs) -> Result<Tabl
 fn changes(store: &mut Store, since: i64, now: i64) -> Result<Changes> {
     let first_in_window = store.good_syncs_between(since, now)?.first().copied();
     let opening = store.last_good_at_or_before(since)?.or(first_in_window);
-    let latest = store.last_good_sync()?.map(|s| SyncPoint {
-        id: s.id,
-        started_at: s.started_at,
-    });
+    // The window ends at `now`: a `--now` in the past compares up to the sync of that time.
+    let latest = store.last_good_at_or_before(now)?;
     let mut found = Changes {
         span: None,
         added: 0,
