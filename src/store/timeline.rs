@@ -11,6 +11,7 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
+use crate::api::model::DATA_COLUMNS;
 use crate::error::{DbContext, Result};
 use crate::store::Store;
 use crate::store::points::SyncPoint;
@@ -185,36 +186,83 @@ pub struct ChangingSync {
     pub sync: SyncPoint,
 }
 
-/// The good syncs in `(since, until]` whose pull recorded an added, changed or removed key,
-/// newest first, each with the good sync before it (which may be older than `since`).
-fn changing_syncs(conn: &Connection, since: i64, until: i64) -> Result<Vec<ChangingSync>> {
+/// `?1`, `?2`: the window `(since, until]`; `?3`: a JSON array of fields to leave out; `?4`: only
+/// syncs before this id; `?5`: how many; `?6`: every `changed` text made only of fields left
+/// out (see [`left_out_only`]), so that the common versions that changed only use are passed
+/// over by a text comparison rather than parsed. A sync counts when its pull removed a key, or
+/// recorded a version that is new (`changed` is `[]`: added or restored) or changed a field not
+/// left out. A sync's versions are read through `key_versions_by_from`, each once.
+const CHANGING_SYNCS_SQL: &str = "
+SELECT b.id, b.started_at, a.id, a.started_at
+FROM good_syncs AS b
+JOIN syncs AS a
+  ON a.id = (SELECT max(x.id) FROM good_syncs AS x WHERE x.id < b.id)
+WHERE b.started_at > ?1 AND b.started_at <= ?2 AND b.id < ?4
+  AND (b.removed > 0
+       OR EXISTS (SELECT 1 FROM key_versions AS v INDEXED BY key_versions_by_from
+                  WHERE v.valid_from_sync = b.id
+                    AND (v.changed = '[]'
+                         OR (v.changed NOT IN (SELECT value FROM json_each(?6))
+                             AND EXISTS (SELECT 1 FROM json_each(v.changed) AS f
+                                         WHERE f.value NOT IN (SELECT value FROM json_each(?3)))))))
+ORDER BY b.id DESC
+LIMIT ?5";
+
+/// Up to `limit` good syncs in `(since, until]` before sync `before`, newest first, that
+/// added, removed or changed a key in a field not in `ignored`, each with the good sync before
+/// it (which may be older than `since`).
+fn changing_syncs(
+    conn: &Connection,
+    window: (i64, i64),
+    ignored: &[&str],
+    before: i64,
+    limit: usize,
+) -> Result<Vec<ChangingSync>> {
     let context = "cannot read the syncs of the window";
-    let mut statement = conn
-        .prepare(
-            "SELECT b.id, b.started_at, a.id, a.started_at
-             FROM good_syncs AS b
-             JOIN syncs AS a
-               ON a.id = (SELECT max(x.id) FROM good_syncs AS x WHERE x.id < b.id)
-             WHERE b.started_at > ?1 AND b.started_at <= ?2
-               AND b.added + b.changed + b.removed > 0
-             ORDER BY b.id DESC",
+    let mut statement = conn.prepare_cached(CHANGING_SYNCS_SQL).db(context)?;
+    let only_ignored = serde_json::to_string(&left_out_only(ignored)).expect("texts serialise");
+    let ignored = serde_json::to_string(ignored).expect("names serialise");
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = statement
+        .query_map(
+            rusqlite::params![window.0, window.1, ignored, before, limit, only_ignored],
+            |row| {
+                Ok(ChangingSync {
+                    sync: SyncPoint {
+                        id: row.get(0)?,
+                        started_at: row.get(1)?,
+                    },
+                    before: SyncPoint {
+                        id: row.get(2)?,
+                        started_at: row.get(3)?,
+                    },
+                })
+            },
         )
         .db(context)?;
-    let rows = statement
-        .query_map([since, until], |row| {
-            Ok(ChangingSync {
-                sync: SyncPoint {
-                    id: row.get(0)?,
-                    started_at: row.get(1)?,
-                },
-                before: SyncPoint {
-                    id: row.get(2)?,
-                    started_at: row.get(3)?,
-                },
-            })
-        })
-        .db(context)?;
     rows.collect::<rusqlite::Result<_>>().db(context)
+}
+
+/// Every `changed` text a pull writes for a version that changed only some of `fields`: the
+/// JSON array of the changed columns in `DATA_COLUMNS` order, as `store::sync` writes it
+/// (`["accessed_time","used_quota"]`).
+fn left_out_only(fields: &[&str]) -> Vec<String> {
+    let ordered: Vec<&str> = DATA_COLUMNS
+        .iter()
+        .copied()
+        .filter(|column| fields.contains(column))
+        .collect();
+    (1..1u32 << ordered.len())
+        .map(|subset| {
+            let names: Vec<String> = ordered
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| subset & (1 << i) != 0)
+                .map(|(_, name)| format!("\"{name}\""))
+                .collect();
+            format!("[{}]", names.join(","))
+        })
+        .collect()
 }
 
 impl Store {
@@ -245,9 +293,16 @@ impl Store {
         last_good_at_or_before(self.conn(), time)
     }
 
-    /// The good syncs in `(since, until]` that recorded a change, newest first.
-    pub(crate) fn changing_syncs(&self, since: i64, until: i64) -> Result<Vec<ChangingSync>> {
-        changing_syncs(self.conn(), since, until)
+    /// Up to `limit` good syncs in the window `(since, until]` before sync `before`, newest
+    /// first, that added or removed a key or changed one in a field not in `ignored`.
+    pub(crate) fn changing_syncs(
+        &self,
+        window: (i64, i64),
+        ignored: &[&str],
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<ChangingSync>> {
+        changing_syncs(self.conn(), window, ignored, before, limit)
     }
 }
 
@@ -356,13 +411,52 @@ mod tests {
     }
 
     #[test]
-    fn changing_syncs_pair_each_with_the_good_sync_before_it() {
-        let syncs = [(1, DAY, "ok"), (2, 2 * DAY, "failed"), (3, 3 * DAY, "ok")];
-        let conn = history(&syncs, &[]);
-        let found = changing_syncs(&conn, 0, 10 * DAY).unwrap();
-        let pairs: Vec<(i64, i64)> = found.iter().map(|c| (c.before.id, c.sync.id)).collect();
-        // Sync 1 opens the record: it has no sync before it.
-        assert_eq!(pairs, [(1, 3)]);
+    fn the_texts_of_use_only_changes_follow_the_column_order() {
+        let texts = left_out_only(&["used_quota", "accessed_time"]);
+        assert_eq!(
+            texts,
+            [
+                r#"["accessed_time"]"#,
+                r#"["used_quota"]"#,
+                r#"["accessed_time","used_quota"]"#
+            ]
+        );
+    }
+
+    #[test]
+    fn changing_syncs_are_those_with_a_change_not_left_out_newest_first() {
+        let conn = migrated_in_memory();
+        conn.execute_batch(
+            "INSERT INTO syncs (id, started_at, status, base_url, removed) VALUES
+                 (1, 86400, 'ok', 'x', 0), (2, 172800, 'failed', 'x', 0),
+                 (3, 259200, 'ok', 'x', 0), (4, 345600, 'ok', 'x', 0),
+                 (5, 432000, 'ok', 'x', 0), (6, 518400, 'ok', 'x', 1);
+             INSERT INTO key_versions (key_id, valid_from_sync, valid_to_sync, changed) VALUES
+                 (1, 1, 3, '[]'), (1, 3, 4, '[\"used_quota\"]'),
+                 (1, 4, 5, '[\"name\",\"used_quota\"]'), (1, 5, NULL, '[\"accessed_time\"]'),
+                 (2, 1, 6, '[]');",
+        )
+        .unwrap();
+        let use_fields = ["accessed_time", "remain_quota", "used_quota"];
+        let pairs = |before: i64, limit: usize| -> Vec<(i64, i64)> {
+            changing_syncs(&conn, (0, 10 * DAY), &use_fields, before, limit)
+                .unwrap()
+                .iter()
+                .map(|c| (c.before.id, c.sync.id))
+                .collect()
+        };
+        // 6 removed a key and 4 renamed one; 3 and 5 changed only use. Sync 1 opens the
+        // record, and the failed sync 2 is never a point: 3's sync before is 1.
+        assert_eq!(pairs(i64::MAX, 10), [(5, 6), (3, 4)]);
+        assert_eq!(pairs(i64::MAX, 1), [(5, 6)]);
+        assert_eq!(pairs(6, 10), [(3, 4)]);
+        // Leaving nothing out, every sync with a new version counts.
+        let every: Vec<i64> = changing_syncs(&conn, (0, 10 * DAY), &[], i64::MAX, 10)
+            .unwrap()
+            .iter()
+            .map(|c| c.sync.id)
+            .collect();
+        assert_eq!(every, [6, 5, 4, 3]);
         assert_eq!(
             last_good_at_or_before(&conn, 2 * DAY + 5)
                 .unwrap()

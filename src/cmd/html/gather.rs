@@ -222,26 +222,35 @@ fn changes(store: &mut Store, since: i64, now: i64) -> Result<Changes> {
 }
 
 /// The [`RECENT_CHANGES`] most recent changes but those of [`USE_FIELDS`]: the diffs of the
-/// window's syncs that recorded changes, newest first, each against the good sync before it.
+/// window's syncs that recorded such changes, newest first, each against the good sync before
+/// it. The syncs are found a few at a time, so a long window of use alone costs one pass.
 fn recent_changes(store: &mut Store, since: i64, now: i64) -> Result<Vec<(SyncPoint, DiffRow)>> {
+    const SYNCS_AT_A_TIME: usize = 8;
     let fields: Vec<usize> = (0..DATA_COLUMNS.len())
         .filter(|&i| !USE_FIELDS.contains(&DATA_COLUMNS[i]))
         .collect();
     let mut recent = Vec::new();
-    for step in store.changing_syncs(since, now)? {
-        let diff = store.diff(
-            Some(SyncRef::Id(step.before.id)),
-            Some(SyncRef::Id(step.sync.id)),
-            now,
-            &fields,
-        )?;
-        recent.extend(diff.rows.into_iter().map(|row| (step.sync, row)));
-        if recent.len() >= RECENT_CHANGES {
-            recent.truncate(RECENT_CHANGES);
-            break;
+    let mut before = i64::MAX;
+    loop {
+        let steps = store.changing_syncs((since, now), &USE_FIELDS, before, SYNCS_AT_A_TIME)?;
+        for step in &steps {
+            let diff = store.diff(
+                Some(SyncRef::Id(step.before.id)),
+                Some(SyncRef::Id(step.sync.id)),
+                now,
+                &fields,
+            )?;
+            recent.extend(diff.rows.into_iter().map(|row| (step.sync, row)));
+            if recent.len() >= RECENT_CHANGES {
+                recent.truncate(RECENT_CHANGES);
+                return Ok(recent);
+            }
+        }
+        match steps.last() {
+            Some(oldest) if steps.len() == SYNCS_AT_A_TIME => before = oldest.sync.id,
+            _ => return Ok(recent),
         }
     }
-    Ok(recent)
 }
 
 #[cfg(test)]
