@@ -186,8 +186,8 @@ pub struct ChangingSync {
     pub sync: SyncPoint,
 }
 
-/// `?1`, `?2`: the window `(since, until]`; `?3`: a JSON array of fields to leave out; `?4`: only
-/// syncs before this id; `?5`: how many; `?6`: every `changed` text made only of fields left
+/// `?1`, `?2`: the window `(since, until]`; `?3`: a JSON array of fields to leave out; `?7`,
+/// `?4`: only syncs with an id between these (exclusive); `?5`: how many; `?6`: every `changed` text made only of fields left
 /// out (see [`left_out_only`]), so that the common versions that changed only use are passed
 /// over by a text comparison rather than parsed. A sync counts when its pull removed a key, or
 /// recorded a version that is new (`changed` is `[]`: added or restored) or changed a field not
@@ -197,7 +197,7 @@ SELECT b.id, b.started_at, a.id, a.started_at
 FROM good_syncs AS b
 JOIN syncs AS a
   ON a.id = (SELECT max(x.id) FROM good_syncs AS x WHERE x.id < b.id)
-WHERE b.started_at > ?1 AND b.started_at <= ?2 AND b.id < ?4
+WHERE b.started_at > ?1 AND b.started_at <= ?2 AND b.id > ?7 AND b.id < ?4
   AND (b.removed > 0
        OR EXISTS (SELECT 1 FROM key_versions AS v INDEXED BY key_versions_by_from
                   WHERE v.valid_from_sync = b.id
@@ -208,14 +208,14 @@ WHERE b.started_at > ?1 AND b.started_at <= ?2 AND b.id < ?4
 ORDER BY b.id DESC
 LIMIT ?5";
 
-/// Up to `limit` good syncs in `(since, until]` before sync `before`, newest first, that
-/// added, removed or changed a key in a field not in `ignored`, each with the good sync before
-/// it (which may be older than `since`).
+/// Up to `limit` good syncs in `(since, until]` with an id in `(after, before)`, newest first,
+/// that added, removed or changed a key in a field not in `ignored`, each with the good sync
+/// before it (which may be older than `since`).
 fn changing_syncs(
     conn: &Connection,
     window: (i64, i64),
     ignored: &[&str],
-    before: i64,
+    (after, before): (i64, i64),
     limit: usize,
 ) -> Result<Vec<ChangingSync>> {
     let context = "cannot read the syncs of the window";
@@ -225,7 +225,15 @@ fn changing_syncs(
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = statement
         .query_map(
-            rusqlite::params![window.0, window.1, ignored, before, limit, only_ignored],
+            rusqlite::params![
+                window.0,
+                window.1,
+                ignored,
+                before,
+                limit,
+                only_ignored,
+                after
+            ],
             |row| {
                 Ok(ChangingSync {
                     sync: SyncPoint {
@@ -293,16 +301,16 @@ impl Store {
         last_good_at_or_before(self.conn(), time)
     }
 
-    /// Up to `limit` good syncs in the window `(since, until]` before sync `before`, newest
-    /// first, that added or removed a key or changed one in a field not in `ignored`.
+    /// Up to `limit` good syncs in the window `(since, until]` with an id in `(after, before)`,
+    /// newest first, that added or removed a key or changed one in a field not in `ignored`.
     pub(crate) fn changing_syncs(
         &self,
         window: (i64, i64),
         ignored: &[&str],
-        before: i64,
+        ids: (i64, i64),
         limit: usize,
     ) -> Result<Vec<ChangingSync>> {
-        changing_syncs(self.conn(), window, ignored, before, limit)
+        changing_syncs(self.conn(), window, ignored, ids, limit)
     }
 }
 
@@ -439,7 +447,7 @@ mod tests {
         .unwrap();
         let use_fields = ["accessed_time", "remain_quota", "used_quota"];
         let pairs = |before: i64, limit: usize| -> Vec<(i64, i64)> {
-            changing_syncs(&conn, (0, 10 * DAY), &use_fields, before, limit)
+            changing_syncs(&conn, (0, 10 * DAY), &use_fields, (0, before), limit)
                 .unwrap()
                 .iter()
                 .map(|c| (c.before.id, c.sync.id))
@@ -450,8 +458,10 @@ mod tests {
         assert_eq!(pairs(i64::MAX, 10), [(5, 6), (3, 4)]);
         assert_eq!(pairs(i64::MAX, 1), [(5, 6)]);
         assert_eq!(pairs(6, 10), [(3, 4)]);
+        let after_4 = changing_syncs(&conn, (0, 10 * DAY), &use_fields, (4, i64::MAX), 10);
+        assert_eq!(after_4.unwrap().len(), 1);
         // Leaving nothing out, every sync with a new version counts.
-        let every: Vec<i64> = changing_syncs(&conn, (0, 10 * DAY), &[], i64::MAX, 10)
+        let every: Vec<i64> = changing_syncs(&conn, (0, 10 * DAY), &[], (0, i64::MAX), 10)
             .unwrap()
             .iter()
             .map(|c| c.sync.id)

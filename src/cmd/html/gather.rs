@@ -27,6 +27,9 @@ pub const CHART_KEYS: usize = 8;
 pub const EXPIRING_WITHIN: Duration = Duration::from_secs(14 * 86_400);
 /// How many of the window's most recent changes the `changes` section lists.
 pub const RECENT_CHANGES: usize = 20;
+/// How many of the window's latest good syncs are searched for them: each sync costs a look at
+/// every version it recorded, and a long window of frequent pulls has thousands.
+pub const RECENT_SYNCS_SEARCHED: usize = 100;
 /// Fields that move with every use of a key; `usage` shows that use, so the list of recent
 /// changes leaves them out (the summary still counts them).
 pub const USE_FIELDS: [&str; 3] = ["accessed_time", "used_quota", "remain_quota"];
@@ -91,6 +94,9 @@ pub struct Changes {
     pub per_field: Vec<(&'static str, usize)>,
     /// The most recent changes, newest sync first, each with the sync that recorded it.
     pub recent: Vec<(SyncPoint, DiffRow)>,
+    /// How many good syncs the search for them went back over, when that was fewer than the
+    /// window's (see [`RECENT_SYNCS_SEARCHED`]).
+    pub searched: Option<usize>,
 }
 
 impl Page {
@@ -170,8 +176,10 @@ fn report_table(store: &Store, report: Report, args: &ReportArgs) -> Result<Tabl
 
 /// The window's changes: its net diff counted, and the most recent changes of its syncs.
 fn changes(store: &mut Store, since: i64, now: i64) -> Result<Changes> {
-    let first_in_window = store.good_syncs_between(since, now)?.first().copied();
-    let opening = store.last_good_at_or_before(since)?.or(first_in_window);
+    let window_syncs = store.good_syncs_between(since, now)?;
+    let opening = store
+        .last_good_at_or_before(since)?
+        .or(window_syncs.first().copied());
     // The window ends at `now`: a `--now` in the past compares up to the sync of that time.
     let latest = store.last_good_at_or_before(now)?;
     let mut found = Changes {
@@ -181,6 +189,7 @@ fn changes(store: &mut Store, since: i64, now: i64) -> Result<Changes> {
         changed: 0,
         per_field: Vec::new(),
         recent: Vec::new(),
+        searched: None,
     };
     let (Some(from), Some(to)) = (opening, latest) else {
         return Ok(found);
@@ -217,14 +226,28 @@ fn changes(store: &mut Store, since: i64, now: i64) -> Result<Changes> {
         .filter(|(_, keys)| *keys > 0)
         .collect();
     found.span = Some((from, to));
-    found.recent = recent_changes(store, since, now)?;
+    // The search starts after the good sync before the last RECENT_SYNCS_SEARCHED ones.
+    let after = match window_syncs.len().checked_sub(RECENT_SYNCS_SEARCHED + 1) {
+        Some(i) => {
+            found.searched = Some(RECENT_SYNCS_SEARCHED);
+            window_syncs[i].id
+        }
+        None => 0,
+    };
+    found.recent = recent_changes(store, since, now, after)?;
     Ok(found)
 }
 
 /// The [`RECENT_CHANGES`] most recent changes but those of [`USE_FIELDS`]: the diffs of the
 /// window's syncs that recorded such changes, newest first, each against the good sync before
-/// it. The syncs are found a few at a time, so a long window of use alone costs one pass.
-fn recent_changes(store: &mut Store, since: i64, now: i64) -> Result<Vec<(SyncPoint, DiffRow)>> {
+/// it, searching the syncs after sync `after`. The syncs are found a few at a time, newest
+/// first, so the search stops once it has enough.
+fn recent_changes(
+    store: &mut Store,
+    since: i64,
+    now: i64,
+    after: i64,
+) -> Result<Vec<(SyncPoint, DiffRow)>> {
     const SYNCS_AT_A_TIME: usize = 8;
     let fields: Vec<usize> = (0..DATA_COLUMNS.len())
         .filter(|&i| !USE_FIELDS.contains(&DATA_COLUMNS[i]))
@@ -232,7 +255,8 @@ fn recent_changes(store: &mut Store, since: i64, now: i64) -> Result<Vec<(SyncPo
     let mut recent = Vec::new();
     let mut before = i64::MAX;
     loop {
-        let steps = store.changing_syncs((since, now), &USE_FIELDS, before, SYNCS_AT_A_TIME)?;
+        let steps =
+            store.changing_syncs((since, now), &USE_FIELDS, (after, before), SYNCS_AT_A_TIME)?;
         for step in &steps {
             let diff = store.diff(
                 Some(SyncRef::Id(step.before.id)),
@@ -294,5 +318,52 @@ mod tests {
         // The table keeps every key, as `keysync usage` prints them.
         assert_eq!(usage.top_consumers.rows.len(), 10);
         assert_eq!(usage.top_consumers.rows[0][3], Value::Real(0.11));
+    }
+
+    /// 105 hourly syncs: key 1 renamed at sync 2, key 2 renamed at sync 50, and both use quota
+    /// at every sync. Only the last 100 syncs are searched: the rename at sync 2 is left out.
+    #[test]
+    fn recent_changes_are_searched_in_the_last_syncs_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        drop(Store::open(&path).unwrap());
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 105)
+             INSERT INTO syncs (id, started_at, status, base_url, changed)
+             SELECT i, i * 3600, 'ok', 'x', 2 FROM n;
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 105),
+                  k(id) AS (VALUES (1), (2))
+             INSERT INTO key_versions (key_id, valid_from_sync, valid_to_sync, name, used_quota,
+                                       changed)
+             SELECT k.id, n.i, CASE WHEN n.i < 105 THEN n.i + 1 END,
+                    CASE WHEN (k.id = 1 AND n.i >= 2) OR (k.id = 2 AND n.i >= 50)
+                         THEN 'new-' ELSE 'old-' END || k.id,
+                    n.i,
+                    CASE WHEN n.i = 1 THEN '[]'
+                         WHEN (k.id = 1 AND n.i = 2) OR (k.id = 2 AND n.i = 50)
+                         THEN '[\"name\",\"used_quota\"]'
+                         ELSE '[\"used_quota\"]' END
+             FROM n CROSS JOIN k;
+             INSERT INTO keys (id, name, first_seen_sync)
+             SELECT key_id, name, 1 FROM key_versions WHERE valid_to_sync IS NULL;",
+        )
+        .unwrap();
+        let now = 106 * 3600;
+        let mut store = Store::open_for_query(&path, now).unwrap();
+        let found = changes(&mut store, 0, now).unwrap();
+        assert_eq!(found.searched, Some(RECENT_SYNCS_SEARCHED));
+        let recent: Vec<(i64, i64, Option<usize>)> = found
+            .recent
+            .iter()
+            .map(|(sync, row)| (sync.id, row.id, row.field))
+            .collect();
+        assert_eq!(
+            recent,
+            [(50, 2, Some(crate::api::model::data_column("name")))]
+        );
+        // The summary counts the whole window: both renames, and the use of both keys.
+        assert_eq!(found.per_field, [("name", 2), ("used_quota", 2)]);
+        assert_eq!(found.span.map(|(a, b)| (a.id, b.id)), Some((1, 105)));
     }
 }

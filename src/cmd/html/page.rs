@@ -350,14 +350,21 @@ fn changes(html: &mut String, changes: &Changes) {
         };
         table(html, &per_field, "changes-per-field");
     }
-    let _ = write!(
+    let searched = match changes.searched {
+        Some(syncs) => format!("the window's last {syncs} good syncs"),
+        None => "the window's syncs".to_string(),
+    };
+    let _ = writeln!(
         html,
-        "<h3>Most recent</h3>\n<p>The last {RECENT_CHANGES} changes of the window's syncs, \
-         newest first, without {} (they move with every use: see Usage).</p>\n",
+        "<h3>Most recent</h3>\n<p>The last {RECENT_CHANGES} changes of {searched}, newest \
+         first, without {} (they move with every use: see Usage).</p>",
         USE_FIELDS.join(", ")
     );
     if changes.recent.is_empty() {
-        html.push_str("<p class=\"empty\">No change but use in this window.</p>\n");
+        let _ = writeln!(
+            html,
+            "<p class=\"empty\">No change but use in {searched}.</p>"
+        );
     } else {
         let recent = Table {
             columns: ["sync", "time", "kind", "id", "name", "field", "old", "new"]
