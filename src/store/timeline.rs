@@ -251,6 +251,39 @@ fn changing_syncs(
     rows.collect::<rusqlite::Result<_>>().db(context)
 }
 
+/// Where a search of the window's latest syncs for recent changes starts, when reading every
+/// version its syncs recorded (`added + changed` of each) would pass `budget`: the id of the
+/// last good sync left out and how many are searched. `None` when the whole window fits. The
+/// newest sync is always searched.
+fn search_start(
+    conn: &Connection,
+    since: i64,
+    until: i64,
+    budget: i64,
+) -> Result<Option<(i64, usize)>> {
+    let context = "cannot read the syncs of the window";
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT id, added + changed FROM good_syncs
+             WHERE started_at > ?1 AND started_at <= ?2 ORDER BY id DESC",
+        )
+        .db(context)?;
+    let syncs = statement
+        .query_map([since, until], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+        })
+        .db(context)?;
+    let mut versions = 0;
+    for (searched, sync) in syncs.enumerate() {
+        let (id, recorded) = sync.db(context)?;
+        versions += recorded;
+        if versions > budget && searched > 0 {
+            return Ok(Some((id, searched)));
+        }
+    }
+    Ok(None)
+}
+
 /// Every `changed` text a pull writes for a version that changed only some of `fields`: the
 /// JSON array of the changed columns in `DATA_COLUMNS` order, as `store::sync` writes it
 /// (`["accessed_time","used_quota"]`).
@@ -294,6 +327,17 @@ impl Store {
     /// The good syncs that started in `(since, until]`, oldest first.
     pub(crate) fn good_syncs_between(&self, since: i64, until: i64) -> Result<Vec<SyncPoint>> {
         window_syncs(self.conn(), since, until, Sampling::EverySync)
+    }
+
+    /// Where to start searching the window `(since, until]` for recent changes so that at most
+    /// `budget` versions are read: `(after this sync id, syncs searched)`, or `None` for all.
+    pub(crate) fn search_start(
+        &self,
+        since: i64,
+        until: i64,
+        budget: i64,
+    ) -> Result<Option<(i64, usize)>> {
+        search_start(self.conn(), since, until, budget)
     }
 
     /// The last good sync that started at or before `time`: the state a window opens on.
@@ -416,6 +460,24 @@ mod tests {
         // Hour 23 is each day's last sync; day 5 ends with sync 120.
         assert_eq!(ids, [23, 47, 71, 95, 119, 120]);
         assert!(points.iter().all(|p| p.counts == [1, 0, 0, 0, 0]));
+    }
+
+    #[test]
+    fn the_search_for_changes_stops_at_its_budget_of_versions() {
+        let conn = migrated_in_memory();
+        conn.execute_batch(
+            "INSERT INTO syncs (id, started_at, status, base_url, added, changed) VALUES
+                 (1, 10, 'ok', 'x', 5, 0), (2, 20, 'ok', 'x', 0, 3), (3, 30, 'failed', 'x', 0, 0),
+                 (4, 40, 'ok', 'x', 1, 1), (5, 50, 'ok', 'x', 0, 9);",
+        )
+        .unwrap();
+        // Newest first: 9, then 2 (11), then 3 (14), then 5 (19).
+        assert_eq!(search_start(&conn, 0, 100, 19).unwrap(), None);
+        assert_eq!(search_start(&conn, 0, 100, 14).unwrap(), Some((1, 3)));
+        assert_eq!(search_start(&conn, 0, 100, 10).unwrap(), Some((4, 1)));
+        // The newest sync is searched whatever it costs.
+        assert_eq!(search_start(&conn, 0, 100, 1).unwrap(), Some((4, 1)));
+        assert_eq!(search_start(&conn, 15, 100, 14).unwrap(), None);
     }
 
     #[test]

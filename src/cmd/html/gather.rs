@@ -27,9 +27,9 @@ pub const CHART_KEYS: usize = 8;
 pub const EXPIRING_WITHIN: Duration = Duration::from_secs(14 * 86_400);
 /// How many of the window's most recent changes the `changes` section lists.
 pub const RECENT_CHANGES: usize = 20;
-/// How many of the window's latest good syncs are searched for them: each sync costs a look at
-/// every version it recorded, and a long window of frequent pulls has thousands.
-pub const RECENT_SYNCS_SEARCHED: usize = 100;
+/// How many versions the search for them reads at most: it looks at every version each sync
+/// recorded, newest sync first, and a long window of frequent pulls holds millions.
+pub const VERSIONS_SEARCHED: i64 = 20_000;
 /// Fields that move with every use of a key; `usage` shows that use, so the list of recent
 /// changes leaves them out (the summary still counts them).
 pub const USE_FIELDS: [&str; 3] = ["accessed_time", "used_quota", "remain_quota"];
@@ -95,7 +95,7 @@ pub struct Changes {
     /// The most recent changes, newest sync first, each with the sync that recorded it.
     pub recent: Vec<(SyncPoint, DiffRow)>,
     /// How many good syncs the search for them went back over, when that was fewer than the
-    /// window's (see [`RECENT_SYNCS_SEARCHED`]).
+    /// window's (see [`VERSIONS_SEARCHED`]).
     pub searched: Option<usize>,
 }
 
@@ -226,11 +226,10 @@ fn changes(store: &mut Store, since: i64, now: i64) -> Result<Changes> {
         .filter(|(_, keys)| *keys > 0)
         .collect();
     found.span = Some((from, to));
-    // The search starts after the good sync before the last RECENT_SYNCS_SEARCHED ones.
-    let after = match window_syncs.len().checked_sub(RECENT_SYNCS_SEARCHED + 1) {
-        Some(i) => {
-            found.searched = Some(RECENT_SYNCS_SEARCHED);
-            window_syncs[i].id
+    let after = match store.search_start(since, now, VERSIONS_SEARCHED)? {
+        Some((after, searched)) => {
+            found.searched = Some(searched);
+            after
         }
         None => 0,
     };
@@ -320,8 +319,9 @@ mod tests {
         assert_eq!(usage.top_consumers.rows[0][3], Value::Real(0.11));
     }
 
-    /// 105 hourly syncs: key 1 renamed at sync 2, key 2 renamed at sync 50, and both use quota
-    /// at every sync. Only the last 100 syncs are searched: the rename at sync 2 is left out.
+    /// 105 hourly syncs that each recorded 400 versions (so says the sync log): key 1 renamed at
+    /// sync 2, key 2 renamed at sync 80, and both use quota at every sync. The search reads the
+    /// versions of the last 50 syncs only: the rename at sync 2 is left out.
     #[test]
     fn recent_changes_are_searched_in_the_last_syncs_only() {
         let dir = tempfile::tempdir().unwrap();
@@ -331,17 +331,17 @@ mod tests {
         conn.execute_batch(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 105)
              INSERT INTO syncs (id, started_at, status, base_url, changed)
-             SELECT i, i * 3600, 'ok', 'x', 2 FROM n;
+             SELECT i, i * 3600, 'ok', 'x', 400 FROM n;
              WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 105),
                   k(id) AS (VALUES (1), (2))
              INSERT INTO key_versions (key_id, valid_from_sync, valid_to_sync, name, used_quota,
                                        changed)
              SELECT k.id, n.i, CASE WHEN n.i < 105 THEN n.i + 1 END,
-                    CASE WHEN (k.id = 1 AND n.i >= 2) OR (k.id = 2 AND n.i >= 50)
+                    CASE WHEN (k.id = 1 AND n.i >= 2) OR (k.id = 2 AND n.i >= 80)
                          THEN 'new-' ELSE 'old-' END || k.id,
                     n.i,
                     CASE WHEN n.i = 1 THEN '[]'
-                         WHEN (k.id = 1 AND n.i = 2) OR (k.id = 2 AND n.i = 50)
+                         WHEN (k.id = 1 AND n.i = 2) OR (k.id = 2 AND n.i = 80)
                          THEN '[\"name\",\"used_quota\"]'
                          ELSE '[\"used_quota\"]' END
              FROM n CROSS JOIN k;
@@ -352,7 +352,7 @@ mod tests {
         let now = 106 * 3600;
         let mut store = Store::open_for_query(&path, now).unwrap();
         let found = changes(&mut store, 0, now).unwrap();
-        assert_eq!(found.searched, Some(RECENT_SYNCS_SEARCHED));
+        assert_eq!(found.searched, Some(50));
         let recent: Vec<(i64, i64, Option<usize>)> = found
             .recent
             .iter()
@@ -360,7 +360,7 @@ mod tests {
             .collect();
         assert_eq!(
             recent,
-            [(50, 2, Some(crate::api::model::data_column("name")))]
+            [(80, 2, Some(crate::api::model::data_column("name")))]
         );
         // The summary counts the whole window: both renames, and the use of both keys.
         assert_eq!(found.per_field, [("name", 2), ("used_quota", 2)]);
