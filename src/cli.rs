@@ -107,6 +107,17 @@ pub enum Command {
     /// (period, id, name, used, usd). The README's "Usage and dollars" states the rule.
     #[command(after_help = EXIT_CODES_HELP)]
     Usage(cmd::usage::Args),
+    /// Write a self-contained HTML report: use in dollars, key status, expiring, changes, exposed
+    ///
+    /// One file with inline CSS and SVG charts, no script and no external URL, to open offline,
+    /// print or attach to a mail: daily use per key in US dollars with the top consumers (the
+    /// numbers of `keysync usage`), live keys by effective status at each good sync, keys
+    /// expiring in the next 14 days, what changed in the window, and the `unrestricted`
+    /// report's keys. The window is --since up to now (--now fixes it). Example:
+    ///
+    ///   keysync html --since 7d --out ~/reports/api-keys.html
+    #[command(after_help = EXIT_CODES_HELP, verbatim_doc_comment)]
+    Html(cmd::html::Args),
     /// Print a shell completion script, e.g. `keysync completions bash > ~/.local/share/bash-completion/completions/keysync`
     Completions(cmd::completions::Args),
 }
@@ -128,6 +139,7 @@ impl Cli {
             },
             quota_per_unit: match &self.command {
                 Command::Usage(args) => args.quota_per_unit,
+                Command::Html(args) => args.quota_per_unit,
                 _ => None,
             },
         }

@@ -50,6 +50,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Status(args) => cmd::status::run(&settings, args),
         Command::Query(args) => cmd::query::run(&settings, args).map(success),
         Command::Usage(args) => cmd::usage::run(&settings, args).map(success),
+        Command::Html(args) => cmd::html::run(&settings, args).map(success),
         Command::Completions(args) => cmd::completions::run(args, Cli::command()).map(success),
     }
 }

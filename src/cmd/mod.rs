@@ -1,11 +1,14 @@
 //! One module per subcommand: each owns its clap `Args` and runs as `run(&Settings, Args)`.
-//! What several commands show the same way (diffs, sync summaries, reports) is in [`show`], so
-//! that no command calls another; the flags several commands share are here.
+//! What several commands show the same way (diffs, sync summaries, reports) is in [`show`], and
+//! what `usage` and `html` both compute from the quota use is in [`consumption`], so that no
+//! command calls another; the flags several commands share are here.
 
 pub mod completions;
+pub mod consumption;
 pub mod demo;
 pub mod diff;
 pub mod history;
+pub mod html;
 pub mod prune;
 pub mod pull;
 pub mod query;

@@ -70,7 +70,7 @@ pub struct Settings {
     pub now: Option<i64>,
     /// The API options and health-check URL, for `pull`.
     pub api: Option<ApiSettings>,
-    /// Quota units per US dollar, for `usage`: the flag, else the profile, else
+    /// Quota units per US dollar, for `usage` and `html`: the flag, else the profile, else
     /// [`DEFAULT_QUOTA_PER_UNIT`].
     pub quota_per_unit: NonZeroU64,
 }

@@ -12,6 +12,7 @@ pub(crate) mod query;
 pub(crate) mod status;
 pub mod sync;
 pub mod sync_status;
+pub(crate) mod timeline;
 pub(crate) mod usage;
 pub(crate) mod views;
 pub(crate) mod wal;

@@ -26,6 +26,11 @@
 //! - `diff`: `diff`, `history`, `syncs` and `prune`: the history read back exactly.
 //! - `query`: `keysync query`: formats, parameters, the read-only guard, the views and `--now`,
 //!   and each preset report.
+//! - `daily_pulls`: the ten daily pulls with known quota use that `usage` and `html` share, and
+//!   the attribution rule computed from what the fake served.
+//! - `html`: `keysync html`: the page parsed as a browser would, its numbers against `usage`
+//!   and the reports' output, no script or external URL, escaping, and a file never half
+//!   written.
 //! - `usage`: `keysync usage`: quota use and dollars by the attribution rule, per key and per
 //!   period, over ten daily pulls with a reset, a newcomer, a removal and a failed pull.
 //! - `contrib`: the shipped systemd units and Dockerfile: shown verbatim in the README,
@@ -37,7 +42,9 @@
 
 mod common;
 mod contrib;
+mod daily_pulls;
 mod diff;
+mod html;
 mod installed;
 mod integrity;
 mod local_side;

@@ -1,0 +1,205 @@
+//! Stacked bar charts as inline SVG: a y axis with ticks at round numbers and their labels, a
+//! date under every few bars, and a `<title>` per bar and per segment (the browser's tooltip).
+//! Colours are CSS classes, so the page's light, dark and print styles decide them. The SVG
+//! has a `viewBox` and no fixed size: it scales to the width of the page.
+
+use std::fmt::Write;
+
+use super::page::escape;
+
+/// The drawing's coordinate system; the page scales it to its width.
+const WIDTH: f64 = 640.0;
+const HEIGHT: f64 = 300.0;
+const LEFT: f64 = 78.0;
+const RIGHT: f64 = 30.0;
+const TOP: f64 = 28.0;
+const BOTTOM: f64 = 52.0;
+/// At most this many labels under the x axis, so they never run into each other.
+const MAX_X_LABELS: usize = 6;
+
+/// One bar: its label under the axis, its tooltip, and its segments bottom first.
+pub struct Bar {
+    pub label: String,
+    pub title: String,
+    /// `(value, css class, tooltip)`; zero values draw nothing.
+    pub segments: Vec<(f64, String, String)>,
+}
+
+/// A stacked bar chart: the bars, what the y axis measures, and how its ticks read.
+pub struct BarChart<'a> {
+    /// What the chart shows, for screen readers.
+    pub description: &'a str,
+    /// Written above the y axis, e.g. `US dollars per day`.
+    pub y_title: &'a str,
+    /// Written under the x axis, e.g. `day (UTC)`.
+    pub x_title: &'a str,
+    pub bars: Vec<Bar>,
+    /// Tick labels: the value and the step between ticks.
+    pub tick_label: &'a dyn Fn(f64, f64) -> String,
+    /// Whether ticks must be whole numbers (counts).
+    pub whole: bool,
+}
+
+impl BarChart<'_> {
+    pub fn svg(&self) -> String {
+        let highest = self
+            .bars
+            .iter()
+            .map(|bar| bar.segments.iter().map(|s| s.0).sum::<f64>())
+            .fold(0.0, f64::max);
+        let step = nice_step(highest, self.whole);
+        let top = (highest / step).ceil().max(1.0) * step;
+        let plot_w = WIDTH - LEFT - RIGHT;
+        let plot_h = HEIGHT - TOP - BOTTOM;
+        let y = |value: f64| TOP + plot_h - value / top * plot_h;
+        let mut svg = String::new();
+        let _ = write!(
+            svg,
+            r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{}" preserveAspectRatio="xMidYMid meet">"#,
+            escape(self.description)
+        );
+        let _ = write!(
+            svg,
+            r#"<text class="axis-title" x="{}" y="{}">{}</text>"#,
+            LEFT - 60.0,
+            TOP - 14.0,
+            escape(self.y_title)
+        );
+        let _ = write!(
+            svg,
+            r#"<text class="axis-title" x="{}" y="{}" text-anchor="end">{}</text>"#,
+            WIDTH - RIGHT,
+            HEIGHT - 3.0,
+            escape(self.x_title)
+        );
+        let ticks = (top / step).round() as usize;
+        for i in 0..=ticks {
+            let value = step * i as f64;
+            let at = y(value);
+            let _ = write!(
+                svg,
+                r#"<line class="grid" x1="{LEFT}" x2="{}" y1="{at:.1}" y2="{at:.1}"/><text class="tick" x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
+                WIDTH - RIGHT,
+                LEFT - 6.0,
+                at + 5.0,
+                escape(&(self.tick_label)(value, step))
+            );
+        }
+        let slot = plot_w / self.bars.len().max(1) as f64;
+        let bar_w = (slot * 0.72).min(48.0);
+        let every = self.bars.len().div_ceil(MAX_X_LABELS).max(1);
+        for (i, bar) in self.bars.iter().enumerate() {
+            let x = LEFT + slot * i as f64;
+            let _ = write!(
+                svg,
+                r#"<g class="bar"><title>{}</title><rect class="hit" x="{x:.1}" y="{TOP}" width="{slot:.1}" height="{plot_h}"/>"#,
+                escape(&bar.title)
+            );
+            let mut base = 0.0;
+            for (value, class, title) in &bar.segments {
+                if *value <= 0.0 {
+                    continue;
+                }
+                let (low, high) = (y(base), y(base + value));
+                base += value;
+                let _ = write!(
+                    svg,
+                    r#"<rect class="{class}" x="{:.1}" y="{high:.2}" width="{bar_w:.1}" height="{:.2}"><title>{}</title></rect>"#,
+                    x + (slot - bar_w) / 2.0,
+                    (low - high).max(0.5),
+                    escape(title)
+                );
+            }
+            svg.push_str("</g>");
+            // Label every few bars, counted back from the last so the latest is named.
+            if (self.bars.len() - 1 - i).is_multiple_of(every) {
+                let _ = write!(
+                    svg,
+                    r#"<text class="tick" x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+                    x + slot / 2.0,
+                    TOP + plot_h + 24.0,
+                    escape(&bar.label)
+                );
+            }
+        }
+        let _ = write!(
+            svg,
+            r#"<line class="axis" x1="{LEFT}" x2="{}" y1="{:.1}" y2="{:.1}"/></svg>"#,
+            WIDTH - RIGHT,
+            TOP + plot_h,
+            TOP + plot_h
+        );
+        svg
+    }
+}
+
+/// A step of 1, 2 or 5 times a power of ten that splits `highest` into about four ticks;
+/// at least 1 for whole counts.
+fn nice_step(highest: f64, whole: bool) -> f64 {
+    if highest <= 0.0 {
+        return 1.0;
+    }
+    let raw = highest / 4.0;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = match raw / magnitude {
+        n if n <= 1.0 => magnitude,
+        n if n <= 2.0 => 2.0 * magnitude,
+        n if n <= 5.0 => 5.0 * magnitude,
+        _ => 10.0 * magnitude,
+    };
+    if whole { step.max(1.0).round() } else { step }
+}
+
+/// `$0.05`: dollars with as many decimals as the step between ticks needs.
+pub fn dollars(value: f64, step: f64) -> String {
+    let decimals = (-step.log10().floor()).clamp(0.0, 8.0) as usize;
+    format!("${value:.decimals$}")
+}
+
+/// A whole count.
+pub fn count(value: f64, _step: f64) -> String {
+    format!("{value:.0}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_are_round_and_labels_carry_the_decimals_they_need() {
+        assert_eq!(nice_step(0.0, false), 1.0);
+        assert_eq!(nice_step(10.0, false), 5.0);
+        assert_eq!(nice_step(0.07, false), 0.02);
+        assert_eq!(nice_step(3.0, true), 1.0);
+        assert_eq!(nice_step(130.0, true), 50.0);
+        assert_eq!(dollars(0.04, 0.02), "$0.04");
+        assert_eq!(dollars(15.0, 5.0), "$15");
+        assert_eq!(dollars(0.0025, 0.0005), "$0.0025");
+    }
+
+    #[test]
+    fn every_bar_has_its_title_and_only_some_their_label() {
+        let bars = (0..10)
+            .map(|i| Bar {
+                label: format!("d{i}"),
+                title: format!("t{i}"),
+                segments: vec![(f64::from(i), "s0".into(), format!("seg{i}"))],
+            })
+            .collect();
+        let chart = BarChart {
+            description: "test",
+            y_title: "y",
+            x_title: "x",
+            bars,
+            tick_label: &count,
+            whole: true,
+        };
+        let svg = chart.svg();
+        assert_eq!(svg.matches(r#"<g class="bar"><title>"#).count(), 10);
+        // Bar 0 has a value of 0: no segment.
+        assert_eq!(svg.matches("<title>seg").count(), 9);
+        // Every second bar is labelled, the last one included.
+        assert!(svg.contains(">d9</text>") && svg.contains(">d7</text>"));
+        assert!(!svg.contains(">d8</text>"));
+    }
+}
