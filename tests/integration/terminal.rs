@@ -465,9 +465,9 @@ fn values_that_cannot_work_are_usage_errors_that_change_nothing() {
     h.pull(&[]);
     let before = h.dump(&["syncs", "keys", "key_versions"]);
     // Each is refused by the flag's parser; the first line of stderr is clap's
-    // "error: invalid value 'VALUE' for 'FLAG': WHY".
+    // "keysync: error: invalid value 'VALUE' for 'FLAG': WHY".
     let invalid = |value: &str, flag: &str, why: &str| {
-        format!("error: invalid value '{value}' for '{flag}': {why}")
+        format!("keysync: error: invalid value '{value}' for '{flag}': {why}")
     };
     let zero = |value: &str, flag: &str| {
         let why = format!(
