@@ -27,6 +27,7 @@ use crate::error::{Result, Signal};
 use crate::store;
 use crate::store::lock::PullLock;
 use crate::store::sync::SyncStatus;
+use crate::terminal::counted;
 use ping::HealthPing;
 use progress::PageProgress;
 use writer::{Writer, WriterJob, WriterSink};
@@ -61,10 +62,10 @@ impl SyncSummary {
     /// `sync 12 ok: 2345 keys, 3 added, 10 changed, 1 removed (1.4s)`
     pub fn line(&self) -> String {
         format!(
-            "sync {} {}: {} keys, {} added, {} changed, {} removed ({:.1}s)",
+            "sync {} {}: {}, {} added, {} changed, {} removed ({:.1}s)",
             self.sync,
             self.status.as_str(),
-            self.keys,
+            counted(self.keys, "key"),
             self.added,
             self.changed,
             self.removed,
@@ -146,10 +147,13 @@ async fn record_sync(
     };
     let (status, counts) = writer.apply(listing.clone()).await?;
     if let Some(why) = &listing.inconsistency {
+        let passes = match listing.passes {
+            1 => "in its one listing pass".to_string(),
+            n => format!("in all {}", counted(n, "listing pass")),
+        };
         tracing::warn!(
-            "sync {sync} is partial: no key was marked removed, because in all {} listing \
-             passes {why}; keys that stopped being listed are kept until a consistent pull",
-            listing.passes
+            "sync {sync} is partial: no key was marked removed, because {passes} {why}; keys \
+             that stopped being listed are kept until a consistent pull"
         );
     }
     Ok(Pulled::Done(SyncSummary {
