@@ -80,27 +80,46 @@ fn new_bar() -> ProgressBar {
 
 impl<S: PageSink + Send> PageSink for PageProgress<S> {
     async fn stage(&mut self, pass: u32, page: Page) -> Result<()> {
-        if let Some(bar) = &self.bar {
+        if let Some(bar) = self.bar.clone() {
             if pass != self.pass {
-                self.pass = pass;
-                bar.set_length(page.expected_last_page().map_or(1, u64::from));
-                bar.set_position(0);
+                self.start_pass(&bar, pass, &page);
             }
-            self.keys += page.items.len() as u64;
-            let rate = self.keys as f64 / self.started.elapsed().as_secs_f64().max(0.001);
-            let again = if pass > 1 {
-                format!(" (pass {pass})")
-            } else {
-                String::new()
-            };
-            let keys = counted(self.keys, "key");
-            bar.set_message(format!("{keys}, {rate:.0} keys/s{again}"));
-            bar.inc(1);
-            // `total` is only a hint: a listing longer than it said stretches the bar.
-            if bar.length().is_some_and(|length| bar.position() >= length) && !page.is_short() {
-                bar.set_length(bar.position() + 1);
+            // Page 1 read again to close the pass: its keys are counted, its page drawn.
+            let closing_reread = page.number == 1 && bar.position() > 0;
+            if !closing_reread {
+                self.advance(&bar, pass, &page);
             }
         }
         self.inner.stage(pass, page).await
+    }
+}
+
+impl<S> PageProgress<S> {
+    /// A new listing pass starts the bar, the key count and the estimate again.
+    fn start_pass(&mut self, bar: &ProgressBar, pass: u32, first: &Page) {
+        self.pass = pass;
+        bar.set_length(first.expected_last_page().map_or(1, u64::from));
+        bar.set_position(0);
+        bar.reset_eta();
+        self.keys = 0;
+        self.started = Instant::now();
+    }
+
+    /// One more page of `pass` done: the bar, the keys so far and their rate.
+    fn advance(&mut self, bar: &ProgressBar, pass: u32, page: &Page) {
+        self.keys += page.items.len() as u64;
+        let rate = self.keys as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+        let again = if pass > 1 {
+            format!(" (pass {pass})")
+        } else {
+            String::new()
+        };
+        let keys = counted(self.keys, "key");
+        bar.set_message(format!("{keys}, {rate:.0} keys/s{again}"));
+        bar.inc(1);
+        // `total` is only a hint: a listing longer than it said stretches the bar.
+        if bar.length().is_some_and(|length| bar.position() >= length) && !page.is_short() {
+            bar.set_length(bar.position() + 1);
+        }
     }
 }

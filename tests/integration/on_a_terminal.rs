@@ -331,6 +331,15 @@ fn log_lines_are_printed_above_the_progress_bar_which_shows_an_eta() {
         // The bar was drawn (page count and the time left), and taken away again.
         assert!(raw.contains("page 1/3, "), "{raw:?}");
         assert!(raw.contains(" left  100 keys, "), "{raw:?}");
+        // Three pages: page 1 read again at the end is neither a fourth page nor more keys.
+        assert!(
+            raw.contains("page 3/3, ") && raw.contains(" left  250 keys, "),
+            "{raw:?}"
+        );
+        assert!(
+            !raw.contains("page 4/") && !raw.contains("350 keys"),
+            "{raw:?}"
+        );
         assert_eq!(has_sgr(&raw), coloured, "{raw:?}");
         if coloured {
             assert!(raw.contains("\x1b[36m"), "a cyan bar: {raw:?}");
