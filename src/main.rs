@@ -15,6 +15,7 @@ use keysync::terminal::{self, Stream};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    report_panics_as_errors();
     let cli = match parse() {
         Ok(cli) => cli,
         Err(code) => return code,
@@ -30,7 +31,7 @@ fn main() -> ExitCode {
             let _ = writeln!(std::io::stderr(), "{prefix}{message}");
             error.exit_code()
         }
-        // The panic hook has already printed the message; a panic must not exit 1 (an alarm).
+        // The panic hook has printed the error; a panic must not exit 1 (an alarm).
         Err(_) => ExitCode::from(exit::INTERNAL),
     }
 }
@@ -70,4 +71,32 @@ fn parse() -> Result<Cli, ExitCode> {
     }
     let _ = write!(std::io::stderr(), "{text}");
     Err(code)
+}
+
+/// A panic, on any thread, is reported like every other error, in one line: `keysync: error:
+/// internal error: keysync panicked at FILE:LINE: MESSAGE`. With `RUST_BACKTRACE` set, Rust's
+/// own report and the backtrace follow it.
+fn report_panics_as_errors() {
+    let rust_report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        let place = info
+            .location()
+            .map(|at| format!(" at {}:{}", at.file(), at.line()))
+            .unwrap_or_default();
+        let _ = writeln!(
+            std::io::stderr(),
+            "{}internal error: keysync panicked{place}: {}; this is a bug, please report it",
+            terminal::error_prefix(),
+            escape_for_terminal(message)
+        );
+        if std::env::var_os("RUST_BACKTRACE").is_some_and(|value| value != "0") {
+            rust_report(info);
+        }
+    }));
 }

@@ -191,13 +191,22 @@ fn a_panic_mid_pull_marks_its_row_failed_and_exits_7() {
         h.server.account().set(1, "name", json!("changed"));
         let before = h.dump(&["keys", "key_versions"]);
         let output = run(h.keysync().env(switch, "2").args(["pull"]), 7);
+        // One line, with keysync's error prefix, like every other error.
         assert!(
             output
                 .stderr
-                .contains(&format!("{switch}: a panic while staging page 2")),
+                .starts_with("keysync: error: internal error: keysync panicked at src/"),
             "{}",
             output.stderr
         );
+        assert!(
+            output.stderr.ends_with(&format!(
+                ": {switch}: a panic while staging page 2; this is a bug, please report it\n"
+            )),
+            "{}",
+            output.stderr
+        );
+        assert_eq!(output.stderr.lines().count(), 1, "{}", output.stderr);
         assert_eq!(
             syncs(&h),
             vec![
