@@ -28,8 +28,8 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
   1  an alarm you asked for (`diff --exit-code` found differences, `status --max-age` stale)
-  2  usage or configuration error (bad flag, no token, SQL that tries to write, another
-     account's token, a start before the latest sync)
+  2  usage or configuration error (bad flag, no token, a `Bearer ` token, SQL that tries to
+     write, another account's token, a start before the latest sync)
   3  the API rejected the credentials
   4  the API failed (network, timeouts, HTTP errors after retries, success:false, bad response)
   5  another pull holds the database's lock, or overtook this one (nothing was written)

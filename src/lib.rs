@@ -14,11 +14,10 @@ pub(crate) mod output;
 pub(crate) mod report;
 pub mod store;
 pub(crate) mod sync;
+pub mod terminal;
 pub(crate) mod time;
 
 pub use output::escape_for_terminal;
-
-use std::io::IsTerminal;
 
 use clap::CommandFactory;
 use tracing_subscriber::EnvFilter;
@@ -62,7 +61,9 @@ fn success((): ()) -> Outcome {
 
 /// Logs go to stderr, warnings by default; `-v` adds info, `-vv` debug, `-vvv` trace. Only
 /// keysync's own events are shown: dependencies stay at warn, so no HTTP library ever prints a
-/// header. No colour unless stderr is a terminal.
+/// header. Each line starts `keysync: warning:` (or `error:`, `info:`, ...) like keysync's
+/// other messages; colour as `terminal::colour` decides for stderr; while a progress bar is
+/// drawn, lines go above it.
 pub fn init_logging(verbose: u8) {
     let level = match verbose {
         0 => "warn",
@@ -73,12 +74,11 @@ pub fn init_logging(verbose: u8) {
     let filter = EnvFilter::new(format!("warn,keysync={level}"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .without_time()
+        .with_writer(terminal::LogWriter)
+        .with_ansi(terminal::colour(terminal::Stream::Stderr))
         // A closed stderr (`keysync pull -v 2>&1 | head -1`) drops log lines; by default the
         // subscriber would report that with `eprintln!`, which panics on that same stderr.
         .log_internal_errors(false)
+        .event_format(terminal::LogFormat)
         .init();
 }

@@ -7,6 +7,10 @@
 //! (`keysync ... | head`) is not an error: the reader has what it wanted, so output stops
 //! quietly.
 //!
+//! A table on a terminal fits its width (`COLUMNS`, else the terminal's size), wrapping long
+//! cells, and has a bold header when stdout takes colour; anywhere else it is printed whole
+//! and plain, so piped output stays exact ([`crate::terminal`] decides both).
+//!
 //! Text for people goes through [`escape_for_terminal`] (the tables here, and the lines of
 //! `status`, `diff` and the error messages): a key's name comes from the API, and control
 //! characters in it must not drive the terminal or make one row look like another. The machine
@@ -21,6 +25,7 @@ use rusqlite::types::Value;
 use serde_json::Value as Json;
 
 use crate::error::{Error, Result};
+use crate::terminal::{self, Stream};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -117,25 +122,50 @@ pub fn print_line(text: &str) -> Result<()> {
     finish(writeln!(io::stdout().lock(), "{text}"))
 }
 
-/// Prints rows with named columns to stdout in `how.format`.
+/// Prints rows with named columns to stdout in `how.format`, a table fitted to the terminal
+/// when stdout is one.
 pub fn print_rows(
     how: RowFormat,
     columns: &[String],
     rows: impl IntoIterator<Item = Result<Vec<Value>>>,
 ) -> Result<()> {
-    write_rows(io::stdout().lock(), how, columns, rows)
+    let screen = Screen {
+        width: terminal::table_width(),
+        bold_header: terminal::colour(Stream::Stdout),
+    };
+    write_rows_on(io::stdout().lock(), how, screen, columns, rows)
 }
 
-/// Writes rows with named columns to `out` in `how.format`; a closed pipe ends quietly.
+/// Writes rows with named columns to `out` in `how.format`, as for a pipe (no wrapping, no
+/// styling); a closed pipe ends quietly. The tests' way in.
+#[cfg(test)]
 pub fn write_rows(
     out: impl Write,
     how: RowFormat,
     columns: &[String],
     rows: impl IntoIterator<Item = Result<Vec<Value>>>,
 ) -> Result<()> {
+    write_rows_on(out, how, Screen::default(), columns, rows)
+}
+
+/// What a table may do where it is printed: the width to fit (none: print it whole) and
+/// whether to embolden the header.
+#[derive(Clone, Copy, Debug, Default)]
+struct Screen {
+    width: Option<u16>,
+    bold_header: bool,
+}
+
+fn write_rows_on(
+    out: impl Write,
+    how: RowFormat,
+    screen: Screen,
+    columns: &[String],
+    rows: impl IntoIterator<Item = Result<Vec<Value>>>,
+) -> Result<()> {
     let mut out = io::BufWriter::new(out);
     let written = match how.format {
-        Format::Table => write_table(&mut out, how.headers, columns, rows),
+        Format::Table => write_table(&mut out, how.headers, screen, columns, rows),
         Format::Markdown => write_markdown(&mut out, columns, rows),
         Format::Csv => write_delimited(&mut out, b',', how.headers, columns, rows),
         Format::Tsv => write_delimited(&mut out, b'\t', how.headers, columns, rows),
@@ -278,16 +308,35 @@ fn write_jsonl(
 fn write_table(
     out: &mut impl Write,
     headers: bool,
+    screen: Screen,
     columns: &[String],
     rows: impl IntoIterator<Item = Result<Vec<Value>>>,
 ) -> Result<()> {
+    use comfy_table::{Attribute, Cell, ContentArrangement};
     let rows = rows.into_iter().collect::<Result<Vec<_>>>()?;
     let mut table = comfy_table::Table::new();
+    // keysync decides width and styling (`Screen`), not comfy-table's own look at the tty.
     table
         .load_style(comfy_table::presets::UTF8_FULL_CONDENSED)
-        .set_content_arrangement(comfy_table::ContentArrangement::Disabled);
+        .force_no_tty();
+    match screen.width {
+        Some(width) => table
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(width),
+        None => table.set_content_arrangement(ContentArrangement::Disabled),
+    };
+    if screen.bold_header {
+        table.enforce_styling();
+    }
     if headers {
-        table.set_header(columns.iter().map(|c| escape_for_terminal(c).into_owned()));
+        table.set_header(columns.iter().map(|c| {
+            let cell = Cell::new(escape_for_terminal(c));
+            if screen.bold_header {
+                cell.add_attribute(Attribute::Bold)
+            } else {
+                cell
+            }
+        }));
     }
     for row in &rows {
         table.add_row(row.iter().map(to_shown));
@@ -535,6 +584,52 @@ mod tests {
         let headless = written(Format::Table, false);
         assert_eq!(headless.lines().count(), 6);
         assert!(!headless.contains("ratio"));
+    }
+
+    fn on_screen(screen: Screen, columns: &[&str], row: Vec<Value>) -> String {
+        let mut out = Vec::new();
+        let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        write_rows_on(&mut out, RowFormat::default(), screen, &columns, [Ok(row)]).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_table_wraps_to_the_screen_width_and_bolds_its_header_only_when_told() {
+        let row = || {
+            vec![
+                Value::Integer(1),
+                Value::Text("one two three four five six".into()),
+            ]
+        };
+        let narrow = Screen {
+            width: Some(24),
+            bold_header: false,
+        };
+        assert_eq!(
+            on_screen(narrow, &["id", "note"], row()),
+            "┌────┬─────────────────┐\n\
+             │ id ┆ note            │\n\
+             ╞════╪═════════════════╡\n\
+             │  1 ┆ one two three   │\n\
+             │    ┆ four five six   │\n\
+             └────┴─────────────────┘\n"
+        );
+        assert_eq!(
+            on_screen(Screen::default(), &["id", "note"], row()),
+            "┌────┬─────────────────────────────┐\n\
+             │ id ┆ note                        │\n\
+             ╞════╪═════════════════════════════╡\n\
+             │  1 ┆ one two three four five six │\n\
+             └────┴─────────────────────────────┘\n"
+        );
+        let bold = Screen {
+            width: None,
+            bold_header: true,
+        };
+        assert_eq!(
+            on_screen(bold, &["n"], vec![Value::Integer(1)]),
+            "┌───┐\n│\x1b[1m n \x1b[0m│\n╞═══╡\n│ 1 │\n└───┘\n"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ use serde_json::value::RawValue;
 use crate::api::model::KeyRecord;
 use crate::api::raw::{self, Members};
 use crate::error::{Error, Result, error_chain};
+use crate::terminal::counted;
 
 /// keysync always asks for the API's largest page; a server may echo a smaller one.
 pub const PAGE_SIZE: usize = 100;
@@ -282,10 +283,7 @@ impl ApiClient {
     }
 
     fn gave_up(&self, page: u32, retry: &Retry, attempts: u32) -> Error {
-        let attempts = match attempts {
-            1 => "1 attempt".to_string(),
-            n => format!("{n} attempts"),
-        };
+        let attempts = counted(attempts, "attempt");
         let advice = match retry.kind {
             RetryKind::Unreachable => format!(
                 "check that {} is reachable and that --base-url / COMETAPI_BASE_URL is right",

@@ -19,6 +19,7 @@ use tokio::task::{AbortHandle, JoinSet};
 
 use crate::api::{ApiClient, Page};
 use crate::error::{Error, Result};
+use crate::terminal::counted;
 
 /// How many times one pull lists the account before it settles for a partial result.
 pub const MAX_PASSES: u32 = 3;
@@ -118,9 +119,12 @@ impl Pass {
             ));
         }
         if self.ids.len() as i64 != total {
+            let listed = match self.ids.len() {
+                1 => "1 key was".to_string(),
+                n => format!("{} were", counted(n, "key")),
+            };
             return Some(format!(
-                "{} keys were listed but the server's total says {total}",
-                self.ids.len()
+                "{listed} listed but the server's total says {total}"
             ));
         }
         if first_page_again != self.first_page_ids {
@@ -145,9 +149,9 @@ fn infer_page_size(first: &mut Page) {
     }
     if first.total.is_some_and(|total| total > served as i64) {
         tracing::info!(
-            "page 1 holds {served} of {} keys and names no page size: taking {served} as the \
-             page size",
-            first.total.unwrap_or_default()
+            "page 1 holds {served} of {} and names no page size: taking {served} as the page \
+             size",
+            counted(first.total.unwrap_or_default(), "key")
         );
         first.page_size = served;
     }

@@ -14,6 +14,7 @@ use crate::output::{escape_for_terminal, print_line};
 use crate::store::Store;
 use crate::store::status::{KeyCounts, SyncRow};
 use crate::store::sync_status::SyncStatus;
+use crate::terminal::counted;
 use crate::time::{parse_positive_duration, readable_time};
 
 #[derive(Debug, clap::Args)]
@@ -227,12 +228,12 @@ fn sync_line(sync: Option<&SyncRow>, now: i64) -> String {
         .map(|e| format!("; error: {e}"))
         .unwrap_or_default();
     format!(
-        "{} {}, {} ({}): {} keys, {} added, {} changed, {} removed{error}",
+        "{} {}, {} ({}): {}, {} added, {} changed, {} removed{error}",
         s.id,
         s.status,
         readable_time(s.started_at),
         when_text(now - s.started_at),
-        s.keys,
+        counted(s.keys, "key"),
         s.added,
         s.changed,
         s.removed

@@ -341,6 +341,17 @@ fn read_token(
         }
         None => from_env.unwrap_or_default().trim().to_string(),
     };
+    if has_bearer_prefix(&token) {
+        let source = match file {
+            Some((path, source)) => format!("{source} {}", path.display()),
+            None => TOKEN_ENV.to_string(),
+        };
+        return Err(Error::Usage(format!(
+            "the access token in {source} starts with \"Bearer \": drop the Bearer prefix and \
+             keep only the token itself (CometAPI takes the bare token, and keysync sends it as \
+             is)"
+        )));
+    }
     if token.is_empty() {
         let source = match file {
             Some((path, source)) => format!("{source} {} is empty", path.display()),
@@ -352,6 +363,14 @@ fn read_token(
         )));
     }
     Ok(AccessToken::new(token))
+}
+
+/// `Bearer sk-...`, as copied from an `Authorization` header: CometAPI would refuse it as an
+/// unknown token (exit 3) after a request, so it is caught before any.
+fn has_bearer_prefix(token: &str) -> bool {
+    token
+        .split_once(char::is_whitespace)
+        .is_some_and(|(first, _)| first.eq_ignore_ascii_case("bearer"))
 }
 
 #[cfg(unix)]
@@ -454,6 +473,47 @@ mod tests {
             assert!(error.contains("the minimum is 1s"), "{error}");
         }
         assert!(parse_interval("0s").unwrap_err().contains("is zero"));
+    }
+
+    #[test]
+    fn a_token_with_a_bearer_prefix_is_refused_naming_where_it_came_from() {
+        for token in [
+            "Bearer abc123",
+            "bearer abc123",
+            "BEARER\tabc123",
+            "  Bearer  abc ",
+        ] {
+            let error = read_token(None, Some(token.to_string()), None).unwrap_err();
+            assert_eq!(error.code(), crate::error::exit::USAGE, "{token:?}");
+            assert_eq!(
+                error.to_string(),
+                "the access token in COMETAPI_ACCESS_TOKEN starts with \"Bearer \": drop the \
+                 Bearer prefix and keep only the token itself (CometAPI takes the bare token, \
+                 and keysync sends it as is)",
+                "{token:?}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "Bearer abc123\n").unwrap();
+        let error = read_token(Some((&file, "--token-file")), None, None).unwrap_err();
+        assert!(
+            error.to_string().starts_with(&format!(
+                "the access token in --token-file {} starts",
+                file.display()
+            )),
+            "{error}"
+        );
+        let error = read_token(None, None, Some((&file, "the profile's token_file"))).unwrap_err();
+        assert!(
+            error.to_string().contains("in the profile's token_file "),
+            "{error}"
+        );
+        // A token that merely contains the word, or is the word alone, is the token.
+        for token in ["Bearerabc", "abcBearer xyz", "Bearer"] {
+            let read = read_token(None, Some(token.to_string()), None);
+            assert!(read.is_ok(), "{token:?}");
+        }
     }
 
     #[test]

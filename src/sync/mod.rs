@@ -28,6 +28,7 @@ use crate::store;
 use crate::store::lock::PullLock;
 use crate::store::sync::SyncStatus;
 use crate::time::{rfc3339_time, unix_now};
+use crate::terminal::counted;
 use ping::HealthPing;
 use progress::PageProgress;
 use writer::{Writer, WriterJob, WriterSink};
@@ -98,10 +99,10 @@ impl SyncSummary {
     /// `sync 12 ok: 2345 keys, 3 added, 10 changed, 1 removed (1.4s)`
     pub fn line(&self) -> String {
         format!(
-            "sync {} {}: {} keys, {} added, {} changed, {} removed ({:.1}s)",
+            "sync {} {}: {}, {} added, {} changed, {} removed ({:.1}s)",
             self.sync,
             self.status.as_str(),
-            self.keys,
+            counted(self.keys, "key"),
             self.added,
             self.changed,
             self.removed,
@@ -219,10 +220,13 @@ async fn record_sync(
         .await
         .map_err(recorded_in_sync)?;
     if let Some(why) = &listing.inconsistency {
+        let passes = match listing.passes {
+            1 => "in its one listing pass".to_string(),
+            n => format!("in all {}", counted(n, "listing pass")),
+        };
         tracing::warn!(
-            "sync {sync} is partial: no key was marked removed, because in all {} listing \
-             passes {why}; keys that stopped being listed are kept until a consistent pull",
-            listing.passes
+            "sync {sync} is partial: no key was marked removed, because {passes} {why}; keys \
+             that stopped being listed are kept until a consistent pull"
         );
     }
     Ok(Recorded::Done(SyncSummary {

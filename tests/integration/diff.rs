@@ -372,7 +372,7 @@ fn points_can_be_times_and_durations_ago() {
     assert_eq!(
         yesterday.lines().next(),
         Some(
-            "error: invalid value 'yesterday' for '[FROM]': expected a sync id (see `keysync \
+            "keysync: error: invalid value 'yesterday' for '[FROM]': expected a sync id (see `keysync \
              syncs`), an RFC 3339 time such as 2025-12-19T08:00:00Z, or a duration ago such as \
              24h or 7d; got \"yesterday\""
         ),
@@ -552,7 +552,7 @@ fn exit_code_and_field_selection() {
     assert_eq!(
         unknown.lines().next(),
         Some(
-            "error: invalid value 'quota' for '--ignore <FIELD,...>': unknown field \"quota\"; \
+            "keysync: error: invalid value 'quota' for '--ignore <FIELD,...>': unknown field \"quota\"; \
              the fields are: user_id, name, status, created_time, accessed_time, expired_time, \
              remain_quota, used_quota, unlimited_quota, model_limits_enabled, model_limits, \
              allow_ips, group, cross_group_retry, key_hint, key_sha256, extra"
@@ -563,7 +563,7 @@ fn exit_code_and_field_selection() {
     assert_eq!(
         both.lines().next(),
         Some(
-            "error: the argument '--fields <FIELD,...>' cannot be used with '--ignore <FIELD,...>'"
+            "keysync: error: the argument '--fields <FIELD,...>' cannot be used with '--ignore <FIELD,...>'"
         ),
         "{both}"
     );

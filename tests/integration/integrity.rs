@@ -528,7 +528,7 @@ fn the_token_appears_nowhere_at_any_verbosity() {
             );
         }
     }
-    assert!(outputs[0].stderr.contains("DEBUG"), "-vvv logs");
+    assert!(outputs[0].stderr.contains("keysync: debug: "), "-vvv logs");
     assert!(!files_contain(&h, TOKEN), "the token reached the disk");
     assert!(!files_contain(&h, "wrong-secret-token"));
 }

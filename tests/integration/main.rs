@@ -21,6 +21,9 @@
 //!   read-only media.
 //! - `terminal`: one pull per file whatever path names it, output a key's name cannot spoof,
 //!   signals and closed pipes, flag values that cannot work (exit 2).
+//! - `on_a_terminal`: keysync on a pseudo-terminal and in pipes: colour per stream (`NO_COLOR`,
+//!   `CLICOLOR_FORCE`), tables that fit `COLUMNS`, log lines above the progress bar, the
+//!   `keysync: error:` / `keysync: warning:` prefixes, plurals, a `Bearer ` token, completions.
 //! - `operations`: running for months: health pings, `pull --every`, config profiles and their
 //!   precedence, completions, `status` and its alarms.
 //! - `diff`: `diff`, `history`, `syncs` and `prune`: the history read back exactly.
@@ -49,6 +52,7 @@ mod installed;
 mod integrity;
 mod local_side;
 mod monitoring;
+mod on_a_terminal;
 mod operations;
 mod pull;
 mod query;

@@ -278,11 +278,11 @@ fn a_named_profile_beats_the_cometapi_environment_and_flags_beat_both() {
         warnings,
         [
             format!(
-                " WARN ignoring COMETAPI_BASE_URL: profile \"work\" sets base_url, {wins} (unset \
+                "keysync: warning: ignoring COMETAPI_BASE_URL: profile \"work\" sets base_url, {wins} (unset \
                  COMETAPI_BASE_URL, or pass a flag, to use another value)"
             ),
             format!(
-                " WARN ignoring COMETAPI_ACCESS_TOKEN: profile \"work\" sets token_file, {wins} \
+                "keysync: warning: ignoring COMETAPI_ACCESS_TOKEN: profile \"work\" sets token_file, {wins} \
                  (unset COMETAPI_ACCESS_TOKEN, or pass a flag, to use another value)"
             ),
         ]

@@ -499,7 +499,7 @@ fn the_token_file_is_read_and_trimmed() {
     assert_eq!(
         stderr,
         format!(
-            " WARN --token-file {file} has mode 644, readable by others: run `chmod 600 {file}`\n",
+            "keysync: warning: --token-file {file} has mode 644, readable by others: run `chmod 600 {file}`\n",
             file = file.display()
         )
     );

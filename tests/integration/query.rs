@@ -445,12 +445,12 @@ fn missing_unused_repeated_and_positional_params_are_usage_errors() {
             ),
             (
                 &["--param", "no-equals", "SELECT 1"],
-                "error: invalid value 'no-equals' for '--param <NAME=VALUE>': expected \
+                "keysync: error: invalid value 'no-equals' for '--param <NAME=VALUE>': expected \
                  NAME=VALUE, e.g. id=42, got \"no-equals\"",
             ),
             (
                 &["--report", "idle", "--param", "for=1"],
-                "error: the argument '--report <NAME>' cannot be used with '--param <NAME=VALUE>'",
+                "keysync: error: the argument '--report <NAME>' cannot be used with '--param <NAME=VALUE>'",
             ),
         ],
     );
@@ -798,11 +798,11 @@ fn report_flags_that_do_not_apply_are_refused() {
             ),
             (
                 &["--report", "nope"],
-                "error: invalid value 'nope' for '--report <NAME>'",
+                "keysync: error: invalid value 'nope' for '--report <NAME>'",
             ),
             (
                 &["--report", "idle", "--for", "soon"],
-                "error: invalid value 'soon' for '--for <DURATION>': expected number at 0: \
+                "keysync: error: invalid value 'soon' for '--for <DURATION>': expected number at 0: \
                  expected a duration such as 500ms, 30s, 15m, 12h, 7d or 2w, got \"soon\"",
             ),
         ],

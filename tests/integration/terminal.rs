@@ -191,13 +191,22 @@ fn a_panic_mid_pull_marks_its_row_failed_and_exits_7() {
         h.server.account().set(1, "name", json!("changed"));
         let before = h.dump(&["keys", "key_versions"]);
         let output = run(h.keysync().env(switch, "2").args(["pull"]), 7);
+        // One line, with keysync's error prefix, like every other error.
         assert!(
             output
                 .stderr
-                .contains(&format!("{switch}: a panic while staging page 2")),
+                .starts_with("keysync: error: internal error: keysync panicked at src/"),
             "{}",
             output.stderr
         );
+        assert!(
+            output.stderr.ends_with(&format!(
+                ": {switch}: a panic while staging page 2; this is a bug, please report it\n"
+            )),
+            "{}",
+            output.stderr
+        );
+        assert_eq!(output.stderr.lines().count(), 1, "{}", output.stderr);
         assert_eq!(
             syncs(&h),
             vec![
@@ -465,9 +474,9 @@ fn values_that_cannot_work_are_usage_errors_that_change_nothing() {
     h.pull(&[]);
     let before = h.dump(&["syncs", "keys", "key_versions"]);
     // Each is refused by the flag's parser; the first line of stderr is clap's
-    // "error: invalid value 'VALUE' for 'FLAG': WHY".
+    // "keysync: error: invalid value 'VALUE' for 'FLAG': WHY".
     let invalid = |value: &str, flag: &str, why: &str| {
-        format!("error: invalid value '{value}' for '{flag}': {why}")
+        format!("keysync: error: invalid value '{value}' for '{flag}': {why}")
     };
     let zero = |value: &str, flag: &str| {
         let why = format!(
