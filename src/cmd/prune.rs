@@ -13,6 +13,7 @@ use crate::output::print_line;
 use crate::store::lock::PullLock;
 use crate::store::prune::PrunePlan;
 use crate::store::{self, Store};
+use crate::terminal::counted;
 use crate::time::{parse_duration, parse_positive_duration, readable_time};
 
 #[derive(Debug, clap::Args)]
@@ -139,10 +140,9 @@ fn describe(planned: &PrunePlan, cutoff: i64, verb: &str) -> String {
             kept.describe()
         ),
         Some(kept) => format!(
-            "{verb} {} syncs and {} key versions from before {}, the oldest kept (cutoff \
-             {cutoff})",
-            planned.syncs,
-            planned.versions,
+            "{verb} {} and {} from before {}, the oldest kept (cutoff {cutoff})",
+            counted(planned.syncs, "sync"),
+            counted(planned.versions, "key version"),
             kept.describe()
         ),
     }

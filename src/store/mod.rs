@@ -231,10 +231,11 @@ fn warn_if_wal_unread(db: &Path) {
     let bytes = std::fs::metadata(&wal).map_or(0, |m| m.len());
     if bytes > 0 {
         tracing::warn!(
-            "{} holds {bytes} bytes of changes that are not in the database file yet, and on \
+            "{} holds {} of changes that are not in the database file yet, and on \
              read-only media they cannot be read: the latest syncs may be missing. Copy both \
              files to writable storage to see them",
-            wal.display()
+            wal.display(),
+            crate::terminal::counted(bytes, "byte")
         );
     }
 }

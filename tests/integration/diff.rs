@@ -813,11 +813,11 @@ fn prune_keeps_the_latest_good_sync_and_takes_the_pull_lock() {
     assert!(
         everything
             .stdout
-            .starts_with("deleted 1 syncs and 0 key versions from before sync 2")
+            .starts_with("deleted 1 sync and 0 key versions from before sync 2")
     );
     assert_eq!(
         everything.stdout,
-        "deleted 1 syncs and 0 key versions from before sync 2 (2025-12-20 00:00:00Z), the \
+        "deleted 1 sync and 0 key versions from before sync 2 (2025-12-20 00:00:00Z), the \
          oldest kept (cutoff 2026-01-17 00:00:00Z)\n"
     );
     assert_eq!(
