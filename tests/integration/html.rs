@@ -150,8 +150,8 @@ fn the_page_shows_what_usage_and_the_reports_print() {
     );
     assert_eq!(header("now"), format!("{} (--now)", readable(now())));
 
-    // Top consumers: exactly `usage --format csv`, and by the rule.
-    let (head, usage_rows) = csv_rows(&output(&h, &["usage", "--format", "csv"]));
+    // Top consumers: exactly `usage --top 25 --format csv` (here every key), and by the rule.
+    let (head, usage_rows) = csv_rows(&output(&h, &["usage", "--top", "25", "--format", "csv"]));
     assert_eq!(table_head(&page, "table#top-consumers"), head);
     let consumers = table_rows(&page, "table#top-consumers");
     assert_eq!(consumers, usage_rows);

@@ -3,6 +3,7 @@
 //! elsewhere: `consumption` (as `keysync usage`), the preset reports (as `keysync query
 //! --report`), `store::diff` (as `keysync diff`) and `store::timeline`.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -23,6 +24,9 @@ use crate::store::usage::KeyUse;
 
 /// How many keys the daily chart draws on their own; the rest are stacked as "others".
 pub const CHART_KEYS: usize = 8;
+/// The rows of the top consumers table: `keysync usage --top 25`. An account of thousands of
+/// keys would otherwise make a page nobody scrolls; the rest are counted under the table.
+pub const TABLE_KEYS: usize = 25;
 /// How far ahead the `expiring` section looks (the `expiring-soon` report's `--within`).
 pub const EXPIRING_WITHIN: Duration = Duration::from_secs(14 * 86_400);
 /// How many of the window's most recent changes the `changes` section lists.
@@ -60,8 +64,10 @@ pub struct Table {
 }
 
 pub struct Usage {
-    /// `keysync usage`'s rows for the window: id, name, used, usd, share.
+    /// `keysync usage --top TABLE_KEYS`'s rows for the window: id, name, used, usd, share.
     pub top_consumers: Table,
+    /// The keys with use in the window that the table leaves out.
+    pub keys_left_out: usize,
     pub days: Vec<NaiveDate>,
     /// The stacked series, bottom first: the [`CHART_KEYS`] largest keys, then the others.
     pub series: Vec<Series>,
@@ -146,10 +152,10 @@ fn usage(uses: &[KeyUse], since: i64, now: i64, money: Money) -> Usage {
         })
         .collect();
     if keys.len() > drawn {
-        let others: Vec<i64> = keys[drawn..].iter().map(|k| k.id).collect();
+        let charted: HashSet<i64> = keys[..drawn].iter().map(|k| k.id).collect();
         series.push(Series {
             key: None,
-            per_day: window.daily(uses.iter().filter(|u| others.contains(&u.key_id))),
+            per_day: window.daily(uses.iter().filter(|u| !charted.contains(&u.key_id))),
         });
     }
     Usage {
@@ -157,8 +163,9 @@ fn usage(uses: &[KeyUse], since: i64, now: i64, money: Money) -> Usage {
             columns: ["id", "name", "used", "usd", "share"]
                 .map(String::from)
                 .to_vec(),
-            rows: per_key(uses, money, None, None),
+            rows: per_key(uses, money, Some(TABLE_KEYS), None),
         },
+        keys_left_out: keys.len().saturating_sub(TABLE_KEYS),
         days: window.days().collect(),
         series,
     }
@@ -314,9 +321,30 @@ mod tests {
         assert_eq!(usage.series[0].per_day, [0, 100, 10]);
         // Keys 1 and 2 together.
         assert_eq!(usage.series[8].per_day, [0, 30, 3]);
-        // The table keeps every key, as `keysync usage` prints them.
+        // The table keeps every key, as `keysync usage --top 25` prints them.
         assert_eq!(usage.top_consumers.rows.len(), 10);
+        assert_eq!(usage.keys_left_out, 0);
         assert_eq!(usage.top_consumers.rows[0][3], Value::Real(0.11));
+    }
+
+    #[test]
+    fn the_table_keeps_the_first_25_keys_and_counts_the_rest() {
+        let price = std::num::NonZeroU64::new(1000).unwrap();
+        let uses: Vec<KeyUse> = (1..=30)
+            .map(|id| KeyUse {
+                day: DAY,
+                key_id: id,
+                name: None,
+                used: id,
+            })
+            .collect();
+        let usage = usage(&uses, 0, 2 * DAY, Money(price));
+        let ids: Vec<&Value> = usage.top_consumers.rows.iter().map(|r| &r[0]).collect();
+        assert_eq!(ids.len(), TABLE_KEYS);
+        assert_eq!((ids[0], ids[24]), (&Value::Integer(30), &Value::Integer(6)));
+        assert_eq!(usage.keys_left_out, 5);
+        // The others' stack holds the 22 keys the chart does not colour: 1 + 2 + ... + 22.
+        assert_eq!(usage.series[CHART_KEYS].per_day, [0, 253, 0]);
     }
 
     /// 105 hourly syncs that each recorded 400 versions (so says the sync log): key 1 renamed at

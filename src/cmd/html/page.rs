@@ -9,13 +9,14 @@ use rusqlite::types::Value;
 
 use super::chart::{Bar, BarChart, count, dollars};
 use super::gather::{
-    CHART_KEYS, Changes, EXPIRING_WITHIN, Page, RECENT_CHANGES, Series, Status, Table, USE_FIELDS,
-    Usage,
+    CHART_KEYS, Changes, EXPIRING_WITHIN, Page, RECENT_CHANGES, Series, Status, TABLE_KEYS, Table,
+    USE_FIELDS, Usage,
 };
 use crate::api::model::DATA_COLUMNS;
 use crate::cmd::readable_field;
 use crate::output::to_text;
 use crate::store::timeline::{EFFECTIVE_STATUSES, Sampling};
+use crate::terminal::counted;
 use crate::time::readable_time;
 
 /// Text made safe inside HTML elements and attributes. `://` is written with an entity for
@@ -147,10 +148,20 @@ fn usage(html: &mut String, page: &Page) {
         );
     }
     html.push_str("</ul></figcaption>\n</figure>\n<h3>Top consumers</h3>\n");
-    html.push_str(
-        "<p>The rows of <code>keysync usage --format csv</code> for the same window.</p>\n",
+    let _ = writeln!(
+        html,
+        "<p>The rows of <code>keysync usage --top {TABLE_KEYS} --format csv</code> for the same \
+         window.</p>"
     );
     table(html, &usage.top_consumers, "top-consumers");
+    if usage.keys_left_out > 0 {
+        let _ = writeln!(
+            html,
+            "<p class=\"empty\">{} with less use in the window: <code>keysync usage</code> \
+             lists every key.</p>",
+            counted(usage.keys_left_out, "more key")
+        );
+    }
     html.push_str("</section>\n");
 }
 
