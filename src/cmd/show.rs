@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::output::{Format, RowFormat, print_line, print_rows};
 use crate::report::{Report, ReportArgs};
 use crate::store::Store;
-use crate::store::diff::{Diff, DiffRow, Kind};
+use crate::store::diff::{Diff, DiffRow, Kind, keys_of};
 use crate::store::points::SyncPoint;
 use crate::store::query::{self, SqlParam};
 use crate::store::sync::SyncStatus;
@@ -79,15 +79,7 @@ pub fn print_diff(diff: &Diff, how: RowFormat, quiet: bool) -> Result<()> {
 
 /// `sync 3 (2025-12-19 08:00:00Z) → sync 5 (2025-12-19 09:00:00Z): 1 added, 2 changed, 0 removed`
 fn caption(from: SyncPoint, to: SyncPoint, rows: &[DiffRow]) -> String {
-    let keys = |kind| {
-        let mut ids: Vec<i64> = rows
-            .iter()
-            .filter(|r| r.kind == kind)
-            .map(|r| r.id)
-            .collect();
-        ids.dedup();
-        ids.len()
-    };
+    let keys = |kind| keys_of(rows, kind);
     let counts = if rows.is_empty() {
         "no differences".to_string()
     } else {

@@ -40,6 +40,18 @@ impl Kind {
     }
 }
 
+/// How many keys the `rows` of a diff show as `kind`: a changed key has a row per field, and
+/// its rows are next to each other.
+pub fn keys_of(rows: &[DiffRow], kind: Kind) -> usize {
+    let mut ids: Vec<i64> = rows
+        .iter()
+        .filter(|r| r.kind == kind)
+        .map(|r| r.id)
+        .collect();
+    ids.dedup();
+    ids.len()
+}
+
 /// One printed row: an added or removed key (no field), or one changed field of a key.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DiffRow {

@@ -15,7 +15,7 @@ use crate::cmd::consumption::{KeyTotal, Money, Window, key_totals, per_key};
 use crate::error::Result;
 use crate::report::{Report, ReportArgs};
 use crate::store::Store;
-use crate::store::diff::{DiffRow, Kind};
+use crate::store::diff::{DiffRow, Kind, keys_of};
 use crate::store::points::{SyncPoint, SyncRef};
 use crate::store::query;
 use crate::store::status::SyncRow;
@@ -211,19 +211,9 @@ fn changes(store: &mut Store, since: i64, now: i64) -> Result<Changes> {
         now,
         &every_field,
     )?;
-    let keys_of = |kind: Kind| {
-        let mut ids: Vec<i64> = diff
-            .rows
-            .iter()
-            .filter(|r| r.kind == kind)
-            .map(|r| r.id)
-            .collect();
-        ids.dedup();
-        ids.len()
-    };
-    found.added = keys_of(Kind::Added);
-    found.removed = keys_of(Kind::Removed);
-    found.changed = keys_of(Kind::Changed);
+    found.added = keys_of(&diff.rows, Kind::Added);
+    found.removed = keys_of(&diff.rows, Kind::Removed);
+    found.changed = keys_of(&diff.rows, Kind::Changed);
     found.per_field = every_field
         .iter()
         .map(|&i| {
