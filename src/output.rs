@@ -312,19 +312,34 @@ fn write_table(
     columns: &[String],
     rows: impl IntoIterator<Item = Result<Vec<Value>>>,
 ) -> Result<()> {
-    use comfy_table::{Attribute, Cell, ContentArrangement};
+    use comfy_table::{Attribute, Cell, ColumnConstraint, ContentArrangement, Width};
     let rows = rows.into_iter().collect::<Result<Vec<_>>>()?;
+    let shown: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(to_shown).collect())
+        .collect();
     let mut table = comfy_table::Table::new();
     // keysync decides width and styling (`Screen`), not comfy-table's own look at the tty.
     table
         .load_style(comfy_table::presets::UTF8_FULL_CONDENSED)
         .force_no_tty();
+    let mut fitted_columns = None;
     match screen.width {
-        Some(width) => table
-            .set_content_arrangement(ContentArrangement::Dynamic)
-            .set_width(width),
-        None => table.set_content_arrangement(ContentArrangement::Disabled),
-    };
+        Some(width) => {
+            let fitted = fitted_widths(
+                &column_widths(columns, headers, &shown, longest_line),
+                &column_widths(columns, headers, &shown, longest_word),
+                usize::from(width),
+            );
+            table
+                .set_content_arrangement(ContentArrangement::Dynamic)
+                .set_width(width);
+            fitted_columns = fitted;
+        }
+        None => {
+            table.set_content_arrangement(ContentArrangement::Disabled);
+        }
+    }
     if screen.bold_header {
         table.enforce_styling();
     }
@@ -338,8 +353,18 @@ fn write_table(
             }
         }));
     }
-    for row in &rows {
-        table.add_row(row.iter().map(to_shown));
+    for row in shown {
+        table.add_row(row);
+    }
+    // Too narrow for the longest words, comfy-table breaks them: a table wider than the
+    // terminal would have every line garbled. (Constraints need the columns to exist.)
+    if let Some(widths) = fitted_columns {
+        // comfy-table's widths count the cell's padding, a space each side.
+        table.set_constraints(
+            widths
+                .into_iter()
+                .map(|w| ColumnConstraint::Absolute(Width::Fixed(w + 2))),
+        );
     }
     // A column of numbers reads best right-aligned.
     for (i, column) in table.column_iter_mut().enumerate() {
@@ -354,6 +379,59 @@ fn write_table(
         }
     }
     writeln!(out, "{table}").map_err(Error::Output)
+}
+
+/// The display width of the longest line of `text`.
+fn longest_line(text: &str) -> usize {
+    text.lines()
+        .map(unicode_width::UnicodeWidthStr::width)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The display width of the longest word of `text`: a column narrower than that would break a
+/// time, a hint, a number or a name in the middle.
+fn longest_word(text: &str) -> usize {
+    text.split_whitespace()
+        .map(unicode_width::UnicodeWidthStr::width)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Per column, the largest `measure` of its cells (and of its header, when printed).
+fn column_widths(
+    columns: &[String],
+    headers: bool,
+    shown: &[Vec<String>],
+    measure: fn(&str) -> usize,
+) -> Vec<usize> {
+    (0..columns.len())
+        .map(|i| {
+            let header = if headers { measure(&columns[i]) } else { 0 };
+            let cells = shown.iter().filter_map(|row| row.get(i));
+            cells.map(|c| measure(c)).fold(header, usize::max)
+        })
+        .collect()
+}
+
+/// Column widths for a table at most `screen` wide (`│ a ┆ b │`: three characters a column
+/// and one more), wrapping cells only between words: the widest columns give way first, down
+/// to their longest word. `None` when even the longest words do not fit.
+fn fitted_widths(natural: &[usize], words: &[usize], screen: usize) -> Option<Vec<u16>> {
+    let room = screen.checked_sub(3 * natural.len() + 1)?;
+    if words.iter().sum::<usize>() > room {
+        return None;
+    }
+    let mut widths = natural.to_vec();
+    let mut excess = widths.iter().sum::<usize>().saturating_sub(room);
+    while excess > 0 {
+        let widest = (0..widths.len())
+            .filter(|&i| widths[i] > words[i])
+            .max_by_key(|&i| widths[i])?;
+        widths[widest] -= 1;
+        excess -= 1;
+    }
+    widths.into_iter().map(|w| u16::try_from(w).ok()).collect()
 }
 
 fn write_markdown(
@@ -629,6 +707,40 @@ mod tests {
         assert_eq!(
             on_screen(bold, &["n"], vec![Value::Integer(1)]),
             "┌───┐\n│\x1b[1m n \x1b[0m│\n╞═══╡\n│ 1 │\n└───┘\n"
+        );
+    }
+
+    #[test]
+    fn a_narrow_screen_wraps_between_words_and_breaks_one_only_when_nothing_else_fits() {
+        let columns = ["used_quota", "hint", "note"];
+        let row = || {
+            vec![
+                Value::Integer(1_234_567),
+                Value::Text("V22m**********qul2".into()),
+                Value::Text("エージェント one two".into()),
+            ]
+        };
+        let at = |width| Screen {
+            width: Some(width),
+            bold_header: false,
+        };
+        // Headers, numbers, hints and CJK words stay whole; the note wraps at its spaces.
+        assert_eq!(
+            on_screen(at(52), &columns, row()),
+            "┌────────────┬────────────────────┬────────────────┐\n\
+             │ used_quota ┆ hint               ┆ note           │\n\
+             ╞════════════╪════════════════════╪════════════════╡\n\
+             │    1234567 ┆ V22m**********qul2 ┆ エージェント   │\n\
+             │            ┆                    ┆ one two        │\n\
+             └────────────┴────────────────────┴────────────────┘\n"
+        );
+        // A screen as wide as the table needs is not wrapped at all.
+        assert_eq!(on_screen(at(58), &columns, row()).lines().count(), 5);
+        // Narrower than its longest words: the table still fits, words broken.
+        let squeezed = on_screen(at(40), &columns, row());
+        assert!(
+            squeezed.lines().all(|l| l.chars().count() <= 40),
+            "{squeezed}"
         );
     }
 
