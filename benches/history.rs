@@ -3,7 +3,7 @@
 //! Builds a database of 1,000 keys × 1,000 syncs in which every key changes at every sync
 //! (10^6 version rows), through keysync's own staging and apply code, then times each reading
 //! command as its own `keysync` process: `diff` between neighbouring and distant syncs,
-//! `history KEY` by id and by name, every preset report, `usage`, and `prune` on a copy. Set
+//! `history KEY` by id and by name, every preset report, `usage`, `html`, and `prune` on a copy. Set
 //! `KEYSYNC_BENCH_DB=/some/path.db` to build the database once and reuse it.
 
 use std::path::{Path, PathBuf};
@@ -78,6 +78,11 @@ fn main() {
     cases.push((
         "usage --every day".into(),
         args(&["usage", "--every", "day", "--format", "csv"]),
+    ));
+    let page = dir.path().join("page.html").display().to_string();
+    cases.push((
+        "html --since 30d (every section)".into(),
+        args(&["html", "--out", &page]),
     ));
     for (name, case_args) in &cases {
         let wall = median(runs, || time(&db, &now, case_args));

@@ -286,11 +286,11 @@ impl ApiClient {
         let attempts = counted(attempts, "attempt");
         let advice = match retry.kind {
             RetryKind::Unreachable => format!(
-                "check that {} is reachable and that --base-url / COMETAPI_BASE_URL is right",
+                "Check that {} is reachable and that --base-url / COMETAPI_BASE_URL is right",
                 self.host
             ),
             _ => {
-                "the API or the network is failing: try again later, or raise --retries".to_string()
+                "The API or the network is failing: try again later, or raise --retries".to_string()
             }
         };
         Error::Api(format!(

@@ -73,7 +73,9 @@ pub fn run(settings: &Settings, args: Args) -> Result<()> {
                     .into(),
             ));
         };
-        let script = report.query(&args.report_args)?.script(report);
+        let script = report
+            .query(&args.report_args)?
+            .script(report, settings.now);
         return print_line(script.trim_end());
     }
     let now = settings.now();

@@ -15,7 +15,7 @@ use rusqlite::types::Value;
 
 use crate::error::{Error, Result};
 use crate::store::query::SqlParam;
-use crate::time::{parse_duration, parse_positive_duration};
+use crate::time::{parse_duration, parse_positive_duration, rfc3339_time};
 
 /// The flags that tune `--report`; each report takes some of them (see --list-reports). Their
 /// pairing with `--report` is checked by `report`: clap's `requires` is void here because
@@ -88,9 +88,11 @@ pub struct ReportQuery {
 
 impl ReportQuery {
     /// `--show-sql`: the report's SQL file under a header that says how to run it with the
-    /// parameters these flags bind, e.g. `keysync query --file idle.sql --param for=7776000`.
-    pub fn script(&self, report: Report) -> String {
+    /// parameters these flags bind, e.g. `keysync query --file idle.sql --param for=7776000`,
+    /// and with the `--now` that was given, which the report's views read.
+    pub fn script(&self, report: Report, now: Option<i64>) -> String {
         let name = report.name();
+        let now = now.map_or_else(String::new, |now| format!(" --now {}", rfc3339_time(now)));
         let params: String = self
             .params
             .iter()
@@ -99,7 +101,7 @@ impl ReportQuery {
         format!(
             "-- keysync's {name} report. Save it to a file and run it with the values your\n\
              -- flags gave (durations bind as seconds):\n\
-             --   keysync query --file {name}.sql{params}\n\
+             --   keysync{now} query --file {name}.sql{params}\n\
              {}",
             self.sql
         )
@@ -438,7 +440,10 @@ mod tests {
             idle_for: Some(Duration::from_secs(90 * 86_400)),
             ..args()
         };
-        let script = Report::Idle.query(&flags).unwrap().script(Report::Idle);
+        let script = Report::Idle
+            .query(&flags)
+            .unwrap()
+            .script(Report::Idle, None);
         let header: Vec<&str> = script.lines().take(3).collect();
         assert_eq!(
             header,
@@ -451,8 +456,10 @@ mod tests {
         assert!(script.ends_with(include_str!("idle.sql")));
         let none = Report::Unrestricted.query(&args()).unwrap();
         assert!(
-            none.script(Report::Unrestricted)
-                .contains("\n--   keysync query --file unrestricted.sql\n")
+            none.script(Report::Unrestricted, Some(1_766_102_400))
+                .contains(
+                    "\n--   keysync --now 2025-12-19T00:00:00Z query --file unrestricted.sql\n"
+                )
         );
     }
 

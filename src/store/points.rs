@@ -111,7 +111,7 @@ fn by_id(conn: &Connection, id: i64) -> Result<SyncPoint> {
     match found {
         Some((point, _, true)) => Ok(point),
         Some((_, status, false)) => Err(Error::Usage(format!(
-            "sync {id} is {status}: it recorded no state of the account, so it cannot be a \
+            "sync {id} ended {status}: it recorded no state of the account, so it cannot be a \
              diff point; pick an ok or partial sync from `keysync syncs`"
         ))),
         None => Err(missing_sync(conn, id)?),
@@ -279,7 +279,7 @@ mod tests {
         assert_eq!(resolve(&conn, SyncRef::Id(4), 0).unwrap(), at(4));
         assert_eq!(
             usage_message(resolve(&conn, SyncRef::Id(5), 0)),
-            "sync 5 is failed: it recorded no state of the account, so it cannot be a diff \
+            "sync 5 ended failed: it recorded no state of the account, so it cannot be a diff \
              point; pick an ok or partial sync from `keysync syncs`"
         );
         assert_eq!(

@@ -83,7 +83,7 @@ fn refuse_going_back(conn: &Connection, now: i64) -> Result<()> {
     match latest {
         Some((id, started)) if now < started => Err(Error::Usage(format!(
             "this pull would start at {}, before sync {id} did ({}): the history must move \
-             forward. Check the system clock, or give --now a time after the latest sync. If \
+             forward. Check the system clock and any --now you gave. If \
              sync {id}'s own time is what is wrong (the clock was ahead when it ran), correct \
              it as the README's \"A sync recorded in the future\" shows",
             readable_time(now),

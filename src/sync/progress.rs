@@ -19,6 +19,8 @@ pub struct PageProgress<S> {
     inner: S,
     bar: Option<ProgressBar>,
     keys: u64,
+    /// When the pass being drawn started: the pull's start for the first pass, so that page
+    /// 1's own fetch counts in the rate and the time left.
     started: Instant,
     /// The listing pass being drawn; a new pass starts the bar again.
     pass: u32,
@@ -58,7 +60,7 @@ impl<S: PageSink> PageProgress<S> {
     }
 }
 
-/// `████████░░░ page 3/8, 2s left  1200 keys, 640 keys/s`, the message cut to the terminal's
+/// `████████░░░ page 3/8  1200 keys, 640 keys/s, 2s left`, the message cut to the terminal's
 /// width (a wrapped bar would leave its first line behind); the bar is cyan when stderr takes
 /// colour. Dropped without `finish` (a failed pull), it still leaves the screen, so the error
 /// line is not printed under a stale bar.
@@ -71,7 +73,7 @@ fn new_bar() -> ProgressBar {
     } else {
         "{bar:30}"
     };
-    let template = format!("{bar} page {{pos}}/{{len}}, {{eta}} left  {{wide_msg}}");
+    let template = format!("{bar} page {{pos}}/{{len}}  {{wide_msg}}");
     let style = ProgressStyle::with_template(&template).expect("the template is valid");
     ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
         .with_style(style)
@@ -100,23 +102,35 @@ impl<S> PageProgress<S> {
         self.pass = pass;
         bar.set_length(first.expected_last_page().map_or(1, u64::from));
         bar.set_position(0);
-        bar.reset_eta();
         self.keys = 0;
-        self.started = Instant::now();
+        if pass > 1 {
+            self.started = Instant::now();
+        }
     }
 
-    /// One more page of `pass` done: the bar, the keys so far and their rate.
+    /// One more page of `pass` done: the bar, the keys so far, their rate and the time left.
     fn advance(&mut self, bar: &ProgressBar, pass: u32, page: &Page) {
         self.keys += page.items.len() as u64;
-        let rate = self.keys as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+        bar.inc(1);
         let again = if pass > 1 {
             format!(" (pass {pass})")
         } else {
             String::new()
         };
         let keys = counted(self.keys, "key");
-        bar.set_message(format!("{keys}, {rate:.0} keys/s{again}"));
-        bar.inc(1);
+        let elapsed = self.started.elapsed().as_secs_f64();
+        // Under a quarter second (page 1 of a later pass) a rate would be noise.
+        if elapsed < 0.25 {
+            bar.set_message(format!("{keys}{again}"));
+        } else {
+            let done = bar.position() as f64;
+            let left = bar.length().unwrap_or(0).saturating_sub(bar.position()) as f64;
+            let rate = self.keys as f64 / elapsed;
+            let time_left = (elapsed / done * left).ceil();
+            bar.set_message(format!(
+                "{keys}, {rate:.0} keys/s, {time_left:.0}s left{again}"
+            ));
+        }
         // `total` is only a hint: a listing longer than it said stretches the bar.
         if bar.length().is_some_and(|length| bar.position() >= length) && !page.is_short() {
             bar.set_length(bar.position() + 1);

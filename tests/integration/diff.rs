@@ -403,7 +403,7 @@ fn failed_syncs_are_never_a_point() {
     let error = usage_error(&h, &["diff", "3"]);
     assert_eq!(
         error,
-        "keysync: error: sync 3 is failed: it recorded no state of the account, so it cannot be \
+        "keysync: error: sync 3 ended failed: it recorded no state of the account, so it cannot be \
          a diff point; pick an ok or partial sync from `keysync syncs`\n"
     );
 

@@ -18,9 +18,15 @@ const REPORTS: [(&[&str], bool); 7] = [
     (&["--report", "forecast"], false),
 ];
 
-/// The `--param`s of the header line that says how to run the printed SQL.
-fn params_of(script: &str, report: &str) -> Vec<String> {
-    let run_line = format!("--   keysync query --file {report}.sql");
+/// The `--param`s of the header line that says how to run the printed SQL; `keysync` is
+/// followed by the `--now` the report was printed with, if any (`NOW` in these tests).
+fn params_of(script: &str, report: &str, now: bool) -> Vec<String> {
+    let now = if now {
+        " --now 2025-12-19T00:00:00Z"
+    } else {
+        ""
+    };
+    let run_line = format!("--   keysync{now} query --file {report}.sql");
     let line = script
         .lines()
         .find(|line| line.starts_with(&run_line))
@@ -49,7 +55,7 @@ fn show_sql_run_through_query_file_gives_the_reports_rows() {
         let script = query(&[flags, &["--show-sql"]].concat());
         let file = dir.path().join(format!("{report}.sql"));
         std::fs::write(&file, &script).unwrap();
-        let params = params_of(&script, report);
+        let params = params_of(&script, report, true);
         let mut by_file: Vec<&str> = vec!["--format", "json", "--file"];
         let file_arg = file.display().to_string();
         by_file.push(&file_arg);
@@ -79,7 +85,7 @@ fn show_sql_prints_the_flags_values_as_params_and_needs_no_database() {
     )
     .stdout;
     assert_eq!(
-        params_of(&script, "forecast"),
+        params_of(&script, "forecast", false),
         ["--param", "within=604800", "--param", "since=259200"]
     );
     assert!(

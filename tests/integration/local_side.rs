@@ -561,8 +561,8 @@ fn a_pull_that_starts_before_the_latest_sync_is_refused_before_writing() {
     assert_eq!(
         output.stderr.trim_end(),
         "keysync: error: this pull would start at 2020-01-01 00:00:00Z, before sync 2 did \
-         (2026-01-01 00:00:00Z): the history must move forward. Check the system clock, or \
-         give --now a time after the latest sync. If sync 2's own time is what is wrong (the \
+         (2026-01-01 00:00:00Z): the history must move forward. Check the system clock and \
+         any --now you gave. If sync 2's own time is what is wrong (the \
          clock was ahead when it ran), correct it as the README's \"A sync recorded in the \
          future\" shows"
     );

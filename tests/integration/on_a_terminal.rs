@@ -313,6 +313,8 @@ fn log_lines_are_printed_above_the_progress_bar_which_shows_an_eta() {
         let h = Harness::with_keys(250);
         // Request 3 (page 3) fails once: its retry is logged at -v while the bar is drawn.
         h.server.account().faults.fail_every = Some(3);
+        // Pages slow enough for a rate and a time left (none is shown under a quarter second).
+        h.server.account().faults.page_delay = std::time::Duration::from_millis(300);
         let shell = "keysync -v pull --concurrency 1 --backoff-base 10ms";
         let raw = on_tty(&h, env, shell, 0);
         let shown = screen(&raw);
@@ -328,14 +330,25 @@ fn log_lines_are_printed_above_the_progress_bar_which_shows_an_eta() {
             "{}",
             shown[1]
         );
-        // The bar was drawn (page count and the time left), and taken away again.
-        assert!(raw.contains("page 1/3, "), "{raw:?}");
-        assert!(raw.contains(" left  100 keys, "), "{raw:?}");
-        // Three pages: page 1 read again at the end is neither a fourth page nor more keys.
+        // The bar was drawn (page count, keys, rate and the time left), and taken away again.
+        // Page 1 took a 300 ms page (its rate counts from the pull's start): two pages of
+        // about that are left.
+        let left_after = |page: &str| -> u64 {
+            let at = raw
+                .find(page)
+                .unwrap_or_else(|| panic!("no {page:?} in {raw:?}"));
+            let rest = &raw[at + page.len()..];
+            let (rate, rest) = rest.split_once(" keys/s, ").unwrap();
+            assert!(rate.parse::<u64>().is_ok(), "{rate:?}");
+            rest.split_once("s left").unwrap().0.parse().unwrap()
+        };
+        let left = left_after("page 1/3  100 keys, ");
         assert!(
-            raw.contains("page 3/3, ") && raw.contains(" left  250 keys, "),
-            "{raw:?}"
+            (1..=3).contains(&left),
+            "{left}s left after page 1: {raw:?}"
         );
+        // Three pages: page 1 read again at the end is neither a fourth page nor more keys.
+        assert_eq!(left_after("page 3/3  250 keys, "), 0, "{raw:?}");
         assert!(
             !raw.contains("page 4/") && !raw.contains("350 keys"),
             "{raw:?}"

@@ -623,7 +623,7 @@ fn not_enough_history_is_exit_2_for_every_form_of_diff() {
     h.server.account().faults.success_false_page = Some(1);
     h.pull_run(&["--now", "1766102400"], 4);
     let no_good_sync = "keysync: error: no good sync yet";
-    let sync_1_failed = "keysync: error: sync 1 is failed: it recorded no state of the account, so \
+    let sync_1_failed = "keysync: error: sync 1 ended failed: it recorded no state of the account, so \
                          it cannot be a diff point; pick an ok or partial sync from `keysync \
                          syncs`\n";
     let failed_only: &[(&[&str], String)] = &[

@@ -656,7 +656,7 @@ fn a_refused_connection_is_retried_three_times_naming_the_host() {
     assert!(!log.contains("retry 4/"), "{log}");
     assert!(log.contains("gave up after 4 attempts"), "{log}");
     assert!(
-        log.contains(&format!("check that {address} is reachable")),
+        log.contains(&format!("Check that {address} is reachable")),
         "{log}"
     );
 }

@@ -132,8 +132,7 @@ fn usage(html: &mut String, page: &Page) {
     let _ = writeln!(
         html,
         "<p>Quota used per UTC day, in US dollars, stacked by key: {stacked}. {} quota units \
-         in all, ${}. A key's use between two pulls is dated at the later one (see \"Usage and \
-         dollars\" in the README).</p>",
+         in all, ${}. A key's use between two pulls is dated at the later one.</p>",
         total,
         to_text(&page.money.usd(total))
     );
