@@ -55,7 +55,7 @@ pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     if duration.is_zero() {
         return Err(format!(
             "{text:?} is zero, which cannot work here: give a duration longer than 0s, such \
-             as 30s"
+             as 15m or 7d"
         ));
     }
     Ok(duration)

@@ -30,7 +30,7 @@ pub struct ReportArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     pub since: Option<Duration>,
     /// top-consumers: how many keys [default: 10]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", value_parser = parse_limit)]
     pub limit: Option<u32>,
     /// idle: unused for at least this long [default: 30d]
     #[arg(
@@ -43,6 +43,17 @@ pub struct ReportArgs {
     /// default rate]
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub below: Option<i64>,
+}
+
+/// `--limit N`: how many keys, at least one.
+fn parse_limit(text: &str) -> std::result::Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(0) => Err("0 keys would show nothing: give at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "expected a whole number of keys, at least 1, got {text:?}"
+        )),
+    }
 }
 
 /// The reports `--report` takes; the doc comments are their `--help` and `--list-reports` text.

@@ -481,7 +481,7 @@ fn values_that_cannot_work_are_usage_errors_that_change_nothing() {
     let zero = |value: &str, flag: &str| {
         let why = format!(
             "\"{value}\" is zero, which cannot work here: give a duration longer than 0s, such \
-             as 30s"
+             as 15m or 7d"
         );
         invalid(value, flag, &why)
     };
@@ -592,7 +592,11 @@ fn values_that_cannot_work_are_usage_errors_that_change_nothing() {
         ),
         (
             &["query", "--report", "top-consumers", "--limit", "0"],
-            invalid("0", "--limit <N>", "0 is not in 1..=4294967295"),
+            invalid(
+                "0",
+                "--limit <N>",
+                "0 keys would show nothing: give at least 1",
+            ),
         ),
         (
             &["query", "--report", "top-consumers", "--since", "0s"],
