@@ -99,6 +99,14 @@ fn day_of(at: i64) -> i64 {
     at - at.rem_euclid(DAY)
 }
 
+/// A key's running total at one cut of the window (`cut` indexes the cut times).
+struct TotalAtCut {
+    key_id: i64,
+    name: Option<String>,
+    cut: i64,
+    total: i64,
+}
+
 /// Every key's use per day of the intervals whose B started in `(since, until]`.
 fn usage(conn: &Connection, since: i64, until: i64) -> Result<Vec<KeyUse>> {
     if since >= until {
@@ -108,26 +116,31 @@ fn usage(conn: &Connection, since: i64, until: i64) -> Result<Vec<KeyUse>> {
     let cuts = cuts(since, until);
     let cut_list = serde_json::to_string(&cuts).expect("integers serialize");
     let mut statement = conn.prepare(&usage_sql()).db(context)?;
-    let totals: Vec<(i64, Option<String>, usize, i64)> = statement
+    let totals: Vec<TotalAtCut> = statement
         .query_map([cut_list], |row| {
-            let pos: i64 = row.get(2)?;
-            Ok((row.get(0)?, row.get(1)?, pos as usize, row.get(3)?))
+            Ok(TotalAtCut {
+                key_id: row.get(0)?,
+                name: row.get(1)?,
+                cut: row.get(2)?,
+                total: row.get(3)?,
+            })
         })
         .db(context)?
         .collect::<rusqlite::Result<_>>()
         .db(context)?;
-    // Rows come by key, then cut: each row's use is its total minus the previous cut's.
+    // Rows come by key, then cut: each row's use is its total minus the previous cut's, and
+    // falls on the day of the segment that ends at its cut.
     let mut uses: Vec<KeyUse> = totals
         .windows(2)
-        .filter(|pair| pair[0].0 == pair[1].0 && pair[1].3 > pair[0].3)
-        .map(|pair| {
-            let (key_id, name, pos, total) = pair[1].clone();
-            KeyUse {
-                day: day_of(cuts[pos - 1] + 1),
-                key_id,
-                name,
-                used: total - pair[0].3,
-            }
+        .filter_map(|pair| {
+            let (before, at) = (&pair[0], &pair[1]);
+            let segment_start = cuts[usize::try_from(at.cut - 1).ok()?];
+            (before.key_id == at.key_id && at.total > before.total).then(|| KeyUse {
+                day: day_of(segment_start + 1),
+                key_id: at.key_id,
+                name: at.name.clone(),
+                used: at.total - before.total,
+            })
         })
         .collect();
     uses.sort_by_key(|u| (u.day, u.key_id));
