@@ -82,7 +82,7 @@ fn main() {
     let page = dir.path().join("page.html").display().to_string();
     cases.push((
         "html --since 30d (every section)".into(),
-        args(&["html", "--out", &page]),
+        args(&["html", "-q", "--out", &page]),
     ));
     for (name, case_args) in &cases {
         let wall = median(runs, || time(&db, &now, case_args));
