@@ -121,6 +121,7 @@ fn build(db: &Path) {
             keys_seen: KEYS,
             inconsistency: None,
             passes: 1,
+            requests: Default::default(),
         };
         store
             .apply_listing(sync, &listing, false, now)

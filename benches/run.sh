@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs keysync's benchmarks in release mode (pull, then history), with the sqlite-utils
+# Runs keysync's benchmarks in release mode (pull, history, then pacing), with the sqlite-utils
 # baseline available.
 # Usage: benches/run.sh            (100,000 keys, 5 runs per case)
 #        KEYSYNC_BENCH_KEYS=20000 KEYSYNC_BENCH_RUNS=3 benches/run.sh
@@ -12,3 +12,4 @@ if [ ! -x "$venv/bin/python3" ]; then
 fi
 KEYSYNC_BENCH_PYTHON="$PWD/$venv/bin/python3" cargo bench --bench pull
 cargo bench --bench history
+cargo bench --bench pacing

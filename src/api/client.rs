@@ -8,8 +8,8 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -18,6 +18,7 @@ use serde_json::Value as Json;
 use serde_json::value::RawValue;
 
 use crate::api::model::KeyRecord;
+use crate::api::pacing::{Admission, Pacer, Rate, RateLimited, RequestCounter, RequestCounts};
 use crate::api::raw::{self, Members};
 use crate::error::{Error, Result, error_chain};
 use crate::terminal::counted;
@@ -74,6 +75,8 @@ pub struct ApiOptions {
     pub concurrency: usize,
     /// A PEM file of extra trusted root certificates (`--ca-cert`), for a private CA.
     pub ca_cert: Option<PathBuf>,
+    /// `--max-rate`: the server's rate limit, when known, to pace to from the first request.
+    pub max_rate: Option<Rate>,
 }
 
 impl ApiOptions {
@@ -88,6 +91,7 @@ impl ApiOptions {
             backoff_base: DEFAULT_BACKOFF_BASE,
             concurrency: DEFAULT_CONCURRENCY,
             ca_cert: None,
+            max_rate: None,
         }
     }
 }
@@ -149,6 +153,10 @@ pub struct ApiClient {
     /// How many requests may be in flight; halved on every 429, never below 1.
     in_flight_limit: AtomicUsize,
     retry_observer: OnceLock<RetryObserver>,
+    /// Holds each request until the rate limit's window has room for it.
+    pacer: Pacer,
+    /// Every request sent, and the 429s, for the sync row.
+    counter: Arc<RequestCounter>,
 }
 
 /// The outcome of one failed attempt: worth another try, or final.
@@ -165,7 +173,8 @@ struct Retry {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum RetryKind {
-    RateLimited,
+    /// A 429, its wait left to the pacer (see [`RateLimited`]) or to the backoff.
+    RateLimited(RateLimited),
     /// 408, 5xx, resets, timeouts.
     Transient,
     /// Connection refused or DNS failure: at most [`UNREACHABLE_RETRIES`].
@@ -225,6 +234,8 @@ impl ApiClient {
             backoff_base: options.backoff_base,
             in_flight_limit: AtomicUsize::new(options.concurrency.max(1)),
             retry_observer: OnceLock::new(),
+            pacer: Pacer::new(options.max_rate, options.backoff_base),
+            counter: Arc::default(),
         })
     }
 
@@ -239,6 +250,16 @@ impl ApiClient {
         self.in_flight_limit.load(Ordering::Relaxed)
     }
 
+    /// The requests sent so far (429s included) and the 429s among them.
+    pub fn request_counts(&self) -> RequestCounts {
+        self.counter.counts()
+    }
+
+    /// The live counts, for the writer thread to record on a pull that does not finish.
+    pub fn request_counter(&self) -> Arc<RequestCounter> {
+        Arc::clone(&self.counter)
+    }
+
     fn slow_down(&self) {
         let _ = self
             .in_flight_limit
@@ -251,6 +272,8 @@ impl ApiClient {
     /// timeouts, and (a few times) an unreachable host.
     pub async fn fetch_page(&self, page: u32) -> Result<Page> {
         let mut retried = 0;
+        // 429s to probes of an unknown window: they cost no retry (see `FREE_PROBES`).
+        let mut probes = 0;
         loop {
             let retry = match self.try_page(page).await {
                 Ok(fetched) => return Ok(fetched),
@@ -261,19 +284,42 @@ impl ApiClient {
                 RetryKind::Unreachable => self.retries.min(UNREACHABLE_RETRIES),
                 _ => self.retries,
             };
-            if retried >= budget {
-                return Err(self.gave_up(page, &retry, retried + 1));
+            let probe = retry.kind == RetryKind::RateLimited(RateLimited::Probe);
+            if retried >= budget && !probe {
+                return Err(self.gave_up(page, &retry, retried + probes + 1));
             }
-            if retry.kind == RetryKind::RateLimited {
+            if matches!(retry.kind, RetryKind::RateLimited(_)) {
                 self.slow_down();
             }
-            let wait = retry_wait(retry.retry_after, self.backoff_base, retried);
-            retried += 1;
-            let notice = format!(
-                "page {page}: {}, retry {retried}/{budget} in {}",
-                retry.reason,
-                short_duration(wait)
-            );
+            // A paced rate limit's wait is the pacer's: it holds the retry until the window
+            // has room.
+            let wait = match retry.kind {
+                RetryKind::RateLimited(RateLimited::Paced | RateLimited::Probe) => Duration::ZERO,
+                _ => retry_wait(retry.retry_after, self.backoff_base, retried),
+            };
+            let shown = match (wait.is_zero(), retry.retry_after) {
+                (false, _) => wait,
+                (true, Some(asked)) => retry_wait(Some(asked), self.backoff_base, 0),
+                (true, None) => self.pacer.wait_hint(),
+            };
+            let notice = match probe {
+                true => {
+                    probes += 1;
+                    format!(
+                        "page {page}: {} (probe {probes} of the rate limit's window), retry in {}",
+                        retry.reason,
+                        short_duration(shown)
+                    )
+                }
+                false => {
+                    retried += 1;
+                    format!(
+                        "page {page}: {}, retry {retried}/{budget} in {}",
+                        retry.reason,
+                        short_duration(shown)
+                    )
+                }
+            };
             tracing::info!("{notice}");
             if let Some(observer) = self.retry_observer.get() {
                 observer(&notice);
@@ -300,16 +346,25 @@ impl ApiClient {
     }
 
     async fn try_page(&self, page: u32) -> Result<Page, Attempt> {
+        let admission = self.pacer.admit().await;
         tracing::debug!("GET {}?p={page}&page_size={PAGE_SIZE}", self.endpoint);
-        let mut response = self
+        self.counter.sent();
+        let sent = self
             .http
             .get(&self.endpoint)
             .query(&[("p", page as usize), ("page_size", PAGE_SIZE)])
             .send()
-            .await
-            .map_err(|e| self.transport_failure(e))?;
+            .await;
+        let mut response = match sent {
+            Ok(response) => response,
+            Err(e) => {
+                self.pacer.unanswered(admission);
+                return Err(self.transport_failure(e));
+            }
+        };
         let status = response.status();
         let retry_after = retry_after(response.headers());
+        let rate_limited = self.paced(admission, status, retry_after);
         let body = read_bounded(&mut response, page)
             .await
             .map_err(|e| match e {
@@ -322,8 +377,33 @@ impl ApiClient {
                 ))),
                 BodyError::Transport(e) => self.transport_failure(e),
             })?;
-        self.check_status(status, retry_after, &body)?;
+        self.check_status(status, retry_after, &body)
+            .map_err(|attempt| match (attempt, rate_limited) {
+                (Attempt::Retry(mut retry), Some(how)) => {
+                    retry.kind = RetryKind::RateLimited(how);
+                    Attempt::Retry(retry)
+                }
+                (attempt, _) => attempt,
+            })?;
         parse_page(page, &body).map_err(|e| Attempt::Fatal(self.redacted(e)))
+    }
+
+    /// Tells the pacer and the counter how the request was answered.
+    /// For a 429, who waits before its retry.
+    fn paced(
+        &self,
+        admission: Admission,
+        status: StatusCode,
+        retry_after: Option<Duration>,
+    ) -> Option<RateLimited> {
+        if status != StatusCode::TOO_MANY_REQUESTS {
+            self.pacer.passed(admission);
+            return None;
+        }
+        self.counter.rate_limited();
+        // `Retry-After: 0` must not turn into a tight loop, nor a huge value park cron.
+        let wait = retry_after.map(|asked| retry_wait(Some(asked), self.backoff_base, 0));
+        Some(self.pacer.rejected(admission, wait))
     }
 
     /// The one mapping from an HTTP status (and an error body) to "go on", "try again" or
@@ -354,7 +434,7 @@ impl ApiClient {
         match status {
             StatusCode::TOO_MANY_REQUESTS => Err(retry(
                 "HTTP 429 (rate limited)".into(),
-                RetryKind::RateLimited,
+                RetryKind::RateLimited(RateLimited::Backoff),
             )),
             StatusCode::REQUEST_TIMEOUT => Err(retry(
                 "HTTP 408 Request Timeout".into(),
@@ -961,6 +1041,7 @@ mod tests {
             backoff_base: Duration::from_millis(1),
             concurrency,
             ca_cert: None,
+            max_rate: None,
         })
         .unwrap()
     }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use tokio::task::{AbortHandle, JoinSet};
 
-use crate::api::{ApiClient, Page};
+use crate::api::{ApiClient, Page, RequestCounts};
 use crate::error::{Error, Result};
 use crate::terminal::counted;
 
@@ -43,6 +43,8 @@ pub struct Listing {
     pub inconsistency: Option<String>,
     /// The number of the last pass, 1-based.
     pub passes: u32,
+    /// Every request the listing sent, over all its passes, and the 429s among them.
+    pub requests: RequestCounts,
 }
 
 impl Listing {
@@ -167,6 +169,7 @@ pub async fn list_all(client: &Arc<ApiClient>, sink: &mut impl PageSink) -> Resu
         };
         tracing::info!("listing pass {pass} cannot be trusted for removals: {why}");
     }
+    listing.requests = client.request_counts();
     Ok(listing)
 }
 
@@ -204,6 +207,7 @@ async fn list_once(
         keys_seen: pass.ids.len(),
         inconsistency: pass.inconsistency(&end, &first_page_again),
         passes: number,
+        requests: RequestCounts::default(),
     })
 }
 

@@ -4,8 +4,10 @@
 pub mod client;
 pub mod listing;
 pub mod model;
+pub mod pacing;
 pub(crate) mod raw;
 
 pub use client::{AccessToken, ApiClient, ApiOptions, PAGE_SIZE, Page};
 pub use listing::{Listing, PageSink, list_all};
 pub use model::KeyRecord;
+pub use pacing::{Rate, RequestCounts};

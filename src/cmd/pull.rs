@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::api::Rate;
+use crate::api::pacing::parse_rate;
 use crate::cmd::show::{print_failure_json, print_summary};
 use crate::config::{ApiFlags, Settings, parse_interval, parse_retries, parse_timeout};
 use crate::error::{Error, Result, Signal};
@@ -50,6 +52,10 @@ pub struct Args {
     /// Wait up to this long for another pull's lock instead of exiting 5 at once
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub wait: Option<Duration>,
+    /// The server's rate limit, N requests per DURATION (e.g. 360/180s): requests are paced to
+    /// it, so none is answered 429 (without it, the limit is learnt from the first 429s)
+    #[arg(long, value_name = "N/DURATION", value_parser = parse_rate)]
+    pub max_rate: Option<Rate>,
     /// The first wait between retries (doubling after each); for tests
     #[arg(long, hide = true, value_name = "DURATION", value_parser = parse_duration)]
     pub backoff_base: Option<Duration>,
@@ -68,6 +74,7 @@ impl Args {
             ca_cert: self.ca_cert.clone(),
             backoff_base: self.backoff_base,
             ping_url: self.ping_url.clone(),
+            max_rate: self.max_rate,
         }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! `$XDG_CONFIG_HOME/keysync/config.toml` (else `~/.config/keysync/config.toml`), or
 //! `--config PATH`. Each `[profiles.NAME]` table may set `db`, `base_url`, `token_file`,
-//! `user_id`, `timeout`, `retries`, `ping_url`, `ca_cert` and `quota_per_unit` (for `usage`);
+//! `user_id`, `timeout`, `retries`, `ping_url`, `ca_cert`, `max_rate` and `quota_per_unit` (for
+//! `usage`);
 //! `--profile NAME` / `KEYSYNC_PROFILE` picks one, and without it the profile named `default` applies when there is one. Relative paths
 //! are relative to the config file's folder, and `~/` is the home folder. A mistake in the
 //! file is an error naming the file, the line and the key.
@@ -14,6 +15,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::api::Rate;
+use crate::api::pacing::parse_rate;
 use crate::config::{parse_quota_per_unit, parse_retries, parse_timeout};
 use crate::error::{Error, Result};
 
@@ -34,6 +37,9 @@ pub struct Profile {
     /// Quota units per US dollar, for `usage`; a positive integer.
     #[serde(default, deserialize_with = "quota_per_unit")]
     pub quota_per_unit: Option<NonZeroU64>,
+    /// The server's rate limit to pace `pull` to, as `--max-rate` takes it (`"360/180s"`).
+    #[serde(default, deserialize_with = "max_rate")]
+    pub max_rate: Option<Rate>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,6 +63,14 @@ fn quota_per_unit<'de, D: Deserializer<'de>>(
 ) -> Result<Option<NonZeroU64>, D::Error> {
     let units = i64::deserialize(deserializer)?;
     parse_quota_per_unit(&units.to_string())
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+/// The same syntax as `--max-rate`.
+fn max_rate<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Rate>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_rate(&text)
         .map(Some)
         .map_err(serde::de::Error::custom)
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::api::client::{
     DEFAULT_BACKOFF_BASE, DEFAULT_CONCURRENCY, DEFAULT_RETRIES, DEFAULT_TIMEOUT,
 };
-use crate::api::{AccessToken, ApiOptions};
+use crate::api::{AccessToken, ApiOptions, Rate};
 use crate::error::{Error, Result};
 use crate::time::{parse_positive_duration, readable_time, unix_now};
 
@@ -55,6 +55,8 @@ pub struct ApiFlags {
     pub ca_cert: Option<PathBuf>,
     pub backoff_base: Option<Duration>,
     pub ping_url: Option<String>,
+    /// `--max-rate`: the server's rate limit, to pace to.
+    pub max_rate: Option<Rate>,
 }
 
 /// Everything a command needs from flags, environment and profile, resolved and checked once
@@ -187,6 +189,7 @@ fn resolve_api(
         backoff_base: flags.backoff_base.unwrap_or(DEFAULT_BACKOFF_BASE),
         concurrency: flags.concurrency.map_or(DEFAULT_CONCURRENCY, usize::from),
         ca_cert: flags.ca_cert.clone().or_else(|| profile.ca_cert.clone()),
+        max_rate: flags.max_rate.or(profile.max_rate),
     };
     Ok(ApiSettings {
         options,

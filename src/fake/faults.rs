@@ -25,6 +25,9 @@ pub struct Faults {
     /// per 180 s by default since 2026-06, 180 before); the
     /// rest get 429 with an empty body.
     pub rate_limit: Option<(usize, Duration)>,
+    /// With `rate_limit`, send `Retry-After` with its 429s: the whole seconds (rounded up)
+    /// until the window has room, as gateways do since 2026-07.
+    pub retry_after_window: bool,
     /// Answer every Kth request with 502 and an HTML body.
     pub fail_every: Option<u32>,
     /// Close the first N connections as soon as they are accepted (the client sees a reset).
@@ -111,10 +114,14 @@ impl FakeAccount {
     /// rate limits and gateway errors.
     pub(super) fn fault_before_auth(&mut self, request: &Parts) -> Option<Answer> {
         let count = self.traffic.record(request);
-        if count <= self.faults.rate_limit_first || self.over_rate_limit() {
+        let full_for = self.over_rate_limit();
+        if count <= self.faults.rate_limit_first || full_for.is_some() {
             self.traffic.rate_limited += 1;
             let mut response = empty(StatusCode::TOO_MANY_REQUESTS);
-            if let Some(seconds) = self.faults.retry_after {
+            let window_wait = full_for
+                .filter(|_| self.faults.retry_after_window)
+                .map(|wait| wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
+            if let Some(seconds) = window_wait.or(self.faults.retry_after) {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, seconds.into());
@@ -137,11 +144,10 @@ impl FakeAccount {
         None
     }
 
-    /// Whether the sliding-window limiter turns this request away.
-    fn over_rate_limit(&mut self) -> bool {
-        let Some((limit, window)) = self.faults.rate_limit else {
-            return false;
-        };
+    /// Whether the sliding-window limiter turns this request away, and if so how long until
+    /// its window has room.
+    fn over_rate_limit(&mut self) -> Option<Duration> {
+        let (limit, window) = self.faults.rate_limit?;
         let admitted = &mut self.traffic.admitted;
         let now = Instant::now();
         while admitted
@@ -151,10 +157,11 @@ impl FakeAccount {
             admitted.pop_front();
         }
         if admitted.len() >= limit {
-            return true;
+            let oldest = admitted.front().copied().unwrap_or(now);
+            return Some(window.saturating_sub(now.duration_since(oldest)));
         }
         admitted.push_back(now);
-        false
+        None
     }
 
     /// The paging faults applied to what the request asks for, or a fault that answers for

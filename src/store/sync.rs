@@ -30,7 +30,7 @@ use rusqlite::{
 };
 
 use crate::api::model::{COLUMNS, ColumnSource, DATA_COLUMNS, DataColumn, data_column, same_extra};
-use crate::api::{Listing, Page};
+use crate::api::{Listing, Page, RequestCounts};
 use crate::error::{DbContext, Error, Result};
 pub use crate::store::sync_status::SyncStatus;
 use crate::store::{Store, quoted_columns};
@@ -100,6 +100,17 @@ fn fail_sync(conn: &Connection, sync: i64, now: i64, error: &str) -> Result<()> 
         params![sync, now, error, SyncStatus::Failed],
     )
     .db("cannot record the failure of the sync")?;
+    Ok(())
+}
+
+/// Records what a pull that did not finish sent to the API (a finished one's row gets it with
+/// the rest, in [`finish_sync`]).
+fn count_requests(conn: &Connection, sync: i64, counts: RequestCounts) -> Result<()> {
+    conn.execute(
+        "UPDATE syncs SET requests = ?2, rate_limited = ?3 WHERE id = ?1",
+        params![sync, counts.requests as i64, counts.rate_limited as i64],
+    )
+    .db("cannot record the requests of the sync")?;
     Ok(())
 }
 
@@ -484,7 +495,7 @@ fn finish_sync(
 ) -> Result<()> {
     tx.execute(
         "UPDATE syncs SET status = ?2, finished_at = ?3, pages = ?4, keys_seen = ?5, added = ?6,
-                changed = ?7, removed = ?8, error = NULL
+                changed = ?7, removed = ?8, requests = ?9, rate_limited = ?10, error = NULL
          WHERE id = ?1",
         params![
             sync,
@@ -494,7 +505,9 @@ fn finish_sync(
             listing.keys_seen as i64,
             counts.added as i64,
             counts.changed as i64,
-            counts.removed as i64
+            counts.removed as i64,
+            listing.requests.requests as i64,
+            listing.requests.rate_limited as i64
         ],
     )
     .db("cannot finish the sync row")?;
@@ -522,6 +535,11 @@ impl Store {
         now: i64,
     ) -> Result<(SyncStatus, ApplyCounts)> {
         apply_listing(self.conn_mut(), sync, listing, store_secrets, now)
+    }
+
+    /// Records the requests of a pull that did not finish: see [`count_requests`].
+    pub(crate) fn count_requests(&self, sync: i64, counts: RequestCounts) -> Result<()> {
+        count_requests(self.conn(), sync, counts)
     }
 
     /// Marks a sync failed, keeping the error text.

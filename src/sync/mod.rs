@@ -56,6 +56,10 @@ pub struct SyncSummary {
     pub changed: usize,
     pub removed: usize,
     pub pages: u32,
+    /// Every HTTP request the pull sent, the answers 429 included.
+    pub requests: u64,
+    /// How many of them were answered 429 (rate limited).
+    pub rate_limited: u64,
     pub duration_ms: u64,
     /// When the pull began (before any wait for the lock) and ended, as RFC 3339 in JSON.
     #[serde(serialize_with = "as_rfc3339")]
@@ -196,6 +200,7 @@ async fn record_sync(
         base_url: options.api.base_url.clone(),
         now: options.now,
         store_secrets: options.store_secrets,
+        requests: client.request_counter(),
     })
     .map_err(|error| (None, error))?;
     let sync = writer.begun().await.map_err(|error| (None, error))?;
@@ -237,6 +242,8 @@ async fn record_sync(
         changed: counts.changed,
         removed: counts.removed,
         pages: listing.pages,
+        requests: listing.requests.requests,
+        rate_limited: listing.requests.rate_limited,
         duration_ms: started.elapsed().as_millis() as u64,
         started_at,
         finished_at: unix_now(options.now),

@@ -26,6 +26,7 @@ use std::thread::{self, JoinHandle};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::api::pacing::RequestCounter;
 use crate::api::{Listing, Page, PageSink};
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -75,6 +76,8 @@ pub struct WriterJob {
     /// `--now`, for the row's start and end times.
     pub now: Option<i64>,
     pub store_secrets: bool,
+    /// The API client's request counts, recorded on a row the listing did not finish.
+    pub requests: Arc<RequestCounter>,
 }
 
 /// The writer thread's answer: its outcome, or its panic's payload.
@@ -256,10 +259,12 @@ fn write(
     let written = match stage_listing(&store, inbox, job.store_secrets) {
         Ok(End::Listed(listing)) => apply(&mut store, sync, &listing, job),
         Ok(End::Failed(error)) => {
+            count_requests(&store, sync, job);
             record_failure(&store, sync, job, error);
             Ok(Written::Failed)
         }
         Ok(End::Interrupted) => {
+            count_requests(&store, sync, job);
             let why = if runtime_panicked.load(Ordering::SeqCst) {
                 PANICKED
             } else {
@@ -269,7 +274,10 @@ fn write(
             store.fail_sync(sync, unix_now(job.now), why)?;
             Ok(Written::Interrupted)
         }
-        Err(error) => Err(record_failure(&store, sync, job, error)),
+        Err(error) => {
+            count_requests(&store, sync, job);
+            Err(record_failure(&store, sync, job, error))
+        }
     };
     let secrets_cleared = match &written {
         Ok(Written::Applied(_, counts)) => counts.secrets_cleared,
@@ -313,6 +321,14 @@ fn stage_listing(
     Ok(End::Interrupted)
 }
 
+/// Records the requests sent so far on a row the listing did not finish. Failing to is only a
+/// warning, as for [`record_failure`].
+fn count_requests(store: &Store, sync: i64, job: &WriterJob) {
+    if let Err(error) = store.count_requests(sync, job.requests.counts()) {
+        tracing::warn!("{error}");
+    }
+}
+
 /// Records `error` on the sync row and hands it back. Failing to record it is only a warning:
 /// the pull has failed already, and the next pull closes a row left `running`.
 fn record_failure<E: ToString>(store: &Store, sync: i64, job: &WriterJob, error: E) -> E {
@@ -347,6 +363,7 @@ mod tests {
             base_url: "http://127.0.0.1:1".into(),
             now: Some(100),
             store_secrets: false,
+            requests: Arc::default(),
         })
         .unwrap();
         let sync = writer.begun().await.unwrap();
@@ -393,6 +410,7 @@ mod tests {
                 keys_seen: 3,
                 inconsistency: None,
                 passes: 1,
+                requests: Default::default(),
             };
             writer.apply(listing).await.unwrap()
         });

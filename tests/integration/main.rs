@@ -40,6 +40,8 @@
 //!   `systemd-analyze verify`, and their command lines run against the fake.
 //! - `monitoring`: what a monitor reads: ping URLs with a query string, `pull --json` lines with
 //!   times (failed pulls included), `prune --json`.
+//! - `pacing`: the rate limit: the `requests` / `rate_limited` counts of every pull, `--max-rate`
+//!   pacing without a 429, and the window learnt from 429s with and without `Retry-After`.
 //! - `installed`: an installed binary without a checkout: `query --report --show-sql` run back
 //!   through `--file`, and `demo --db PATH` made again at any path.
 
@@ -54,6 +56,7 @@ mod local_side;
 mod monitoring;
 mod on_a_terminal;
 mod operations;
+mod pacing;
 mod pull;
 mod query;
 mod terminal;

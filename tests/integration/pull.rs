@@ -26,9 +26,17 @@ fn summary(
 }
 
 /// The summary without its `duration_ms`, `started_at` and `finished_at`, the fields a test
-/// cannot predict without `--now` (`monitoring` checks them with it).
+/// cannot predict without `--now` (`monitoring` checks them with it), nor its `requests` and
+/// `rate_limited` (`pacing` checks them exactly).
 fn timeless(mut summary: serde_json::Value) -> serde_json::Value {
     let fields = summary.as_object_mut().unwrap();
+    for count in ["requests", "rate_limited"] {
+        let value = fields.remove(count);
+        assert!(
+            value.is_some_and(|v| v.is_u64()),
+            "{count} is a whole number"
+        );
+    }
     let duration = fields.remove("duration_ms");
     assert!(
         duration.is_some_and(|d| d.is_u64()),

@@ -723,6 +723,7 @@ fn a_database_from_before_the_views_gets_them_for_the_query_without_being_change
             "DROP VIEW key_info; DROP VIEW sync_info; DROP VIEW clock; DROP TABLE account;
              DROP VIEW good_syncs; DROP VIEW key_usage; DROP TABLE use_ledger;
              DROP INDEX syncs_by_start;
+             ALTER TABLE syncs DROP COLUMN requests; ALTER TABLE syncs DROP COLUMN rate_limited;
              DELETE FROM refinery_schema_history WHERE version >= 2;",
         )
         .unwrap();

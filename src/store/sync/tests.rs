@@ -65,6 +65,7 @@ fn pull_passes(
         keys_seen: last.len(),
         inconsistency: inconsistency.map(str::to_string),
         passes: passes.len() as u32,
+        requests: Default::default(),
     };
     let (status, counts) = apply_listing(conn, sync, &listing, store_secrets, now).unwrap();
     (sync, status, counts)
