@@ -5,6 +5,9 @@
 //! pull's alone), and prints the median wall time, keys/s and peak RSS of each case:
 //! a first pull into an empty database, the same account unchanged, then with 1% of keys
 //! changed, and the sqlite-utils baseline script against the same server.
+//!
+//! `KEYSYNC_BENCH_SERVE=1` only serves the account (its URL on stdout) until stdin closes, to
+//! profile one pull by hand (`perf record keysync pull ...`).
 
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -31,6 +34,12 @@ fn main() {
     let mut items = account(keys);
     let pages: Pages = Arc::new(RwLock::new(serialise(&items)));
     let url = serve(pages.clone());
+    if std::env::var_os("KEYSYNC_BENCH_SERVE").is_some() {
+        // For profiling one pull by hand: serve the account until stdin closes.
+        println!("serving {keys} keys at {url} (token {TOKEN}); close stdin to stop");
+        std::io::copy(&mut std::io::stdin(), &mut std::io::sink()).ok();
+        return;
+    }
     let dir = tempfile::tempdir().expect("a temporary folder");
     println!("keysync pull benchmark: {keys} keys, median of {runs} runs, server {url}");
     println!(
