@@ -106,16 +106,14 @@ fn args(words: &[&str]) -> Vec<String> {
 
 /// Every key changes its quota use at every sync, so every sync writes 1,000 versions.
 fn build(db: &Path) {
-    let mut store = Store::open(db).expect("the database opens");
+    let store = Store::open(db).expect("the database opens");
     for sync_number in 1..=SYNCS {
         let now = START + sync_number * EVERY;
         let sync = store
             .begin_sync("http://127.0.0.1:1", now)
             .expect("a sync row");
-        {
-            let mut staging = store.staging(false).expect("staging");
-            staging.stage(1, page(sync_number)).expect("a staged page");
-        }
+        let mut staging = store.staging(sync, false).expect("staging");
+        staging.stage(1, page(sync_number)).expect("a staged page");
         let listing = Listing {
             pages: 10,
             keys_seen: KEYS,
@@ -123,9 +121,7 @@ fn build(db: &Path) {
             passes: 1,
             requests: Default::default(),
         };
-        store
-            .apply_listing(sync, &listing, false, now)
-            .expect("the sync applies");
+        staging.apply(&listing, now).expect("the sync applies");
     }
 }
 
@@ -150,6 +146,7 @@ fn page(sync_number: i64) -> Page {
         page_size: KEYS,
         page_size_echoed: true,
         items,
+        known: Vec::new(),
     }
 }
 

@@ -17,6 +17,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, RETRY_A
 use serde_json::Value as Json;
 use serde_json::value::RawValue;
 
+use crate::api::known::{KnownItems, item_digest};
 use crate::api::model::KeyRecord;
 use crate::api::pacing::{Admission, Pacer, Rate, RateLimited, RequestCounter, RequestCounts};
 use crate::api::raw::{self, Members};
@@ -108,7 +109,11 @@ pub struct Page {
     pub page_size: usize,
     /// Whether `page_size` is the server's echo rather than keysync's assumption.
     pub page_size_echoed: bool,
+    /// The items read in full: every item of page 1, and on later pages those not known.
     pub items: Vec<KeyRecord>,
+    /// The ids of the items the client recognised as stored keys unchanged ([`KnownItems`]),
+    /// and so did not read.
+    pub known: Vec<i64>,
 }
 
 /// Pages made by hand, for the unit tests of what consumes them (staging, the writer).
@@ -122,14 +127,32 @@ impl Page {
             page_size: 2,
             page_size_echoed: true,
             items,
+            known: Vec::new(),
         }
     }
 }
 
 impl Page {
+    /// How many items the page listed, read or known.
+    pub fn len(&self) -> usize {
+        self.items.len() + self.known.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every id the page listed, read or known.
+    pub fn ids(&self) -> impl Iterator<Item = i64> + '_ {
+        self.items
+            .iter()
+            .map(|item| item.id)
+            .chain(self.known.iter().copied())
+    }
+
     /// A page with fewer items than the page size ends a listing; a full one never does.
     pub fn is_short(&self) -> bool {
-        self.items.len() < self.page_size
+        self.len() < self.page_size
     }
 
     /// The page `total` says will be the short (or empty) last one, when it says anything.
@@ -153,6 +176,8 @@ pub struct ApiClient {
     /// How many requests may be in flight; halved on every 429, never below 1.
     in_flight_limit: AtomicUsize,
     retry_observer: OnceLock<RetryObserver>,
+    /// The stored keys, so that pages after the first need not read them again; set once.
+    known: OnceLock<Arc<KnownItems>>,
     /// Holds each request until the rate limit's window has room for it.
     pacer: Pacer,
     /// Every request sent, and the 429s, for the sync row.
@@ -234,6 +259,7 @@ impl ApiClient {
             backoff_base: options.backoff_base,
             in_flight_limit: AtomicUsize::new(options.concurrency.max(1)),
             retry_observer: OnceLock::new(),
+            known: OnceLock::new(),
             pacer: Pacer::new(options.max_rate, options.backoff_base),
             counter: Arc::default(),
         })
@@ -242,6 +268,12 @@ impl ApiClient {
     /// Calls `observer` with a one-line notice before every retry's wait. Set once.
     pub fn observe_retries(&self, observer: RetryObserver) {
         let _ = self.retry_observer.set(observer);
+    }
+
+    /// Has items of `known` on pages after the first counted by id, not read. Page 1 is
+    /// always read in full: the store checks its account.
+    pub fn recognise(&self, known: Arc<KnownItems>) {
+        let _ = self.known.set(known);
     }
 
     /// How many page requests may be in flight now. It only goes down during a pull: after a
@@ -385,7 +417,9 @@ impl ApiClient {
                 }
                 (attempt, _) => attempt,
             })?;
-        parse_page(page, &body).map_err(|e| Attempt::Fatal(self.redacted(e)))
+        let known = self.known.get().filter(|_| page > 1);
+        parse_page(page, &body, known.map(|known| &**known))
+            .map_err(|e| Attempt::Fatal(self.redacted(e)))
     }
 
     /// Tells the pacer and the counter how the request was answered.
@@ -790,8 +824,8 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// Reads the response envelope. Every way it can be wrong is an error naming the page. The
 /// body is read as raw slices (see [`raw`]): no tree of it is ever built, and a page of more
 /// items than keysync asked for is refused before any is read.
-fn parse_page(page: u32, body: &[u8]) -> Result<Page> {
-    if let Some(fetched) = parse_good_page(page, body) {
+fn parse_page(page: u32, body: &[u8], known: Option<&KnownItems>) -> Result<Page> {
+    if let Some(fetched) = parse_good_page(page, body, known) {
         return fetched;
     }
     let bad = |what: String| Error::Api(format!("page {page}: {what}"));
@@ -842,7 +876,7 @@ fn parse_page(page: u32, body: &[u8]) -> Result<Page> {
         })?,
         None => return Err(bad("`data.items` is missing".into())),
     };
-    page_of(page, total, page_size, items)
+    page_of(page, total, page_size, items, known)
 }
 
 /// A page from the parts of its `data`. `total` and `page_size` are hints only: a count that
@@ -853,6 +887,7 @@ fn page_of(
     total: Option<&RawValue>,
     page_size: Option<&RawValue>,
     items: Vec<&RawValue>,
+    known: Option<&KnownItems>,
 ) -> Result<Page> {
     let bad = |what: String| Error::Api(format!("page {page}: {what}"));
     if items.len() > PAGE_SIZE {
@@ -866,24 +901,30 @@ fn page_of(
     let echoed = number(page_size)
         .and_then(|size| usize::try_from(size).ok())
         .filter(|size| (1..=PAGE_SIZE).contains(size));
-    let items = items
-        .into_iter()
-        .enumerate()
-        .map(|(i, item)| KeyRecord::from_raw(item).map_err(|e| bad(format!("item {i}: {e}"))))
-        .collect::<Result<Vec<_>>>()?;
+    let (mut read, mut known_ids) = (Vec::with_capacity(items.len()), Vec::new());
+    for (i, item) in items.into_iter().enumerate() {
+        let stored = known.and_then(|known| known.id_of(&item_digest(item.get())));
+        match stored {
+            Some(id) => known_ids.push(id),
+            None => {
+                read.push(KeyRecord::from_raw(item).map_err(|e| bad(format!("item {i}: {e}")))?)
+            }
+        }
+    }
     Ok(Page {
         number: page,
         total: number(total).filter(|t| *t >= 0),
         page_size: echoed.unwrap_or(PAGE_SIZE),
         page_size_echoed: echoed.is_some(),
-        items,
+        items: read,
+        known: known_ids,
     })
 }
 
 /// A page of the expected shape, read in one pass over the body: `None` when the shape is
 /// off anywhere (or `success` is false), so that [`parse_page`] reads it again step by step to
 /// say what is wrong.
-fn parse_good_page(page: u32, body: &[u8]) -> Option<Result<Page>> {
+fn parse_good_page(page: u32, body: &[u8], known: Option<&KnownItems>) -> Option<Result<Page>> {
     #[derive(serde::Deserialize)]
     struct Envelope<'a> {
         success: bool,
@@ -901,7 +942,7 @@ fn parse_good_page(page: u32, body: &[u8]) -> Option<Result<Page>> {
     let data = envelope.data;
     envelope
         .success
-        .then(|| page_of(page, data.total, data.page_size, data.items))
+        .then(|| page_of(page, data.total, data.page_size, data.items, known))
 }
 
 #[cfg(test)]
@@ -1089,28 +1130,37 @@ mod tests {
 
     #[test]
     fn envelope_errors_name_the_page() {
-        let err = parse_page(3, br#"{"success":true,"data":{"total":1,"items":{}}}"#).unwrap_err();
+        let err = parse_page(
+            3,
+            br#"{"success":true,"data":{"total":1,"items":{}}}"#,
+            None,
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "page 3: `data.items` is an object, expected an array"
         );
-        let err = parse_page(2, b"<html>").unwrap_err();
+        let err = parse_page(2, b"<html>", None).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("page 2: the response is not valid JSON")
         );
-        let err = parse_page(4, b"\xEF\xBB\xBF{}").unwrap_err();
+        let err = parse_page(4, b"\xEF\xBB\xBF{}", None).unwrap_err();
         assert_eq!(
             err.to_string(),
             "page 4: the response starts with a byte-order mark, which JSON does not allow"
         );
-        let err =
-            parse_page(5, br#"{"success":true,"data":{"items":[{"\ud800":1}]}}"#).unwrap_err();
+        let err = parse_page(
+            5,
+            br#"{"success":true,"data":{"items":[{"\ud800":1}]}}"#,
+            None,
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "page 5: item 0: an item has a member name that is not valid text"
         );
-        let err = parse_page(1, br#"{"success":false,"message":"boom"}"#).unwrap_err();
+        let err = parse_page(1, br#"{"success":false,"message":"boom"}"#, None).unwrap_err();
         assert_eq!(
             err.to_string(),
             "page 1: the API answered success:false: boom"
@@ -1127,14 +1177,14 @@ mod tests {
             env!("CARGO_MANIFEST_DIR")
         );
         let body = std::fs::read(path).unwrap();
-        assert_eq!(parse_page(2, &body).unwrap().items.len(), 3);
+        assert_eq!(parse_page(2, &body, None).unwrap().items.len(), 3);
         for cut in 0..body.len() {
-            assert!(parse_page(2, &body[..cut]).is_err(), "cut at {cut}");
+            assert!(parse_page(2, &body[..cut], None).is_err(), "cut at {cut}");
         }
         for at in 0..body.len() {
             let mut damaged = body.clone();
             damaged[at] = b'"';
-            let _ = parse_page(2, &damaged);
+            let _ = parse_page(2, &damaged, None);
         }
     }
 
@@ -1143,7 +1193,7 @@ mod tests {
         let size = |echo: &str| {
             let body =
                 format!(r#"{{"success":true,"data":{{"total":0,"items":[],"page_size":{echo}}}}}"#);
-            parse_page(1, body.as_bytes()).unwrap().page_size
+            parse_page(1, body.as_bytes(), None).unwrap().page_size
         };
         assert_eq!(size("20"), 20);
         assert_eq!(size("100"), 100);
@@ -1162,6 +1212,7 @@ mod tests {
             page_size,
             page_size_echoed: true,
             items: Vec::new(),
+            known: Vec::new(),
         };
         assert_eq!(page(Some(0), 100).expected_last_page(), Some(1));
         assert_eq!(page(Some(99), 100).expected_last_page(), Some(1));

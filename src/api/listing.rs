@@ -90,7 +90,7 @@ impl Pass {
         self.totals.push(page.total);
         self.page_sizes_agree &= page.page_size == self.page_size;
         let before = self.ids.len();
-        self.ids.extend(page.items.iter().map(|item| item.id));
+        self.ids.extend(page.ids());
         page.is_short() || self.ids.len() > before || page.number == 1
     }
 
@@ -137,7 +137,7 @@ impl Pass {
 }
 
 fn ids_of(page: &Page) -> Vec<i64> {
-    page.items.iter().map(|item| item.id).collect()
+    page.ids().collect()
 }
 
 /// A server that pages by fewer than 100 and does not say so (a proxy, a fork) serves a page 1
@@ -145,7 +145,7 @@ fn ids_of(page: &Page) -> Vec<i64> {
 /// length is taken as the page size, so the listing goes on to page 2 instead of stopping at
 /// a fraction of the account.
 fn infer_page_size(first: &mut Page) {
-    let served = first.items.len();
+    let served = first.len();
     if first.page_size_echoed || served == 0 || !first.is_short() {
         return;
     }

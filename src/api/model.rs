@@ -10,6 +10,7 @@ use rusqlite::types::Value;
 use serde_json::Value as Json;
 use serde_json::value::RawValue;
 
+use crate::api::known::{ItemDigest, item_digest};
 use crate::api::raw::{self, Members};
 use sha2::{Digest, Sha256};
 
@@ -186,6 +187,8 @@ pub struct KeyRecord {
     pub values: Vec<Value>,
     /// The full key value, when the API sent it unmasked. Written only with `--store-secrets`.
     pub secret: Option<String>,
+    /// The digest of the item's text, by which the next pull knows it unchanged.
+    pub digest: ItemDigest,
 }
 
 impl KeyRecord {
@@ -252,7 +255,12 @@ impl KeyRecord {
             };
             values.push(value);
         }
-        Ok(KeyRecord { id, values, secret })
+        Ok(KeyRecord {
+            id,
+            values,
+            secret,
+            digest: item_digest(item.get()),
+        })
     }
 
     /// [`KeyRecord::from_raw`] of a JSON value, for code that builds items in memory.

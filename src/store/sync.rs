@@ -20,6 +20,7 @@
 //! the pull ends without finishing it, a panic included.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::functions::FunctionFlags;
@@ -29,8 +30,9 @@ use rusqlite::{
     params_from_iter,
 };
 
+use crate::api::known::ItemDigest;
 use crate::api::model::{COLUMNS, ColumnSource, DATA_COLUMNS, DataColumn, data_column, same_extra};
-use crate::api::{Listing, Page, RequestCounts};
+use crate::api::{KnownItems, Listing, Page, RequestCounts};
 use crate::error::{DbContext, Error, Result};
 pub use crate::store::sync_status::SyncStatus;
 use crate::store::{Store, quoted_columns};
@@ -114,37 +116,79 @@ fn count_requests(conn: &Connection, sync: i64, counts: RequestCounts) -> Result
     Ok(())
 }
 
-/// The listed keys of this pull, in `temp.staged`: one row per id, the latest observation.
-/// A key staged again (a later page or pass) replaces its earlier observation.
+/// The live stored keys, sorted by id, with the last pass that listed each (0: none yet) and
+/// whether its row in `temp.staged` is its latest observation.
+struct StoredKeys {
+    ids: Vec<i64>,
+    listed: Vec<u32>,
+    staged: Vec<bool>,
+}
+
+impl StoredKeys {
+    fn position(&self, id: i64) -> Option<usize> {
+        self.ids.binary_search(&id).ok()
+    }
+
+    /// The live keys the last pass did not list: removed, when that pass is consistent.
+    fn unlisted(&self, last_pass: u32) -> Vec<i64> {
+        self.ids
+            .iter()
+            .zip(&self.listed)
+            .filter(|(_, listed)| **listed != last_pass)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}
+
+/// The listed keys of one pull, on their way to the tables. The items read are staged in
+/// `temp.staged`, one row per id (the latest observation), each page in a transaction of its
+/// own; the known ones only count as listed. [`Staging::apply`] compares and writes them all.
 pub struct Staging<'c> {
     conn: &'c Connection,
-    insert_sql: String,
+    sync: i64,
     store_secrets: bool,
     /// The account this database is bound to, if a pull has seen keys yet.
     account: Option<i64>,
+    stored: StoredKeys,
+    /// The database holds no key yet: every listed key is new.
+    first_keys: bool,
+    known: Arc<KnownItems>,
 }
 
 impl<'c> Staging<'c> {
-    /// Creates an empty staging table. Its columns have no type, so values keep exactly the
-    /// type they were bound with. The secret is staged only when it is to be stored.
-    fn new(conn: &'c Connection, store_secrets: bool) -> Result<Staging<'c>> {
-        let context = "cannot create the staging table";
+    /// Creates the empty staging table and reads the live keys, with the digests a known item
+    /// may stand for. The table's columns have no type, so values keep exactly the type they
+    /// were bound with. Its key is descending, the order the API lists keys in, so staging a
+    /// page appends to it.
+    fn new(conn: &'c Connection, sync: i64, store_secrets: bool) -> Result<Staging<'c>> {
+        register_same_extra(conn)?;
         conn.execute_batch(&format!(
             "DROP TABLE IF EXISTS temp.staged;
-             CREATE TEMP TABLE staged (id INTEGER PRIMARY KEY, pass, secret, {});",
+             CREATE TEMP TABLE staged (id INTEGER NOT NULL, pass, secret, digest, {},
+                                       PRIMARY KEY (id DESC)) WITHOUT ROWID;",
             quoted_columns("")
         ))
-        .db(context)?;
-        let placeholders = vec!["?"; DATA_COLUMNS.len() + 3].join(", ");
+        .db("cannot create the staging table")?;
+        let (stored, known) = stored_keys(conn, store_secrets)?;
+        let first_keys = conn
+            .query_row("SELECT NOT EXISTS (SELECT 1 FROM main.keys)", [], |row| {
+                row.get(0)
+            })
+            .db("cannot read the stored keys")?;
         Ok(Staging {
             conn,
-            insert_sql: format!(
-                "INSERT OR REPLACE INTO temp.staged (id, pass, secret, {}) VALUES ({placeholders})",
-                quoted_columns("")
-            ),
+            sync,
             store_secrets,
             account: bound_account(conn)?,
+            stored,
+            first_keys,
+            known: Arc::new(known),
         })
+    }
+
+    /// The stored keys a listed item may be recognised as, for the API client.
+    pub fn known(&self) -> Arc<KnownItems> {
+        Arc::clone(&self.known)
     }
 
     /// Refuses a listing of another account's keys on its first page, before anything is
@@ -174,6 +218,37 @@ impl<'c> Staging<'c> {
     }
 }
 
+/// The live keys, and the index of those whose digest a known item may stand for. With
+/// `--store-secrets`, a key whose full value is not stored yet is not in it: its items are
+/// read, so that the value gets stored.
+fn stored_keys(conn: &Connection, store_secrets: bool) -> Result<(StoredKeys, KnownItems)> {
+    let context = "cannot read the stored keys";
+    let mut statement = conn
+        .prepare(
+            "SELECT k.id, d.digest FROM main.keys AS k
+             LEFT JOIN main.key_digests AS d ON d.key_id = k.id
+                  AND NOT (?1 AND k.key IS NULL AND k.key_sha256 IS NOT NULL)
+             WHERE k.removed_sync IS NULL ORDER BY k.id",
+        )
+        .db(context)?;
+    let mut rows = statement.query([store_secrets]).db(context)?;
+    let (mut ids, mut digests) = (Vec::new(), Vec::new());
+    while let Some(row) = rows.next().db(context)? {
+        let id: i64 = row.get(0).db(context)?;
+        let digest: Option<Vec<u8>> = row.get(1).db(context)?;
+        if let Some(digest) = digest.and_then(|d| ItemDigest::try_from(d.as_slice()).ok()) {
+            digests.push((digest, id));
+        }
+        ids.push(id);
+    }
+    let stored = StoredKeys {
+        listed: vec![0; ids.len()],
+        staged: vec![false; ids.len()],
+        ids,
+    };
+    Ok((stored, KnownItems::new(digests)))
+}
+
 /// The account bound to this database (`account.user_id`), none before the first keys.
 fn bound_account(conn: &Connection) -> Result<Option<i64>> {
     conn.query_row("SELECT user_id FROM account", [], |row| row.get(0))
@@ -181,68 +256,181 @@ fn bound_account(conn: &Connection) -> Result<Option<i64>> {
         .db("cannot read the account this database is bound to")
 }
 
+/// `INSERT OR REPLACE` of a listed key into `table`: the `leading` columns, then the data
+/// columns.
+fn insert_sql(table: &str, leading: &[&str]) -> String {
+    let placeholders = vec!["?"; leading.len() + DATA_COLUMNS.len()].join(", ");
+    format!(
+        "INSERT OR REPLACE INTO {table} ({}, {}) VALUES ({placeholders})",
+        leading.join(", "),
+        quoted_columns("")
+    )
+}
+
 impl Staging<'_> {
-    /// Stages one page of listing pass `pass`, in a transaction of its own. Page 1 is first
-    /// checked against the account this database is bound to.
+    /// Takes one page of listing pass `pass`. Page 1 is first checked against the account this
+    /// database is bound to. A key listed again replaces its earlier observation.
     pub fn stage(&mut self, pass: u32, page: Page) -> Result<()> {
         if page.number == 1 {
             self.check_account(&page)?;
         }
         let context = "cannot stage a page of keys";
         let tx = self.conn.unchecked_transaction().db(context)?;
-        {
-            let mut insert = tx.prepare_cached(&self.insert_sql).db(context)?;
-            for item in page.items {
-                let secret = item.secret.filter(|_| self.store_secrets);
-                let head = [
-                    Value::Integer(item.id),
-                    Value::from(pass),
-                    Value::from(secret),
-                ];
-                insert
-                    .execute(params_from_iter(head.iter().chain(&item.values)))
-                    .db(context)?;
-            }
-        }
+        stage_page(&tx, self.store_secrets, &mut self.stored, pass, page)?;
         tx.commit().db(context)
     }
 }
 
-/// Applies the staged listing as sync `sync` and finishes its row, all in one transaction.
-fn apply_listing(
-    conn: &mut Connection,
-    sync: i64,
-    listing: &Listing,
+/// Stages the items of a page that were read, and counts every listed key in.
+fn stage_page(
+    conn: &Connection,
     store_secrets: bool,
-    now: i64,
-) -> Result<(SyncStatus, ApplyCounts)> {
-    register_same_extra(conn)?;
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .db("cannot start the write transaction")?;
-    refuse_if_overtaken(&tx, sync)?;
-    if listing.consistent() {
-        // Only the consistent pass counts: earlier passes may hold keys deleted since.
-        tx.execute("DELETE FROM temp.staged WHERE pass <> ?1", [listing.passes])
-            .db("cannot select the consistent pass")?;
+    stored: &mut StoredKeys,
+    pass: u32,
+    page: Page,
+) -> Result<()> {
+    let context = "cannot stage a page of keys";
+    for id in page.known {
+        let Some(at) = stored.position(id) else {
+            continue;
+        };
+        stored.listed[at] = pass;
+        // Listed again as stored: an earlier, different observation no longer stands.
+        if std::mem::take(&mut stored.staged[at]) {
+            conn.prepare_cached("DELETE FROM temp.staged WHERE id = ?1")
+                .and_then(|mut delete| delete.execute([id]))
+                .db(context)?;
+        }
     }
-    keep_hashes_of_masked_keys(&tx)?;
-    classify(&tx, listing.consistent())?;
-    write_changes(&tx, sync)?;
-    bind_account(&tx, sync)?;
-    let secrets_cleared = write_secrets(&tx, store_secrets)?;
-    let counts = ApplyCounts {
-        secrets_cleared,
-        ..count_changes(&tx)?
-    };
-    let status = if listing.consistent() {
-        SyncStatus::Ok
-    } else {
-        SyncStatus::Partial
-    };
-    finish_sync(&tx, sync, status, listing, counts, now)?;
-    tx.commit().db("cannot commit the sync")?;
-    Ok((status, counts))
+    let mut insert = conn
+        .prepare_cached(&insert_sql(
+            "temp.staged",
+            &["id", "pass", "secret", "digest"],
+        ))
+        .db(context)?;
+    for item in page.items {
+        if let Some(at) = stored.position(item.id) {
+            stored.listed[at] = pass;
+            stored.staged[at] = true;
+        }
+        let secret = item.secret.filter(|_| store_secrets);
+        let head = [
+            Value::Integer(item.id),
+            Value::from(pass),
+            Value::from(secret),
+            Value::Blob(item.digest.to_vec()),
+        ];
+        insert
+            .execute(params_from_iter(head.iter().chain(&item.values)))
+            .db(context)?;
+    }
+    Ok(())
+}
+
+impl Staging<'_> {
+    /// Applies the listing as this pull's sync and finishes its row, in the pull's one
+    /// transaction: the snapshot and its sync row change together or not at all.
+    pub fn apply(self, listing: &Listing, now: i64) -> Result<(SyncStatus, ApplyCounts)> {
+        let tx = Transaction::new_unchecked(self.conn, TransactionBehavior::Immediate)
+            .db("cannot start the write transaction")?;
+        let sync = self.sync;
+        refuse_if_overtaken(&tx, sync)?;
+        let consistent = listing.consistent();
+        if consistent {
+            // Only the consistent pass counts: earlier passes may hold keys deleted since.
+            tx.execute("DELETE FROM temp.staged WHERE pass <> ?1", [listing.passes])
+                .db("cannot select the consistent pass")?;
+        }
+        let counts = match self.first_keys {
+            true => write_first_keys(&tx, sync)?,
+            false => {
+                let removed = match consistent {
+                    true => self.stored.unlisted(listing.passes),
+                    false => Vec::new(),
+                };
+                keep_hashes_of_masked_keys(&tx)?;
+                classify(&tx, &removed)?;
+                write_changes(&tx, sync)?;
+                count_changes(&tx)?
+            }
+        };
+        write_digests(&tx)?;
+        if self.account.is_none() {
+            bind_account(&tx, sync)?;
+        }
+        let secrets_cleared = write_secrets(&tx, self.store_secrets)?;
+        let counts = ApplyCounts {
+            secrets_cleared,
+            ..counts
+        };
+        let status = if consistent {
+            SyncStatus::Ok
+        } else {
+            SyncStatus::Partial
+        };
+        finish_sync(&tx, sync, status, listing, counts, now)?;
+        tx.commit().db("cannot commit the sync")?;
+        Ok((status, counts))
+    }
+}
+
+/// Keeps the digest of every item staged: the one its key's row now stands for, changed or
+/// not.
+fn write_digests(tx: &Transaction<'_>) -> Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO main.key_digests (key_id, digest)
+         SELECT id, digest FROM temp.staged ORDER BY id",
+        [],
+    )
+    .db("cannot record the digests of the listed keys")?;
+    Ok(())
+}
+
+/// The first keys of a database: every staged key is new, so none is compared, and each gets
+/// its row and its first version, written in id order (appended, the cheap way for SQLite).
+/// Their use counts by the rule of [`LEDGER_SQL`] for added keys: all of it, when created after
+/// the good sync before this one started (an account that had no keys then).
+fn write_first_keys(tx: &Transaction<'_>, sync: i64) -> Result<ApplyCounts> {
+    let context = "cannot write the first keys";
+    let plain = quoted_columns("");
+    let added = tx
+        .execute(
+            &format!(
+                "INSERT INTO main.keys (id, first_seen_sync, {plain})
+                 SELECT id, ?1, {plain} FROM temp.staged ORDER BY id"
+            ),
+            [sync],
+        )
+        .db(context)?;
+    tx.execute(
+        &format!(
+            "INSERT INTO main.key_versions (key_id, valid_from_sync, changed, {plain})
+             SELECT id, ?1, '[]', {plain} FROM temp.staged ORDER BY id"
+        ),
+        [sync],
+    )
+    .db(context)?;
+    let before: Option<i64> = tx
+        .query_row(
+            "SELECT started_at FROM main.good_syncs WHERE id < ?1 ORDER BY id DESC LIMIT 1",
+            [sync],
+            |row| row.get(0),
+        )
+        .optional()
+        .db(context)?;
+    if let Some(before) = before {
+        tx.execute(
+            "INSERT INTO main.use_ledger (key_id, sync_id, used, running_total)
+             SELECT id, ?1, used_quota, used_quota FROM main.keys
+             WHERE created_time > ?2 AND used_quota > 0",
+            [sync, before],
+        )
+        .db(context)?;
+    }
+    Ok(ApplyCounts {
+        added,
+        ..ApplyCounts::default()
+    })
 }
 
 /// A gateway that starts masking keys (a 2026 upgrade) sends `abcd**********wxyz` where it sent
@@ -307,12 +495,14 @@ fn refuse_if_overtaken(tx: &Transaction<'_>, sync: i64) -> Result<()> {
     )))
 }
 
-/// Binds the database to the account of the keys it first sees: the `user_id` most of them
-/// carry. A database that is bound already stays as it is.
+/// Binds the database to the account of the keys it first sees: the `user_id` most of its live
+/// keys carry, once this sync's changes are written. A database that is bound already stays as
+/// it is.
 fn bind_account(tx: &Transaction<'_>, sync: i64) -> Result<()> {
     tx.execute(
         "INSERT OR IGNORE INTO main.account (id, user_id, bound_sync)
-         SELECT 1, user_id, ?1 FROM temp.staged WHERE user_id IS NOT NULL
+         SELECT 1, user_id, ?1 FROM main.keys
+         WHERE removed_sync IS NULL AND user_id IS NOT NULL
          GROUP BY user_id ORDER BY count(*) DESC, user_id LIMIT 1",
         [sync],
     )
@@ -322,8 +512,8 @@ fn bind_account(tx: &Transaction<'_>, sync: i64) -> Result<()> {
 
 /// Fills `temp.delta` with every key this sync changes: `added` (new), `restored` (back after
 /// a removal), `changed` (data differ, NULL-safely, from the stored state) with the names of
-/// the changed columns, and, for a consistent listing only, `removed`.
-fn classify(tx: &Transaction<'_>, consistent: bool) -> Result<()> {
+/// the changed columns, and `removed` (the live keys a consistent listing did not list).
+fn classify(tx: &Transaction<'_>, removed: &[i64]) -> Result<()> {
     let context = "cannot compare the listing with the stored keys";
     let differing = COLUMNS
         .map(
@@ -352,17 +542,15 @@ fn classify(tx: &Transaction<'_>, consistent: bool) -> Result<()> {
                     CASE WHEN k.id IS NULL THEN '[]'
                          ELSE '[' || ltrim({differing}, ',') || ']' END AS changed
              FROM temp.staged s LEFT JOIN main.keys k ON k.id = s.id)
-         WHERE kind <> 'changed' OR changed <> '[]';"
+         WHERE kind <> 'changed' OR changed <> '[]'
+         ORDER BY id;"
     ))
     .db(context)?;
-    if consistent {
-        tx.execute(
-            "INSERT INTO temp.delta (id, kind)
-             SELECT id, 'removed' FROM main.keys
-             WHERE removed_sync IS NULL AND id NOT IN (SELECT id FROM temp.staged)",
-            [],
-        )
+    let mut insert = tx
+        .prepare("INSERT INTO temp.delta (id, kind) VALUES (?1, 'removed')")
         .db(context)?;
+    for id in removed {
+        insert.execute([id]).db(context)?;
     }
     Ok(())
 }
@@ -415,10 +603,13 @@ fn write_changes(tx: &Transaction<'_>, sync: i64) -> Result<()> {
         "UPDATE main.keys SET removed_sync = ?1
          WHERE id IN (SELECT id FROM temp.delta WHERE kind = 'removed')"
             .to_string(),
+        "DELETE FROM main.key_digests
+         WHERE key_id IN (SELECT id FROM temp.delta WHERE kind = 'removed')"
+            .to_string(),
         format!(
             "INSERT INTO main.keys (id, first_seen_sync, {plain})
              SELECT s.id, ?1, {staged} FROM temp.staged s JOIN temp.delta d ON d.id = s.id
-             WHERE d.kind = 'added'"
+             WHERE d.kind = 'added' ORDER BY s.id"
         ),
         format!(
             "UPDATE main.keys SET {assignments}, removed_sync = NULL
@@ -429,7 +620,7 @@ fn write_changes(tx: &Transaction<'_>, sync: i64) -> Result<()> {
         format!(
             "INSERT INTO main.key_versions (key_id, valid_from_sync, changed, {plain})
              SELECT s.id, ?1, d.changed, {staged} FROM temp.staged s JOIN temp.delta d ON d.id = s.id
-             WHERE d.kind IN ('added', 'changed', 'restored')"
+             WHERE d.kind IN ('added', 'changed', 'restored') ORDER BY s.id"
         ),
     ];
     for sql in statements {
@@ -521,20 +712,9 @@ impl Store {
         begin_sync(self.conn(), base_url, now)
     }
 
-    /// An empty staging table for this pull's pages.
-    pub fn staging(&self, store_secrets: bool) -> Result<Staging<'_>> {
-        Staging::new(self.conn(), store_secrets)
-    }
-
-    /// Applies the staged listing and finishes the sync row: see [`apply_listing`].
-    pub fn apply_listing(
-        &mut self,
-        sync: i64,
-        listing: &Listing,
-        store_secrets: bool,
-        now: i64,
-    ) -> Result<(SyncStatus, ApplyCounts)> {
-        apply_listing(self.conn_mut(), sync, listing, store_secrets, now)
+    /// Where sync `sync`'s pages go, until [`Staging::apply`] applies them.
+    pub fn staging(&self, sync: i64, store_secrets: bool) -> Result<Staging<'_>> {
+        Staging::new(self.conn(), sync, store_secrets)
     }
 
     /// Records the requests of a pull that did not finish: see [`count_requests`].

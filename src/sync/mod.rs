@@ -203,7 +203,9 @@ async fn record_sync(
         requests: client.request_counter(),
     })
     .map_err(|error| (None, error))?;
-    let sync = writer.begun().await.map_err(|error| (None, error))?;
+    let begun = writer.begun().await.map_err(|error| (None, error))?;
+    let sync = begun.sync;
+    client.recognise(begun.known);
     let recorded_in_sync = |error| (Some(sync), error);
     let started = Instant::now();
     let listed = tokio::select! {

@@ -110,7 +110,7 @@ impl<S> PageProgress<S> {
 
     /// One more page of `pass` done: the bar, the keys so far, their rate and the time left.
     fn advance(&mut self, bar: &ProgressBar, pass: u32, page: &Page) {
-        self.keys += page.items.len() as u64;
+        self.keys += page.len() as u64;
         bar.inc(1);
         let again = if pass > 1 {
             format!(" (pass {pass})")

@@ -27,10 +27,10 @@ use std::thread::{self, JoinHandle};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::pacing::RequestCounter;
-use crate::api::{Listing, Page, PageSink};
+use crate::api::{KnownItems, Listing, Page, PageSink};
 use crate::error::{Error, Result};
 use crate::store::Store;
-use crate::store::sync::{ApplyCounts, PANICKED, SyncStatus, UnfinishedSync};
+use crate::store::sync::{ApplyCounts, PANICKED, Staging, SyncStatus, UnfinishedSync};
 use crate::time::unix_now;
 
 /// Pages queued for the writer at most: enough to keep it busy while the next page is fetched
@@ -80,6 +80,12 @@ pub struct WriterJob {
     pub requests: Arc<RequestCounter>,
 }
 
+/// A pull whose row is written: its sync, and the stored keys its listing may recognise.
+pub struct Begun {
+    pub sync: i64,
+    pub known: Arc<KnownItems>,
+}
+
 /// The writer thread's answer: its outcome, or its panic's payload.
 type Answer = thread::Result<Result<Written>>;
 
@@ -88,7 +94,7 @@ type Answer = thread::Result<Result<Written>>;
 /// to record that on the row, so that no way out leaves the row `running`.
 pub struct Writer {
     messages: Option<mpsc::Sender<Message>>,
-    begun: oneshot::Receiver<i64>,
+    begun: oneshot::Receiver<Begun>,
     answer: Option<oneshot::Receiver<Answer>>,
     thread: Option<JoinHandle<()>>,
     /// Set when the runtime side drops this during a panic: the row then says so.
@@ -122,9 +128,9 @@ impl Writer {
         })
     }
 
-    /// The sync's id once its row is written, or why it could not be (a clock going back, a
-    /// database that does not open).
-    pub async fn begun(&mut self) -> Result<i64> {
+    /// The sync's id and the stored keys once its row is written, or why it could not be (a
+    /// clock going back, a database that does not open).
+    pub async fn begun(&mut self) -> Result<Begun> {
         match (&mut self.begun).await {
             Ok(sync) => Ok(sync),
             Err(_) => Err(self.stopped().await),
@@ -249,35 +255,26 @@ impl PageSink for WriterSink {
 fn write(
     job: &WriterJob,
     inbox: mpsc::Receiver<Message>,
-    begun: oneshot::Sender<i64>,
+    begun: oneshot::Sender<Begun>,
     runtime_panicked: &AtomicBool,
 ) -> Result<Written> {
-    let mut store = Store::open(&job.db)?;
+    let store = Store::open(&job.db)?;
     let sync = store.begin_sync(&job.base_url, unix_now(job.now))?;
     let unfinished = UnfinishedSync::new(&job.db, sync, job.now);
-    let _ = begun.send(sync);
-    let written = match stage_listing(&store, inbox, job.store_secrets) {
-        Ok(End::Listed(listing)) => apply(&mut store, sync, &listing, job),
-        Ok(End::Failed(error)) => {
-            count_requests(&store, sync, job);
-            record_failure(&store, sync, job, error);
-            Ok(Written::Failed)
+    let written = match store.staging(sync, job.store_secrets) {
+        Ok(mut staging) => {
+            let known = staging.known();
+            let _ = begun.send(Begun { sync, known });
+            match stage_listing(&mut staging, inbox) {
+                Ok(End::Listed(listing)) => apply(staging, &store, sync, &listing, job),
+                // Dropped unapplied, the staging rolls back what it wrote.
+                end => {
+                    drop(staging);
+                    record_end(&store, sync, job, end, runtime_panicked)
+                }
+            }
         }
-        Ok(End::Interrupted) => {
-            count_requests(&store, sync, job);
-            let why = if runtime_panicked.load(Ordering::SeqCst) {
-                PANICKED
-            } else {
-                "interrupted"
-            };
-            // A row that cannot be marked here is left to `unfinished`, on a connection of its own.
-            store.fail_sync(sync, unix_now(job.now), why)?;
-            Ok(Written::Interrupted)
-        }
-        Err(error) => {
-            count_requests(&store, sync, job);
-            Err(record_failure(&store, sync, job, error))
-        }
+        Err(error) => Err(record_failure(&store, sync, job, error)),
     };
     let secrets_cleared = match &written {
         Ok(Written::Applied(_, counts)) => counts.secrets_cleared,
@@ -288,9 +285,48 @@ fn write(
     written
 }
 
+/// Records on the row how a listing that was not applied ended.
+fn record_end(
+    store: &Store,
+    sync: i64,
+    job: &WriterJob,
+    end: Result<End>,
+    runtime_panicked: &AtomicBool,
+) -> Result<Written> {
+    match end {
+        Ok(End::Listed(_)) => Err(Error::Internal("a complete listing was not applied".into())),
+        Ok(End::Failed(error)) => {
+            count_requests(store, sync, job);
+            record_failure(store, sync, job, error);
+            Ok(Written::Failed)
+        }
+        Ok(End::Interrupted) => {
+            count_requests(store, sync, job);
+            let why = if runtime_panicked.load(Ordering::SeqCst) {
+                PANICKED
+            } else {
+                "interrupted"
+            };
+            // A row that cannot be marked here is left to `unfinished`, on a connection of its own.
+            store.fail_sync(sync, unix_now(job.now), why)?;
+            Ok(Written::Interrupted)
+        }
+        Err(error) => {
+            count_requests(store, sync, job);
+            Err(record_failure(store, sync, job, error))
+        }
+    }
+}
+
 /// Applies the listing, or records why it could not be applied.
-fn apply(store: &mut Store, sync: i64, listing: &Listing, job: &WriterJob) -> Result<Written> {
-    match store.apply_listing(sync, listing, job.store_secrets, unix_now(job.now)) {
+fn apply(
+    staging: Staging<'_>,
+    store: &Store,
+    sync: i64,
+    listing: &Listing,
+    job: &WriterJob,
+) -> Result<Written> {
+    match staging.apply(listing, unix_now(job.now)) {
         Ok((status, counts)) => Ok(Written::Applied(status, counts)),
         Err(error) => Err(record_failure(store, sync, job, error)),
     }
@@ -298,12 +334,7 @@ fn apply(store: &mut Store, sync: i64, listing: &Listing, job: &WriterJob) -> Re
 
 /// Stages pages until the listing's end arrives. Takes the channel so that leaving early (an
 /// error) closes it: the listing's next page then fails instead of waiting.
-fn stage_listing(
-    store: &Store,
-    mut inbox: mpsc::Receiver<Message>,
-    store_secrets: bool,
-) -> Result<End> {
-    let mut staging = store.staging(store_secrets)?;
+fn stage_listing(staging: &mut Staging<'_>, mut inbox: mpsc::Receiver<Message>) -> Result<End> {
     while let Some(message) = inbox.blocking_recv() {
         match message {
             Message::Page { pass, page, staged } => {
@@ -366,7 +397,7 @@ mod tests {
             requests: Arc::default(),
         })
         .unwrap();
-        let sync = writer.begun().await.unwrap();
+        let sync = writer.begun().await.unwrap().sync;
         (writer, sync)
     }
 

@@ -49,14 +49,12 @@ fn pull_passes(
 ) -> (i64, SyncStatus, ApplyCounts) {
     let sync = begin_sync(conn, "http://127.0.0.1:1", now).unwrap();
     let mut pages = 0;
-    {
-        let mut staging = Staging::new(conn, store_secrets).unwrap();
-        for (pass, keys) in (1..).zip(passes) {
-            let chunks: Vec<&[KeyRecord]> = keys.chunks(2).collect();
-            pages = chunks.len() as u32;
-            for (number, chunk) in (1..).zip(chunks) {
-                staging.stage(pass, page(number, chunk.to_vec())).unwrap();
-            }
+    let mut staging = Staging::new(conn, sync, store_secrets).unwrap();
+    for (pass, keys) in (1..).zip(passes) {
+        let chunks: Vec<&[KeyRecord]> = keys.chunks(2).collect();
+        pages = chunks.len() as u32;
+        for (number, chunk) in (1..).zip(chunks) {
+            staging.stage(pass, page(number, chunk.to_vec())).unwrap();
         }
     }
     let last = passes.last().unwrap();
@@ -67,7 +65,7 @@ fn pull_passes(
         passes: passes.len() as u32,
         requests: Default::default(),
     };
-    let (status, counts) = apply_listing(conn, sync, &listing, store_secrets, now).unwrap();
+    let (status, counts) = staging.apply(&listing, now).unwrap();
     (sync, status, counts)
 }
 
@@ -446,8 +444,8 @@ fn full_key_values_are_kept_only_when_asked_and_only_while_their_hash_is_known()
 fn page_1_of_another_account_is_refused_before_it_is_staged() {
     let mut conn = migrated_in_memory();
     pull(&mut conn, 100, plain(&[1]));
-    begin_sync(&conn, "http://127.0.0.1:1", 200).unwrap();
-    let mut staging = Staging::new(&conn, false).unwrap();
+    let sync = begin_sync(&conn, "http://127.0.0.1:1", 200).unwrap();
+    let mut staging = Staging::new(&conn, sync, false).unwrap();
     let other = || vec![key(8, json!({"user_id": 9}))];
     let refused = staging.stage(1, page(1, other()));
     assert!(
