@@ -1168,6 +1168,36 @@ mod tests {
         assert_eq!(err.code(), crate::error::exit::API);
     }
 
+    #[test]
+    fn known_items_are_counted_by_id_and_not_read() {
+        let (stored, changed) = (r#"{"id":7,"name":"a"}"#, r#"{"id":8,"name":"b"}"#);
+        let known = KnownItems::new(vec![(item_digest(stored), 7), (item_digest("{}"), 9)]);
+        // An item that is not known is read, and a bad one is still an error.
+        let body = format!(
+            r#"{{"success":true,"data":{{"total":3,"items":[{changed},{stored},{{"id":"x"}}]}}}}"#
+        );
+        let err = parse_page(2, body.as_bytes(), Some(&known)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "page 2: item 2: field `id` is a string, expected an integer"
+        );
+        let body =
+            format!(r#"{{"success":true,"data":{{"total":3,"items":[{changed},{stored}]}}}}"#);
+        let page = parse_page(2, body.as_bytes(), Some(&known)).unwrap();
+        assert_eq!(
+            page.items.iter().map(|item| item.id).collect::<Vec<_>>(),
+            [8]
+        );
+        assert_eq!(page.items[0].digest, item_digest(changed));
+        assert_eq!((page.known.clone(), page.len()), (vec![7], 2));
+        assert_eq!(page.ids().collect::<Vec<_>>(), [8, 7]);
+        // The same key written with other spacing is read.
+        let spaced = r#"{"id":7, "name":"a"}"#;
+        let body = format!(r#"{{"success":true,"data":{{"items":[{spaced}]}}}}"#);
+        let page = parse_page(2, body.as_bytes(), Some(&known)).unwrap();
+        assert_eq!((page.items.len(), page.known.len()), (1, 0));
+    }
+
     /// The recorded gateway page cut at every byte, and with every byte replaced by a quote:
     /// never a panic, and a cut page is never taken for a page.
     #[test]

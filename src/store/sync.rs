@@ -153,6 +153,9 @@ pub struct Staging<'c> {
     /// The database holds no key yet: every listed key is new.
     first_keys: bool,
     known: Arc<KnownItems>,
+    /// Listed items so far, over all passes: known unchanged, and read.
+    items_known: usize,
+    items_read: usize,
 }
 
 impl<'c> Staging<'c> {
@@ -183,6 +186,8 @@ impl<'c> Staging<'c> {
             stored,
             first_keys,
             known: Arc::new(known),
+            items_known: 0,
+            items_read: 0,
         })
     }
 
@@ -275,6 +280,8 @@ impl Staging<'_> {
             self.check_account(&page)?;
         }
         let context = "cannot stage a page of keys";
+        self.items_known += page.known.len();
+        self.items_read += page.items.len();
         let tx = self.conn.unchecked_transaction().db(context)?;
         stage_page(&tx, self.store_secrets, &mut self.stored, pass, page)?;
         tx.commit().db(context)
@@ -335,6 +342,11 @@ impl Staging<'_> {
             .db("cannot start the write transaction")?;
         let sync = self.sync;
         refuse_if_overtaken(&tx, sync)?;
+        tracing::info!(
+            "sync {sync}: {} listed items known unchanged, {} read",
+            self.items_known,
+            self.items_read
+        );
         let consistent = listing.consistent();
         if consistent {
             // Only the consistent pass counts: earlier passes may hold keys deleted since.

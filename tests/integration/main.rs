@@ -42,6 +42,8 @@
 //!   times (failed pulls included), `prune --json`.
 //! - `pacing`: the rate limit: the `requests` / `rate_limited` counts of every pull, `--max-rate`
 //!   pacing without a 429, and the window learnt from 429s with and without `Retry-After`.
+//! - `unchanged`: a re-pull reads only what changed: items known by their digest, every change
+//!   still recorded, databases without digests, `--store-secrets`.
 //! - `installed`: an installed binary without a checkout: `query --report --show-sql` run back
 //!   through `--file`, and `demo --db PATH` made again at any path.
 
@@ -60,5 +62,6 @@ mod pacing;
 mod pull;
 mod query;
 mod terminal;
+mod unchanged;
 mod upstream;
 mod usage;

@@ -496,6 +496,18 @@ fn the_gateway_starting_to_mask_keys_changes_nothing() {
         ],
         "{diff}"
     );
+    // The same masked pages again: page 2's three items are known by their digest (page 1 is
+    // always read, twice), and nothing changes.
+    let third = h.pull_run(&["--json", "-v"], 0);
+    assert_eq!(summary_of(&third), ("ok".into(), 103, 0, 0, 0, 2));
+    assert!(
+        third
+            .stderr
+            .contains("sync 3: 3 listed items known unchanged, 200 read"),
+        "{}",
+        third.stderr
+    );
+    assert_eq!(h.count("SELECT count(*) FROM key_versions"), 104);
 }
 
 #[test]

@@ -535,3 +535,193 @@ fn each_pull_writes_the_use_its_keys_made_since_the_sync_before() {
         .unwrap();
     assert_eq!(rows(&conn, LEDGER), written);
 }
+
+/// One pull at `now` of hand-made pages: each pass's pages as given (items read, ids known).
+fn pull_pages(
+    conn: &mut Connection,
+    now: i64,
+    passes: Vec<Vec<Page>>,
+    inconsistency: Option<&str>,
+) -> ApplyCounts {
+    let sync = begin_sync(conn, "http://127.0.0.1:1", now).unwrap();
+    let count = passes.len() as u32;
+    let mut staging = Staging::new(conn, sync, false).unwrap();
+    let (mut pages, mut keys_seen) = (0, 0);
+    for (pass, pass_pages) in (1..).zip(passes) {
+        (pages, keys_seen) = (pass_pages.len() as u32, 0);
+        for page in pass_pages {
+            keys_seen += page.len();
+            staging.stage(pass, page).unwrap();
+        }
+    }
+    let listing = Listing {
+        pages,
+        keys_seen,
+        inconsistency: inconsistency.map(str::to_string),
+        passes: count,
+        requests: Default::default(),
+    };
+    staging.apply(&listing, now).unwrap().1
+}
+
+/// Page `number` with `items` read and the ids `known` recognised by their digest.
+fn page_known(number: u32, items: Vec<KeyRecord>, known: &[i64]) -> Page {
+    Page {
+        known: known.to_vec(),
+        ..Page::of(number, items)
+    }
+}
+
+/// Each key's stored digest, as (id, digest) rows.
+const DIGESTS: &str = "SELECT key_id, digest FROM key_digests ORDER BY key_id";
+
+fn digest_row(item: &KeyRecord) -> Vec<Value> {
+    vec![int(item.id), Value::Blob(item.digest.to_vec())]
+}
+
+#[test]
+fn every_listed_key_keeps_the_digest_of_its_item_and_a_removed_one_loses_it() {
+    let mut conn = migrated_in_memory();
+    let first = vec![key(1, json!({})), key(2, json!({})), key(3, json!({}))];
+    pull(&mut conn, 100, first.clone());
+    assert_eq!(
+        rows(&conn, DIGESTS),
+        first.iter().map(digest_row).collect::<Vec<_>>()
+    );
+    // Key 1 renamed, key 2 unchanged but read (page 1), key 3 gone.
+    let second = vec![key(1, json!({"name": "renamed"})), first[1].clone()];
+    assert_eq!(pull(&mut conn, 200, second.clone()), counts(0, 1, 1, 0));
+    assert_eq!(
+        rows(&conn, DIGESTS),
+        second.iter().map(digest_row).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn known_keys_count_as_listed_and_write_nothing() {
+    let mut conn = migrated_in_memory();
+    pull(&mut conn, 100, plain(&[1, 2, 3, 4]));
+    let versions = rows(&conn, VERSIONS);
+    // Key 4 changed (read), 1 and 3 known, 2 neither: removed.
+    let changed = key(4, json!({"status": 2}));
+    let applied = pull_pages(
+        &mut conn,
+        200,
+        vec![vec![
+            page(1, vec![changed.clone()]),
+            page_known(2, vec![], &[3, 1]),
+        ]],
+        None,
+    );
+    assert_eq!(applied, counts(0, 1, 1, 0));
+    assert_eq!(
+        rows(&conn, KEYS),
+        vec![
+            vec![int(1), text("key-1"), int(1), NULL],
+            vec![int(2), text("key-2"), int(1), int(2)],
+            vec![int(3), text("key-3"), int(1), NULL],
+            vec![int(4), text("key-4"), int(1), NULL],
+        ]
+    );
+    let mut expected = versions;
+    expected[1][2] = int(2);
+    expected[3][2] = int(2);
+    expected.push(vec![int(4), int(2), NULL, text("[\"status\"]")]);
+    assert_eq!(rows(&conn, VERSIONS), expected);
+    // A listing of only known keys changes nothing at all.
+    let before = (
+        rows(&conn, KEYS),
+        rows(&conn, VERSIONS),
+        rows(&conn, DIGESTS),
+    );
+    let applied = pull_pages(
+        &mut conn,
+        300,
+        vec![vec![page_known(1, vec![], &[4, 3, 1])]],
+        None,
+    );
+    assert_eq!(applied, counts(0, 0, 0, 0));
+    let after = (
+        rows(&conn, KEYS),
+        rows(&conn, VERSIONS),
+        rows(&conn, DIGESTS),
+    );
+    assert_eq!(after, before);
+}
+
+#[test]
+fn a_key_listed_changed_then_known_keeps_its_stored_state() {
+    let mut conn = migrated_in_memory();
+    pull(&mut conn, 100, plain(&[1, 2]));
+    // Pass 1 reads key 2 changed; pass 2 knows it as stored: the later observation stands,
+    // in a partial listing too (where earlier passes count).
+    let changed = key(2, json!({"name": "for a moment"}));
+    let passes = vec![
+        vec![page(1, vec![changed.clone()]), page_known(2, vec![], &[1])],
+        vec![page_known(1, vec![], &[2, 1])],
+    ];
+    let applied = pull_pages(&mut conn, 200, passes, Some("the totals differed"));
+    assert_eq!(applied, counts(0, 0, 0, 0));
+    assert_eq!(
+        rows(&conn, "SELECT count(*) FROM key_versions"),
+        vec![vec![int(2)]]
+    );
+    assert_eq!(
+        rows(&conn, "SELECT name FROM keys WHERE id = 2"),
+        vec![vec![text("key-2")]]
+    );
+}
+
+#[test]
+fn the_known_index_holds_the_live_keys_whose_value_need_not_be_read() {
+    let mut conn = migrated_in_memory();
+    let (a, b) = (
+        key(1, json!({"key": KEY_A})),
+        key(2, json!({"key": "abcd**********wxyz"})),
+    );
+    pull(
+        &mut conn,
+        100,
+        vec![a.clone(), b.clone(), key(3, json!({}))],
+    );
+    pull(&mut conn, 200, vec![a.clone(), b.clone()]);
+    let sync = begin_sync(&conn, "http://127.0.0.1:1", 300).unwrap();
+    let known = Staging::new(&conn, sync, false).unwrap().known();
+    assert_eq!(
+        (known.id_of(&a.digest), known.id_of(&b.digest)),
+        (Some(1), Some(2))
+    );
+    assert_eq!(known.len(), 2, "key 3 is removed");
+    // With --store-secrets, key 1's full value is not stored yet: its item must be read.
+    let known = Staging::new(&conn, sync, true).unwrap().known();
+    assert_eq!(
+        (known.id_of(&a.digest), known.id_of(&b.digest)),
+        (None, Some(2))
+    );
+    drop(known);
+    fail_sync(&conn, sync, 300, "not applied").unwrap();
+    pull_passes(&mut conn, 400, &[vec![a.clone(), b.clone()]], None, true);
+    let sync = begin_sync(&conn, "http://127.0.0.1:1", 500).unwrap();
+    let known = Staging::new(&conn, sync, true).unwrap().known();
+    assert_eq!(known.id_of(&a.digest), Some(1), "its value is stored now");
+}
+
+#[test]
+fn the_first_keys_after_an_empty_listing_count_their_use_by_the_rule() {
+    let mut conn = migrated_in_memory();
+    assert_eq!(pull(&mut conn, 1_000, vec![]), counts(0, 0, 0, 0));
+    // Created after sync 1 started: all its use counts; created before: none of it.
+    let applied = pull(
+        &mut conn,
+        2_000,
+        vec![using(1, 1_500, 70), using(2, 900, 50)],
+    );
+    assert_eq!(applied, counts(2, 0, 0, 0));
+    assert_eq!(
+        rows(
+            &conn,
+            "SELECT key_id, sync_id, used, running_total FROM use_ledger"
+        ),
+        vec![vec![int(1), int(2), int(70), int(70)]]
+    );
+}
