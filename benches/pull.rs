@@ -6,6 +6,10 @@
 //! a first pull into an empty database, the same account unchanged, then with 1% of keys
 //! changed, and the sqlite-utils baseline script against the same server.
 //!
+//! Then the first pull of a big account (`KEYSYNC_BENCH_BIG_KEYS`, default 1,000,000; 0 skips
+//! it), and the issue's table: each case as measured before this work ("today"), its target
+//! and now, side by side.
+//!
 //! `KEYSYNC_BENCH_SERVE=1` only serves the account (its URL on stdout) until stdin closes, to
 //! profile one pull by hand (`perf record keysync pull ...`).
 
@@ -30,6 +34,7 @@ fn main() {
     }
     let mut launcher = launcher::Launcher::start();
     let keys: usize = env_or("KEYSYNC_BENCH_KEYS", 100_000);
+    let big_keys: usize = env_or("KEYSYNC_BENCH_BIG_KEYS", 1_000_000);
     let runs: usize = env_or("KEYSYNC_BENCH_RUNS", 5);
     let mut items = account(keys);
     let pages: Pages = Arc::new(RwLock::new(serialise(&items)));
@@ -57,9 +62,9 @@ fn main() {
     let unchanged = measure(runs, |_| pull(&mut launcher, &url, &db));
     report("unchanged re-pull", &unchanged, keys);
     let growth = keysync::store::database_bytes(&db) as i64 - before as i64;
+    let new_versions = count_versions(&db) - versions_before;
     println!(
-        "  growth over {runs} unchanged re-pulls: {growth} bytes of database + WAL, {} new version rows",
-        count_versions(&db) - versions_before
+        "  growth over {runs} unchanged re-pulls: {growth} bytes of database + WAL, {new_versions} new version rows"
     );
 
     let changed = measure(runs, |run| {
@@ -69,21 +74,146 @@ fn main() {
     });
     report("1% of keys changed", &changed, keys);
 
-    match std::env::var_os("KEYSYNC_BENCH_PYTHON") {
-        Some(python) => {
-            let python = python.to_str().expect("a UTF-8 python path").to_string();
-            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/baseline.py");
-            let baseline = measure(runs, |run| {
-                let db = dir.path().join(format!("baseline-{run}.db"));
-                let db = db.to_str().expect("a UTF-8 temporary path");
-                launcher.run(&python, &[script, &url, TOKEN, db], &[])
-            });
-            report("baseline: requests + sqlite-utils", &baseline, keys);
-            let ratio = baseline.wall.as_secs_f64() / first.wall.as_secs_f64();
-            println!("  keysync's first pull is {ratio:.1}x faster than the baseline");
-        }
-        None => println!("baseline skipped: run benches/run.sh to install sqlite-utils for it"),
+    let baseline = std::env::var_os("KEYSYNC_BENCH_PYTHON").map(|python| {
+        let python = python.to_str().expect("a UTF-8 python path").to_string();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/baseline.py");
+        let baseline = measure(runs, |run| {
+            let db = dir.path().join(format!("baseline-{run}.db"));
+            let db = db.to_str().expect("a UTF-8 temporary path");
+            launcher.run(&python, &[script, &url, TOKEN, db], &[])
+        });
+        report("baseline: requests + sqlite-utils", &baseline, keys);
+        baseline.wall.as_secs_f64() / first.wall.as_secs_f64()
+    });
+    if baseline.is_none() {
+        println!("baseline skipped: run benches/run.sh to install sqlite-utils for it");
     }
+
+    // The big account, served by the same server once the small one is done with.
+    let big = (big_keys > 0).then(|| {
+        *pages.write().unwrap() = serialise(&account(big_keys));
+        let big = measure(runs, |run| {
+            let db = dir.path().join(format!("big-{run}.db"));
+            let measured = pull(&mut launcher, &url, &db);
+            std::fs::remove_file(&db).ok();
+            measured
+        });
+        report(&format!("first pull, {big_keys} keys"), &big, big_keys);
+        big
+    });
+
+    let small = [&first, &unchanged, &changed];
+    let peak = small.iter().map(|m| m.peak_rss_kib).max().unwrap_or(0);
+    let rows = [
+        Row::new(
+            format!("first pull, {} keys", thousands(keys)),
+            "0.86–0.99 s",
+            "≤ 0.7 s, and ≥ 7× the baseline",
+            format!(
+                "{:.2} s{}",
+                secs(&first),
+                baseline.map_or(String::new(), |ratio| format!(", {ratio:.1}× the baseline"))
+            ),
+            secs(&first) <= 0.7 && baseline.is_none_or(|ratio| ratio >= 7.0),
+        ),
+        Row::new(
+            format!("unchanged re-pull, {}", thousands(keys)),
+            "0.62–0.77 s",
+            "≤ 0.35 s, no version rows, ≤ 8 KiB growth",
+            format!(
+                "{:.2} s, {new_versions} version rows, {growth} bytes growth",
+                secs(&unchanged)
+            ),
+            secs(&unchanged) <= 0.35 && new_versions == 0 && growth <= 8 * 1024,
+        ),
+        Row::new(
+            format!("1% changed re-pull, {}", thousands(keys)),
+            "0.70–1.09 s",
+            "≤ 0.45 s",
+            format!("{:.2} s", secs(&changed)),
+            secs(&changed) <= 0.45,
+        ),
+        Row::new(
+            format!("peak RSS, {}", thousands(keys)),
+            "39 MB",
+            "≤ 64 MB",
+            format!("{:.1} MB", megabytes(peak)),
+            megabytes(peak) <= 64.0,
+        ),
+    ];
+    let big_row = big.map(|big| {
+        Row::new(
+            format!("first pull, {} keys", thousands(big_keys)),
+            "9.4 s",
+            "≤ 7 s, RSS ≤ 100 MB",
+            format!("{:.2} s, {:.1} MB", secs(&big), megabytes(big.peak_rss_kib)),
+            secs(&big) <= 7.0 && megabytes(big.peak_rss_kib) <= 100.0,
+        )
+    });
+    print_table(
+        rows.iter().chain(big_row.as_ref()),
+        keys == 100_000 && big_keys == 1_000_000,
+    );
+}
+
+/// One line of the issue's table: what was measured before this work, the target, and now.
+struct Row {
+    case: String,
+    today: &'static str,
+    target: &'static str,
+    now: String,
+    met: bool,
+}
+
+impl Row {
+    fn new(case: String, today: &'static str, target: &'static str, now: String, met: bool) -> Row {
+        Row {
+            case,
+            today,
+            target,
+            now,
+            met,
+        }
+    }
+}
+
+/// The table, as Markdown. "today" is what the issue measured before this work (whole
+/// processes against nginx, medians, 2026-11); its targets hold for 100,000 and 1,000,000 keys.
+fn print_table<'a>(rows: impl Iterator<Item = &'a Row>, sizes_of_the_targets: bool) {
+    println!();
+    println!("| case | today | target | now | met |");
+    println!("|---|---|---|---|---|");
+    for row in rows {
+        let met = match (sizes_of_the_targets, row.met) {
+            (false, _) => "(other size)",
+            (true, true) => "yes",
+            (true, false) => "no",
+        };
+        println!(
+            "| {} | {} | {} | {} | {met} |",
+            row.case, row.today, row.target, row.now
+        );
+    }
+}
+
+fn secs(m: &Measurement) -> f64 {
+    m.wall.as_secs_f64()
+}
+
+fn megabytes(kib: i64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
