@@ -10,7 +10,8 @@
 //! it), and the table: each case as measured before this work ("today"), its target
 //! and now, side by side.
 //!
-//! `KEYSYNC_BENCH_SERVE=1` only serves the account (its URL on stdout) until stdin closes, to
+//! `KEYSYNC_BENCH_BIN=PATH` measures another keysync binary (a build from before a change) with
+//! the same harness. `KEYSYNC_BENCH_SERVE=1` only serves the account (its URL on stdout) until stdin closes, to
 //! profile one pull by hand (`perf record keysync pull ...`).
 
 use std::path::Path;
@@ -46,7 +47,10 @@ fn main() {
         return;
     }
     let dir = tempfile::tempdir().expect("a temporary folder");
-    println!("keysync pull benchmark: {keys} keys, median of {runs} runs, server {url}");
+    println!(
+        "keysync pull benchmark: {keys} keys, median of {runs} runs, server {url}, binary {}",
+        keysync_binary()
+    );
     println!(
         "{:<34} {:>10} {:>12} {:>12}",
         "case", "wall", "keys/s", "peak RSS"
@@ -308,10 +312,16 @@ fn report(case: &str, m: &Measurement, keys: usize) {
     );
 }
 
+/// The binary measured: this crate's, or `KEYSYNC_BENCH_BIN` (another build of keysync, such as
+/// the one before a change, measured by the same harness in the same conditions).
+fn keysync_binary() -> String {
+    std::env::var("KEYSYNC_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_keysync").into())
+}
+
 fn pull(launcher: &mut launcher::Launcher, url: &str, db: &Path) -> Measurement {
     let db = db.to_str().expect("a UTF-8 temporary path");
     launcher.run(
-        env!("CARGO_BIN_EXE_keysync"),
+        &keysync_binary(),
         &["--db", db, "pull", "-q"],
         &[("COMETAPI_ACCESS_TOKEN", TOKEN), ("COMETAPI_BASE_URL", url)],
     )

@@ -6,11 +6,17 @@
 //! the final row, while HTTP and parsing stay on the async runtime and hand it pages.
 //!
 //! The `syncs` row is committed on its own before the listing starts, so that a failed or
-//! killed pull still leaves a trace. Pages are staged into a TEMP table (never the database
-//! file, and gone with the connection), so memory stays flat however large the account. Then
-//! [`apply_listing`] compares the staged keys with the stored ones in set-based SQL (one join,
-//! no query per key) and writes every change, the removals and the finished sync row in a
-//! single IMMEDIATE transaction: the snapshot and its sync row change together or not at all.
+//! killed pull still leaves a trace. [`Staging`] then reads the live keys and the digests of
+//! the item texts they were written from, which the API client uses to count an item sent
+//! unchanged by id without reading it (`api::known`): on a re-pull, most keys cost a digest and
+//! nothing here. The items that were read are staged into a TEMP table (never the database
+//! file, and gone with the connection), so memory stays flat however large the account; its
+//! key is descending, the order the API lists keys in, so staging appends. Then
+//! [`Staging::apply`] compares the staged keys with the stored ones in set-based SQL (one join,
+//! no query per key), takes the live keys no page listed as removed, and writes every change,
+//! the removals and the finished sync row in a single IMMEDIATE transaction: the snapshot and
+//! its sync row change together or not at all. The first keys of a database are all new, so
+//! they are written without a comparison, in id order.
 //!
 //! The record must stay true even when something outside goes wrong, so a pull also refuses:
 //! to start before the latest good sync (time moves forward), to list another account's
@@ -159,16 +165,21 @@ pub struct Staging<'c> {
 }
 
 impl<'c> Staging<'c> {
-    /// Creates the empty staging table and reads the live keys, with the digests a known item
-    /// may stand for. The table's columns have no type, so values keep exactly the type they
-    /// were bound with. Its key is descending, the order the API lists keys in, so staging a
-    /// page appends to it.
+    /// Creates the empty staging tables and reads the live keys, with the digests a known item
+    /// may stand for. `staged` holds the items' values (its columns have no type, so values
+    /// keep exactly the type they were bound with), `staged_digests` their digests, apart, so
+    /// that writing them does not read every staged row again. Both are keyed descending, the
+    /// order the API lists keys in, so staging a page appends to them; a row leaves both or
+    /// neither.
     fn new(conn: &'c Connection, sync: i64, store_secrets: bool) -> Result<Staging<'c>> {
         register_same_extra(conn)?;
         conn.execute_batch(&format!(
             "DROP TABLE IF EXISTS temp.staged;
-             CREATE TEMP TABLE staged (id INTEGER NOT NULL, pass, secret, digest, {},
-                                       PRIMARY KEY (id DESC)) WITHOUT ROWID;",
+             CREATE TEMP TABLE staged (id INTEGER NOT NULL, pass, secret, {},
+                                       PRIMARY KEY (id DESC)) WITHOUT ROWID;
+             DROP TABLE IF EXISTS temp.staged_digests;
+             CREATE TEMP TABLE staged_digests (id INTEGER NOT NULL, pass, digest,
+                                               PRIMARY KEY (id DESC)) WITHOUT ROWID;",
             quoted_columns("")
         ))
         .db("cannot create the staging table")?;
@@ -304,16 +315,20 @@ fn stage_page(
         stored.listed[at] = pass;
         // Listed again as stored: an earlier, different observation no longer stands.
         if std::mem::take(&mut stored.staged[at]) {
-            conn.prepare_cached("DELETE FROM temp.staged WHERE id = ?1")
-                .and_then(|mut delete| delete.execute([id]))
-                .db(context)?;
+            conn.execute_batch(&format!(
+                "DELETE FROM temp.staged WHERE id = {id};
+                 DELETE FROM temp.staged_digests WHERE id = {id};"
+            ))
+            .db(context)?;
         }
     }
     let mut insert = conn
-        .prepare_cached(&insert_sql(
-            "temp.staged",
-            &["id", "pass", "secret", "digest"],
-        ))
+        .prepare_cached(&insert_sql("temp.staged", &["id", "pass", "secret"]))
+        .db(context)?;
+    let mut insert_digest = conn
+        .prepare_cached(
+            "INSERT OR REPLACE INTO temp.staged_digests (id, pass, digest) VALUES (?1, ?2, ?3)",
+        )
         .db(context)?;
     for item in page.items {
         if let Some(at) = stored.position(item.id) {
@@ -321,11 +336,13 @@ fn stage_page(
             stored.staged[at] = true;
         }
         let secret = item.secret.filter(|_| store_secrets);
+        insert_digest
+            .execute(params![item.id, pass, &item.digest[..]])
+            .db(context)?;
         let head = [
             Value::Integer(item.id),
             Value::from(pass),
             Value::from(secret),
-            Value::Blob(item.digest.to_vec()),
         ];
         insert
             .execute(params_from_iter(head.iter().chain(&item.values)))
@@ -350,8 +367,12 @@ impl Staging<'_> {
         let consistent = listing.consistent();
         if consistent {
             // Only the consistent pass counts: earlier passes may hold keys deleted since.
-            tx.execute("DELETE FROM temp.staged WHERE pass <> ?1", [listing.passes])
-                .db("cannot select the consistent pass")?;
+            tx.execute_batch(&format!(
+                "DELETE FROM temp.staged WHERE pass <> {pass};
+                 DELETE FROM temp.staged_digests WHERE pass <> {pass};",
+                pass = listing.passes
+            ))
+            .db("cannot select the consistent pass")?;
         }
         let counts = match self.first_keys {
             true => write_first_keys(&tx, sync)?,
@@ -391,7 +412,7 @@ impl Staging<'_> {
 fn write_digests(tx: &Transaction<'_>) -> Result<()> {
     tx.execute(
         "INSERT OR REPLACE INTO main.key_digests (key_id, digest)
-         SELECT id, digest FROM temp.staged ORDER BY id",
+         SELECT id, digest FROM temp.staged_digests ORDER BY id",
         [],
     )
     .db("cannot record the digests of the listed keys")?;

@@ -318,17 +318,21 @@ fn log_lines_are_printed_above_the_progress_bar_which_shows_an_eta() {
         let shell = "keysync -v pull --concurrency 1 --backoff-base 10ms";
         let raw = on_tty(&h, env, shell, 0);
         let shown = screen(&raw);
-        assert_eq!(shown.len(), 2, "{}\n{raw:?}", shown.join("\n"));
+        assert_eq!(shown.len(), 3, "{}\n{raw:?}", shown.join("\n"));
         assert!(
             shown[0].starts_with("keysync: info: page 3: HTTP 502"),
             "{}",
             shown.join("\n")
         );
         assert!(shown[0].contains(", retry 1/8 in "), "{}", shown[0]);
+        assert_eq!(
+            shown[1],
+            "keysync: info: sync 1: 0 listed items known unchanged, 350 read"
+        );
         assert!(
-            shown[1].starts_with("sync 1 ok: 250 keys, 250 added, 0 changed, 0 removed ("),
+            shown[2].starts_with("sync 1 ok: 250 keys, 250 added, 0 changed, 0 removed ("),
             "{}",
-            shown[1]
+            shown[2]
         );
         // The bar was drawn (page count, keys, rate and the time left), and taken away again.
         // Page 1 took a 300 ms page (its rate counts from the pull's start): two pages of
