@@ -321,11 +321,11 @@ fn key_columns(key: String) -> (Value, Value, Option<String>) {
     }
     let digest = Sha256::digest(key.as_bytes());
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let hex: String = digest
-        .iter()
-        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
-        .map(char::from)
-        .collect();
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 15)]));
+    }
     (Value::Text(mask_key(&key)), Value::Text(hex), Some(key))
 }
 
@@ -366,15 +366,20 @@ pub fn same_column_value(column: usize, a: &Value, b: &Value) -> bool {
 /// The upstream gateway's masking rule: first 4 + 10 stars + last 4; 5 to 8 characters keep
 /// 2 + 4 stars + 2; up to 4 characters become all stars.
 pub fn mask_key(key: &str) -> String {
-    let chars: Vec<char> = key.chars().collect();
-    let n = chars.len();
-    let text = |range: std::ops::Range<usize>| chars[range].iter().collect::<String>();
-    match n {
-        0 => String::new(),
-        1..=4 => "*".repeat(n),
-        5..=8 => format!("{}****{}", text(0..2), text(n - 2..n)),
-        _ => format!("{}**********{}", text(0..4), text(n - 4..n)),
-    }
+    let n = key.chars().count();
+    // The byte offset where the `at`th character starts (the end for `n`).
+    let offset = |at: usize| key.char_indices().nth(at).map_or(key.len(), |(i, _)| i);
+    let (kept, stars) = match n {
+        0..=4 => return "*".repeat(n),
+        5..=8 => (2, "****"),
+        _ => (4, "**********"),
+    };
+    let (head, tail) = (&key[..offset(kept)], &key[offset(n - kept)..]);
+    let mut masked = String::with_capacity(head.len() + stars.len() + tail.len());
+    masked.push_str(head);
+    masked.push_str(stars);
+    masked.push_str(tail);
+    masked
 }
 
 pub fn json_type(value: &Json) -> &'static str {
@@ -425,6 +430,10 @@ mod tests {
         assert_eq!(mask_key("abcde"), "ab****de");
         assert_eq!(mask_key("abcd"), "****");
         assert_eq!(mask_key(""), "");
+        // Characters, not bytes.
+        assert_eq!(mask_key("é1234567890ü"), "é123**********890ü");
+        assert_eq!(mask_key("ééééé"), "éé****éé");
+        assert_eq!(mask_key("ü"), "*");
     }
 
     #[test]
