@@ -251,6 +251,7 @@ fn stored_keys(conn: &Connection, store_secrets: bool) -> Result<(StoredKeys, Kn
     let (mut ids, mut digests) = (Vec::new(), Vec::new());
     while let Some(row) = rows.next().db(context)? {
         let id: i64 = row.get(0).db(context)?;
+        // A digest that is not 16 bytes of blob vouches for nothing: that key is read.
         let digest = row.get_ref(1).db(context)?.as_blob_or_null();
         if let Ok(Some(digest)) = digest.map(|d| d.and_then(|d| ItemDigest::try_from(d).ok())) {
             digests.push((digest, id));
