@@ -132,7 +132,7 @@ impl Writer {
     /// clock going back, a database that does not open).
     pub async fn begun(&mut self) -> Result<Begun> {
         match (&mut self.begun).await {
-            Ok(sync) => Ok(sync),
+            Ok(begun) => Ok(begun),
             Err(_) => Err(self.stopped().await),
         }
     }
@@ -261,21 +261,7 @@ fn write(
     let store = Store::open(&job.db)?;
     let sync = store.begin_sync(&job.base_url, unix_now(job.now))?;
     let unfinished = UnfinishedSync::new(&job.db, sync, job.now);
-    let written = match store.staging(sync, job.store_secrets) {
-        Ok(mut staging) => {
-            let known = staging.known();
-            let _ = begun.send(Begun { sync, known });
-            match stage_listing(&mut staging, inbox) {
-                Ok(End::Listed(listing)) => apply(staging, &store, sync, &listing, job),
-                // Dropped unapplied, the staging rolls back what it wrote.
-                end => {
-                    drop(staging);
-                    record_end(&store, sync, job, end, runtime_panicked)
-                }
-            }
-        }
-        Err(error) => Err(record_failure(&store, sync, job, error)),
-    };
+    let written = list_and_apply(&store, sync, job, inbox, begun, runtime_panicked);
     let secrets_cleared = match &written {
         Ok(Written::Applied(_, counts)) => counts.secrets_cleared,
         _ => 0,
@@ -285,16 +271,23 @@ fn write(
     written
 }
 
-/// Records on the row how a listing that was not applied ended.
-fn record_end(
+/// Stages the listing's pages and applies the listing, or records on the row why it was not.
+fn list_and_apply(
     store: &Store,
     sync: i64,
     job: &WriterJob,
-    end: Result<End>,
+    inbox: mpsc::Receiver<Message>,
+    begun: oneshot::Sender<Begun>,
     runtime_panicked: &AtomicBool,
 ) -> Result<Written> {
-    match end {
-        Ok(End::Listed(_)) => Err(Error::Internal("a complete listing was not applied".into())),
+    let mut staging = match store.staging(sync, job.store_secrets) {
+        Ok(staging) => staging,
+        Err(error) => return Err(record_failure(store, sync, job, error)),
+    };
+    let known = staging.known();
+    let _ = begun.send(Begun { sync, known });
+    match stage_listing(&mut staging, inbox) {
+        Ok(End::Listed(listing)) => apply(staging, store, sync, &listing, job),
         Ok(End::Failed(error)) => {
             count_requests(store, sync, job);
             record_failure(store, sync, job, error);
