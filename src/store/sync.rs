@@ -247,8 +247,16 @@ fn stored_keys(conn: &Connection, store_secrets: bool) -> Result<(StoredKeys, Kn
              WHERE k.removed_sync IS NULL ORDER BY k.id",
         )
         .db(context)?;
+    // Sized once (by the digests, a small table to count): a million keys' vectors grown by
+    // doubling would hold twice that for a while.
+    let expected: i64 = conn
+        .query_row("SELECT count(*) FROM main.key_digests", [], |row| {
+            row.get(0)
+        })
+        .db(context)?;
+    let expected = usize::try_from(expected).unwrap_or(0);
     let mut rows = statement.query([store_secrets]).db(context)?;
-    let (mut ids, mut digests) = (Vec::new(), Vec::new());
+    let (mut ids, mut digests) = (Vec::with_capacity(expected), Vec::with_capacity(expected));
     while let Some(row) = rows.next().db(context)? {
         let id: i64 = row.get(0).db(context)?;
         // A digest that is not 16 bytes of blob vouches for nothing: that key is read.
