@@ -903,12 +903,14 @@ fn page_of(
         .filter(|size| (1..=PAGE_SIZE).contains(size));
     let (mut read, mut known_ids) = (Vec::with_capacity(items.len()), Vec::new());
     for (i, item) in items.into_iter().enumerate() {
-        let stored = known.and_then(|known| known.id_of(&item_digest(item.get())));
-        match stored {
+        // Hashed once: the digest finds a known item, and is kept with one that is read.
+        let digest = item_digest(item.get());
+        match known.and_then(|known| known.id_of(&digest)) {
             Some(id) => known_ids.push(id),
-            None => {
-                read.push(KeyRecord::from_raw(item).map_err(|e| bad(format!("item {i}: {e}")))?)
-            }
+            None => read.push(
+                KeyRecord::from_raw_with_digest(item, digest)
+                    .map_err(|e| bad(format!("item {i}: {e}")))?,
+            ),
         }
     }
     Ok(Page {

@@ -196,6 +196,11 @@ impl KeyRecord {
     /// NULL; a field of the wrong type is an error naming the field, because silently storing
     /// it would be a lie. Unknown fields go to `extra` exactly as written (see [`raw`]).
     pub fn from_raw(item: &RawValue) -> Result<KeyRecord, String> {
+        KeyRecord::from_raw_with_digest(item, item_digest(item.get()))
+    }
+
+    /// [`KeyRecord::from_raw`] of an item whose digest the caller computed already.
+    pub fn from_raw_with_digest(item: &RawValue, digest: ItemDigest) -> Result<KeyRecord, String> {
         let Some(members) = Members::of(item) else {
             return Err(match raw::kind(item) {
                 "an object" => "an item has a member name that is not valid text".to_string(),
@@ -259,7 +264,7 @@ impl KeyRecord {
             id,
             values,
             secret,
-            digest: item_digest(item.get()),
+            digest,
         })
     }
 

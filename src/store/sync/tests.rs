@@ -698,7 +698,6 @@ fn the_known_index_holds_the_live_keys_whose_value_need_not_be_read() {
         (known.id_of(&a.digest), known.id_of(&b.digest)),
         (None, Some(2))
     );
-    drop(known);
     fail_sync(&conn, sync, 300, "not applied").unwrap();
     pull_passes(&mut conn, 400, &[vec![a.clone(), b.clone()]], None, true);
     let sync = begin_sync(&conn, "http://127.0.0.1:1", 500).unwrap();
@@ -718,10 +717,7 @@ fn the_first_keys_after_an_empty_listing_count_their_use_by_the_rule() {
     );
     assert_eq!(applied, counts(2, 0, 0, 0));
     assert_eq!(
-        rows(
-            &conn,
-            "SELECT key_id, sync_id, used, running_total FROM use_ledger"
-        ),
+        rows(&conn, LEDGER),
         vec![vec![int(1), int(2), int(70), int(70)]]
     );
 }
