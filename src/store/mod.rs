@@ -280,13 +280,16 @@ pub(crate) fn create_private_file(path: &Path) -> Result<()> {
 /// WAL mode; secure_delete so that a cleared secret does not linger in free pages.
 fn configure(conn: &Connection, path: &Path) -> Result<()> {
     let context = format!("cannot configure the database {}", path.display());
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .db(&context)?;
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .db(&context)?;
+    use_wal(conn).db(&context)?;
     conn.pragma_update(None, "secure_delete", "ON")
         .db(&context)?;
     Ok(())
+}
+
+/// The journal every connection writes through, and its sync level (see [`configure`]).
+pub(crate) fn use_wal(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(Some("main"), "journal_mode", "WAL")?;
+    conn.pragma_update(Some("main"), "synchronous", "NORMAL")
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {

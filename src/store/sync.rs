@@ -25,6 +25,7 @@
 //! And no way out of a pull leaves its row `running`: [`UnfinishedSync`] marks it failed when
 //! the pull ends without finishing it, a panic included.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +42,7 @@ use crate::api::model::{COLUMNS, ColumnSource, DATA_COLUMNS, DataColumn, data_co
 use crate::api::{KnownItems, Listing, Page, RequestCounts};
 use crate::error::{DbContext, Error, Result};
 pub use crate::store::sync_status::SyncStatus;
+use crate::store::wal::BulkJournal;
 use crate::store::{Store, quoted_columns};
 use crate::time::{readable_time, unix_now};
 
@@ -162,24 +164,28 @@ pub struct Staging<'c> {
     /// Listed items so far, over all passes: known unchanged, and read.
     items_known: usize,
     items_read: usize,
+    /// The pass of the first item staged: passes only grow, so no staged row is older.
+    first_staged_pass: Option<u32>,
+    /// The staged items' accounts, while the database is unbound and holds no key.
+    tally: Option<AccountTally>,
 }
 
 impl<'c> Staging<'c> {
     /// Creates the empty staging tables and reads the live keys, with the digests a known item
     /// may stand for. `staged` holds the items' values (its columns have no type, so values
     /// keep exactly the type they were bound with), `staged_digests` their digests, apart, so
-    /// that writing them does not read every staged row again. Both are keyed descending, the
-    /// order the API lists keys in, so staging a page appends to them; a row leaves both or
-    /// neither.
+    /// that writing them does not read every staged row again. Both are rowid tables keyed by
+    /// the negated id (`neg`): the API lists keys newest first, so staging a page appends to
+    /// them, the cheapest insert SQLite has, and reading them backwards gives id order without
+    /// a sort. A row leaves both or neither.
     fn new(conn: &'c Connection, sync: i64, store_secrets: bool) -> Result<Staging<'c>> {
         register_same_extra(conn)?;
         conn.execute_batch(&format!(
             "DROP TABLE IF EXISTS temp.staged;
-             CREATE TEMP TABLE staged (id INTEGER NOT NULL, pass, secret, {},
-                                       PRIMARY KEY (id DESC)) WITHOUT ROWID;
+             CREATE TEMP TABLE staged (neg INTEGER PRIMARY KEY, id INTEGER NOT NULL, pass,
+                                       secret, {});
              DROP TABLE IF EXISTS temp.staged_digests;
-             CREATE TEMP TABLE staged_digests (id INTEGER NOT NULL, pass, digest,
-                                               PRIMARY KEY (id DESC)) WITHOUT ROWID;",
+             CREATE TEMP TABLE staged_digests (neg INTEGER PRIMARY KEY, pass, digest);",
             quoted_columns("")
         ))
         .db("cannot create the staging table")?;
@@ -189,16 +195,19 @@ impl<'c> Staging<'c> {
                 row.get(0)
             })
             .db("cannot read the stored keys")?;
+        let account = bound_account(conn)?;
         Ok(Staging {
             conn,
             sync,
             store_secrets,
-            account: bound_account(conn)?,
+            account,
             stored,
             first_keys,
             known: Arc::new(known),
             items_known: 0,
             items_read: 0,
+            first_staged_pass: None,
+            tally: (first_keys && account.is_none()).then(AccountTally::default),
         })
     }
 
@@ -302,6 +311,12 @@ impl Staging<'_> {
         let context = "cannot stage a page of keys";
         self.items_known += page.known.len();
         self.items_read += page.items.len();
+        if !page.items.is_empty() {
+            self.first_staged_pass.get_or_insert(pass);
+        }
+        if let Some(tally) = &mut self.tally {
+            tally.add(&page);
+        }
         let tx = self.conn.unchecked_transaction().db(context)?;
         stage_page(&tx, self.store_secrets, &mut self.stored, pass, page)?;
         tx.commit().db(context)
@@ -325,18 +340,18 @@ fn stage_page(
         // Listed again as stored: an earlier, different observation no longer stands.
         if std::mem::take(&mut stored.staged[at]) {
             conn.execute_batch(&format!(
-                "DELETE FROM temp.staged WHERE id = {id};
-                 DELETE FROM temp.staged_digests WHERE id = {id};"
+                "DELETE FROM temp.staged WHERE neg = -{id};
+                 DELETE FROM temp.staged_digests WHERE neg = -{id};"
             ))
             .db(context)?;
         }
     }
     let mut insert = conn
-        .prepare_cached(&insert_sql("temp.staged", &["id", "pass", "secret"]))
+        .prepare_cached(&insert_sql("temp.staged", &["neg", "id", "pass", "secret"]))
         .db(context)?;
     let mut insert_digest = conn
         .prepare_cached(
-            "INSERT OR REPLACE INTO temp.staged_digests (id, pass, digest) VALUES (?1, ?2, ?3)",
+            "INSERT OR REPLACE INTO temp.staged_digests (neg, pass, digest) VALUES (?1, ?2, ?3)",
         )
         .db(context)?;
     for item in page.items {
@@ -346,9 +361,10 @@ fn stage_page(
         }
         let secret = item.secret.filter(|_| store_secrets);
         insert_digest
-            .execute(params![item.id, pass, &item.digest[..]])
+            .execute(params![-item.id, pass, &item.digest[..]])
             .db(context)?;
         let head = [
+            Value::Integer(-item.id),
             Value::Integer(item.id),
             Value::from(pass),
             Value::from(secret),
@@ -364,6 +380,12 @@ impl Staging<'_> {
     /// Applies the listing as this pull's sync and finishes its row, in the pull's one
     /// transaction: the snapshot and its sync row change together or not at all.
     pub fn apply(self, listing: &Listing, now: i64) -> Result<(SyncStatus, ApplyCounts)> {
+        // Declared before the transaction, so dropped after it has ended (a journal mode cannot
+        // change inside one).
+        let _journal = match self.first_keys {
+            true => BulkJournal::begin(self.conn),
+            false => None,
+        };
         let tx = Transaction::new_unchecked(self.conn, TransactionBehavior::Immediate)
             .db("cannot start the write transaction")?;
         let sync = self.sync;
@@ -374,7 +396,8 @@ impl Staging<'_> {
             self.items_read
         );
         let consistent = listing.consistent();
-        if consistent {
+        let earlier_pass_staged = self.first_staged_pass.is_some_and(|p| p < listing.passes);
+        if consistent && earlier_pass_staged {
             // Only the consistent pass counts: earlier passes may hold keys deleted since.
             tx.execute_batch(&format!(
                 "DELETE FROM temp.staged WHERE pass <> {pass};
@@ -397,8 +420,10 @@ impl Staging<'_> {
             }
         };
         write_digests(&tx)?;
-        if self.account.is_none() {
-            bind_account(&tx, sync)?;
+        match (self.account, self.tally) {
+            (Some(_), _) => {}
+            (None, Some(tally)) => tally.bind(&tx, sync)?,
+            (None, None) => bind_account(&tx, sync)?,
         }
         let secrets_cleared = write_secrets(&tx, self.store_secrets)?;
         let counts = ApplyCounts {
@@ -421,7 +446,7 @@ impl Staging<'_> {
 fn write_digests(tx: &Transaction<'_>) -> Result<()> {
     tx.execute(
         "INSERT OR REPLACE INTO main.key_digests (key_id, digest)
-         SELECT id, digest FROM temp.staged_digests ORDER BY id",
+         SELECT -neg, digest FROM temp.staged_digests ORDER BY neg DESC",
         [],
     )
     .db("cannot record the digests of the listed keys")?;
@@ -439,7 +464,7 @@ fn write_first_keys(tx: &Transaction<'_>, sync: i64) -> Result<ApplyCounts> {
         .execute(
             &format!(
                 "INSERT INTO main.keys (id, first_seen_sync, {plain})
-                 SELECT id, ?1, {plain} FROM temp.staged ORDER BY id"
+                 SELECT id, ?1, {plain} FROM temp.staged ORDER BY neg DESC"
             ),
             [sync],
         )
@@ -447,7 +472,7 @@ fn write_first_keys(tx: &Transaction<'_>, sync: i64) -> Result<ApplyCounts> {
     tx.execute(
         &format!(
             "INSERT INTO main.key_versions (key_id, valid_from_sync, changed, {plain})
-             SELECT id, ?1, '[]', {plain} FROM temp.staged ORDER BY id"
+             SELECT id, ?1, '[]', {plain} FROM temp.staged ORDER BY neg DESC"
         ),
         [sync],
     )
@@ -537,6 +562,54 @@ fn refuse_if_overtaken(tx: &Transaction<'_>, sync: i64) -> Result<()> {
     )))
 }
 
+/// The `user_id`s of the items staged as a database's first keys, counted as they are staged:
+/// binding the account then needs no scan of the keys just written.
+#[derive(Default)]
+struct AccountTally {
+    users: HashMap<i64, usize>,
+    items: usize,
+}
+
+impl AccountTally {
+    fn add(&mut self, page: &Page) {
+        let column = data_column("user_id");
+        self.items += page.items.len();
+        for item in &page.items {
+            if let Value::Integer(user) = item.values[column] {
+                *self.users.entry(user).or_default() += 1;
+            }
+        }
+    }
+
+    /// [`bind_account`] from the tally, which is exact while every item staged is still one
+    /// row: none replaced by a later observation of its key, none left out with an earlier
+    /// pass. Otherwise it binds the SQL way.
+    fn bind(self, tx: &Transaction<'_>, sync: i64) -> Result<()> {
+        let rows: i64 = tx
+            .query_row("SELECT count(*) FROM temp.staged_digests", [], |row| {
+                row.get(0)
+            })
+            .db("cannot count the staged keys")?;
+        if usize::try_from(rows).ok() != Some(self.items) {
+            return bind_account(tx, sync);
+        }
+        // Most keys, then the smallest user_id: bind_account's order.
+        let Some((user, _)) = self
+            .users
+            .into_iter()
+            .max_by_key(|&(user, keys)| (keys, std::cmp::Reverse(user)))
+        else {
+            return Ok(());
+        };
+        tx.execute(
+            "INSERT OR IGNORE INTO main.account (id, user_id, bound_sync) VALUES (1, ?1, ?2)",
+            [user, sync],
+        )
+        .db("cannot record the account of this database")?;
+        Ok(())
+    }
+}
+
 /// Binds the database to the account of the keys it first sees: the `user_id` most of its live
 /// keys carry, once this sync's changes are written. A database that is bound already stays as
 /// it is.
@@ -577,7 +650,7 @@ fn classify(tx: &Transaction<'_>, removed: &[i64]) -> Result<()> {
          CREATE TEMP TABLE delta (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, changed TEXT);
          INSERT INTO temp.delta (id, kind, changed)
          SELECT id, kind, changed FROM (
-             SELECT s.id AS id,
+             SELECT s.id AS id, s.neg AS neg,
                     CASE WHEN k.id IS NULL THEN 'added'
                          WHEN k.removed_sync IS NOT NULL THEN 'restored'
                          ELSE 'changed' END AS kind,
@@ -585,7 +658,7 @@ fn classify(tx: &Transaction<'_>, removed: &[i64]) -> Result<()> {
                          ELSE '[' || ltrim({differing}, ',') || ']' END AS changed
              FROM temp.staged s LEFT JOIN main.keys k ON k.id = s.id)
          WHERE kind <> 'changed' OR changed <> '[]'
-         ORDER BY id;"
+         ORDER BY neg DESC;"
     ))
     .db(context)?;
     let mut insert = tx
@@ -620,7 +693,7 @@ FROM (
                ELSE 0
            END AS used
     FROM temp.delta AS d
-    JOIN temp.staged AS s ON s.id = d.id
+    JOIN temp.staged AS s ON s.neg = -d.id
     LEFT JOIN main.keys AS k ON k.id = d.id
     WHERE d.kind IN ('added', 'changed', 'restored')
       -- The first good sync has no A: SQLite tests this once, and skips the join.
@@ -650,19 +723,19 @@ fn write_changes(tx: &Transaction<'_>, sync: i64) -> Result<()> {
             .to_string(),
         format!(
             "INSERT INTO main.keys (id, first_seen_sync, {plain})
-             SELECT s.id, ?1, {staged} FROM temp.staged s JOIN temp.delta d ON d.id = s.id
-             WHERE d.kind = 'added' ORDER BY s.id"
+             SELECT s.id, ?1, {staged} FROM temp.delta d JOIN temp.staged s ON s.neg = -d.id
+             WHERE d.kind = 'added' ORDER BY d.id"
         ),
         format!(
             "UPDATE main.keys SET {assignments}, removed_sync = NULL
-             FROM (SELECT s.* FROM temp.staged s JOIN temp.delta d ON d.id = s.id
+             FROM (SELECT s.* FROM temp.delta d JOIN temp.staged s ON s.neg = -d.id
                    WHERE d.kind IN ('changed', 'restored')) AS s
              WHERE s.id = main.keys.id"
         ),
         format!(
             "INSERT INTO main.key_versions (key_id, valid_from_sync, changed, {plain})
-             SELECT s.id, ?1, d.changed, {staged} FROM temp.staged s JOIN temp.delta d ON d.id = s.id
-             WHERE d.kind IN ('added', 'changed', 'restored') ORDER BY s.id"
+             SELECT s.id, ?1, d.changed, {staged} FROM temp.delta d JOIN temp.staged s ON s.neg = -d.id
+             WHERE d.kind IN ('added', 'changed', 'restored') ORDER BY d.id"
         ),
     ];
     for sql in statements {

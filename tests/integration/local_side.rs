@@ -1050,3 +1050,59 @@ fn readers_work_on_a_read_only_mount() {
         command.output().expect("keysync runs")
     });
 }
+
+fn journal_mode(db: &Path) -> String {
+    Connection::open(db)
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap()
+}
+
+/// A database's first keys are written through a rollback journal (each page once); a reader
+/// that has the file open keeps it in WAL, and reads on while they are written. Either way the
+/// record is the same and the file ends in WAL.
+#[test]
+fn the_first_keys_are_the_same_record_with_or_without_a_reader() {
+    let alone = Harness::with_keys(250);
+    let pulled = alone.pull_run(&["-vv"], 0);
+    assert!(!pulled.stderr.contains("writing through the WAL"));
+    assert_eq!(journal_mode(&alone.db), "wal");
+    assert!(!sibling(&alone.db, "-journal").exists());
+
+    // An account without keys first: the file exists, and a reader opens it.
+    let shared = Harness::new(FakeAccount::new(TOKEN));
+    shared.pull(&[]);
+    let reader = Connection::open(&shared.db).unwrap();
+    let count = |conn: &Connection| -> i64 {
+        conn.query_row("SELECT count(*) FROM keys", [], |row| row.get(0))
+            .unwrap()
+    };
+    assert_eq!(count(&reader), 0);
+    shared.server.account().generate(250, SEED, NOW);
+    let pulled = shared.pull_run(&["--json", "-vv"], 0);
+    assert_eq!(pulled.json()["added"], 250);
+    assert!(
+        pulled.stderr.contains("writing through the WAL"),
+        "{}",
+        pulled.stderr
+    );
+    assert_eq!(count(&reader), 250, "the reader reads the new keys");
+    assert_eq!(journal_mode(&shared.db), "wal");
+    // The same rows but for the sync that first saw the keys (2 with the reader, 1 without).
+    let data = "user_id, name, status, created_time, accessed_time, expired_time, remain_quota,
+                used_quota, unlimited_quota, model_limits_enabled, model_limits, allow_ips,
+                \"group\", cross_group_retry, key_hint, key_sha256, extra";
+    let record =
+        |h: &Harness| {
+            (
+            h.rows(&format!("SELECT id, key, removed_sync, {data} FROM keys ORDER BY id")),
+            h.rows(&format!(
+                "SELECT key_id, valid_to_sync, changed, {data} FROM key_versions ORDER BY key_id"
+            )),
+        )
+        };
+    let (with_reader, without) = (record(&shared), record(&alone));
+    assert_eq!(with_reader.0.len(), 250);
+    assert_eq!(with_reader.1.len(), 250);
+    assert_eq!(with_reader, without);
+}

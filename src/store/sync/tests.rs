@@ -721,3 +721,45 @@ fn the_first_keys_after_an_empty_listing_count_their_use_by_the_rule() {
         vec![vec![int(1), int(2), int(70), int(70)]]
     );
 }
+
+/// Key `id` of `user` (none for `None`), otherwise as [`key`] lists it.
+fn key_of(id: i64, user: Option<i64>) -> KeyRecord {
+    key(id, json!({ "user_id": user }))
+}
+
+#[test]
+fn the_first_keys_bind_the_account_most_of_them_carry() {
+    let bound = |passes: &[Vec<KeyRecord>]| {
+        let mut conn = migrated_in_memory();
+        pull_passes(&mut conn, 100, passes, None, false);
+        rows(&conn, "SELECT user_id, bound_sync FROM account")
+    };
+    // Counted as staged: most keys, a tie to the smaller user_id, keys without a user ignored.
+    let listed = vec![
+        key_of(1, Some(9)),
+        key_of(2, Some(8)),
+        key_of(3, None),
+        key_of(4, Some(9)),
+        key_of(5, Some(8)),
+        key_of(6, None),
+        key_of(7, None),
+    ];
+    assert_eq!(bound(&[listed]), vec![vec![int(8), int(1)]]);
+    assert_eq!(bound(&[vec![key_of(1, None)]]), Vec::<Vec<Value>>::new());
+    // Keys 1 and 2 seen again as user 9's: the latest observations count, as in `keys`
+    // (counted as staged, user 8 would have three).
+    let again = vec![
+        key_of(1, Some(8)),
+        key_of(2, Some(8)),
+        key_of(1, Some(9)),
+        key_of(2, Some(9)),
+        key_of(4, Some(8)),
+    ];
+    assert_eq!(bound(&[again]), vec![vec![int(9), int(1)]]);
+    // Only the consistent pass counts: user 8's keys of the first pass are gone.
+    let passes = [
+        vec![key_of(5, Some(8)), key_of(4, Some(8)), key_of(3, Some(8))],
+        vec![key_of(2, Some(9))],
+    ];
+    assert_eq!(bound(&passes), vec![vec![int(9), int(1)]]);
+}
