@@ -10,8 +10,10 @@
 //! it), and the issue's table: each case as measured before this work ("today"), its target
 //! and now, side by side.
 //!
-//! `KEYSYNC_BENCH_BIN=PATH` measures another keysync binary (a build from before a change) with
-//! the same harness. `KEYSYNC_BENCH_SERVE=1` only serves the account (its URL on stdout) until stdin closes, to
+//! `KEYSYNC_BENCH_BIN=PATH` measures another keysync binary with the same harness.
+//! `KEYSYNC_BENCH_BEFORE=PATH` measures a second build in the same run, each of its pulls right
+//! before the measured build's, and adds its figures to the table: on a machine whose speed
+//! drifts by the hour, only builds measured side by side compare. `KEYSYNC_BENCH_SERVE=1` only serves the account (its URL on stdout) until stdin closes, to
 //! profile one pull by hand (`perf record keysync pull ...`).
 
 use std::path::Path;
@@ -47,36 +49,51 @@ fn main() {
         return;
     }
     let dir = tempfile::tempdir().expect("a temporary folder");
+    let builds = builds();
     println!(
         "keysync pull benchmark: {keys} keys, median of {runs} runs, server {url}, binary {}",
-        keysync_binary()
+        builds
+            .iter()
+            .rev()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", before it ")
     );
     println!(
         "{:<34} {:>10} {:>12} {:>12}",
         "case", "wall", "keys/s", "peak RSS"
     );
 
-    let fresh = |run: usize| dir.path().join(format!("first-{run}.db"));
-    let first = measure(runs, |run| pull(&mut launcher, &url, &fresh(run)));
+    let fresh = |build: usize, run: usize| dir.path().join(format!("first-{build}-{run}.db"));
+    let first = measure_builds(runs, &builds, |run, build| {
+        pull(&mut launcher, &url, &builds[build], &fresh(build, run))
+    });
     report("first pull, empty database", &first, keys);
 
-    let db = fresh(0);
-    let before = keysync::store::database_bytes(&db);
-    let versions_before = count_versions(&db);
-    let unchanged = measure(runs, |_| pull(&mut launcher, &url, &db));
+    let db = |build: usize| fresh(build, 0);
+    let now_db = db(builds.len() - 1);
+    let before = keysync::store::database_bytes(&now_db);
+    let versions_before = count_versions(&now_db);
+    let unchanged = measure_builds(runs, &builds, |_, build| {
+        pull(&mut launcher, &url, &builds[build], &db(build))
+    });
     report("unchanged re-pull", &unchanged, keys);
-    let growth = keysync::store::database_bytes(&db) as i64 - before as i64;
-    let new_versions = count_versions(&db) - versions_before;
+    let growth = keysync::store::database_bytes(&now_db) as i64 - before as i64;
+    let new_versions = count_versions(&now_db) - versions_before;
     println!(
         "  growth over {runs} unchanged re-pulls: {growth} bytes of database + WAL, {new_versions} new version rows"
     );
 
-    let changed = measure(runs, |run| {
-        change_one_percent(&mut items, run as i64);
-        *pages.write().unwrap() = serialise(&items);
-        pull(&mut launcher, &url, &db)
+    let changed = measure_builds(runs, &builds, |run, build| {
+        if build == builds.len() - 1 {
+            // Each round's change, served to every build in turn.
+            change_one_percent(&mut items, run as i64);
+            *pages.write().unwrap() = serialise(&items);
+        }
+        pull(&mut launcher, &url, &builds[build], &db(build))
     });
     report("1% of keys changed", &changed, keys);
+    let [first, unchanged, changed] = [first, unchanged, changed].map(Compared::split);
 
     let baseline = std::env::var_os("KEYSYNC_BENCH_PYTHON").map(|python| {
         let python = python.to_str().expect("a UTF-8 python path").to_string();
@@ -86,8 +103,10 @@ fn main() {
             let db = db.to_str().expect("a UTF-8 temporary path");
             launcher.run(&python, &[script, &url, TOKEN, db], &[])
         });
-        report("baseline: requests + sqlite-utils", &baseline, keys);
-        baseline.wall.as_secs_f64() / first.wall.as_secs_f64()
+        let ratio = |first: &Measurement| secs(&baseline) / secs(first);
+        let ratios = (ratio(&first.now), first.before.as_ref().map(ratio));
+        report("baseline: requests + sqlite-utils", &[baseline], keys);
+        ratios
     });
     if baseline.is_none() {
         println!("baseline skipped: run benches/run.sh to install sqlite-utils for it");
@@ -96,63 +115,67 @@ fn main() {
     // The big account, served by the same server once the small one is done with.
     let big = (big_keys > 0).then(|| {
         *pages.write().unwrap() = serialise(&account(big_keys));
-        let big = measure(runs, |run| {
-            let db = dir.path().join(format!("big-{run}.db"));
-            let measured = pull(&mut launcher, &url, &db);
+        let big = measure_builds(runs, &builds, |run, build| {
+            let db = dir.path().join(format!("big-{build}-{run}.db"));
+            let measured = pull(&mut launcher, &url, &builds[build], &db);
             std::fs::remove_file(&db).ok();
             measured
         });
         report(&format!("first pull, {big_keys} keys"), &big, big_keys);
-        big
+        Compared::split(big)
     });
 
-    let small = [&first, &unchanged, &changed];
-    let peak = small.iter().map(|m| m.peak_rss_kib).max().unwrap_or(0);
     let rows = [
         Row::new(
             format!("first pull, {} keys", thousands(keys)),
             "0.86–0.99 s",
             "≤ 0.7 s, and ≥ 7× the baseline",
-            format!(
-                "{:.2} s{}",
-                secs(&first),
-                baseline.map_or(String::new(), |ratio| format!(", {ratio:.1}× the baseline"))
-            ),
-            secs(&first) <= 0.7 && baseline.is_none_or(|ratio| ratio >= 7.0),
-        ),
+            &first,
+            |m| format!("{:.2} s", secs(m)),
+        )
+        .with_ratios(baseline)
+        .met(secs(&first.now) <= 0.7 && baseline.is_none_or(|(ratio, _)| ratio >= 7.0)),
         Row::new(
             format!("unchanged re-pull, {}", thousands(keys)),
             "0.62–0.77 s",
             "≤ 0.35 s, no version rows, ≤ 8 KiB growth",
-            format!(
-                "{:.2} s, {new_versions} version rows, {growth} bytes growth",
-                secs(&unchanged)
-            ),
-            secs(&unchanged) <= 0.35 && new_versions == 0 && growth <= 8 * 1024,
-        ),
+            &unchanged,
+            |m| format!("{:.2} s", secs(m)),
+        )
+        .with_now_note(format!(
+            ", {new_versions} version rows, {growth} bytes growth"
+        ))
+        .met(secs(&unchanged.now) <= 0.35 && new_versions == 0 && growth <= 8 * 1024),
         Row::new(
             format!("1% changed re-pull, {}", thousands(keys)),
             "0.70–1.09 s",
             "≤ 0.45 s",
-            format!("{:.2} s", secs(&changed)),
-            secs(&changed) <= 0.45,
-        ),
-        Row::new(
-            format!("peak RSS, {}", thousands(keys)),
-            "39 MB",
-            "≤ 64 MB",
-            format!("{:.1} MB", megabytes(peak)),
-            megabytes(peak) <= 64.0,
-        ),
+            &changed,
+            |m| format!("{:.2} s", secs(m)),
+        )
+        .met(secs(&changed.now) <= 0.45),
+        {
+            let peak = Compared::peak([&first, &unchanged, &changed]);
+            let met = megabytes(peak.now.peak_rss_kib) <= 64.0;
+            Row::new(
+                format!("peak RSS, {}", thousands(keys)),
+                "39 MB",
+                "≤ 64 MB",
+                &peak,
+                |m| format!("{:.1} MB", megabytes(m.peak_rss_kib)),
+            )
+            .met(met)
+        },
     ];
     let big_row = big.map(|big| {
         Row::new(
             format!("first pull, {} keys", thousands(big_keys)),
             "9.4 s",
             "≤ 7 s, RSS ≤ 100 MB",
-            format!("{:.2} s, {:.1} MB", secs(&big), megabytes(big.peak_rss_kib)),
-            secs(&big) <= 7.0 && megabytes(big.peak_rss_kib) <= 100.0,
+            &big,
+            |m| format!("{:.2} s, {:.1} MB", secs(m), megabytes(m.peak_rss_kib)),
         )
+        .met(secs(&big.now) <= 7.0 && megabytes(big.now.peak_rss_kib) <= 100.0)
     });
     print_table(
         rows.iter().chain(big_row.as_ref()),
@@ -160,41 +183,114 @@ fn main() {
     );
 }
 
-/// One line of the issue's table: what was measured before this work, the target, and now.
+/// One case measured on the build under test and, with `KEYSYNC_BENCH_BEFORE`, on the build
+/// before it, in the same run.
+struct Compared {
+    now: Measurement,
+    before: Option<Measurement>,
+}
+
+impl Compared {
+    /// From [`measure_builds`]' medians, in [`builds`]' order (the build before first).
+    fn split(mut medians: Vec<Measurement>) -> Compared {
+        let now = medians.pop().expect("the build under test was measured");
+        Compared {
+            now,
+            before: medians.pop(),
+        }
+    }
+
+    /// Each build's largest peak RSS over `cases`.
+    fn peak(cases: [&Compared; 3]) -> Compared {
+        let largest = |of: &dyn Fn(&Compared) -> Option<i64>| Measurement {
+            wall: Duration::ZERO,
+            peak_rss_kib: cases.iter().filter_map(|c| of(c)).max().unwrap_or(0),
+        };
+        Compared {
+            now: largest(&|c| Some(c.now.peak_rss_kib)),
+            before: cases[0]
+                .before
+                .is_some()
+                .then(|| largest(&|c| c.before.as_ref().map(|m| m.peak_rss_kib))),
+        }
+    }
+}
+
+/// One line of the issue's table: what was measured before this work, the target, now, and
+/// the build before it when measured in the same run.
 struct Row {
     case: String,
     today: &'static str,
     target: &'static str,
     now: String,
+    before: Option<String>,
     met: bool,
 }
 
 impl Row {
-    fn new(case: String, today: &'static str, target: &'static str, now: String, met: bool) -> Row {
+    fn new(
+        case: String,
+        today: &'static str,
+        target: &'static str,
+        measured: &Compared,
+        show: impl Fn(&Measurement) -> String,
+    ) -> Row {
         Row {
             case,
             today,
             target,
-            now,
-            met,
+            now: show(&measured.now),
+            before: measured.before.as_ref().map(show),
+            met: false,
         }
+    }
+
+    fn met(self, met: bool) -> Row {
+        Row { met, ..self }
+    }
+
+    fn with_now_note(mut self, note: String) -> Row {
+        self.now.push_str(&note);
+        self
+    }
+
+    /// The baseline's time over each build's first pull.
+    fn with_ratios(mut self, ratios: Option<(f64, Option<f64>)>) -> Row {
+        let Some((now, before)) = ratios else {
+            return self;
+        };
+        self.now.push_str(&format!(", {now:.1}× the baseline"));
+        if let (Some(text), Some(ratio)) = (self.before.as_mut(), before) {
+            text.push_str(&format!(", {ratio:.1}×"));
+        }
+        self
     }
 }
 
 /// The table, as Markdown. "today" is what the issue measured before this work (whole
 /// processes against nginx, medians, 2026-11); its targets hold for 100,000 and 1,000,000 keys.
-fn print_table<'a>(rows: impl Iterator<Item = &'a Row>, sizes_of_the_targets: bool) {
+fn print_table<'a>(rows: impl Iterator<Item = &'a Row> + Clone, sizes_of_the_targets: bool) {
+    let compared = rows.clone().any(|row| row.before.is_some());
+    let before_column = if compared { " before (same run) |" } else { "" };
     println!();
-    println!("| case | today | target | now | met |");
-    println!("|---|---|---|---|---|");
+    println!("| case | today | target |{before_column} now | met |");
+    println!(
+        "|---|---|---|{}---|---|",
+        if compared { "---|" } else { "" }
+    );
     for row in rows {
         let met = match (sizes_of_the_targets, row.met) {
             (false, _) => "(other size)",
             (true, true) => "yes",
             (true, false) => "no",
         };
+        let before = match &row.before {
+            Some(before) => format!(" {before} |"),
+            None if compared => " |".to_string(),
+            None => String::new(),
+        };
         println!(
-            "| {} | {} | {} | {} | {met} |",
+            "| {} | {} | {} |{before} {} | {met} |",
             row.case, row.today, row.target, row.now
         );
     }
@@ -293,8 +389,27 @@ struct Measurement {
 }
 
 /// Runs `runs` times and keeps the median wall time and the largest peak RSS.
-fn measure(runs: usize, mut once: impl FnMut(usize) -> Measurement) -> Measurement {
-    let mut all: Vec<Measurement> = (0..runs).map(&mut once).collect();
+fn measure(runs: usize, once: impl FnMut(usize) -> Measurement) -> Measurement {
+    median((0..runs).map(once).collect())
+}
+
+/// [`measure`] for each of `builds`, their runs interleaved: run 1 of every build, then run 2,
+/// and so on, so that they see the machine in the same state. One median per build.
+fn measure_builds(
+    runs: usize,
+    builds: &[String],
+    mut once: impl FnMut(usize, usize) -> Measurement,
+) -> Vec<Measurement> {
+    let mut all: Vec<Vec<Measurement>> = builds.iter().map(|_| Vec::new()).collect();
+    for run in 0..runs {
+        for (build, measured) in all.iter_mut().enumerate() {
+            measured.push(once(run, build));
+        }
+    }
+    all.into_iter().map(median).collect()
+}
+
+fn median(mut all: Vec<Measurement>) -> Measurement {
     all.sort_by_key(|m| m.wall);
     let peak = all.iter().map(|m| m.peak_rss_kib).max().unwrap_or(0);
     Measurement {
@@ -303,25 +418,40 @@ fn measure(runs: usize, mut once: impl FnMut(usize) -> Measurement) -> Measureme
     }
 }
 
-fn report(case: &str, m: &Measurement, keys: usize) {
-    println!(
-        "{case:<34} {:>9.3}s {:>12.0} {:>9.1} MB",
-        m.wall.as_secs_f64(),
-        keys as f64 / m.wall.as_secs_f64(),
-        m.peak_rss_kib as f64 / 1024.0
-    );
+/// One line per build measured: the build under test, then the build before it.
+fn report(case: &str, medians: &[Measurement], keys: usize) {
+    for (i, m) in medians.iter().rev().enumerate() {
+        let case = if i == 0 {
+            case
+        } else {
+            "  the build before it"
+        };
+        println!(
+            "{case:<34} {:>9.3}s {:>12.0} {:>9.1} MB",
+            m.wall.as_secs_f64(),
+            keys as f64 / m.wall.as_secs_f64(),
+            m.peak_rss_kib as f64 / 1024.0
+        );
+    }
 }
 
-/// The binary measured: this crate's, or `KEYSYNC_BENCH_BIN` (another build of keysync, such as
-/// the one before a change, measured by the same harness in the same conditions).
-fn keysync_binary() -> String {
-    std::env::var("KEYSYNC_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_keysync").into())
+/// The builds measured, the one before first: `KEYSYNC_BENCH_BEFORE` when set, then this
+/// crate's binary or `KEYSYNC_BENCH_BIN` (another build of keysync, measured by the same harness
+/// in the same conditions).
+fn builds() -> Vec<String> {
+    let now =
+        std::env::var("KEYSYNC_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_keysync").into());
+    std::env::var("KEYSYNC_BENCH_BEFORE")
+        .ok()
+        .into_iter()
+        .chain([now])
+        .collect()
 }
 
-fn pull(launcher: &mut launcher::Launcher, url: &str, db: &Path) -> Measurement {
+fn pull(launcher: &mut launcher::Launcher, url: &str, build: &str, db: &Path) -> Measurement {
     let db = db.to_str().expect("a UTF-8 temporary path");
     launcher.run(
-        &keysync_binary(),
+        build,
         &["--db", db, "pull", "-q"],
         &[("COMETAPI_ACCESS_TOKEN", TOKEN), ("COMETAPI_BASE_URL", url)],
     )

@@ -3,6 +3,7 @@
 # baseline available.
 # Usage: benches/run.sh            (100,000 keys, 5 runs per case)
 #        KEYSYNC_BENCH_KEYS=20000 KEYSYNC_BENCH_RUNS=3 benches/run.sh
+#        KEYSYNC_BENCH_BEFORE=path/to/older/keysync benches/run.sh   (both builds, side by side)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/bench-venv
