@@ -207,7 +207,7 @@ impl<'c> Staging<'c> {
             items_known: 0,
             items_read: 0,
             first_staged_pass: None,
-            tally: (first_keys && account.is_none()).then(AccountTally::default),
+            tally: (first_keys && account.is_none()).then(AccountTally::new),
         })
     }
 
@@ -396,8 +396,9 @@ impl Staging<'_> {
             self.items_read
         );
         let consistent = listing.consistent();
-        let earlier_pass_staged = self.first_staged_pass.is_some_and(|p| p < listing.passes);
-        if consistent && earlier_pass_staged {
+        let earlier_pass_dropped =
+            consistent && self.first_staged_pass.is_some_and(|p| p < listing.passes);
+        if earlier_pass_dropped {
             // Only the consistent pass counts: earlier passes may hold keys deleted since.
             tx.execute_batch(&format!(
                 "DELETE FROM temp.staged WHERE pass <> {pass};
@@ -422,7 +423,7 @@ impl Staging<'_> {
         write_digests(&tx)?;
         match (self.account, self.tally) {
             (Some(_), _) => {}
-            (None, Some(tally)) => tally.bind(&tx, sync)?,
+            (None, Some(tally)) => bind_first_account(&tx, sync, tally, earlier_pass_dropped)?,
             (None, None) => bind_account(&tx, sync)?,
         }
         let secrets_cleared = write_secrets(&tx, self.store_secrets)?;
@@ -566,47 +567,99 @@ fn refuse_if_overtaken(tx: &Transaction<'_>, sync: i64) -> Result<()> {
 /// binding the account then needs no scan of the keys just written.
 #[derive(Default)]
 struct AccountTally {
-    users: HashMap<i64, usize>,
-    items: usize,
+    users: HashMap<Option<i64>, usize>,
+    /// The last id staged, and whether every id so far came lower than the one before, page 1
+    /// read again aside: then no staged row replaced another.
+    last_id: Option<i64>,
+    descending: bool,
+    /// Page 1 as first staged: its ids and users, which its reading again replaces.
+    first_page: Vec<(i64, Option<i64>)>,
 }
 
 impl AccountTally {
-    fn add(&mut self, page: &Page) {
-        let column = data_column("user_id");
-        self.items += page.items.len();
-        for item in &page.items {
-            if let Value::Integer(user) = item.values[column] {
-                *self.users.entry(user).or_default() += 1;
-            }
+    fn new() -> AccountTally {
+        AccountTally {
+            descending: true,
+            ..AccountTally::default()
         }
     }
 
-    /// [`bind_account`] from the tally, which is exact while every item staged is still one
-    /// row: none replaced by a later observation of its key, none left out with an earlier
-    /// pass. Otherwise it binds the SQL way.
-    fn bind(self, tx: &Transaction<'_>, sync: i64) -> Result<()> {
-        let rows: i64 = tx
-            .query_row("SELECT count(*) FROM temp.staged_digests", [], |row| {
-                row.get(0)
+    fn add(&mut self, page: &Page) {
+        let column = data_column("user_id");
+        let listed: Vec<(i64, Option<i64>)> = page
+            .items
+            .iter()
+            .map(|item| match item.values[column] {
+                Value::Integer(user) => (item.id, Some(user)),
+                _ => (item.id, None),
             })
-            .db("cannot count the staged keys")?;
-        if usize::try_from(rows).ok() != Some(self.items) {
-            return bind_account(tx, sync);
+            .collect();
+        if page.number == 1 && !self.first_page.is_empty() {
+            // Page 1 read again at the end of the pass: the same ids replace their rows.
+            let same_ids = listed
+                .iter()
+                .map(|(id, _)| id)
+                .eq(self.first_page.iter().map(|(id, _)| id));
+            self.descending &= same_ids;
+            for (_, user) in std::mem::replace(&mut self.first_page, listed.clone()) {
+                self.count(user, -1);
+            }
+            for (_, user) in listed {
+                self.count(user, 1);
+            }
+            return;
         }
-        // Most keys, then the smallest user_id: bind_account's order.
-        let Some((user, _)) = self
+        for &(id, user) in &listed {
+            self.descending &= self.last_id.is_none_or(|last| id < last);
+            self.last_id = Some(id);
+            self.count(user, 1);
+        }
+        if page.number == 1 {
+            self.first_page = listed;
+        }
+    }
+
+    fn count(&mut self, user: Option<i64>, by: isize) {
+        let keys = self.users.entry(user).or_default();
+        *keys = keys.saturating_add_signed(by);
+    }
+
+    /// The `user_id` most staged keys carry (the smallest of a tie; `Some(None)` when none
+    /// carries one), the way [`bind_account`] picks it. `None` when the tally cannot tell:
+    /// it is exact only while every item staged is still one row, none replaced by a later
+    /// observation of its key and none left out with an earlier pass.
+    fn majority(self, earlier_pass_dropped: bool) -> Option<Option<i64>> {
+        if !self.descending || earlier_pass_dropped {
+            return None;
+        }
+        let most = self
             .users
             .into_iter()
-            .max_by_key(|&(user, keys)| (keys, std::cmp::Reverse(user)))
-        else {
-            return Ok(());
-        };
-        tx.execute(
-            "INSERT OR IGNORE INTO main.account (id, user_id, bound_sync) VALUES (1, ?1, ?2)",
-            [user, sync],
-        )
-        .db("cannot record the account of this database")?;
-        Ok(())
+            .filter_map(|(user, keys)| Some((user?, keys)).filter(|_| keys > 0))
+            .max_by_key(|&(user, keys)| (keys, std::cmp::Reverse(user)));
+        Some(most.map(|(user, _)| user))
+    }
+}
+
+/// Binds the database to the account most of the first keys carry, from the tally when it
+/// can tell.
+fn bind_first_account(
+    tx: &Transaction<'_>,
+    sync: i64,
+    tally: AccountTally,
+    earlier_pass_dropped: bool,
+) -> Result<()> {
+    match tally.majority(earlier_pass_dropped) {
+        None => bind_account(tx, sync),
+        Some(None) => Ok(()),
+        Some(Some(user)) => {
+            tx.execute(
+                "INSERT OR IGNORE INTO main.account (id, user_id, bound_sync) VALUES (1, ?1, ?2)",
+                [user, sync],
+            )
+            .db("cannot record the account of this database")?;
+            Ok(())
+        }
     }
 }
 

@@ -763,3 +763,40 @@ fn the_first_keys_bind_the_account_most_of_them_carry() {
     ];
     assert_eq!(bound(&passes), vec![vec![int(9), int(1)]]);
 }
+
+#[test]
+fn page_1_read_again_replaces_its_keys_in_the_account_count() {
+    let majority = |pages: Vec<(u32, Vec<KeyRecord>)>, earlier_pass_dropped| {
+        let mut tally = AccountTally::new();
+        for (number, keys) in pages {
+            tally.add(&page(number, keys));
+        }
+        tally.majority(earlier_pass_dropped)
+    };
+    // Read again, page 1's keys are user 9's: they count as 9's, not also as 8's.
+    let again = || {
+        vec![
+            (1, vec![key_of(4, Some(8)), key_of(3, Some(8))]),
+            (2, vec![key_of(2, Some(8)), key_of(1, None)]),
+            (1, vec![key_of(4, Some(9)), key_of(3, Some(9))]),
+        ]
+    };
+    assert_eq!(majority(again(), false), Some(Some(9)));
+    assert_eq!(majority(again(), true), None, "an earlier pass left out");
+    assert_eq!(
+        majority(vec![(1, vec![key_of(1, None)])], false),
+        Some(None)
+    );
+    // Read again with another key on it, or a key listed twice: only a scan can tell.
+    let drifted = vec![
+        (1, vec![key_of(4, Some(8)), key_of(3, Some(8))]),
+        (2, vec![key_of(2, Some(8))]),
+        (1, vec![key_of(5, Some(9)), key_of(4, Some(9))]),
+    ];
+    assert_eq!(majority(drifted, false), None);
+    let twice = vec![
+        (1, vec![key_of(4, Some(8)), key_of(3, Some(8))]),
+        (2, vec![key_of(3, Some(9)), key_of(2, Some(9))]),
+    ];
+    assert_eq!(majority(twice, false), None);
+}
