@@ -6,8 +6,6 @@
 //! a NULL-safe element-wise comparison, and one list ([`COLUMNS`], with [`DATA_COLUMNS`],
 //! [`API_FIELDS`] and [`TIME_COLUMNS`] derived from it) drives parsing, comparing and writing.
 
-use std::sync::LazyLock;
-
 use rusqlite::types::Value;
 use serde_json::Value as Json;
 use serde_json::value::RawValue;
@@ -163,26 +161,11 @@ pub const TIME_COLUMNS: [&str; TIME_COLUMN_COUNT] = {
     names
 };
 
-/// The documented API fields' names, sorted, with their columns: every member of every item
-/// listed is looked up here.
-static API_COLUMNS_BY_NAME: LazyLock<Vec<(&str, usize)>> = LazyLock::new(|| {
-    let mut by_name: Vec<(&str, usize)> = COLUMNS
-        .iter()
-        .enumerate()
-        .filter(|(_, column)| matches!(column.source, ColumnSource::Api(_)))
-        .map(|(i, column)| (column.name, i))
-        .collect();
-    by_name.sort_unstable();
-    by_name
-});
-
 /// The column an API field is stored in, for a name the API documents.
 fn api_column(name: &str) -> Option<usize> {
-    let by_name = &*API_COLUMNS_BY_NAME;
-    let at = by_name
-        .binary_search_by(|(field, _)| (*field).cmp(name))
-        .ok()?;
-    Some(by_name[at].1)
+    COLUMNS
+        .iter()
+        .position(|column| matches!(column.source, ColumnSource::Api(_)) && column.name == name)
 }
 
 /// The upstream meaning of a key's `status`.
