@@ -417,8 +417,9 @@ impl ApiClient {
                 }
                 (attempt, _) => attempt,
             })?;
-        let known = self.known.get().filter(|_| page > 1);
-        parse_page(page, &body, known.map(|known| &**known))
+        let known = self.known.get().filter(|_| page > 1).cloned();
+        parse_page_aside(page, body, known)
+            .await
             .map_err(|e| Attempt::Fatal(self.redacted(e)))
     }
 
@@ -819,6 +820,24 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .to_std()
         .unwrap_or_default();
     Some(wait)
+}
+
+/// [`parse_page`] on the runtime's blocking pool. Parsing is most of a listing's CPU: on the
+/// runtime's one thread it held up the requests, and with 2 cores the first pull of 1,000,000
+/// keys took 10% longer (8.6 s against 7.6 s, medians of 7 runs of each build, alternated). A
+/// panic while parsing goes on from here, as if it had happened on the runtime.
+async fn parse_page_aside(
+    page: u32,
+    body: Vec<u8>,
+    known: Option<Arc<KnownItems>>,
+) -> Result<Page> {
+    match tokio::task::spawn_blocking(move || parse_page(page, &body, known.as_deref())).await {
+        Ok(parsed) => parsed,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(Error::Internal(format!(
+            "page {page}: parsing stopped: {e}"
+        ))),
+    }
 }
 
 /// Reads the response envelope. Every way it can be wrong is an error naming the page. The

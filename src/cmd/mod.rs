@@ -28,10 +28,15 @@ use crate::time::readable_time;
 /// The async runtime of the commands that talk HTTP or wait for the pull lock. One thread: the
 /// work is waiting on the network, and SQLite has a thread of its own during a pull. Measured
 /// with that writer thread (issue 12), a multi-thread runtime pulled no faster (the same
-/// instructions, wall times within noise) and held 8 MB more memory.
+/// instructions, wall times within noise) and held 8 MB more memory. Pages are parsed on the
+/// blocking pool (see `api::client`), one thread per core at most: more cannot parse faster.
+/// The pool also resolves host names, hence its name.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(cores)
+        .thread_name("keysync-pool")
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))
 }

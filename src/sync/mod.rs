@@ -2,10 +2,10 @@
 //! `api` into the store's staging, apply the listing in one transaction, and settle the WAL.
 //! `cmd::pull` runs it once or on a schedule; `cmd::demo` runs it against the fake.
 //!
-//! The async boundary: HTTP and page parsing run on the async runtime; every SQLite call of
-//! the pull runs on its writer thread (`writer`), which owns the connection for the whole pull
-//! and is fed pages through a bounded channel. So the pull future holds no connection and is
-//! `Send`, and the runtime never waits on SQLite.
+//! The async boundary: HTTP runs on the async runtime, and pages are parsed on its blocking
+//! pool; every SQLite call of the pull runs on its writer thread (`writer`), which owns the
+//! connection for the whole pull and is fed pages through a bounded channel. So the pull future
+//! holds no connection and is `Send`, and the runtime never waits on SQLite.
 //!
 //! Also here, because only a pull needs them: the progress bar, the health-check pings, and the
 //! signal handling that turns SIGINT/SIGTERM into a clean stop.
