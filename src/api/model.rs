@@ -283,7 +283,7 @@ fn column_value(value: &RawValue, kind: FieldKind) -> Result<Value, String> {
         FieldKind::Integer => return integer(value).map(Value::Integer),
         FieldKind::Text => return text(value).map(Value::Text),
         FieldKind::Bool => (
-            match value.get().trim() {
+            match value.get().trim_ascii() {
                 "true" => Some(Value::Integer(1)),
                 "false" => Some(Value::Integer(0)),
                 _ => None,
@@ -297,7 +297,7 @@ fn column_value(value: &RawValue, kind: FieldKind) -> Result<Value, String> {
 /// A 64-bit integer, or what it is instead. The text is valid JSON already, so a plain integer
 /// parses as Rust reads it.
 fn integer(value: &RawValue) -> Result<i64, String> {
-    let text = value.get().trim();
+    let text = value.get().trim_ascii();
     text.parse::<i64>().map_err(|_| match raw::kind(value) {
         "a number" => format!("is {text}, expected a 64-bit integer"),
         other => format!("is {other}, expected an integer"),
@@ -307,15 +307,44 @@ fn integer(value: &RawValue) -> Result<i64, String> {
 /// A string's value: copied as it is when it holds no escape, decoded otherwise; or what it
 /// is instead.
 fn text(value: &RawValue) -> Result<String, String> {
-    let raw = value.get().trim();
+    let raw = value.get().trim_ascii();
     let Some(inner) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) else {
         return Err(format!("is {}, expected a string", raw::kind(value)));
     };
     if !inner.contains('\\') {
         return Ok(inner.to_string());
     }
+    if let Some(text) = unescape_short(inner) {
+        return Ok(text);
+    }
     // JSON allows escapes that name no character (a lone surrogate, `\ud800`); text cannot.
     serde_json::from_str(raw).map_err(|e| format!("is a string keysync cannot read as text ({e})"))
+}
+
+/// A JSON string's content with its two-character escapes (`\n`, `\"`, ...) decoded, or `None`
+/// when it holds a `\u` escape, left to `serde_json`. The content is valid JSON already (it was
+/// read as a raw value), and a gateway's newline-separated `allow_ips` is the common case:
+/// decoded here, it costs no second parse.
+fn unescape_short(inner: &str) -> Option<String> {
+    let mut text = String::with_capacity(inner.len());
+    let mut rest = inner;
+    while let Some(at) = rest.find('\\') {
+        text.push_str(&rest[..at]);
+        text.push(match rest.as_bytes().get(at + 1)? {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            _ => return None,
+        });
+        rest = &rest[at + 2..];
+    }
+    text.push_str(rest);
+    Some(text)
 }
 
 /// `key_hint`, `key_sha256` and the secret for a key value as the API sent it.
@@ -456,6 +485,29 @@ mod tests {
         );
         let err = record(r#"{"id":1,"key":7}"#).unwrap_err();
         assert_eq!(err, "key 1: field `key` is a number, expected a string");
+    }
+
+    #[test]
+    fn short_escapes_decode_as_serde_json_decodes_them() {
+        for content in [
+            r"203.0.113.7\n2001:db8::/32",
+            r#"\"quoted\" \\ back\/slash\b\f\n\r\t"#,
+            r"\\n is a backslash and an n",
+            r"é\tü\n",
+            r"ends with an escape\n",
+        ] {
+            let quoted = format!("\"{content}\"");
+            let decoded: String = serde_json::from_str(&quoted).unwrap();
+            assert_eq!(unescape_short(content), Some(decoded), "{content}");
+            let value = serde_json::value::RawValue::from_string(quoted).unwrap();
+            assert_eq!(
+                text(&value).unwrap(),
+                serde_json::from_str::<String>(value.get()).unwrap()
+            );
+        }
+        // `\u` escapes are serde_json's to decode, or to refuse.
+        assert_eq!(unescape_short(r"a\u00e9"), None);
+        assert_eq!(unescape_short(r"\n\ud800"), None);
     }
 
     #[test]

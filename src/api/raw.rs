@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 
 /// The JSON type of a raw value, by its first character.
 pub fn kind(raw: &RawValue) -> &'static str {
-    match raw.get().trim_start().as_bytes().first() {
+    match raw.get().trim_ascii_start().as_bytes().first() {
         Some(b'{') => "an object",
         Some(b'[') => "an array",
         Some(b'"') => "a string",
@@ -23,7 +23,7 @@ pub fn kind(raw: &RawValue) -> &'static str {
 }
 
 pub fn is_null(raw: &RawValue) -> bool {
-    raw.get().trim() == "null"
+    raw.get().trim_ascii() == "null"
 }
 
 /// An object's members in the order written, names borrowed from the body where they hold no
