@@ -418,7 +418,7 @@ impl ApiClient {
                 (attempt, _) => attempt,
             })?;
         let known = self.known.get().filter(|_| page > 1).cloned();
-        parse_page_aside(page, body, known)
+        parse_page_on_pool(page, body, known)
             .await
             .map_err(|e| Attempt::Fatal(self.redacted(e)))
     }
@@ -826,7 +826,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// runtime's one thread it held up the requests, and with 2 cores the first pull of 1,000,000
 /// keys took up to 10% longer (8.6 s against 7.6 s, medians of 7 alternated runs of each build;
 /// README, Performance). A panic while parsing goes on from here, as on the runtime.
-async fn parse_page_aside(
+async fn parse_page_on_pool(
     page: u32,
     body: Vec<u8>,
     known: Option<Arc<KnownItems>>,

@@ -3,8 +3,9 @@
 //! A pull's work splits in two. Waiting on the network is async and stays on the runtime (which
 //! parses pages on its blocking pool); opening the database, the `syncs` row, staging,
 //! applying and recording a failure are blocking SQLite calls, so they run on one thread of
-//! their own that owns the pull's connection from its first statement to its last. (A `Connection` is `Send` but not
-//! `Sync`: keeping it off the runtime is also what makes the pull future `Send`.)
+//! their own that owns the pull's connection from its first statement to its last. (A
+//! `Connection` is `Send` but not `Sync`: keeping it off the runtime is also what makes the
+//! pull future `Send`.)
 //!
 //! The listing hands the writer pages through a bounded tokio channel of [`QUEUED_PAGES`]. The
 //! runtime side's `send().await` waits as a future when the writer is behind, so memory stays
