@@ -831,7 +831,12 @@ async fn parse_page_on_pool(
     body: Vec<u8>,
     known: Option<Arc<KnownItems>>,
 ) -> Result<Page> {
-    match tokio::task::spawn_blocking(move || parse_page(page, &body, known.as_deref())).await {
+    let parse = move || {
+        #[cfg(feature = "test-support")]
+        crate::api::panic_on_page_for_tests("KEYSYNC_DEBUG_PANIC_PARSING_PAGE", page);
+        parse_page(page, &body, known.as_deref())
+    };
+    match tokio::task::spawn_blocking(parse).await {
         Ok(parsed) => parsed,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(e) => Err(Error::Internal(format!(

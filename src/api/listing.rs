@@ -246,8 +246,12 @@ async fn list_rest(
                 "the listing stopped before a short page (next page {next_stage})"
             )));
         };
-        let (page_number, mut fetched) =
-            joined.map_err(|e| Error::Internal(format!("a page fetch died: {e}")))?;
+        let (page_number, mut fetched) = match joined {
+            Ok(answer) => answer,
+            // keysync's own bug (in parsing, say): it ends the pull as a panic, not as an error.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => return Err(Error::Internal(format!("a page fetch died: {e}"))),
+        };
         if let Ok(page) = &mut fetched
             && !page.page_size_echoed
         {

@@ -28,6 +28,8 @@ use std::thread::{self, JoinHandle};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::pacing::RequestCounter;
+#[cfg(feature = "test-support")]
+use crate::api::panic_on_page_for_tests;
 use crate::api::{KnownItems, Listing, Page, PageSink};
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -361,17 +363,6 @@ fn record_failure<E: ToString>(store: &Store, sync: i64, job: &WriterJob, error:
         tracing::warn!("{record}");
     }
     error
-}
-
-/// Test support only: `KEYSYNC_DEBUG_PANIC_ON_PAGE=N` panics on the writer thread as it is
-/// about to stage page N, and `KEYSYNC_DEBUG_PANIC_LISTING_PAGE=N` on the runtime side as it
-/// hands page N over, so the tests can check that a panic mid-pull on either side leaves no
-/// `running` sync row and exits 7. A build with default features has no such switch.
-#[cfg(feature = "test-support")]
-fn panic_on_page_for_tests(var: &str, page: u32) {
-    if std::env::var(var).is_ok_and(|n| n == page.to_string()) {
-        panic!("{var}: a panic while staging page {page}");
-    }
 }
 
 #[cfg(test)]

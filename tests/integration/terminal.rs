@@ -180,11 +180,12 @@ fn sigterm_ends_a_wait_for_the_lock_at_once_for_one_shot_and_every() {
 
 #[test]
 fn a_panic_mid_pull_marks_its_row_failed_and_exits_7() {
-    // On the writer thread (staging), and on the runtime side (listing): either way the row is
-    // final before the process exits.
+    // On the writer thread (staging), on the runtime side (listing) and on the parsing pool:
+    // every way the row is final before the process exits.
     for switch in [
         "KEYSYNC_DEBUG_PANIC_ON_PAGE",
         "KEYSYNC_DEBUG_PANIC_LISTING_PAGE",
+        "KEYSYNC_DEBUG_PANIC_PARSING_PAGE",
     ] {
         let h = Harness::with_keys(250);
         h.pull(&[]);
@@ -201,7 +202,7 @@ fn a_panic_mid_pull_marks_its_row_failed_and_exits_7() {
         );
         assert!(
             output.stderr.ends_with(&format!(
-                ": {switch}: a panic while staging page 2; this is a bug, please report it\n"
+                ": {switch}: a panic at page 2; this is a bug, please report it\n"
             )),
             "{}",
             output.stderr
