@@ -13,8 +13,9 @@
 //! `KEYSYNC_BENCH_BIN=PATH` measures another keysync binary with the same harness.
 //! `KEYSYNC_BENCH_BEFORE=PATH` measures a second build in the same run, each of its pulls right
 //! before the measured build's, and adds its figures to the table: on a machine whose speed
-//! drifts by the hour, only builds measured side by side compare. `KEYSYNC_BENCH_SERVE=1` only serves the account (its URL on stdout) until stdin closes, to
-//! profile one pull by hand (`perf record keysync pull ...`).
+//! drifts by the hour, only builds measured side by side compare. `KEYSYNC_BENCH_SERVE=1` only
+//! serves the account (its URL on stdout) until stdin closes, to profile one pull by hand
+//! (`perf record keysync pull ...`).
 
 use std::path::Path;
 use std::sync::{Arc, RwLock};

@@ -8,6 +8,7 @@ use std::process::{Child, Output};
 use keysync::fake::{FakeAccount, FakeServer};
 use pretty_assertions::assert_eq;
 use rusqlite::Connection;
+use rusqlite::types::Value;
 use serde_json::json;
 
 use crate::common::{Harness, NOW, Run, SEED, TOKEN, check_exit, int, run, text as text_value};
@@ -1058,6 +1059,21 @@ fn journal_mode(db: &Path) -> String {
         .unwrap()
 }
 
+/// Every `keys` and `key_versions` row but the syncs' ids.
+fn first_keys_record(h: &Harness) -> (Vec<Vec<Value>>, Vec<Vec<Value>>) {
+    let data = "user_id, name, status, created_time, accessed_time, expired_time, remain_quota,
+                used_quota, unlimited_quota, model_limits_enabled, model_limits, allow_ips,
+                \"group\", cross_group_retry, key_hint, key_sha256, extra";
+    (
+        h.rows(&format!(
+            "SELECT id, key, removed_sync, {data} FROM keys ORDER BY id"
+        )),
+        h.rows(&format!(
+            "SELECT key_id, valid_to_sync, changed, {data} FROM key_versions ORDER BY key_id"
+        )),
+    )
+}
+
 /// A database's first keys are written through a rollback journal (each page once); a reader
 /// that has the file open keeps it in WAL, and reads on while they are written. Either way the
 /// record is the same and the file ends in WAL.
@@ -1089,19 +1105,7 @@ fn the_first_keys_are_the_same_record_with_or_without_a_reader() {
     assert_eq!(count(&reader), 250, "the reader reads the new keys");
     assert_eq!(journal_mode(&shared.db), "wal");
     // The same rows but for the sync that first saw the keys (2 with the reader, 1 without).
-    let data = "user_id, name, status, created_time, accessed_time, expired_time, remain_quota,
-                used_quota, unlimited_quota, model_limits_enabled, model_limits, allow_ips,
-                \"group\", cross_group_retry, key_hint, key_sha256, extra";
-    let record =
-        |h: &Harness| {
-            (
-            h.rows(&format!("SELECT id, key, removed_sync, {data} FROM keys ORDER BY id")),
-            h.rows(&format!(
-                "SELECT key_id, valid_to_sync, changed, {data} FROM key_versions ORDER BY key_id"
-            )),
-        )
-        };
-    let (with_reader, without) = (record(&shared), record(&alone));
+    let (with_reader, without) = (first_keys_record(&shared), first_keys_record(&alone));
     assert_eq!(with_reader.0.len(), 250);
     assert_eq!(with_reader.1.len(), 250);
     assert_eq!(with_reader, without);
