@@ -2,6 +2,7 @@
 //! alarm (exit 1) for monitoring when the data has gone stale or the last pull failed.
 
 use std::io::Write;
+use std::num::NonZeroU64;
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use crate::config::Settings;
 use crate::error::{Outcome, Result};
 use crate::output::{escape_for_terminal, print_line};
 use crate::store::Store;
+use crate::store::price::{Price, PriceSource};
 use crate::store::status::{KeyCounts, SyncRow};
 use crate::store::sync_status::SyncStatus;
 use crate::terminal::counted;
@@ -30,7 +32,8 @@ pub struct Args {
 pub fn run(settings: &Settings, args: Args) -> Result<Outcome> {
     let db = settings.db()?;
     let now = settings.now();
-    let seen = Seen::read(&Store::open_read_only(db)?, args.max_age, now)?;
+    let store = Store::open_read_only(db)?;
+    let seen = Seen::read(&store, settings.quota_per_unit, args.max_age, now)?;
     if args.json {
         print_line(&seen.json(db, now).to_string())?;
     } else if !settings.quiet {
@@ -55,12 +58,22 @@ struct Seen {
     account: Option<(i64, i64)>,
     last: Option<SyncRow>,
     good: Option<SyncRow>,
+    /// The price in force at the last good sync.
+    price: Price,
     alarm: Option<String>,
 }
 
 impl Seen {
-    fn read(store: &Store, max_age: Option<Duration>, now: i64) -> Result<Seen> {
+    fn read(
+        store: &Store,
+        price_setting: Option<NonZeroU64>,
+        max_age: Option<Duration>,
+        now: i64,
+    ) -> Result<Seen> {
         let good = store.last_good_sync()?;
+        let price = store
+            .price_book(price_setting)?
+            .at(good.as_ref().map_or(0, |sync| sync.id));
         let alarm = match max_age {
             Some(max_age) => alarm(
                 store.last_finished_sync()?.as_ref(),
@@ -75,6 +88,7 @@ impl Seen {
             account: store.account()?,
             last: store.last_sync()?,
             good,
+            price,
             alarm,
             size: store.bytes(),
             version: store.schema_version()?,
@@ -92,6 +106,7 @@ impl Seen {
             }),
             "last_sync": self.last.as_ref().map(|s| sync_json(s, now)),
             "last_good_sync": self.good.as_ref().map(|s| sync_json(s, now)),
+            "price": price_json(&self.price),
             "alarm": self.alarm,
         })
     }
@@ -114,8 +129,34 @@ impl Seen {
         say(&format!(
             "last good sync: {}",
             sync_line(self.good.as_ref(), now)
-        ))
+        ))?;
+        say(&format!("price:          {}", price_line(&self.price)))
     }
+}
+
+/// `500000 quota units per US dollar (published by the gateway, sync 12)`.
+fn price_line(price: &Price) -> String {
+    let origin = match price.source {
+        PriceSource::Gateway { sync } => format!("published by the gateway, sync {sync}"),
+        PriceSource::Setting => "set by the profile's quota_per_unit".to_string(),
+        PriceSource::Default => "the gateway's default: no pull read a price".to_string(),
+    };
+    format!(
+        "{} quota units per US dollar ({origin})",
+        price.quota_per_unit
+    )
+}
+
+fn price_json(price: &Price) -> Json {
+    let sync = match price.source {
+        PriceSource::Gateway { sync } => Some(sync),
+        PriceSource::Setting | PriceSource::Default => None,
+    };
+    json!({
+        "quota_per_unit": price.quota_per_unit.get(),
+        "source": price.source_name(),
+        "sync": sync,
+    })
 }
 
 fn account_line(account: Option<(i64, i64)>) -> String {

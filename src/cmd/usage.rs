@@ -9,7 +9,7 @@
 use std::num::NonZeroU64;
 
 use crate::cmd::FormatArgs;
-use crate::cmd::consumption::{Money, Period, When, Window, parse_when, per_key, per_period};
+use crate::cmd::consumption::{Period, When, Window, parse_when, per_key, per_period};
 use crate::config::{Settings, parse_quota_per_unit};
 use crate::error::{Error, Result};
 use crate::output::{Format, print_rows};
@@ -30,7 +30,8 @@ pub struct Args {
     /// Keep only the first N rows (without --every)
     #[arg(long, value_name = "N", conflicts_with = "every")]
     pub top: Option<usize>,
-    /// Quota units per US dollar [default: the profile's quota_per_unit, else 500000]
+    /// Quota units per US dollar, for every interval [default: the profile's quota_per_unit,
+    /// else the price the gateway published at each pull, else 500000]
     #[arg(long, value_name = "N", value_parser = parse_quota_per_unit)]
     pub quota_per_unit: Option<NonZeroU64>,
     #[command(flatten)]
@@ -48,13 +49,14 @@ pub fn run(settings: &Settings, args: Args) -> Result<()> {
             readable_time(until)
         )));
     }
-    let uses = Store::open_read_only(settings.db()?)?.usage(since, until)?;
-    let money = Money(settings.quota_per_unit);
+    let store = Store::open_read_only(settings.db()?)?;
+    let prices = store.price_book(settings.quota_per_unit)?;
+    let uses = store.usage(since, until, &prices)?;
     let format = args.format.row_format();
     match args.every {
         Some(period) => {
             let columns = ["period", "id", "name", "used", "usd"].map(String::from);
-            let rows = per_period(&uses, period, money);
+            let rows = per_period(&uses, period)?;
             print_rows(format, &columns, rows.into_iter().map(Ok))
         }
         None => {
@@ -66,7 +68,7 @@ pub fn run(settings: &Settings, args: Args) -> Result<()> {
             if for_people {
                 columns.push("trend".to_string());
             }
-            let rows = per_key(&uses, money, args.top, for_people.then_some(&window));
+            let rows = per_key(&uses, args.top, for_people.then_some(&window))?;
             print_rows(format, &columns, rows.into_iter().map(Ok))
         }
     }

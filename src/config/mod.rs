@@ -72,13 +72,11 @@ pub struct Settings {
     pub now: Option<i64>,
     /// The API options and health-check URL, for `pull`.
     pub api: Option<ApiSettings>,
-    /// Quota units per US dollar, for `usage` and `html`: the flag, else the profile, else
-    /// [`DEFAULT_QUOTA_PER_UNIT`].
-    pub quota_per_unit: NonZeroU64,
+    /// Quota units per US dollar that the user set, for `usage`, `html` and `status`: the
+    /// flag, else the profile. When neither sets one, the prices the gateway published apply
+    /// (`store::price`).
+    pub quota_per_unit: Option<NonZeroU64>,
 }
-
-/// The gateway's quota units per US dollar.
-pub const DEFAULT_QUOTA_PER_UNIT: NonZeroU64 = NonZeroU64::new(500_000).unwrap();
 
 /// `--quota-per-unit` and the profile's `quota_per_unit`: a whole number above zero (a price
 /// of zero units per dollar would divide by zero).
@@ -125,10 +123,7 @@ impl Settings {
             quiet: flags.quiet,
             now,
             api,
-            quota_per_unit: flags
-                .quota_per_unit
-                .or(profile.quota_per_unit)
-                .unwrap_or(DEFAULT_QUOTA_PER_UNIT),
+            quota_per_unit: flags.quota_per_unit.or(profile.quota_per_unit),
         })
     }
 

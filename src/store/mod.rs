@@ -7,6 +7,7 @@ pub(crate) mod diff;
 pub(crate) mod history;
 pub mod lock;
 pub(crate) mod points;
+pub(crate) mod price;
 pub(crate) mod prune;
 pub(crate) mod query;
 pub(crate) mod status;

@@ -490,7 +490,7 @@ fn write_first_keys(tx: &Transaction<'_>, sync: i64) -> Result<ApplyCounts> {
         tx.execute(
             "INSERT INTO main.use_ledger (key_id, sync_id, used, running_total)
              SELECT id, ?1, used_quota, used_quota FROM main.keys
-             WHERE created_time > ?2 AND used_quota > 0",
+             WHERE created_time > ?2 AND used_quota <> 0",
             [sync, before],
         )
         .db(context)?;
@@ -723,11 +723,40 @@ fn classify(tx: &Transaction<'_>, removed: &[i64]) -> Result<()> {
     Ok(())
 }
 
-/// The use ledger's rows for this sync `?1` (B), by the rule migrations/V5__use_ledger.sql
-/// states: a changed key was live at A (its `keys` row is its state there); an added or
-/// restored one was not, and counts its whole use only when created after A started (never
-/// when there is no A: the first good sync only opens the record).
+/// The use ledger's rows for this sync `?1` (B), by the rule migrations/V8__refunds_and_prices.sql
+/// states: a changed key was live at A (its `keys` row is its state there) and used the signed
+/// difference of its `used_quota` (negative: the gateway refunded); an added or restored one was
+/// not, and counts its whole use only when created after A started (never when there is no A:
+/// the first good sync only opens the record). A `used_quota` that is NULL observed nothing: a
+/// key listed without one writes no row, and the next value is compared with the last one its
+/// versions hold since it was last added or restored (`baselines`, read only for those rare
+/// keys). SQLite turns an integer overflow into a REAL, which the ledger's CHECK refuses.
 const LEDGER_SQL: &str = "
+WITH runs AS (
+    SELECT d.id,
+           (SELECT max(v.valid_from_sync) FROM main.key_versions AS v
+            WHERE v.key_id = d.id
+              AND NOT EXISTS (SELECT 1 FROM main.key_versions AS w
+                              WHERE w.key_id = d.id AND w.valid_to_sync = v.valid_from_sync))
+               AS run_start
+    FROM temp.delta AS d
+    JOIN main.keys AS k ON k.id = d.id
+    WHERE d.kind = 'changed' AND k.used_quota IS NULL
+),
+baselines AS (
+    SELECT r.id,
+           coalesce(
+               (SELECT v.used_quota FROM main.key_versions AS v
+                WHERE v.key_id = r.id AND v.valid_from_sync >= r.run_start
+                  AND v.used_quota IS NOT NULL
+                ORDER BY v.valid_from_sync DESC LIMIT 1),
+               CASE WHEN (SELECT v.created_time FROM main.key_versions AS v
+                          WHERE v.key_id = r.id AND v.valid_from_sync = r.run_start)
+                         > (SELECT a.started_at FROM main.good_syncs AS a
+                            WHERE a.id < r.run_start ORDER BY a.id DESC LIMIT 1)
+                    THEN 0 END) AS used_quota
+    FROM runs AS r
+)
 INSERT INTO main.use_ledger (key_id, sync_id, used, running_total)
 SELECT u.id, ?1, u.used,
        u.used + coalesce((SELECT l.running_total FROM main.use_ledger AS l
@@ -735,24 +764,22 @@ SELECT u.id, ?1, u.used,
 FROM (
     SELECT d.id,
            CASE
-               WHEN d.kind = 'changed' THEN
-                   CASE WHEN coalesce(s.used_quota, 0) >= coalesce(k.used_quota, 0)
-                        THEN coalesce(s.used_quota, 0) - coalesce(k.used_quota, 0)
-                        ELSE coalesce(s.used_quota, 0)
-                   END
+               WHEN d.kind = 'changed' THEN s.used_quota - coalesce(k.used_quota, b.used_quota)
                WHEN s.created_time > (SELECT a.started_at FROM main.good_syncs AS a
                                       WHERE a.id < ?1 ORDER BY a.id DESC LIMIT 1)
-                   THEN coalesce(s.used_quota, 0)
+                   THEN s.used_quota
                ELSE 0
            END AS used
     FROM temp.delta AS d
     JOIN temp.staged AS s ON s.neg = -d.id
     LEFT JOIN main.keys AS k ON k.id = d.id
+    LEFT JOIN baselines AS b ON b.id = d.id
     WHERE d.kind IN ('added', 'changed', 'restored')
+      AND s.used_quota IS NOT NULL
       -- The first good sync has no A: SQLite tests this once, and skips the join.
       AND EXISTS (SELECT 1 FROM main.good_syncs AS a WHERE a.id < ?1)
 ) AS u
-WHERE u.used > 0";
+WHERE u.used <> 0";
 
 /// Closes the versions that end at this sync, then writes the new state and opens a version
 /// for every added, restored or changed key. Each statement touches only `temp.delta`'s keys.

@@ -96,7 +96,7 @@ fn html(h: &Harness, args: &[&str]) -> String {
 fn the_page_shows_what_usage_and_the_reports_print() {
     let (h, mut snapshots, names) = ten_days();
     let id_of = |name: &str| *names.iter().find(|(_, n)| *n == name).unwrap().0;
-    let (steady, resets, idle) = (id_of("steady"), id_of("resets"), id_of("idle"));
+    let (steady, refunded, idle) = (id_of("steady"), id_of("refunded"), id_of("idle"));
     let (newcomer, latecomer) = (id_of("newcomer"), id_of("latecomer"));
     // One more pull, half an hour after the tenth: a hostile name, a disabled key, an
     // exhausted one, one that expired yesterday and one that expires in three days.
@@ -105,7 +105,7 @@ fn the_page_shows_what_usage_and_the_reports_print() {
         let mut account = h.server.account();
         account.set(steady, "name", json!(HOSTILE_NAME));
         account.set(steady, "used_quota", json!(10_000 + 1_500 * 81 + 4_321));
-        account.set(resets, "status", json!(2));
+        account.set(refunded, "status", json!(2));
         account.set(newcomer, "remain_quota", json!(0));
         account.set(latecomer, "expired_time", json!(now() - DAY));
         account.set(idle, "expired_time", json!(now() + 3 * DAY));
@@ -286,7 +286,7 @@ fn the_page_shows_what_usage_and_the_reports_print() {
     ));
     assert_eq!(table_head(&page, "table#exposed-keys"), head);
     assert_eq!(table_rows(&page, "table#exposed-keys"), exposed);
-    // Every enabled live key: all but the disabled `resets` and the removed key.
+    // Every enabled live key: all but the disabled `refunded` and the removed key.
     assert_eq!(exposed.len(), 5);
 
     // Changes: the window's net diff counted as `keysync diff` has it, then the latest
@@ -340,7 +340,7 @@ fn the_page_shows_what_usage_and_the_reports_print() {
         newest,
         [
             (steady.to_string(), "name".into(), HOSTILE_NAME.into()),
-            (resets.to_string(), "status".into(), "2".into()),
+            (refunded.to_string(), "status".into(), "2".into()),
             (
                 idle.to_string(),
                 "expired_time".into(),
@@ -360,7 +360,7 @@ fn the_page_shows_what_usage_and_the_reports_print() {
     );
 
     // A `--now` in the past ends the window there: the use, and the changes, up to pull 5
-    // (newcomer and before-failure added; steady, resets and removed used quota).
+    // (newcomer and before-failure added; steady, refunded and removed used quota).
     let then = (pull_time(5) + HOUR).to_string();
     let earlier = h.dir.path().join("earlier.html");
     run(

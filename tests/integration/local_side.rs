@@ -469,6 +469,10 @@ fn a_database_that_had_keys_before_the_binding_is_bound_by_its_upgrade() {
             "DROP TABLE account; DROP VIEW good_syncs; DROP VIEW key_usage;
              DROP TABLE use_ledger; DROP INDEX syncs_by_start;
              ALTER TABLE syncs DROP COLUMN requests; ALTER TABLE syncs DROP COLUMN rate_limited;
+             ALTER TABLE syncs DROP COLUMN quota_per_unit;
+             ALTER TABLE syncs DROP COLUMN quota_display_type;
+             ALTER TABLE syncs DROP COLUMN usd_exchange_rate;
+             ALTER TABLE syncs DROP COLUMN gateway_version;
              DROP TABLE key_digests; DROP INDEX keys_holding_secret;
              DELETE FROM refinery_schema_history WHERE version >= 3;",
         )

@@ -35,7 +35,9 @@
 //!   and the reports' output, no script or external URL, escaping, and a file never half
 //!   written.
 //! - `usage`: `keysync usage`: quota use and dollars by the attribution rule, per key and per
-//!   period, over ten daily pulls with a reset, a newcomer, a removal and a failed pull.
+//!   period, over ten daily pulls with a refund, a newcomer, a removal and a failed pull.
+//! - `refunds`: the gateway's books: a refund is negative use, a pull without `used_quota`
+//!   observes nothing, sums past 64 bits, an older ledger corrected by the upgrade.
 //! - `contrib`: the shipped systemd units and Dockerfile: shown verbatim in the README,
 //!   `systemd-analyze verify`, and their command lines run against the fake.
 //! - `monitoring`: what a monitor reads: ping URLs with a query string, `pull --json` lines with
@@ -61,6 +63,7 @@ mod operations;
 mod pacing;
 mod pull;
 mod query;
+mod refunds;
 mod terminal;
 mod unchanged;
 mod upstream;

@@ -724,6 +724,10 @@ fn a_database_from_before_the_views_gets_them_for_the_query_without_being_change
              DROP VIEW good_syncs; DROP VIEW key_usage; DROP TABLE use_ledger;
              DROP INDEX syncs_by_start;
              ALTER TABLE syncs DROP COLUMN requests; ALTER TABLE syncs DROP COLUMN rate_limited;
+             ALTER TABLE syncs DROP COLUMN quota_per_unit;
+             ALTER TABLE syncs DROP COLUMN quota_display_type;
+             ALTER TABLE syncs DROP COLUMN usd_exchange_rate;
+             ALTER TABLE syncs DROP COLUMN gateway_version;
              DROP TABLE key_digests; DROP INDEX keys_holding_secret;
              DELETE FROM refinery_schema_history WHERE version >= 2;",
         )

@@ -4,6 +4,7 @@
 //! --report`), `store::diff` (as `keysync diff`) and `store::timeline`.
 
 use std::collections::HashSet;
+use std::num::NonZeroU64;
 use std::path::Path;
 use std::time::Duration;
 
@@ -11,12 +12,13 @@ use chrono::NaiveDate;
 use rusqlite::types::Value;
 
 use crate::api::model::DATA_COLUMNS;
-use crate::cmd::consumption::{KeyTotal, Money, Window, key_totals, per_key};
+use crate::cmd::consumption::{KeyTotal, Spend, Window, key_totals, per_key};
 use crate::error::Result;
 use crate::report::{Report, ReportArgs};
 use crate::store::Store;
 use crate::store::diff::{DiffRow, Kind, keys_of};
 use crate::store::points::{SyncPoint, SyncRef};
+use crate::store::price::Price;
 use crate::store::query;
 use crate::store::status::SyncRow;
 use crate::store::timeline::{Sampling, StatusPoint};
@@ -49,7 +51,8 @@ pub struct Page {
     pub now: i64,
     /// Whether `--now` fixed "now" (else it is the clock).
     pub now_given: bool,
-    pub money: Money,
+    /// The price in force at the latest good sync, and where it came from.
+    pub price: Price,
     pub usage: Usage,
     pub status: Status,
     pub expiring: Table,
@@ -77,8 +80,8 @@ pub struct Usage {
 pub struct Series {
     /// `None` for the others.
     pub key: Option<KeyTotal>,
-    /// Use per day of the window, quota units.
-    pub per_day: Vec<i64>,
+    /// Use per day of the window.
+    pub per_day: Vec<Spend>,
 }
 
 pub struct Status {
@@ -107,20 +110,28 @@ pub struct Changes {
 
 impl Page {
     /// Reads the page for the window `(since, now]` from the database at `db`.
-    pub fn read(db: &Path, since: i64, now: i64, now_given: bool, money: Money) -> Result<Page> {
+    pub fn read(
+        db: &Path,
+        since: i64,
+        now: i64,
+        now_given: bool,
+        price_setting: Option<NonZeroU64>,
+    ) -> Result<Page> {
         // Query mode pins the views' clock at `now`, as `keysync query --now` does.
         let mut store = Store::open_for_query(db, now)?;
-        let uses = store.usage(since, now)?;
+        let prices = store.price_book(price_setting)?;
+        let uses = store.usage(since, now, &prices)?;
+        let latest = store.last_good_sync()?;
         let (sampling, points) = store.status_timeline(since, now)?;
         Ok(Page {
             db: db.display().to_string(),
             account: store.account()?.map(|(user_id, _)| user_id),
-            latest: store.last_good_sync()?,
+            price: prices.at(latest.as_ref().map_or(0, |sync| sync.id)),
+            latest,
             since,
             now,
             now_given,
-            money,
-            usage: usage(&uses, since, now, money),
+            usage: usage(&uses, since, now)?,
             status: Status {
                 sampling,
                 points,
@@ -140,35 +151,37 @@ impl Page {
     }
 }
 
-fn usage(uses: &[KeyUse], since: i64, now: i64, money: Money) -> Usage {
+fn usage(uses: &[KeyUse], since: i64, now: i64) -> Result<Usage> {
     let window = Window::new(since, now);
-    let keys = key_totals(uses);
+    let keys = key_totals(uses)?;
     let drawn = keys.len().min(CHART_KEYS);
     let mut series: Vec<Series> = keys[..drawn]
         .iter()
-        .map(|key| Series {
-            per_day: window.daily(uses.iter().filter(|u| u.key_id == key.id)),
-            key: Some(key.clone()),
+        .map(|key| {
+            Ok(Series {
+                per_day: window.daily(uses.iter().filter(|u| u.key_id == key.id))?,
+                key: Some(key.clone()),
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     if keys.len() > drawn {
         let charted: HashSet<i64> = keys[..drawn].iter().map(|k| k.id).collect();
         series.push(Series {
             key: None,
-            per_day: window.daily(uses.iter().filter(|u| !charted.contains(&u.key_id))),
+            per_day: window.daily(uses.iter().filter(|u| !charted.contains(&u.key_id)))?,
         });
     }
-    Usage {
+    Ok(Usage {
         top_consumers: Table {
             columns: ["id", "name", "used", "usd", "share"]
                 .map(String::from)
                 .to_vec(),
-            rows: per_key(uses, money, Some(TABLE_KEYS), None),
+            rows: per_key(uses, Some(TABLE_KEYS), None)?,
         },
         keys_left_out: keys.len().saturating_sub(TABLE_KEYS),
         days: window.days().collect(),
         series,
-    }
+    })
 }
 
 /// A preset report's rows, run as `keysync query --report` runs it.
@@ -290,10 +303,11 @@ mod tests {
                     key_id: id,
                     name: Some(format!("k{id}")),
                     used,
+                    quota_per_unit: price,
                 })
             })
             .collect();
-        let usage = usage(&uses, 0, 3 * DAY - 1, Money(price));
+        let usage = usage(&uses, 0, 3 * DAY - 1).unwrap();
         assert_eq!(usage.days.len(), 3);
         let drawn: Vec<Option<i64>> = usage
             .series
@@ -308,9 +322,11 @@ mod tests {
                 .chain([None])
                 .collect::<Vec<_>>()
         );
-        assert_eq!(usage.series[0].per_day, [0, 100, 10]);
+        let used =
+            |series: &Series| -> Vec<i64> { series.per_day.iter().map(Spend::used).collect() };
+        assert_eq!(used(&usage.series[0]), [0, 100, 10]);
         // Keys 1 and 2 together.
-        assert_eq!(usage.series[8].per_day, [0, 30, 3]);
+        assert_eq!(used(&usage.series[8]), [0, 30, 3]);
         // The table keeps every key, as `keysync usage --top 25` prints them.
         assert_eq!(usage.top_consumers.rows.len(), 10);
         assert_eq!(usage.keys_left_out, 0);
@@ -326,15 +342,21 @@ mod tests {
                 key_id: id,
                 name: None,
                 used: id,
+                quota_per_unit: price,
             })
             .collect();
-        let usage = usage(&uses, 0, 2 * DAY, Money(price));
+        let usage = usage(&uses, 0, 2 * DAY).unwrap();
         let ids: Vec<&Value> = usage.top_consumers.rows.iter().map(|r| &r[0]).collect();
         assert_eq!(ids.len(), TABLE_KEYS);
         assert_eq!((ids[0], ids[24]), (&Value::Integer(30), &Value::Integer(6)));
         assert_eq!(usage.keys_left_out, 5);
         // The others' stack holds the 22 keys the chart does not colour: 1 + 2 + ... + 22.
-        assert_eq!(usage.series[CHART_KEYS].per_day, [0, 253, 0]);
+        let used: Vec<i64> = usage.series[CHART_KEYS]
+            .per_day
+            .iter()
+            .map(Spend::used)
+            .collect();
+        assert_eq!(used, [0, 253, 0]);
     }
 
     /// 105 hourly syncs that each recorded 400 versions (so says the sync log): key 1 renamed at

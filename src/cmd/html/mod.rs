@@ -14,7 +14,7 @@ use std::io::Write;
 use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 
-use crate::cmd::consumption::{Money, When, parse_when};
+use crate::cmd::consumption::{When, parse_when};
 use crate::config::{Settings, parse_quota_per_unit};
 use crate::error::{Error, Result};
 use crate::time::readable_time;
@@ -27,7 +27,8 @@ pub struct Args {
     /// Start of the window (exclusive), which ends now: a duration ago (30d) or an RFC 3339 time
     #[arg(long, value_name = "WHEN", default_value = "30d", value_parser = parse_when)]
     pub since: When,
-    /// Quota units per US dollar [default: the profile's quota_per_unit, else 500000]
+    /// Quota units per US dollar, for every interval [default: the profile's quota_per_unit,
+    /// else the price the gateway published at each pull, else 500000]
     #[arg(long, value_name = "N", value_parser = parse_quota_per_unit)]
     pub quota_per_unit: Option<NonZeroU64>,
 }
@@ -50,7 +51,7 @@ pub fn run(settings: &Settings, args: Args) -> Result<()> {
         since,
         now,
         settings.now.is_some(),
-        Money(settings.quota_per_unit),
+        settings.quota_per_unit,
     )?;
     let html = page::render(&page);
     file.write_all(html.as_bytes())

@@ -13,8 +13,10 @@ use super::gather::{
     USE_FIELDS, Usage,
 };
 use crate::api::model::DATA_COLUMNS;
+use crate::cmd::consumption::Spend;
 use crate::cmd::readable_field;
 use crate::output::to_text;
+use crate::store::price::PriceSource;
 use crate::store::timeline::{EFFECTIVE_STATUSES, Sampling};
 use crate::terminal::counted;
 use crate::time::readable_time;
@@ -103,7 +105,7 @@ fn header(html: &mut String, page: &Page) {
          <dt>Latest good sync</dt><dd id=\"latest-sync\">{}</dd>\n\
          <dt>Window</dt><dd id=\"window\">after {} up to {}</dd>\n\
          <dt>Now</dt><dd id=\"now\">{}</dd>\n\
-         <dt>Price</dt><dd>{} quota units per US dollar</dd>\n</dl>\n\
+         <dt>Price</dt><dd id=\"price\">{}</dd>\n</dl>\n\
          <nav><a href=\"#usage\">Usage</a> <a href=\"#status\">Status</a> \
          <a href=\"#expiring\">Expiring</a> <a href=\"#changes\">Changes</a> \
          <a href=\"#exposed\">Exposed</a></nav>\n</header>\n",
@@ -113,15 +115,39 @@ fn header(html: &mut String, page: &Page) {
         escape(&readable_time(page.since)),
         escape(&readable_time(page.now)),
         escape(&now),
-        page.money.0
+        escape(&price_text(page))
     );
+}
+
+/// `500000 quota units per US dollar, published by the gateway at sync 12` (or set by the
+/// user, or the gateway's default when neither).
+fn price_text(page: &Page) -> String {
+    let origin = match page.price.source {
+        PriceSource::Gateway { sync } => format!("published by the gateway at sync {sync}"),
+        PriceSource::Setting => "set by --quota-per-unit or the profile".to_string(),
+        PriceSource::Default => "the gateway's default (it published none)".to_string(),
+    };
+    format!(
+        "{} quota units per US dollar, {origin}",
+        page.price.quota_per_unit
+    )
 }
 
 fn usage(html: &mut String, page: &Page) {
     let usage = &page.usage;
     html.push_str("<section id=\"usage\">\n<h2>Usage</h2>\n");
-    let total: i64 = usage.series.iter().flat_map(|s| &s.per_day).sum();
-    if total == 0 {
+    let total = match Spend::total(usage.series.iter().flat_map(|s| &s.per_day)) {
+        Ok(total) => total,
+        Err(error) => {
+            let _ = writeln!(
+                html,
+                "<p class=\"empty\">{}</p>\n</section>",
+                escape(&error.to_string())
+            );
+            return;
+        }
+    };
+    if usage.series.is_empty() {
         html.push_str("<p class=\"empty\">No use recorded in this window.</p>\n</section>\n");
         return;
     }
@@ -132,12 +158,13 @@ fn usage(html: &mut String, page: &Page) {
     let _ = writeln!(
         html,
         "<p>Quota used per UTC day, in US dollars, stacked by key: {stacked}. {} quota units \
-         in all, ${}. A key's use between two pulls is dated at the later one.</p>",
-        total,
-        to_text(&page.money.usd(total))
+         in all, ${}. A key's use between two pulls is dated at the later one; a refund is \
+         negative use.</p>",
+        total.used(),
+        to_text(&total.usd())
     );
     html.push_str("<figure class=\"chart-box\">\n");
-    html.push_str(&usage_chart(usage, page).svg());
+    html.push_str(&usage_chart(usage).svg());
     html.push_str("\n<figcaption><ul class=\"legend\">");
     for (i, series) in usage.series.iter().enumerate() {
         let _ = write!(
@@ -176,33 +203,37 @@ fn series_name(series: &Series) -> String {
     }
 }
 
-fn usage_chart<'a>(usage: &Usage, page: &Page) -> BarChart<'a> {
-    let money = page.money;
-    let usd = |used: i64| used as f64 / money.0.get() as f64;
+fn usage_chart<'a>(usage: &Usage) -> BarChart<'a> {
     let bars = usage
         .days
         .iter()
         .enumerate()
         .map(|(d, day)| {
             let date = day.format("%Y-%m-%d").to_string();
-            let total: i64 = usage.series.iter().map(|s| s.per_day[d]).sum();
+            let day_total =
+                Spend::total(usage.series.iter().map(|s| &s.per_day[d])).unwrap_or_default();
             let segments = usage
                 .series
                 .iter()
                 .enumerate()
                 .map(|(i, series)| {
-                    let used = series.per_day[d];
+                    let spend = &series.per_day[d];
                     let title = format!(
-                        "{date}, {}: {used} quota, ${}",
+                        "{date}, {}: {} quota, ${}",
                         series_name(series),
-                        to_text(&money.usd(used))
+                        spend.used(),
+                        to_text(&spend.usd())
                     );
-                    (usd(used), format!("s{i}"), title)
+                    (spend.dollars(), format!("s{i}"), title)
                 })
                 .collect();
             Bar {
                 label: day.format("%b %-d").to_string(),
-                title: format!("{date}: {total} quota, ${}", to_text(&money.usd(total))),
+                title: format!(
+                    "{date}: {} quota, ${}",
+                    day_total.used(),
+                    to_text(&day_total.usd())
+                ),
                 segments,
             }
         })

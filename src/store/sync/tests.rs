@@ -492,7 +492,7 @@ fn each_pull_writes_the_use_its_keys_made_since_the_sync_before() {
             using(4, 10, 500),
         ],
     );
-    // Key 1's counter was reset (its 30 counts); key 2 is removed.
+    // Key 1 is refunded 120 (the gateway never resets the counter); key 2 is removed.
     pull(
         &mut conn,
         3000,
@@ -520,7 +520,7 @@ fn each_pull_writes_the_use_its_keys_made_since_the_sync_before() {
         written,
         [
             [1, 2, 50, 50],
-            [1, 3, 30, 80],
+            [1, 3, -120, -70],
             [2, 5, 15, 15],
             [3, 2, 70, 70],
             [3, 3, 20, 90],
@@ -528,12 +528,72 @@ fn each_pull_writes_the_use_its_keys_made_since_the_sync_before() {
         ]
         .map(|row| row.map(int).to_vec())
     );
-    // The migration derives the same ledger from the versions alone.
-    let migration = include_str!("../../../migrations/V5__use_ledger.sql");
+    assert_eq!(rebuilt_ledger(&conn), written);
+}
+
+/// The ledger the migration derives from the versions alone.
+fn rebuilt_ledger(conn: &Connection) -> Vec<Vec<Value>> {
+    let migration = include_str!("../../../migrations/V8__refunds_and_prices.sql");
     let backfill = &migration[migration.find("INSERT INTO use_ledger").unwrap()..];
     conn.execute_batch(&format!("DELETE FROM use_ledger; {backfill}"))
         .unwrap();
-    assert_eq!(rows(&conn, LEDGER), written);
+    rows(conn, LEDGER)
+}
+
+/// Random histories of six keys over eight pulls: use, refunds, `used_quota` null or absent,
+/// keys created between pulls, removed and restored. What each pull writes must be what the
+/// migration derives from the versions, and a key listed at every pull must have used, in
+/// all, its last `used_quota` minus its first.
+#[test]
+fn the_ledger_pulls_write_is_the_one_the_migration_derives_on_random_histories() {
+    for seed in 0..40 {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut conn = migrated_in_memory();
+        let created: Vec<i64> = (0..6).map(|_| rng.i64(0..3) * 1000 + 500).collect();
+        let mut used = [0i64; 6];
+        let (mut first, mut last) = ([None::<i64>; 6], [None::<i64>; 6]);
+        let mut always_listed = [true; 6];
+        for n in 1..=8 {
+            let now = n * 1000;
+            let mut keys = Vec::new();
+            for id in 0..6 {
+                if created[id] > now {
+                    continue;
+                }
+                if rng.u8(0..10) == 0 {
+                    always_listed[id] = false;
+                    continue;
+                }
+                used[id] += rng.i64(-40..100);
+                let value = match rng.u8(0..8) {
+                    0 => json!({"created_time": created[id], "used_quota": null}),
+                    1 => json!({"created_time": created[id]}),
+                    _ => {
+                        first[id].get_or_insert(used[id]);
+                        last[id] = Some(used[id]);
+                        json!({"created_time": created[id], "used_quota": used[id]})
+                    }
+                };
+                keys.push(key(id as i64 + 1, value));
+            }
+            keys.reverse();
+            pull(&mut conn, now, keys);
+        }
+        let written = rows(&conn, LEDGER);
+        for id in (0..6).filter(|&id| always_listed[id] && created[id] < 1000) {
+            let total: i64 = written
+                .iter()
+                .filter(|row| row[0] == Value::Integer(id as i64 + 1))
+                .map(|row| match row[2] {
+                    Value::Integer(used) => used,
+                    _ => unreachable!(),
+                })
+                .sum();
+            let expected = last[id].zip(first[id]).map_or(0, |(l, f)| l - f);
+            assert_eq!(total, expected, "seed {seed}, key {}", id + 1);
+        }
+        assert_eq!(rebuilt_ledger(&conn), written, "seed {seed}");
+    }
 }
 
 /// One pull at `now` of hand-made pages: each pass's pages as given (items read, ids known).
