@@ -781,6 +781,22 @@ FROM (
 ) AS u
 WHERE u.used <> 0";
 
+/// Writes this sync's rows of the use ledger ([`LEDGER_SQL`]). Use that leaves 64-bit integers
+/// (SQLite would make it a REAL, which the ledger refuses) fails the pull with one line.
+fn write_ledger(tx: &Transaction<'_>, sync: i64) -> Result<()> {
+    match tx.execute(LEDGER_SQL, [sync]) {
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
+            Err(Error::DatabaseState(
+                "cannot record the keys' use: a key's used_quota moved by more than a 64-bit \
+                 integer holds since the last pull (see `keysync history` for its values); \
+                 nothing was written"
+                    .to_string(),
+            ))
+        }
+        done => done.map(drop).db("cannot record the keys' use"),
+    }
+}
+
 /// Closes the versions that end at this sync, then writes the new state and opens a version
 /// for every added, restored or changed key. Each statement touches only `temp.delta`'s keys.
 fn write_changes(tx: &Transaction<'_>, sync: i64) -> Result<()> {
@@ -788,9 +804,9 @@ fn write_changes(tx: &Transaction<'_>, sync: i64) -> Result<()> {
     let assignments = DATA_COLUMNS
         .map(|c| format!("\"{c}\" = s.\"{c}\""))
         .join(", ");
+    // Before `keys` takes the new state: a changed key's row there is its state at A.
+    write_ledger(tx, sync)?;
     let statements = [
-        // Before `keys` takes the new state: a changed key's row there is its state at A.
-        LEDGER_SQL.to_string(),
         "UPDATE main.key_versions SET valid_to_sync = ?1
          WHERE valid_to_sync IS NULL
            AND key_id IN (SELECT id FROM temp.delta WHERE kind IN ('changed', 'removed'))"

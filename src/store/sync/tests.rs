@@ -860,3 +860,38 @@ fn page_1_read_again_replaces_its_keys_in_the_account_count() {
     ];
     assert_eq!(majority(twice, false), None);
 }
+
+/// A difference of `used_quota` that leaves 64 bits cannot be recorded: the pull fails whole
+/// (its keys and ledger as they were) with one line, never a REAL in the ledger.
+#[test]
+fn use_past_64_bits_fails_the_pull_and_changes_nothing() {
+    let mut conn = migrated_in_memory();
+    pull(
+        &mut conn,
+        1000,
+        vec![using(1, 0, -9_000_000_000_000_000_000)],
+    );
+    let sync = begin_sync(&mut conn, "http://127.0.0.1:1", 2000).unwrap();
+    let mut staging = Staging::new(&mut conn, sync, false).unwrap();
+    staging
+        .stage(1, page(1, vec![using(1, 0, 9_000_000_000_000_000_000)]))
+        .unwrap();
+    let listing = Listing {
+        pages: 1,
+        keys_seen: 1,
+        inconsistency: None,
+        passes: 1,
+        requests: Default::default(),
+    };
+    let error = staging.apply(&listing, 2000).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "cannot record the keys' use: a key's used_quota moved by more than a 64-bit integer \
+         holds since the last pull (see `keysync history` for its values); nothing was written"
+    );
+    assert_eq!(rows(&conn, LEDGER), Vec::<Vec<Value>>::new());
+    assert_eq!(
+        rows(&conn, "SELECT used_quota FROM keys"),
+        [[int(-9_000_000_000_000_000_000)]]
+    );
+}
