@@ -871,8 +871,8 @@ fn use_past_64_bits_fails_the_pull_and_changes_nothing() {
         1000,
         vec![using(1, 0, -9_000_000_000_000_000_000)],
     );
-    let sync = begin_sync(&mut conn, "http://127.0.0.1:1", 2000).unwrap();
-    let mut staging = Staging::new(&mut conn, sync, false).unwrap();
+    let sync = begin_sync(&conn, "http://127.0.0.1:1", 2000).unwrap();
+    let mut staging = Staging::new(&conn, sync, false).unwrap();
     staging
         .stage(1, page(1, vec![using(1, 0, 9_000_000_000_000_000_000)]))
         .unwrap();
