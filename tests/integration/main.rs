@@ -36,6 +36,8 @@
 //!   written.
 //! - `usage`: `keysync usage`: quota use and dollars by the attribution rule, per key and per
 //!   period, over ten daily pulls with a reset, a newcomer, a removal and a failed pull.
+//! - `money`: dollars, quota and shares as people read them in `usage`'s table and markdown, the
+//!   reports' tables and the HTML page, and the exact values of csv and json.
 //! - `contrib`: the shipped systemd units and Dockerfile: shown verbatim in the README,
 //!   `systemd-analyze verify`, and their command lines run against the fake.
 //! - `monitoring`: what a monitor reads: ping URLs with a query string, `pull --json` lines with
@@ -55,6 +57,7 @@ mod html;
 mod installed;
 mod integrity;
 mod local_side;
+mod money;
 mod monitoring;
 mod on_a_terminal;
 mod operations;

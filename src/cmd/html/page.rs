@@ -14,7 +14,7 @@ use super::gather::{
 };
 use crate::api::model::DATA_COLUMNS;
 use crate::cmd::readable_field;
-use crate::output::to_text;
+use crate::output::{Column, ColumnKind};
 use crate::store::timeline::{EFFECTIVE_STATUSES, Sampling};
 use crate::terminal::counted;
 use crate::time::readable_time;
@@ -132,9 +132,9 @@ fn usage(html: &mut String, page: &Page) {
     let _ = writeln!(
         html,
         "<p>Quota used per UTC day, in US dollars, stacked by key: {stacked}. {} quota units \
-         in all, ${}. A key's use between two pulls is dated at the later one.</p>",
-        total,
-        to_text(&page.money.usd(total))
+         in all, {}. A key's use between two pulls is dated at the later one.</p>",
+        quota_text(total),
+        usd_text(&page.money.usd(total))
     );
     html.push_str("<figure class=\"chart-box\">\n");
     html.push_str(&usage_chart(usage, page).svg());
@@ -149,8 +149,8 @@ fn usage(html: &mut String, page: &Page) {
     html.push_str("</ul></figcaption>\n</figure>\n<h3>Top consumers</h3>\n");
     let _ = writeln!(
         html,
-        "<p>The rows of <code>keysync usage --top {TABLE_KEYS} --format csv</code> for the same \
-         window.</p>"
+        "<p>The rows of <code>keysync usage --top {TABLE_KEYS}</code> for the same window \
+         (<code>--format csv</code> has the exact amounts).</p>"
     );
     table(html, &usage.top_consumers, "top-consumers");
     if usage.keys_left_out > 0 {
@@ -162,6 +162,16 @@ fn usage(html: &mut String, page: &Page) {
         );
     }
     html.push_str("</section>\n");
+}
+
+/// `232,075,351`: quota as the page's tables write it.
+fn quota_text(used: i64) -> String {
+    ColumnKind::Quota.text(&Value::Integer(used))
+}
+
+/// `$41.39`: an amount in US dollars as the page's tables write it.
+fn usd_text(usd: &Value) -> String {
+    ColumnKind::Dollars.text(usd)
 }
 
 /// `acme-prod (#7)`, or `other keys` for the stack of the rest.
@@ -193,16 +203,21 @@ fn usage_chart<'a>(usage: &Usage, page: &Page) -> BarChart<'a> {
                 .map(|(i, series)| {
                     let used = series.per_day[d];
                     let title = format!(
-                        "{date}, {}: {used} quota, ${}",
+                        "{date}, {}: {} quota, {}",
                         series_name(series),
-                        to_text(&money.usd(used))
+                        quota_text(used),
+                        usd_text(&money.usd(used))
                     );
                     (usd(used), format!("s{i}"), title)
                 })
                 .collect();
             Bar {
                 label: day.format("%b %-d").to_string(),
-                title: format!("{date}: {total} quota, ${}", to_text(&money.usd(total))),
+                title: format!(
+                    "{date}: {} quota, {}",
+                    quota_text(total),
+                    usd_text(&money.usd(total))
+                ),
                 segments,
             }
         })
@@ -256,7 +271,7 @@ fn status(html: &mut String, status: &Status, now: i64) {
         .map(|(name, keys)| vec![Value::Text(name.to_string()), Value::Integer(keys)])
         .collect();
     let now_table = Table {
-        columns: vec!["status".to_string(), "keys".to_string()],
+        columns: Column::plain(&["status", "keys"]),
         rows,
     };
     table(html, &now_table, "status-now");
@@ -349,7 +364,7 @@ fn changes(html: &mut String, changes: &Changes) {
     );
     if !changes.per_field.is_empty() {
         let per_field = Table {
-            columns: vec!["field".to_string(), "keys changed".to_string()],
+            columns: Column::plain(&["field", "keys changed"]),
             rows: changes
                 .per_field
                 .iter()
@@ -377,9 +392,7 @@ fn changes(html: &mut String, changes: &Changes) {
         );
     } else {
         let recent = Table {
-            columns: ["sync", "time", "kind", "id", "name", "field", "old", "new"]
-                .map(String::from)
-                .to_vec(),
+            columns: Column::plain(&["sync", "time", "kind", "id", "name", "field", "old", "new"]),
             rows: changes
                 .recent
                 .iter()
@@ -425,20 +438,20 @@ fn exposed(html: &mut String, rows: &Table) {
 const SHORT_TEXT: usize = 24;
 
 /// A table in a wrapper that scrolls sideways on a narrow screen; numbers align right. Cells
-/// are written as `keysync ... --format csv` writes them.
+/// are written as keysync's tables write them: dollars, quota and shares as people read them.
 fn table(html: &mut String, table: &Table, id: &str) {
     let _ = write!(
         html,
         "<div class=\"table-wrap\"><table id=\"{id}\">\n<thead><tr>"
     );
     for column in &table.columns {
-        let _ = write!(html, "<th>{}</th>", escape(column));
+        let _ = write!(html, "<th>{}</th>", escape(&column.name));
     }
     html.push_str("</tr></thead>\n<tbody>\n");
     for row in &table.rows {
         html.push_str("<tr>");
-        for value in row {
-            let text = to_text(value);
+        for (value, column) in row.iter().zip(&table.columns) {
+            let text = column.kind.text(value);
             // Short text (a time, a name) stays on one line and the table scrolls; only long
             // text wraps.
             let class = match value {
