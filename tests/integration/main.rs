@@ -46,6 +46,9 @@
 //!   pacing without a 429, and the window learnt from 429s with and without `Retry-After`.
 //! - `unchanged`: a re-pull reads only what changed: items known by their digest, every change
 //!   still recorded, databases without digests, `--store-secrets`.
+//! - `unlimited`: keys with unlimited quota, whose `remain_quota` the gateway takes below zero,
+//!   are never exhausted or low on quota: `status`, `key_info`, `low-quota`, `forecast`, the
+//!   page's status chart.
 //! - `installed`: an installed binary without a checkout: `query --report --show-sql` run back
 //!   through `--file`, and `demo --db PATH` made again at any path.
 
@@ -66,5 +69,6 @@ mod pull;
 mod query;
 mod terminal;
 mod unchanged;
+mod unlimited;
 mod upstream;
 mod usage;
