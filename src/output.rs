@@ -90,13 +90,138 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
 }
 
-/// A value as text for people: [`to_text`], escaped for the terminal.
-fn to_shown(value: &Value) -> String {
-    let text = to_text(value);
+/// A value as text for people: as its column's kind reads ([`ColumnKind::text`]), escaped for
+/// the terminal.
+fn to_shown(value: &Value, kind: ColumnKind) -> String {
+    let text = kind.text(value);
     match escape_for_terminal(&text) {
         Cow::Borrowed(_) => text,
         Cow::Owned(escaped) => escaped,
     }
+}
+
+/// What a column's values measure, so that the formats for people (`table`, `markdown`, and
+/// the HTML page) can write them as people read them. The machine formats (`csv`, `tsv`,
+/// `json`, `jsonl`) write every kind exactly as stored: scripts and invoices see stable data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum ColumnKind {
+    /// As stored.
+    #[default]
+    Plain,
+    /// Quota units, thousands separated: `232,075,351`, `-10`.
+    Quota,
+    /// US dollars to the cent: `$1,234.56`, `-$0.02`, `<$0.01`, `$0.00`.
+    Dollars,
+    /// A percentage to one decimal: `55.4`.
+    Share,
+}
+
+impl ColumnKind {
+    /// `value` as people read it in a column of this kind. A value the kind does not expect
+    /// (NULL, text) is written as [`to_text`] writes it.
+    pub(crate) fn text(self, value: &Value) -> String {
+        let shown = match (self, value) {
+            (ColumnKind::Plain, _) => None,
+            (ColumnKind::Quota, Value::Integer(_) | Value::Real(_)) => {
+                Some(thousands(&to_text(value)))
+            }
+            (ColumnKind::Quota, _) => None,
+            (ColumnKind::Dollars, _) => millionths(value).map(dollars),
+            (ColumnKind::Share, _) => millionths(value).map(share),
+        };
+        shown.unwrap_or_else(|| to_text(value))
+    }
+}
+
+/// A column of printed rows: its name, and what its values measure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Column {
+    pub(crate) name: String,
+    pub(crate) kind: ColumnKind,
+}
+
+impl Column {
+    pub(crate) fn new(name: &str, kind: ColumnKind) -> Column {
+        Column {
+            name: name.to_string(),
+            kind,
+        }
+    }
+
+    /// Columns whose values are shown as stored.
+    pub(crate) fn plain<S: AsRef<str>>(names: &[S]) -> Vec<Column> {
+        names
+            .iter()
+            .map(|name| Column::new(name.as_ref(), ColumnKind::Plain))
+            .collect()
+    }
+}
+
+/// A number in millionths: `usd` is stored to 6 decimals, so rounding this integer (not the
+/// binary fraction a REAL holds, where 0.125 may sit just under its half) decides a half cent.
+/// `None` for a value that is not a number, or one far past any amount of quota.
+fn millionths(value: &Value) -> Option<i128> {
+    match value {
+        Value::Integer(i) => Some(i128::from(*i) * 1_000_000),
+        // The whole part apart: scaling a large amount would invent digits below its cents.
+        Value::Real(f) if f.abs() < 1e30 => {
+            let whole = f.trunc();
+            Some(whole as i128 * 1_000_000 + ((f - whole) * 1e6).round() as i128)
+        }
+        _ => None,
+    }
+}
+
+/// `$1,234.56` from millionths of a dollar, rounded to the cent half away from zero. A non-zero
+/// amount under a cent is `<$0.01` (`-<$0.01` for a refund), never a `$0.00` that reads as
+/// nothing.
+fn dollars(millionths: i128) -> String {
+    let sign = if millionths < 0 { "-" } else { "" };
+    let amount = millionths.unsigned_abs();
+    if amount != 0 && amount < 10_000 {
+        return format!("{sign}<$0.01");
+    }
+    let cents = (amount + 5_000) / 10_000;
+    format!(
+        "{sign}${}.{:02}",
+        thousands(&(cents / 100).to_string()),
+        cents % 100
+    )
+}
+
+/// `55.4` from millionths of a percent, rounded to one decimal half away from zero.
+fn share(millionths: i128) -> String {
+    let tenths = (millionths.unsigned_abs() + 50_000) / 100_000;
+    let sign = if millionths < 0 && tenths != 0 {
+        "-"
+    } else {
+        ""
+    };
+    format!(
+        "{sign}{}.{}",
+        thousands(&(tenths / 10).to_string()),
+        tenths % 10
+    )
+}
+
+/// `-1234567.5` as `-1,234,567.5`: a comma between each three digits of the whole part of a
+/// number written out in decimal (as [`to_text`] writes numbers: never with an exponent).
+pub(crate) fn thousands(number: &str) -> String {
+    let (sign, unsigned) = match number.strip_prefix('-') {
+        Some(unsigned) => ("-", unsigned),
+        None => ("", number),
+    };
+    let (whole, fraction) = unsigned.split_at(unsigned.find('.').unwrap_or(unsigned.len()));
+    let mut grouped = String::with_capacity(number.len() + whole.len() / 3);
+    grouped.push_str(sign);
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped.push_str(fraction);
+    grouped
 }
 
 /// How rows are printed, from `--format` and `--no-headers`.
@@ -123,10 +248,19 @@ pub fn print_line(text: &str) -> Result<()> {
 }
 
 /// Prints rows with named columns to stdout in `how.format`, a table fitted to the terminal
-/// when stdout is one.
+/// when stdout is one; every value as stored.
 pub fn print_rows(
     how: RowFormat,
     columns: &[String],
+    rows: impl IntoIterator<Item = Result<Vec<Value>>>,
+) -> Result<()> {
+    print_columns(how, &Column::plain(columns), rows)
+}
+
+/// [`print_rows`], with the formats for people writing each column as its kind reads.
+pub(crate) fn print_columns(
+    how: RowFormat,
+    columns: &[Column],
     rows: impl IntoIterator<Item = Result<Vec<Value>>>,
 ) -> Result<()> {
     let screen = Screen {
@@ -145,7 +279,7 @@ pub fn write_rows(
     columns: &[String],
     rows: impl IntoIterator<Item = Result<Vec<Value>>>,
 ) -> Result<()> {
-    write_rows_on(out, how, Screen::default(), columns, rows)
+    write_rows_on(out, how, Screen::default(), &Column::plain(columns), rows)
 }
 
 /// What a table may do where it is printed: the width to fit (none: print it whole) and
@@ -160,17 +294,18 @@ fn write_rows_on(
     out: impl Write,
     how: RowFormat,
     screen: Screen,
-    columns: &[String],
+    columns: &[Column],
     rows: impl IntoIterator<Item = Result<Vec<Value>>>,
 ) -> Result<()> {
     let mut out = io::BufWriter::new(out);
+    let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
     let written = match how.format {
         Format::Table => write_table(&mut out, how.headers, screen, columns, rows),
         Format::Markdown => write_markdown(&mut out, columns, rows),
-        Format::Csv => write_delimited(&mut out, b',', how.headers, columns, rows),
-        Format::Tsv => write_delimited(&mut out, b'\t', how.headers, columns, rows),
-        Format::Json => write_json(&mut out, columns, rows),
-        Format::Jsonl => write_jsonl(&mut out, columns, rows),
+        Format::Csv => write_delimited(&mut out, b',', how.headers, &names, rows),
+        Format::Tsv => write_delimited(&mut out, b'\t', how.headers, &names, rows),
+        Format::Json => write_json(&mut out, &names, rows),
+        Format::Jsonl => write_jsonl(&mut out, &names, rows),
     };
     match written {
         Err(Error::Output(e)) => finish(Err(e)),
@@ -309,15 +444,14 @@ fn write_table(
     out: &mut impl Write,
     headers: bool,
     screen: Screen,
-    columns: &[String],
+    columns: &[Column],
     rows: impl IntoIterator<Item = Result<Vec<Value>>>,
 ) -> Result<()> {
     use comfy_table::{Attribute, Cell, ColumnConstraint, ContentArrangement, Width};
     let rows = rows.into_iter().collect::<Result<Vec<_>>>()?;
-    let shown: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| r.iter().map(to_shown).collect())
-        .collect();
+    let shown: Vec<Vec<String>> = rows.iter().map(|row| shown_row(row, columns)).collect();
+    let columns: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+    let columns = &columns[..];
     let mut table = comfy_table::Table::new();
     // keysync decides width and styling (`Screen`), not comfy-table's own look at the tty.
     table
@@ -434,9 +568,22 @@ fn fitted_widths(natural: &[usize], words: &[usize], screen: usize) -> Option<Ve
     widths.into_iter().map(|w| u16::try_from(w).ok()).collect()
 }
 
+/// A row's values as a table shows them: each as its column's kind reads, escaped.
+fn shown_row(row: &[Value], columns: &[Column]) -> Vec<String> {
+    row.iter()
+        .enumerate()
+        .map(|(i, value)| to_shown(value, kind_at(columns, i)))
+        .collect()
+}
+
+/// The kind of column `i`; a value past the last column is shown as stored.
+fn kind_at(columns: &[Column], i: usize) -> ColumnKind {
+    columns.get(i).map_or(ColumnKind::Plain, |c| c.kind)
+}
+
 fn write_markdown(
     out: &mut impl Write,
-    columns: &[String],
+    columns: &[Column],
     rows: impl IntoIterator<Item = Result<Vec<Value>>>,
 ) -> Result<()> {
     // Markdown viewers render inline HTML: `&`, `<` and `>` become entities, so that a key
@@ -450,11 +597,19 @@ fn write_markdown(
             .replace('\n', "<br>")
     };
     let line = |cells: Vec<String>| format!("| {} |", cells.join(" | "));
-    writeln!(out, "{}", line(columns.iter().cloned().map(cell).collect()))
-        .map_err(Error::Output)?;
+    writeln!(
+        out,
+        "{}",
+        line(columns.iter().map(|c| cell(c.name.clone())).collect())
+    )
+    .map_err(Error::Output)?;
     writeln!(out, "{}", line(vec!["---".to_string(); columns.len()])).map_err(Error::Output)?;
     for row in rows {
-        let cells = row?.iter().map(|v| cell(to_text(v))).collect();
+        let row = row?;
+        let texts = row.iter().enumerate();
+        let cells = texts
+            .map(|(i, value)| cell(kind_at(columns, i).text(value)))
+            .collect();
         writeln!(out, "{}", line(cells)).map_err(Error::Output)?;
     }
     Ok(())
@@ -667,6 +822,7 @@ mod tests {
     fn on_screen(screen: Screen, columns: &[&str], row: Vec<Value>) -> String {
         let mut out = Vec::new();
         let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        let columns = Column::plain(&columns);
         write_rows_on(&mut out, RowFormat::default(), screen, &columns, [Ok(row)]).unwrap();
         String::from_utf8(out).unwrap()
     }
@@ -796,6 +952,137 @@ mod tests {
         let jsonl = written_with(columns, rows(), Format::Jsonl, true);
         let object: Json = serde_json::from_str(jsonl.trim_end()).unwrap();
         assert_eq!(object["na\x1bme"], name);
+    }
+
+    #[test]
+    fn dollars_round_to_the_cent_half_away_from_zero_and_never_hide_a_fraction_of_one() {
+        let cases = [
+            (Value::Real(1234.56), "$1,234.56"),
+            (Value::Real(41.393974), "$41.39"),
+            (Value::Real(0.125), "$0.13"),
+            (Value::Real(-0.125), "-$0.13"),
+            (Value::Real(0.005), "<$0.01"),
+            // Just under their half cent as binary fractions; exact halves in millionths.
+            (Value::Real(0.015), "$0.02"),
+            (Value::Real(1.005), "$1.01"),
+            (Value::Real(-2.675), "-$2.68"),
+            (Value::Real(0.004999), "<$0.01"),
+            (Value::Real(0.000001), "<$0.01"),
+            (Value::Real(-0.000001), "-<$0.01"),
+            (Value::Real(-0.02), "-$0.02"),
+            (Value::Real(0.0), "$0.00"),
+            (Value::Real(-0.0), "$0.00"),
+            (Value::Real(999.995), "$1,000.00"),
+            (Value::Real(1e20), "$100,000,000,000,000,000,000.00"),
+            (Value::Integer(i64::MAX), "$9,223,372,036,854,775,807.00"),
+            (Value::Integer(-3), "-$3.00"),
+            (Value::Null, ""),
+            (Value::Real(f64::NAN), "NaN"),
+        ];
+        for (value, shown) in cases {
+            assert_eq!(ColumnKind::Dollars.text(&value), shown, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn quota_is_thousands_separated_and_shares_have_one_decimal() {
+        let quota = [
+            (Value::Integer(232_075_351), "232,075,351"),
+            (Value::Integer(-10), "-10"),
+            (Value::Integer(-1_234), "-1,234"),
+            (Value::Integer(999), "999"),
+            (Value::Integer(1_000), "1,000"),
+            (Value::Integer(0), "0"),
+            (Value::Integer(i64::MIN), "-9,223,372,036,854,775,808"),
+            (Value::Real(1234.5), "1,234.5"),
+            (Value::Real(-1e20), "-100,000,000,000,000,000,000.0"),
+            (Value::Null, ""),
+            (Value::Text("n/a".into()), "n/a"),
+        ];
+        for (value, shown) in quota {
+            assert_eq!(ColumnKind::Quota.text(&value), shown, "{value:?}");
+        }
+        let shares = [
+            (Value::Real(55.41), "55.4"),
+            (Value::Real(66.67), "66.7"),
+            (Value::Real(0.25), "0.3"),
+            (Value::Real(100.0), "100.0"),
+            (Value::Real(-0.05), "-0.1"),
+            (Value::Real(-0.04), "0.0"),
+            (Value::Real(12_345.66), "12,345.7"),
+            (Value::Null, ""),
+        ];
+        for (value, shown) in shares {
+            assert_eq!(ColumnKind::Share.text(&value), shown, "{value:?}");
+        }
+        assert_eq!(ColumnKind::Plain.text(&Value::Integer(1_234)), "1234");
+    }
+
+    #[test]
+    fn column_kinds_shape_tables_and_markdown_but_not_the_machine_formats() {
+        let columns = [
+            Column::new("name", ColumnKind::Plain),
+            Column::new("used", ColumnKind::Quota),
+            Column::new("usd", ColumnKind::Dollars),
+            Column::new("share", ColumnKind::Share),
+        ];
+        let rows = || {
+            [
+                vec![
+                    Value::Text("big".into()),
+                    Value::Integer(232_075_351),
+                    Value::Real(464.150702),
+                    Value::Real(100.02),
+                ],
+                vec![
+                    Value::Text("refund".into()),
+                    Value::Integer(-10),
+                    Value::Real(-0.00002),
+                    Value::Real(-0.02),
+                ],
+            ]
+            .map(Ok)
+        };
+        let written = |format| {
+            let mut out = Vec::new();
+            let how = RowFormat {
+                format,
+                headers: true,
+            };
+            write_rows_on(&mut out, how, Screen::default(), &columns, rows()).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            written(Format::Table),
+            "┌────────┬─────────────┬─────────┬───────┐\n\
+             │ name   ┆        used ┆     usd ┆ share │\n\
+             ╞════════╪═════════════╪═════════╪═══════╡\n\
+             │ big    ┆ 232,075,351 ┆ $464.15 ┆ 100.0 │\n\
+             │ refund ┆         -10 ┆ -<$0.01 ┆   0.0 │\n\
+             └────────┴─────────────┴─────────┴───────┘\n"
+        );
+        assert_eq!(
+            written(Format::Markdown),
+            "| name | used | usd | share |\n| --- | --- | --- | --- |\n\
+             | big | 232,075,351 | $464.15 | 100.0 |\n\
+             | refund | -10 | -&lt;$0.01 | 0.0 |\n"
+        );
+        assert_eq!(
+            records(&written(Format::Csv), b','),
+            [
+                ["name", "used", "usd", "share"],
+                ["big", "232075351", "464.150702", "100.02"],
+                ["refund", "-10", "-0.00002", "-0.02"],
+            ]
+        );
+        let json: Json = serde_json::from_str(&written(Format::Json)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!([
+                {"name": "big", "used": 232_075_351, "usd": 464.150702, "share": 100.02},
+                {"name": "refund", "used": -10, "usd": -0.00002, "share": -0.02},
+            ])
+        );
     }
 
     /// A reader that went away, as `keysync query ... | head -1` leaves stdout.

@@ -16,6 +16,7 @@ use chrono::{DateTime, Datelike, Days, NaiveDate};
 use rusqlite::types::Value;
 
 use crate::error::Result;
+use crate::output::{Column, ColumnKind};
 use crate::store::usage::{KeyUse, too_much_quota};
 use crate::time::{parse_duration, parse_time};
 
@@ -309,6 +310,28 @@ impl Window {
             })
             .collect())
     }
+}
+
+/// The columns of [`per_key`]'s rows (without the trend), and what people read in them.
+pub(crate) fn per_key_columns() -> Vec<Column> {
+    vec![
+        Column::new("id", ColumnKind::Plain),
+        Column::new("name", ColumnKind::Plain),
+        Column::new("used", ColumnKind::Quota),
+        Column::new("usd", ColumnKind::Dollars),
+        Column::new("share", ColumnKind::Share),
+    ]
+}
+
+/// The columns of [`per_period`]'s rows.
+pub(crate) fn per_period_columns() -> Vec<Column> {
+    vec![
+        Column::new("period", ColumnKind::Plain),
+        Column::new("id", ColumnKind::Plain),
+        Column::new("name", ColumnKind::Plain),
+        Column::new("used", ColumnKind::Quota),
+        Column::new("usd", ColumnKind::Dollars),
+    ]
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use rusqlite::types::Value;
 use crate::api::model::DATA_COLUMNS;
 use crate::cmd::readable_field;
 use crate::error::{Error, Result};
-use crate::output::{Format, RowFormat, print_line, print_rows};
+use crate::output::{Column, ColumnKind, Format, RowFormat, print_columns, print_line, print_rows};
 use crate::report::{Report, ReportArgs};
 use crate::store::Store;
 use crate::store::diff::{Diff, DiffRow, Kind, keys_of};
@@ -120,10 +120,12 @@ pub fn print_report(
     how: RowFormat,
 ) -> Result<()> {
     let report_query = report.query(args)?;
-    print_query(db, now, report_query.sql, &report_query.params, how)
+    let sql = (report_query.sql, &report_query.params[..]);
+    print_statement(db, now, sql, how, report_columns)
 }
 
-/// Runs one statement read-only with "now" pinned at `now` and prints its rows.
+/// Runs one statement read-only with "now" pinned at `now` and prints its rows as stored: the
+/// SQL is the user's, so keysync cannot know what its columns measure.
 pub fn print_query(
     db: &std::path::Path,
     now: i64,
@@ -131,11 +133,41 @@ pub fn print_query(
     params: &[SqlParam],
     how: RowFormat,
 ) -> Result<()> {
+    print_statement(db, now, (sql, params), how, Column::plain::<String>)
+}
+
+/// The quota columns of the preset reports, thousands separated for people like `usage`'s:
+/// the reports are keysync's SQL, so it knows that these names measure quota units (and that
+/// `unlimited_quota` is a flag, not an amount).
+const REPORT_QUOTA_COLUMNS: [&str; 4] = ["used_quota", "remain_quota", "used_in_window", "per_day"];
+
+/// A preset report's columns, with what people read in them.
+pub(crate) fn report_columns(names: &[String]) -> Vec<Column> {
+    let kind = |name: &str| {
+        if REPORT_QUOTA_COLUMNS.contains(&name) {
+            ColumnKind::Quota
+        } else {
+            ColumnKind::Plain
+        }
+    };
+    names
+        .iter()
+        .map(|name| Column::new(name, kind(name)))
+        .collect()
+}
+
+fn print_statement(
+    db: &std::path::Path,
+    now: i64,
+    (sql, params): (&str, &[SqlParam]),
+    how: RowFormat,
+    columns: fn(&[String]) -> Vec<Column>,
+) -> Result<()> {
     let store = Store::open_for_query(db, now)?;
     let mut statement = store.prepare(sql)?;
     query::bind(&mut statement, params)?;
-    let columns = query::column_names(&statement);
-    print_rows(how, &columns, query::rows(&mut statement))
+    let columns = columns(&query::column_names(&statement));
+    print_columns(how, &columns, query::rows(&mut statement))
 }
 
 #[cfg(test)]

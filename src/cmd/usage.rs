@@ -2,17 +2,21 @@
 //! key or per day, week or month.
 //!
 //! The attribution rule lives in one place, `store::usage`; `consumption` sums its per-day uses
-//! into rows (the same rows `keysync html` shows). The `table` format adds what only people read:
-//! a `trend` sparkline of each key's daily use and a totals row; every other format carries
-//! exactly the columns, so scripts and invoices see stable data.
+//! into rows (the same rows `keysync html` shows). The formats for people (`table`, `markdown`)
+//! write the rows' exact values as people read money (`$1,234.56`, `232,075,351`, `55.4`), and
+//! the `table` format adds a `trend` sparkline of each key's daily use and a totals row; every
+//! other format carries exactly the columns and values, so scripts and invoices see
+//! stable data.
 
 use std::num::NonZeroU64;
 
 use crate::cmd::FormatArgs;
-use crate::cmd::consumption::{Period, When, Window, parse_when, per_key, per_period};
+use crate::cmd::consumption::{
+    Period, When, Window, parse_when, per_key, per_key_columns, per_period, per_period_columns,
+};
 use crate::config::{Settings, parse_quota_per_unit};
 use crate::error::{Error, Result};
-use crate::output::{Format, print_rows};
+use crate::output::{Column, ColumnKind, Format, print_columns};
 use crate::store::Store;
 use crate::time::readable_time;
 
@@ -55,21 +59,18 @@ pub fn run(settings: &Settings, args: Args) -> Result<()> {
     let format = args.format.row_format();
     match args.every {
         Some(period) => {
-            let columns = ["period", "id", "name", "used", "usd"].map(String::from);
             let rows = per_period(&uses, period)?;
-            print_rows(format, &columns, rows.into_iter().map(Ok))
+            print_columns(format, &per_period_columns(), rows.into_iter().map(Ok))
         }
         None => {
             let window = Window::new(since, until);
             let for_people = args.format.format == Format::Table;
-            let mut columns = ["id", "name", "used", "usd", "share"]
-                .map(String::from)
-                .to_vec();
+            let mut columns = per_key_columns();
             if for_people {
-                columns.push("trend".to_string());
+                columns.push(Column::new("trend", ColumnKind::Plain));
             }
             let rows = per_key(&uses, args.top, for_people.then_some(&window))?;
-            print_rows(format, &columns, rows.into_iter().map(Ok))
+            print_columns(format, &columns, rows.into_iter().map(Ok))
         }
     }
 }

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use scraper::{ElementRef, Html, Selector};
 use serde_json::json;
 
-use crate::common::{Harness, run};
+use crate::common::{Harness, run, table_cells};
 use crate::daily_pulls::{DAY, HOUR, by_the_rule, day_of, pull_at, pull_time, ten_days, usd};
+use crate::money::{dollars, grouped};
 
 /// A key name that HTML would read as markup, with an address in it.
 const HOSTILE_NAME: &str = r#"<b>bold</b> & "quoted" https://evil.test"#;
@@ -150,11 +151,14 @@ fn the_page_shows_what_usage_and_the_reports_print() {
     );
     assert_eq!(header("now"), format!("{} (--now)", readable(now())));
 
-    // Top consumers: exactly `usage --top 25 --format csv` (here every key), and by the rule.
-    let (head, usage_rows) = csv_rows(&output(&h, &["usage", "--top", "25", "--format", "csv"]));
+    // Top consumers: exactly the rows of `usage --top 25` (here every key), and by the rule.
+    let (head, _) = csv_rows(&output(&h, &["usage", "--top", "25", "--format", "csv"]));
     assert_eq!(table_head(&page, "table#top-consumers"), head);
     let consumers = table_rows(&page, "table#top-consumers");
-    assert_eq!(consumers, usage_rows);
+    assert_eq!(
+        consumers,
+        usage_table(&output(&h, &["usage", "--top", "25"]))
+    );
     let expected = by_the_rule(&snapshots);
     let mut per_key: BTreeMap<i64, i64> = BTreeMap::new();
     for u in &expected {
@@ -167,8 +171,8 @@ fn the_page_shows_what_usage_and_the_reports_print() {
         .find(|row| row[0] == steady.to_string())
         .unwrap();
     assert_eq!(steady_row[1], HOSTILE_NAME, "the name is text, not markup");
-    assert_eq!(steady_row[2], steady_used.to_string());
-    assert_eq!(steady_row[3], format!("{:?}", usd(steady_used, 500_000)));
+    assert_eq!(steady_row[2], grouped(steady_used));
+    assert_eq!(steady_row[3], dollars(steady_used, 500_000));
     assert_eq!(consumers.len(), per_key.len());
     assert_eq!(
         page.select(&sel("b")).count(),
@@ -199,16 +203,16 @@ fn the_page_shows_what_usage_and_the_reports_print() {
         let used = per_day.get(&day).copied().unwrap_or(0);
         assert_eq!(
             *title,
-            format!("{day}: {used} quota, ${:?}", usd(used, 500_000))
+            format!("{day}: {} quota, {}", grouped(used), dollars(used, 500_000))
         );
     }
     assert_eq!(
         titles.last().unwrap(),
         &format!(
-            "{}: {} quota, ${:?}",
+            "{}: {} quota, {}",
             day_of(now()),
-            by_rule[&day_of(now())],
-            usd(by_rule[&day_of(now())], 500_000)
+            grouped(by_rule[&day_of(now())]),
+            dollars(by_rule[&day_of(now())], 500_000)
         )
     );
     // Six keys used something: six series, no "others", each in the legend.
@@ -370,15 +374,11 @@ fn the_page_shows_what_usage_and_the_reports_print() {
         0,
     );
     let earlier = Html::parse_document(&std::fs::read_to_string(&earlier).unwrap());
-    let (_, usage_then) = csv_rows(
-        &run(
-            h.keysync()
-                .args(["usage", "--format", "csv", "--now", &then]),
-            0,
-        )
-        .stdout,
+    let usage_then = run(h.keysync().args(["usage", "--now", &then]), 0).stdout;
+    assert_eq!(
+        table_rows(&earlier, "table#top-consumers"),
+        usage_table(&usage_then)
     );
-    assert_eq!(table_rows(&earlier, "table#top-consumers"), usage_then);
     let pull_5 = good[5];
     let summary = text_of(earlier.select(&sel("#changes-summary")).next().unwrap());
     assert!(
@@ -393,15 +393,30 @@ fn the_page_shows_what_usage_and_the_reports_print() {
 
     // --quota-per-unit prices the page as it prices `usage`.
     let priced = Html::parse_document(&html(&h, &["--quota-per-unit", "1000"]));
-    let (_, usage_priced) = csv_rows(&output(
+    let usage_priced = output(&h, &["usage", "--quota-per-unit", "1000"]);
+    let priced_rows = table_rows(&priced, "table#top-consumers");
+    assert_eq!(priced_rows, usage_table(&usage_priced));
+    let (_, exact) = csv_rows(&output(
         &h,
         &["usage", "--quota-per-unit", "1000", "--format", "csv"],
     ));
-    assert_eq!(table_rows(&priced, "table#top-consumers"), usage_priced);
     assert_eq!(
-        usage_priced[0][3],
-        format!("{:?}", usd(usage_priced[0][2].parse().unwrap(), 1000))
+        exact[0][3],
+        format!("{:?}", usd(exact[0][2].parse().unwrap(), 1000))
     );
+    assert_eq!(
+        priced_rows[0][3],
+        dollars(exact[0][2].parse().unwrap(), 1000)
+    );
+}
+
+/// The key rows of `usage`'s table: without its header, its totals row and its trend column.
+fn usage_table(table: &str) -> Vec<Vec<String>> {
+    let cells = table_cells(table);
+    cells[1..cells.len() - 1]
+        .iter()
+        .map(|row| row[..row.len() - 1].to_vec())
+        .collect()
 }
 
 /// `2025-12-19 01:00:00Z`, as the page writes times.

@@ -38,6 +38,8 @@
 //!   period, over ten daily pulls with a refund, a newcomer, a removal and a failed pull.
 //! - `refunds`: the gateway's books: a refund is negative use, a pull without `used_quota`
 //!   observes nothing, sums past 64 bits, an older ledger corrected by the upgrade.
+//! - `money`: dollars, quota and shares as people read them in `usage`'s table and markdown, the
+//!   reports' tables and the HTML page, and the exact values of csv and json.
 //! - `contrib`: the shipped systemd units and Dockerfile: shown verbatim in the README,
 //!   `systemd-analyze verify`, and their command lines run against the fake.
 //! - `monitoring`: what a monitor reads: ping URLs with a query string, `pull --json` lines with
@@ -46,6 +48,9 @@
 //!   pacing without a 429, and the window learnt from 429s with and without `Retry-After`.
 //! - `unchanged`: a re-pull reads only what changed: items known by their digest, every change
 //!   still recorded, databases without digests, `--store-secrets`.
+//! - `unlimited`: keys with unlimited quota, whose `remain_quota` the gateway takes below zero,
+//!   are never exhausted or low on quota: `status`, `key_info`, `low-quota`, `forecast`, the
+//!   page's status chart.
 //! - `installed`: an installed binary without a checkout: `query --report --show-sql` run back
 //!   through `--file`, and `demo --db PATH` made again at any path.
 
@@ -57,6 +62,7 @@ mod html;
 mod installed;
 mod integrity;
 mod local_side;
+mod money;
 mod monitoring;
 mod on_a_terminal;
 mod operations;
@@ -66,5 +72,6 @@ mod query;
 mod refunds;
 mod terminal;
 mod unchanged;
+mod unlimited;
 mod upstream;
 mod usage;

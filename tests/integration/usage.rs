@@ -10,6 +10,7 @@ use serde_json::{Value as Json, json};
 
 use crate::common::{Harness, run, table_cells};
 use crate::daily_pulls::{Expected, HOUR, by_the_rule, day_of, pull_time, ten_days, usd};
+use crate::money::{dollars, grouped};
 
 fn usage(h: &Harness, args: &[&str]) -> String {
     let now = (pull_time(9) + HOUR).to_string();
@@ -162,7 +163,8 @@ fn usage_per_key_per_day_and_in_dollars_follows_the_rule() {
     );
     let last = table.last().unwrap();
     assert_eq!(last[1], "total");
-    assert_eq!(last[2], total.to_string());
+    assert_eq!(last[2], grouped(total));
+    assert_eq!(last[3], dollars(total, 500_000));
     assert_eq!(last[4], "100.0");
     // The window (now - 30d, now] touches 31 UTC days; the first use is on pull 1's day.
     assert_eq!(last[5].chars().count(), 31);

@@ -6,6 +6,7 @@
 use std::fmt::Write;
 
 use super::page::escape;
+use crate::output::thousands;
 
 /// The drawing's coordinate system; the page scales it to its width.
 const WIDTH: f64 = 640.0;
@@ -21,8 +22,18 @@ const MAX_X_LABELS: usize = 6;
 pub struct Bar {
     pub label: String,
     pub title: String,
-    /// `(value, css class, tooltip)`; zero values draw nothing.
+    /// `(value, css class, tooltip)`; zero values draw nothing, negative ones (refunds) stack
+    /// down from zero.
     pub segments: Vec<(f64, String, String)>,
+}
+
+impl Bar {
+    /// The height of its stack on one side of zero: `1.0` the positive values, `-1.0` the
+    /// negative ones.
+    fn stacked(&self, side: f64) -> f64 {
+        let segments = self.segments.iter().map(|s| s.0);
+        segments.filter(|value| value * side > 0.0).sum()
+    }
 }
 
 /// A stacked bar chart: the bars, what the y axis measures, and how its ticks read.
@@ -42,16 +53,19 @@ pub struct BarChart<'a> {
 
 impl BarChart<'_> {
     pub fn svg(&self) -> String {
-        let highest = self
+        // Refunds are negative use: they stack down from zero, so the axis spans both stacks.
+        let highest = self.bars.iter().map(|b| b.stacked(1.0)).fold(0.0, f64::max);
+        let lowest = self
             .bars
             .iter()
-            .map(|bar| bar.segments.iter().map(|s| s.0).sum::<f64>())
-            .fold(0.0, f64::max);
-        let step = nice_step(highest, self.whole);
+            .map(|b| b.stacked(-1.0))
+            .fold(0.0, f64::min);
+        let step = nice_step(highest - lowest, self.whole);
         let top = (highest / step).ceil().max(1.0) * step;
+        let bottom = (lowest / step).floor() * step;
         let plot_w = WIDTH - LEFT - RIGHT;
         let plot_h = HEIGHT - TOP - BOTTOM;
-        let y = |value: f64| TOP + plot_h - value / top * plot_h;
+        let y = |value: f64| TOP + plot_h - (value - bottom) / (top - bottom) * plot_h;
         let mut svg = String::new();
         let _ = write!(
             svg,
@@ -72,9 +86,9 @@ impl BarChart<'_> {
             HEIGHT - 3.0,
             escape(self.x_title)
         );
-        let ticks = (top / step).round() as usize;
+        let ticks = ((top - bottom) / step).round() as usize;
         for i in 0..=ticks {
-            let value = step * i as f64;
+            let value = bottom + step * i as f64;
             let at = y(value);
             let _ = write!(
                 svg,
@@ -95,13 +109,16 @@ impl BarChart<'_> {
                 r#"<g class="bar"><title>{}</title><rect class="hit" x="{x:.1}" y="{TOP}" width="{slot:.1}" height="{plot_h}"/>"#,
                 escape(&bar.title)
             );
-            let mut base = 0.0;
+            let (mut above, mut below) = (0.0, 0.0);
             for (value, class, title) in &bar.segments {
-                if *value <= 0.0 {
-                    continue;
-                }
-                let (low, high) = (y(base), y(base + value));
-                base += value;
+                let base = match *value {
+                    v if v > 0.0 => &mut above,
+                    v if v < 0.0 => &mut below,
+                    _ => continue,
+                };
+                let (from, to) = (y(*base), y(*base + value));
+                *base += value;
+                let (low, high) = (from.max(to), from.min(to));
                 let _ = write!(
                     svg,
                     r#"<rect class="{class}" x="{:.1}" y="{high:.2}" width="{bar_w:.1}" height="{:.2}"><title>{}</title></rect>"#,
@@ -126,8 +143,8 @@ impl BarChart<'_> {
             svg,
             r#"<line class="axis" x1="{LEFT}" x2="{}" y1="{:.1}" y2="{:.1}"/></svg>"#,
             WIDTH - RIGHT,
-            TOP + plot_h,
-            TOP + plot_h
+            y(0.0),
+            y(0.0)
         );
         svg
     }
@@ -150,10 +167,15 @@ fn nice_step(highest: f64, whole: bool) -> f64 {
     if whole { step.max(1.0).round() } else { step }
 }
 
-/// `$0.05`: dollars with as many decimals as the step between ticks needs.
+/// `$0.05`, `$1,500`, `-$0.02`: dollars with as many decimals as the step between ticks needs
+/// (an axis of tenths of a cent needs them all), the thousands separated as in the tables.
 pub fn dollars(value: f64, step: f64) -> String {
     let decimals = (-step.log10().floor()).clamp(0.0, 8.0) as usize;
-    format!("${value:.decimals$}")
+    let amount = format!("{:.decimals$}", value.abs());
+    // A tick that rounds to zero is `$0`, never `-$0`.
+    let below_zero = value < 0.0 && amount.bytes().any(|b| matches!(b, b'1'..=b'9'));
+    let sign = if below_zero { "-" } else { "" };
+    format!("{sign}${}", thousands(&amount))
 }
 
 /// A whole count.
@@ -175,6 +197,54 @@ mod tests {
         assert_eq!(dollars(0.04, 0.02), "$0.04");
         assert_eq!(dollars(15.0, 5.0), "$15");
         assert_eq!(dollars(0.0025, 0.0005), "$0.0025");
+        assert_eq!(dollars(1500.0, 500.0), "$1,500");
+        assert_eq!(dollars(-0.02, 0.01), "-$0.02");
+        assert_eq!(dollars(-0.0, 0.01), "$0.00");
+    }
+
+    #[test]
+    fn negative_segments_stack_below_a_zero_axis_with_negative_ticks() {
+        let bar = |segments: Vec<f64>| Bar {
+            label: String::new(),
+            title: String::new(),
+            segments: segments
+                .into_iter()
+                .map(|v| (v, "s0".to_string(), String::new()))
+                .collect(),
+        };
+        let chart = BarChart {
+            description: "test",
+            y_title: "y",
+            x_title: "x",
+            bars: vec![bar(vec![3.0, -1.0, 2.0]), bar(vec![-2.0])],
+            tick_label: &dollars,
+            whole: false,
+        };
+        let svg = chart.svg();
+        let ticks: Vec<&str> = svg
+            .split(r#"text-anchor="end">"#)
+            .skip(2)
+            .map(|t| t.split('<').next().unwrap())
+            .collect();
+        // Up to 5 and down to 2: a step of 2, from -$2 to $6.
+        assert_eq!(ticks, ["-$2", "$0", "$2", "$4", "$6"]);
+        // The plot's 220 units span $8: zero sits a quarter up from its bottom at 248.
+        assert!(svg.ends_with(r#"y1="193.0" y2="193.0"/></svg>"#), "{svg}");
+        // $1 is 27.5 units: the 3 and the 2 stack up from zero, the -1 and the -2 hang from it.
+        let rects: Vec<&str> = svg
+            .split(r#"<rect class="s0" "#)
+            .skip(1)
+            .map(|r| r.split("><title>").next().unwrap())
+            .collect();
+        assert_eq!(
+            rects,
+            [
+                r#"x="187.0" y="110.50" width="48.0" height="82.50""#,
+                r#"x="187.0" y="193.00" width="48.0" height="27.50""#,
+                r#"x="187.0" y="55.50" width="48.0" height="55.00""#,
+                r#"x="453.0" y="193.00" width="48.0" height="55.00""#,
+            ]
+        );
     }
 
     #[test]

@@ -12,8 +12,10 @@ use chrono::NaiveDate;
 use rusqlite::types::Value;
 
 use crate::api::model::DATA_COLUMNS;
-use crate::cmd::consumption::{KeyTotal, Spend, Window, key_totals, per_key};
+use crate::cmd::consumption::{KeyTotal, Spend, Window, key_totals, per_key, per_key_columns};
+use crate::cmd::show::report_columns;
 use crate::error::Result;
+use crate::output::Column;
 use crate::report::{Report, ReportArgs};
 use crate::store::Store;
 use crate::store::diff::{DiffRow, Kind, keys_of};
@@ -60,9 +62,10 @@ pub struct Page {
     pub exposed: Table,
 }
 
-/// Rows with named columns, as a report or `keysync usage --format csv` has them.
+/// Rows with named columns, as a report or `keysync usage` has them: the values as stored,
+/// each column with what people read in it.
 pub struct Table {
-    pub columns: Vec<String>,
+    pub columns: Vec<Column>,
     pub rows: Vec<Vec<Value>>,
 }
 
@@ -173,9 +176,7 @@ fn usage(uses: &[KeyUse], since: i64, now: i64) -> Result<Usage> {
     }
     Ok(Usage {
         top_consumers: Table {
-            columns: ["id", "name", "used", "usd", "share"]
-                .map(String::from)
-                .to_vec(),
+            columns: per_key_columns(),
             rows: per_key(uses, Some(TABLE_KEYS), None)?,
         },
         keys_left_out: keys.len().saturating_sub(TABLE_KEYS),
@@ -189,7 +190,7 @@ fn report_table(store: &Store, report: Report, args: &ReportArgs) -> Result<Tabl
     let run = report.query(args)?;
     let mut statement = store.prepare(run.sql)?;
     query::bind(&mut statement, &run.params)?;
-    let columns = query::column_names(&statement);
+    let columns = report_columns(&query::column_names(&statement));
     let rows = query::rows(&mut statement).collect::<Result<_>>()?;
     Ok(Table { columns, rows })
 }

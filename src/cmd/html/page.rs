@@ -15,7 +15,7 @@ use super::gather::{
 use crate::api::model::DATA_COLUMNS;
 use crate::cmd::consumption::Spend;
 use crate::cmd::readable_field;
-use crate::output::to_text;
+use crate::output::{Column, ColumnKind};
 use crate::store::price::PriceSource;
 use crate::store::timeline::{EFFECTIVE_STATUSES, Sampling};
 use crate::terminal::counted;
@@ -127,10 +127,8 @@ fn price_text(page: &Page) -> String {
         PriceSource::Setting => "set by --quota-per-unit or the profile".to_string(),
         PriceSource::Default => "the gateway's default (it published none)".to_string(),
     };
-    format!(
-        "{} quota units per US dollar, {origin}",
-        page.price.quota_per_unit
-    )
+    let units = i64::try_from(page.price.quota_per_unit.get()).unwrap_or(i64::MAX);
+    format!("{} quota units per US dollar, {origin}", quota_text(units))
 }
 
 fn usage(html: &mut String, page: &Page) {
@@ -158,10 +156,10 @@ fn usage(html: &mut String, page: &Page) {
     let _ = writeln!(
         html,
         "<p>Quota used per UTC day, in US dollars, stacked by key: {stacked}. {} quota units \
-         in all, ${}. A key's use between two pulls is dated at the later one; a refund is \
+         in all, {}. A key's use between two pulls is dated at the later one; a refund is \
          negative use.</p>",
-        total.used(),
-        to_text(&total.usd())
+        quota_text(total.used()),
+        usd_text(&total.usd())
     );
     html.push_str("<figure class=\"chart-box\">\n");
     html.push_str(&usage_chart(usage).svg());
@@ -176,8 +174,8 @@ fn usage(html: &mut String, page: &Page) {
     html.push_str("</ul></figcaption>\n</figure>\n<h3>Top consumers</h3>\n");
     let _ = writeln!(
         html,
-        "<p>The rows of <code>keysync usage --top {TABLE_KEYS} --format csv</code> for the same \
-         window.</p>"
+        "<p>The rows of <code>keysync usage --top {TABLE_KEYS}</code> for the same window \
+         (<code>--format csv</code> has the exact amounts).</p>"
     );
     table(html, &usage.top_consumers, "top-consumers");
     if usage.keys_left_out > 0 {
@@ -189,6 +187,16 @@ fn usage(html: &mut String, page: &Page) {
         );
     }
     html.push_str("</section>\n");
+}
+
+/// `232,075,351`: quota as the page's tables write it.
+fn quota_text(used: i64) -> String {
+    ColumnKind::Quota.text(&Value::Integer(used))
+}
+
+/// `$41.39`: an amount in US dollars as the page's tables write it.
+fn usd_text(usd: &Value) -> String {
+    ColumnKind::Dollars.text(usd)
 }
 
 /// `acme-prod (#7)`, or `other keys` for the stack of the rest.
@@ -219,10 +227,10 @@ fn usage_chart<'a>(usage: &Usage) -> BarChart<'a> {
                 .map(|(i, series)| {
                     let spend = &series.per_day[d];
                     let title = format!(
-                        "{date}, {}: {} quota, ${}",
+                        "{date}, {}: {} quota, {}",
                         series_name(series),
-                        spend.used(),
-                        to_text(&spend.usd())
+                        quota_text(spend.used()),
+                        usd_text(&spend.usd())
                     );
                     (spend.dollars(), format!("s{i}"), title)
                 })
@@ -230,9 +238,9 @@ fn usage_chart<'a>(usage: &Usage) -> BarChart<'a> {
             Bar {
                 label: day.format("%b %-d").to_string(),
                 title: format!(
-                    "{date}: {} quota, ${}",
-                    day_total.used(),
-                    to_text(&day_total.usd())
+                    "{date}: {} quota, {}",
+                    quota_text(day_total.used()),
+                    usd_text(&day_total.usd())
                 ),
                 segments,
             }
@@ -287,7 +295,7 @@ fn status(html: &mut String, status: &Status, now: i64) {
         .map(|(name, keys)| vec![Value::Text(name.to_string()), Value::Integer(keys)])
         .collect();
     let now_table = Table {
-        columns: vec!["status".to_string(), "keys".to_string()],
+        columns: Column::plain(&["status", "keys"]),
         rows,
     };
     table(html, &now_table, "status-now");
@@ -380,7 +388,7 @@ fn changes(html: &mut String, changes: &Changes) {
     );
     if !changes.per_field.is_empty() {
         let per_field = Table {
-            columns: vec!["field".to_string(), "keys changed".to_string()],
+            columns: Column::plain(&["field", "keys changed"]),
             rows: changes
                 .per_field
                 .iter()
@@ -408,9 +416,7 @@ fn changes(html: &mut String, changes: &Changes) {
         );
     } else {
         let recent = Table {
-            columns: ["sync", "time", "kind", "id", "name", "field", "old", "new"]
-                .map(String::from)
-                .to_vec(),
+            columns: Column::plain(&["sync", "time", "kind", "id", "name", "field", "old", "new"]),
             rows: changes
                 .recent
                 .iter()
@@ -456,20 +462,20 @@ fn exposed(html: &mut String, rows: &Table) {
 const SHORT_TEXT: usize = 24;
 
 /// A table in a wrapper that scrolls sideways on a narrow screen; numbers align right. Cells
-/// are written as `keysync ... --format csv` writes them.
+/// are written as keysync's tables write them: dollars, quota and shares as people read them.
 fn table(html: &mut String, table: &Table, id: &str) {
     let _ = write!(
         html,
         "<div class=\"table-wrap\"><table id=\"{id}\">\n<thead><tr>"
     );
     for column in &table.columns {
-        let _ = write!(html, "<th>{}</th>", escape(column));
+        let _ = write!(html, "<th>{}</th>", escape(&column.name));
     }
     html.push_str("</tr></thead>\n<tbody>\n");
     for row in &table.rows {
         html.push_str("<tr>");
-        for value in row {
-            let text = to_text(value);
+        for (value, column) in row.iter().zip(&table.columns) {
+            let text = column.kind.text(value);
             // Short text (a time, a name) stays on one line and the table scrolls; only long
             // text wraps.
             let class = match value {
