@@ -119,7 +119,7 @@ pub fn print_report(
     args: &ReportArgs,
     how: RowFormat,
 ) -> Result<()> {
-    let report_query = report.query(args)?;
+    let report_query = report.query(args, now)?;
     print_query(db, now, report_query.sql, &report_query.params, how)
 }
 

@@ -72,7 +72,7 @@ fn window_text(page: &Page) -> String {
     format!(
         "{} to {}",
         readable_time(page.since),
-        readable_time(page.now)
+        readable_time(page.until)
     )
 }
 
@@ -111,7 +111,7 @@ fn header(html: &mut String, page: &Page) {
         escape(&account),
         escape(&latest),
         escape(&readable_time(page.since)),
-        escape(&readable_time(page.now)),
+        escape(&readable_time(page.until)),
         escape(&now),
         page.money.0
     );
