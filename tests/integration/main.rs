@@ -44,9 +44,13 @@
 //!   pacing without a 429, and the window learnt from 429s with and without `Retry-After`.
 //! - `unchanged`: a re-pull reads only what changed: items known by their digest, every change
 //!   still recorded, databases without digests, `--store-secrets`.
+//! - `calendar`: calendar windows over pulls on both sides of a month boundary: `--month`
+//!   against its `--since`/`--until`, dates, `today` and `yesterday` in `usage`, `html`, `diff`,
+//!   the reports' `--since` and `--now`, and the months and times refused.
 //! - `installed`: an installed binary without a checkout: `query --report --show-sql` run back
 //!   through `--file`, and `demo --db PATH` made again at any path.
 
+mod calendar;
 mod common;
 mod contrib;
 mod daily_pulls;
