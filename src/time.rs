@@ -64,7 +64,7 @@ pub enum Day {
 
 impl Day {
     /// Unix seconds at 00:00:00Z of the day, seen from `now`.
-    pub fn midnight(self, now: i64) -> i64 {
+    pub(crate) fn midnight(self, now: i64) -> i64 {
         match self {
             Day::Date(date) => date_midnight(date),
             Day::BeforeToday(days) => now - now.rem_euclid(DAY) - i64::from(days) * DAY,
@@ -128,7 +128,7 @@ pub enum Month {
 }
 
 /// `--month`: `YYYY-MM` or `last`.
-pub fn parse_month(text: &str) -> Result<Month, String> {
+pub(crate) fn parse_month(text: &str) -> Result<Month, String> {
     let text = text.trim();
     if text.eq_ignore_ascii_case("last") {
         return Ok(Month::Last);
@@ -149,7 +149,7 @@ impl Month {
     /// The month as a window `(since, until]`: from 00:00:00Z of its first day to that of the
     /// next month's, or to `now` while it runs. A month that begins at or after `now` has no
     /// use to show, which is an error that says what to give instead.
-    pub fn window(self, now: i64) -> Result<(i64, i64), String> {
+    pub(crate) fn window(self, now: i64) -> Result<(i64, i64), String> {
         let first = match self {
             Month::Starting(first) => first,
             Month::Last => first_of_month(now) - Months::new(1),
@@ -192,7 +192,7 @@ pub enum When {
 
 impl When {
     /// The unix time it names, seen from `now`.
-    pub fn at(self, now: i64) -> i64 {
+    pub(crate) fn at(self, now: i64) -> i64 {
         match self {
             When::At(time) => time,
             When::Ago(ago) => now.saturating_sub(i64::try_from(ago.as_secs()).unwrap_or(i64::MAX)),
@@ -206,7 +206,7 @@ pub(crate) const WHEN_FORMS: &str = "a duration ago (such as 30d), a date (such 
      2025-12-19), today, yesterday, or an RFC 3339 time (such as 2025-12-19T08:00:00Z)";
 
 /// `30d`, `2025-12-19`, `today`, `yesterday`, `2025-12-19T08:00:00Z` or unix seconds.
-pub fn parse_when(text: &str) -> Result<When, String> {
+pub(crate) fn parse_when(text: &str) -> Result<When, String> {
     try_parse_when(text)?.ok_or_else(|| format!("expected {WHEN_FORMS}, got {:?}", text.trim()))
 }
 
