@@ -36,7 +36,8 @@ pub struct GlobalArgs {
     /// Log more on stderr (-v info, -vv debug, -vvv trace); the token is never logged
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Take this as the current time (unix seconds or RFC 3339), for reproducible reports
+    /// Take this as the current time, for reproducible reports: unix seconds, an RFC 3339 time,
+    /// a date (2026-12-01 is its 00:00:00Z, UTC), or today / yesterday (from the system clock)
     #[arg(long, global = true, value_name = "TIME", value_parser = parse_time)]
     pub now: Option<i64>,
     /// The config file [default: $XDG_CONFIG_HOME/keysync/config.toml]
@@ -79,8 +80,9 @@ pub enum Command {
     Syncs(cmd::syncs::Args),
     /// What changed between two syncs: one row per added or removed key, one per changed field
     ///
-    /// FROM and TO are each a sync id, an RFC 3339 time (the last good sync that started at or
-    /// before it) or a duration ago (`24h`, `7d`). Without them: the two most recent good syncs;
+    /// FROM and TO are each a sync id, or a time: the last good sync that started at or before
+    /// it, named as an RFC 3339 time, a date (`2026-11-01`, 00:00:00Z UTC), `today`,
+    /// `yesterday` or a duration ago (`24h`, `7d`). Without them: the two most recent good syncs;
     /// FROM alone: from there to the latest. Failed syncs are never a point. Values appear as
     /// stored (booleans 0/1, `extra` as one JSON field); table and markdown show times readable.
     #[command(after_help = EXIT_CODES_HELP)]
@@ -113,7 +115,8 @@ pub enum Command {
     /// print or attach to a mail: daily use per key in US dollars with the top consumers (the
     /// numbers of `keysync usage`), live keys by effective status at each good sync, keys
     /// expiring in the next 14 days, what changed in the window, and the `unrestricted`
-    /// report's keys. The window is --since up to now (--now fixes it). Example:
+    /// report's keys. The window is --since up to now (--now fixes it), or one calendar
+    /// month with --month. Example:
     ///
     ///   keysync html --since 7d --out ~/reports/api-keys.html
     #[command(after_help = EXIT_CODES_HELP, verbatim_doc_comment)]

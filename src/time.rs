@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use chrono::{Datelike, Months, NaiveDate, NaiveTime};
+
 /// Now, as unix seconds: `--now` when given, else the system clock.
 pub fn unix_now(fixed: Option<i64>) -> i64 {
     fixed.unwrap_or_else(|| chrono::Utc::now().timestamp())
@@ -13,14 +15,33 @@ pub fn unix_now(fixed: Option<i64>) -> i64 {
 /// Outside those, dates cannot be printed and ages overflow.
 const LATEST_TIME: i64 = 253_402_300_799;
 
-/// A point in time as unix seconds: `1766102400` or `2025-12-19T00:00:00Z`, from 1970 to 9999.
+const DAY: i64 = 86_400;
+
+/// `--now`: unix seconds, an RFC 3339 time, or a [`Day`], from 1970 to 9999. `today` and
+/// `yesterday` are read from the system clock: this is the flag that fixes "now" for the rest.
 pub fn parse_time(text: &str) -> Result<i64, String> {
+    if let Some(day) = parse_day(text)? {
+        return Ok(day.midnight(unix_now(None)));
+    }
+    parse_instant(text)?.ok_or_else(|| {
+        format!(
+            "expected unix seconds, an RFC 3339 time such as 2025-12-19T08:00:00Z, a date \
+             such as 2025-12-19, today or yesterday, got {:?}",
+            text.trim()
+        )
+    })
+}
+
+/// Unix seconds or an RFC 3339 time; `None` when the text is neither, an error when it is one
+/// outside the times keysync takes.
+fn parse_instant(text: &str) -> Result<Option<i64>, String> {
     let text = text.trim();
     let seconds = match text.parse::<i64>() {
         Ok(seconds) => seconds,
-        Err(_) => chrono::DateTime::parse_from_rfc3339(text)
-            .map(|t| t.timestamp())
-            .map_err(|e| format!("{e}: expected unix seconds or an RFC 3339 time such as 2025-12-19T08:00:00Z, got {text:?}"))?,
+        Err(_) => match chrono::DateTime::parse_from_rfc3339(text) {
+            Ok(time) => time.timestamp(),
+            Err(_) => return Ok(None),
+        },
     };
     if !(0..=LATEST_TIME).contains(&seconds) {
         return Err(format!(
@@ -28,7 +49,180 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
              keysync takes"
         ));
     }
-    Ok(seconds)
+    Ok(Some(seconds))
+}
+
+/// A UTC day named by the calendar; as a time, it is 00:00:00Z of that day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Day {
+    /// `2026-11-01`
+    Date(NaiveDate),
+    /// `today` (0) or `yesterday` (1): days back from the day "now" falls in. Commands learn
+    /// "now" (`--now`) after their flags are parsed, so the day stays relative until then.
+    BeforeToday(u8),
+}
+
+impl Day {
+    /// Unix seconds at 00:00:00Z of the day, seen from `now`.
+    pub(crate) fn midnight(self, now: i64) -> i64 {
+        match self {
+            Day::Date(date) => date_midnight(date),
+            Day::BeforeToday(days) => now - now.rem_euclid(DAY) - i64::from(days) * DAY,
+        }
+    }
+}
+
+fn date_midnight(date: NaiveDate) -> i64 {
+    date.and_time(NaiveTime::MIN).and_utc().timestamp()
+}
+
+/// The one parser of the calendar's days: `YYYY-MM-DD`, `today`, `yesterday`. `None` when the
+/// text is none of those forms (the caller tries its others), an error when it is shaped as a
+/// date but names no day keysync takes (`2026-02-30`, `1969-12-31`).
+pub(crate) fn parse_day(text: &str) -> Result<Option<Day>, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("today") {
+        return Ok(Some(Day::BeforeToday(0)));
+    }
+    if text.eq_ignore_ascii_case("yesterday") {
+        return Ok(Some(Day::BeforeToday(1)));
+    }
+    let Some([year, month, day]) = digit_fields(text, &[4, 2, 2]) else {
+        return Ok(None);
+    };
+    match NaiveDate::from_ymd_opt(year as i32, month, day) {
+        Some(date) if year >= 1970 => Ok(Some(Day::Date(date))),
+        Some(_) => Err(format!(
+            "{text:?} is before 1970-01-01, the earliest day keysync takes"
+        )),
+        None => Err(format!(
+            "{text:?} is not a day of the calendar: give a date as YYYY-MM-DD, such as \
+             2026-11-01"
+        )),
+    }
+}
+
+/// The numbers of `text` when it is exactly fields of these many ASCII digits joined by `-`
+/// (`2026-11-01` for `[4, 2, 2]`): the shape alone says "a date" or "a month", so a bad value
+/// of that shape is an error about it rather than about every other syntax.
+fn digit_fields<const N: usize>(text: &str, widths: &[usize; N]) -> Option<[u32; N]> {
+    let mut parts = text.split('-');
+    let mut numbers = [0u32; N];
+    for (number, &width) in numbers.iter_mut().zip(widths) {
+        let part = parts.next()?;
+        if part.len() != width || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *number = part.parse().ok()?;
+    }
+    parts.next().is_none().then_some(numbers)
+}
+
+/// A calendar month, UTC, as `--month` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Month {
+    /// `2026-11`, by its first day.
+    Starting(NaiveDate),
+    /// `last`: the month before the one "now" falls in, known once `--now` is.
+    Last,
+}
+
+/// `--month`: `YYYY-MM` or `last`.
+pub(crate) fn parse_month(text: &str) -> Result<Month, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("last") {
+        return Ok(Month::Last);
+    }
+    digit_fields(text, &[4, 2])
+        .filter(|&[year, _]| year >= 1970)
+        .and_then(|[year, month]| NaiveDate::from_ymd_opt(year as i32, month, 1))
+        .map(Month::Starting)
+        .ok_or_else(|| {
+            format!(
+                "expected a month as YYYY-MM from 1970-01 on (such as 2026-11), or last (the \
+                 previous calendar month, UTC), got {text:?}"
+            )
+        })
+}
+
+impl Month {
+    /// The month as a window `(since, until]`: from 00:00:00Z of its first day to that of the
+    /// next month's, or to `now` while it runs. A month that begins at or after `now` has no
+    /// use to show, which is an error that says what to give instead.
+    pub(crate) fn window(self, now: i64) -> Result<(i64, i64), String> {
+        let first = match self {
+            Month::Starting(first) => first,
+            Month::Last => first_of_month(now) - Months::new(1),
+        };
+        let since = date_midnight(first);
+        if since >= now {
+            return Err(format!(
+                "--month {} begins at {}, not before now ({}): give a month up to {} (the \
+                 latest runs to now), or last",
+                first.format("%Y-%m"),
+                readable_time(since),
+                readable_time(now),
+                first_of_month(now - 1).format("%Y-%m"),
+            ));
+        }
+        let next = first + Months::new(1);
+        Ok((since, date_midnight(next).min(now)))
+    }
+}
+
+/// The first day of the UTC month holding unix time `at`.
+fn first_of_month(at: i64) -> NaiveDate {
+    chrono::DateTime::from_timestamp(at, 0)
+        .map_or(NaiveDate::MIN, |t| t.date_naive())
+        .with_day(1)
+        .expect("every month has a first day")
+}
+
+/// A point in time as a user named it on the command line; [`When::at`] resolves it once
+/// "now" is known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum When {
+    /// `30d`: that long before now.
+    Ago(Duration),
+    /// Unix seconds or an RFC 3339 time.
+    At(i64),
+    /// `2026-11-01`, `today`, `yesterday`: 00:00:00Z of the day.
+    Day(Day),
+}
+
+impl When {
+    /// The unix time it names, seen from `now`.
+    pub(crate) fn at(self, now: i64) -> i64 {
+        match self {
+            When::At(time) => time,
+            When::Ago(ago) => now.saturating_sub(i64::try_from(ago.as_secs()).unwrap_or(i64::MAX)),
+            When::Day(day) => day.midnight(now),
+        }
+    }
+}
+
+/// The forms [`parse_when`] takes, for messages.
+pub(crate) const WHEN_FORMS: &str = "a duration ago (such as 30d), a date (such as \
+     2025-12-19), today, yesterday, or an RFC 3339 time (such as 2025-12-19T08:00:00Z)";
+
+/// `30d`, `2025-12-19`, `today`, `yesterday`, `2025-12-19T08:00:00Z` or unix seconds.
+pub(crate) fn parse_when(text: &str) -> Result<When, String> {
+    try_parse_when(text)?.ok_or_else(|| format!("expected {WHEN_FORMS}, got {:?}", text.trim()))
+}
+
+/// [`parse_when`]'s forms; `None` when the text is none of them, for a caller with forms of its
+/// own. A value of one form that cannot work (`101y`, `2026-02-30`) is an error about it.
+pub(crate) fn try_parse_when(text: &str) -> Result<Option<When>, String> {
+    let text = text.trim();
+    // humantime's own syntax first: a duration it reads but keysync refuses (over 100 years)
+    // gets that reason, not a list of every form.
+    if humantime::parse_duration(text).is_ok() {
+        return parse_duration(text).map(|ago| Some(When::Ago(ago)));
+    }
+    if let Some(day) = parse_day(text)? {
+        return Ok(Some(When::Day(day)));
+    }
+    Ok(parse_instant(text)?.map(When::At))
 }
 
 /// The longest duration any flag takes: 100 years. Longer ones cannot mean anything here, and
@@ -72,7 +266,7 @@ pub fn readable_time(unix: i64) -> String {
     chrono::DateTime::from_timestamp(unix, 0).map_or_else(
         || unix.to_string(),
         |t| {
-            use chrono::{Datelike, Timelike};
+            use chrono::Timelike;
             format!(
                 "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
                 t.year(),
@@ -130,11 +324,176 @@ mod tests {
         assert_eq!(parse_time("1766102400"), Ok(1_766_102_400));
         assert_eq!(parse_time("2025-12-19T00:00:00Z"), Ok(1_766_102_400));
         assert_eq!(parse_time("2025-12-19T08:00:00+08:00"), Ok(1_766_102_400));
-        assert!(parse_time("yesterday").is_err());
         assert_eq!(parse_time("0"), Ok(0));
         assert_eq!(parse_time("9999-12-31T23:59:59Z"), Ok(LATEST_TIME));
-        assert!(parse_time("-1").is_err());
+        assert!(parse_time("-1").unwrap_err().contains("is outside 1970"));
         assert!(parse_time("9223372036854775807").is_err());
+        assert_eq!(
+            parse_time("soon").unwrap_err(),
+            "expected unix seconds, an RFC 3339 time such as 2025-12-19T08:00:00Z, a date such \
+             as 2025-12-19, today or yesterday, got \"soon\""
+        );
+    }
+
+    const DEC_19: i64 = 1_766_102_400;
+
+    fn date(year: i32, month: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(year, month, day).unwrap()
+    }
+
+    #[test]
+    fn now_takes_dates_and_reads_today_from_the_clock() {
+        assert_eq!(parse_time("2025-12-19"), Ok(DEC_19));
+        assert_eq!(parse_time("1970-01-01"), Ok(0));
+        assert_eq!(parse_time("9999-12-31"), Ok(LATEST_TIME - DAY + 1));
+        let today = parse_time("today").unwrap();
+        let clock = unix_now(None);
+        assert_eq!(today % DAY, 0);
+        assert!((clock - DAY..=clock).contains(&today), "{today} {clock}");
+        assert_eq!(parse_time("yesterday"), Ok(today - DAY));
+    }
+
+    #[test]
+    fn days_are_dates_today_and_yesterday() {
+        assert_eq!(
+            parse_day("2025-12-19"),
+            Ok(Some(Day::Date(date(2025, 12, 19))))
+        );
+        assert_eq!(parse_day(" today "), Ok(Some(Day::BeforeToday(0))));
+        assert_eq!(parse_day("Yesterday"), Ok(Some(Day::BeforeToday(1))));
+        assert_eq!(
+            parse_day("2024-02-29"),
+            Ok(Some(Day::Date(date(2024, 2, 29))))
+        );
+        // Not the shape of a date: another syntax's business.
+        for other in [
+            "30d",
+            "2025-12-19T00:00:00Z",
+            "2025-1-19",
+            "20251219",
+            "+2025-12-19",
+            "",
+        ] {
+            assert_eq!(parse_day(other), Ok(None), "{other:?}");
+        }
+        assert_eq!(
+            parse_day("2025-02-29").unwrap_err(),
+            "\"2025-02-29\" is not a day of the calendar: give a date as YYYY-MM-DD, such as \
+             2026-11-01"
+        );
+        assert!(parse_day("2025-13-01").unwrap_err().contains("not a day"));
+        assert!(parse_day("2025-12-00").unwrap_err().contains("not a day"));
+        assert_eq!(
+            parse_day("1969-12-31").unwrap_err(),
+            "\"1969-12-31\" is before 1970-01-01, the earliest day keysync takes"
+        );
+    }
+
+    #[test]
+    fn days_resolve_to_midnight_utc_seen_from_now() {
+        let evening = DEC_19 + 20 * 3600 + 59;
+        assert_eq!(Day::BeforeToday(0).midnight(evening), DEC_19);
+        assert_eq!(Day::BeforeToday(1).midnight(evening), DEC_19 - DAY);
+        assert_eq!(Day::BeforeToday(0).midnight(DEC_19), DEC_19);
+        assert_eq!(Day::BeforeToday(1).midnight(DEC_19), DEC_19 - DAY);
+        // A date is the same whatever now is.
+        assert_eq!(Day::Date(date(2025, 12, 19)).midnight(0), DEC_19);
+    }
+
+    #[test]
+    fn whens_are_durations_ago_days_or_times() {
+        assert_eq!(
+            parse_when("30d"),
+            Ok(When::Ago(Duration::from_secs(30 * 86_400)))
+        );
+        assert_eq!(parse_when("2025-12-19T00:00:00Z"), Ok(When::At(DEC_19)));
+        assert_eq!(parse_when("1766102400"), Ok(When::At(DEC_19)));
+        assert_eq!(
+            parse_when("2025-12-19"),
+            Ok(When::Day(Day::Date(date(2025, 12, 19))))
+        );
+        assert_eq!(parse_when("today"), Ok(When::Day(Day::BeforeToday(0))));
+        assert_eq!(When::Ago(Duration::from_secs(60)).at(1000), 940);
+        assert_eq!(When::Day(Day::BeforeToday(1)).at(DEC_19 + 5), DEC_19 - DAY);
+        assert_eq!(When::At(7).at(DEC_19), 7);
+        assert_eq!(
+            parse_when("last week").unwrap_err(),
+            "expected a duration ago (such as 30d), a date (such as 2025-12-19), today, \
+             yesterday, or an RFC 3339 time (such as 2025-12-19T08:00:00Z), got \"last week\""
+        );
+        // A value of one form that cannot work says why, not which forms exist.
+        assert!(parse_when("2025-02-30").unwrap_err().contains("not a day"));
+        assert!(
+            parse_when("101y")
+                .unwrap_err()
+                .contains("longer than 100 years")
+        );
+        assert!(parse_when("-1").unwrap_err().contains("is outside 1970"));
+        assert_eq!(try_parse_when("soon"), Ok(None));
+    }
+
+    #[test]
+    fn months_are_yyyy_mm_or_last() {
+        assert_eq!(
+            parse_month("2026-11"),
+            Ok(Month::Starting(date(2026, 11, 1)))
+        );
+        assert_eq!(
+            parse_month("1970-01"),
+            Ok(Month::Starting(date(1970, 1, 1)))
+        );
+        assert_eq!(parse_month(" LAST "), Ok(Month::Last));
+        let expected = "expected a month as YYYY-MM from 1970-01 on (such as 2026-11), or \
+                        last (the previous calendar month, UTC), got";
+        for bad in [
+            "2026-13",
+            "2026-00",
+            "2026-1",
+            "2026-11-01",
+            "1969-12",
+            "last-ish",
+            "",
+        ] {
+            let error = parse_month(bad).unwrap_err();
+            assert_eq!(error, format!("{expected} {bad:?}"));
+        }
+    }
+
+    #[test]
+    fn a_month_runs_from_its_first_day_to_the_next_months_or_to_now() {
+        // 2026-12-07 10:00:00Z.
+        let now = 1_796_637_600;
+        let nov_1 = 1_793_491_200;
+        let dec_1 = 1_796_083_200;
+        let jan_1 = 1_798_761_600;
+        assert_eq!(
+            Month::Starting(date(2026, 11, 1)).window(now),
+            Ok((nov_1, dec_1))
+        );
+        assert_eq!(Month::Last.window(now), Ok((nov_1, dec_1)));
+        assert_eq!(
+            Month::Starting(date(2026, 12, 1)).window(now),
+            Ok((dec_1, now))
+        );
+        // December ends on the next year's first day.
+        assert_eq!(
+            Month::Starting(date(2026, 12, 1)).window(jan_1 + 1),
+            Ok((dec_1, jan_1))
+        );
+        // At 00:00:00Z of a month's first day, `last` is the month that just ended.
+        assert_eq!(Month::Last.window(dec_1), Ok((nov_1, dec_1)));
+        assert_eq!(
+            Month::Starting(date(2027, 1, 1)).window(now).unwrap_err(),
+            "--month 2027-01 begins at 2027-01-01 00:00:00Z, not before now (2026-12-07 \
+             10:00:00Z): give a month up to 2026-12 (the latest runs to now), or last"
+        );
+        // A month that begins exactly now has nothing in it yet.
+        assert!(
+            Month::Starting(date(2026, 12, 1))
+                .window(dec_1)
+                .unwrap_err()
+                .contains("give a month up to 2026-11")
+        );
     }
 
     #[test]

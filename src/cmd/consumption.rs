@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU64;
-use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Days, NaiveDate};
 use rusqlite::types::Value;
@@ -18,37 +17,6 @@ use rusqlite::types::Value;
 use crate::error::Result;
 use crate::output::{Column, ColumnKind};
 use crate::store::usage::{KeyUse, too_much_quota};
-use crate::time::{parse_duration, parse_time};
-
-/// A point in time as the user named it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum When {
-    Ago(Duration),
-    At(i64),
-}
-
-impl When {
-    /// The unix time it names, seen from `now`.
-    pub fn at(self, now: i64) -> i64 {
-        match self {
-            When::At(time) => time,
-            When::Ago(ago) => now.saturating_sub(i64::try_from(ago.as_secs()).unwrap_or(i64::MAX)),
-        }
-    }
-}
-
-/// `30d` (a duration ago) or `2025-12-19T00:00:00Z` / unix seconds.
-pub fn parse_when(text: &str) -> std::result::Result<When, String> {
-    match parse_duration(text) {
-        Ok(ago) => Ok(When::Ago(ago)),
-        Err(_) => parse_time(text).map(When::At).map_err(|_| {
-            format!(
-                "expected a duration ago (such as 30d) or an RFC 3339 time (such as \
-                 2025-12-19T00:00:00Z), got {text:?}"
-            )
-        }),
-    }
-}
 
 /// The periods `--every` groups use by; each is named by its first day (UTC).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -363,17 +331,6 @@ mod tests {
         assert_eq!(Period::Week.start(sunday_night).to_string(), "2025-12-15");
         assert_eq!(Period::Week.start(MONDAY).to_string(), "2025-12-15");
         assert_eq!(Period::Month.start(sunday_night).to_string(), "2025-12-01");
-    }
-
-    #[test]
-    fn whens_are_durations_ago_or_times() {
-        assert_eq!(
-            parse_when("30d"),
-            Ok(When::Ago(Duration::from_secs(30 * DAY as u64)))
-        );
-        assert_eq!(parse_when("2025-12-15T00:00:00Z"), Ok(When::At(MONDAY)));
-        assert!(parse_when("last week").unwrap_err().contains("RFC 3339"));
-        assert_eq!(When::Ago(Duration::from_secs(60)).at(1000), 940);
     }
 
     #[test]

@@ -9,8 +9,8 @@ use crate::store::points::{SyncRef, parse_sync_ref};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The earlier point: sync id, RFC 3339 time or duration ago [default: the second most
-    /// recent good sync]
+    /// The earlier point: sync id, RFC 3339 time, date, today, yesterday or duration ago
+    /// [default: the second most recent good sync]
     #[arg(value_name = "FROM", value_parser = parse_sync_ref)]
     pub from: Option<SyncRef>,
     /// The later point [default: the most recent good sync]

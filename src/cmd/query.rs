@@ -74,7 +74,7 @@ pub fn run(settings: &Settings, args: Args) -> Result<()> {
             ));
         };
         let script = report
-            .query(&args.report_args)?
+            .query(&args.report_args, settings.now())?
             .script(report, settings.now);
         return print_line(script.trim_end());
     }

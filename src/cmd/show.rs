@@ -119,7 +119,7 @@ pub fn print_report(
     args: &ReportArgs,
     how: RowFormat,
 ) -> Result<()> {
-    let report_query = report.query(args)?;
+    let report_query = report.query(args, now)?;
     let sql = (report_query.sql, &report_query.params[..]);
     print_statement(db, now, sql, how, report_columns)
 }

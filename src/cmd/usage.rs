@@ -12,22 +12,33 @@ use std::num::NonZeroU64;
 
 use crate::cmd::FormatArgs;
 use crate::cmd::consumption::{
-    Period, When, Window, parse_when, per_key, per_key_columns, per_period, per_period_columns,
+    Period, Window, per_key, per_key_columns, per_period, per_period_columns,
 };
 use crate::config::{Settings, parse_quota_per_unit};
 use crate::error::{Error, Result};
 use crate::output::{Column, ColumnKind, Format, print_columns};
 use crate::store::Store;
-use crate::time::readable_time;
+use crate::time::{Month, When, parse_month, parse_when, readable_time};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Start of the window (exclusive): a duration ago (30d) or an RFC 3339 time
+    /// Start of the window (exclusive): a duration ago (30d), a date (2026-11-01, 00:00:00Z
+    /// UTC), today, yesterday, or an RFC 3339 time
     #[arg(long, value_name = "WHEN", default_value = "30d", value_parser = parse_when)]
     pub since: When,
-    /// End of the window (inclusive): a duration ago or an RFC 3339 time [default: now]
+    /// End of the window (inclusive), in the forms of --since [default: now]
     #[arg(long, value_name = "WHEN", value_parser = parse_when)]
     pub until: Option<When>,
+    /// One calendar month, UTC: YYYY-MM, or `last` (the month before this one). The window is
+    /// from its first day to the next month's (or now, while it runs), so `--month 2026-11` is
+    /// `--since 2026-11-01 --until 2026-12-01`
+    #[arg(
+        long,
+        value_name = "MONTH",
+        value_parser = parse_month,
+        conflicts_with_all = ["since", "until"]
+    )]
+    pub month: Option<Month>,
     /// One row per period and key instead of one per key
     #[arg(long, value_enum, value_name = "PERIOD")]
     pub every: Option<Period>,
@@ -44,8 +55,13 @@ pub struct Args {
 
 pub fn run(settings: &Settings, args: Args) -> Result<()> {
     let now = settings.now();
-    let since = args.since.at(now);
-    let until = args.until.map_or(now, |until| until.at(now));
+    let (since, until) = match args.month {
+        Some(month) => month.window(now).map_err(Error::Usage)?,
+        None => (
+            args.since.at(now),
+            args.until.map_or(now, |until| until.at(now)),
+        ),
+    };
     if since >= until {
         return Err(Error::Usage(format!(
             "--since ({}) is not before --until ({}): give a window that starts before it ends",

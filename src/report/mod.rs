@@ -15,7 +15,9 @@ use rusqlite::types::Value;
 
 use crate::error::{Error, Result};
 use crate::store::query::SqlParam;
-use crate::time::{parse_duration, parse_positive_duration, rfc3339_time};
+use crate::time::{
+    When, parse_duration, parse_positive_duration, parse_when, readable_time, rfc3339_time,
+};
 
 /// The flags that tune `--report`; each report takes some of them (see --list-reports). Their
 /// pairing with `--report` is checked by `report`: clap's `requires` is void here because
@@ -25,10 +27,12 @@ pub struct ReportArgs {
     /// expiring-soon, forecast: how far ahead to look [default: 7d]
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     pub within: Option<Duration>,
-    /// top-consumers: rank by quota used in this window, from the history [default: all time];
-    /// forecast: the window the rate of use is measured over [default: 7d]
-    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
-    pub since: Option<Duration>,
+    /// top-consumers: rank by quota used since then, from the history [default: all time];
+    /// forecast: measure the rate of use since then [default: 7d]. A duration ago (7d), a date
+    /// (2026-11-01, 00:00:00Z UTC), today, yesterday, or an RFC 3339 time; binds :since as the
+    /// seconds from it to now
+    #[arg(long, value_name = "WHEN", value_parser = parse_since)]
+    pub since: Option<When>,
     /// top-consumers: how many keys [default: 10]
     #[arg(long, value_name = "N", value_parser = parse_limit)]
     pub limit: Option<u32>,
@@ -43,6 +47,15 @@ pub struct ReportArgs {
     /// default rate]
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub below: Option<i64>,
+}
+
+/// `--since`: a time before now. A zero duration is refused here, as every window's is; a time
+/// is checked against now once it is known ([`seconds_back`]).
+fn parse_since(text: &str) -> std::result::Result<When, String> {
+    match parse_when(text)? {
+        When::Ago(_) => parse_positive_duration(text).map(When::Ago),
+        when => Ok(when),
+    }
 }
 
 /// `--limit N`: how many keys, at least one.
@@ -170,23 +183,24 @@ impl Report {
         shown.join(", ")
     }
 
-    /// The SQL and parameters for these flags. A flag the report does not take is a usage
-    /// error rather than silently ignored.
-    pub fn query(self, args: &ReportArgs) -> Result<ReportQuery> {
+    /// The SQL and parameters for these flags, times seen from `now`. A flag the report does
+    /// not take is a usage error rather than silently ignored.
+    pub fn query(self, args: &ReportArgs, now: i64) -> Result<ReportQuery> {
         self.refuse_foreign_flags(args)?;
-        let params = self
-            .flags()
-            .iter()
-            .filter_map(|(flag, default)| {
-                let value = flag
-                    .given(args)
-                    .or_else(|| default.map(|d| flag.parse(d)))?;
-                Some(SqlParam {
-                    name: flag.param().to_string(),
-                    value,
-                })
-            })
-            .collect();
+        let mut params = Vec::new();
+        for (flag, default) in self.flags() {
+            let value = match flag.bound(args, now)? {
+                Some(value) => value,
+                None => match default {
+                    Some(default) => flag.parse(default),
+                    None => continue,
+                },
+            };
+            params.push(SqlParam {
+                name: flag.param().to_string(),
+                value,
+            });
+        }
         Ok(ReportQuery {
             sql: self.sql(args.since.is_some()),
             params,
@@ -197,7 +211,7 @@ impl Report {
         let takes = |flag: ReportFlag| self.flags().iter().any(|(taken, _)| *taken == flag);
         let Some(foreign) = ReportFlag::ALL
             .into_iter()
-            .find(|flag| flag.given(args).is_some() && !takes(*flag))
+            .find(|flag| flag.given(args) && !takes(*flag))
         else {
             return Ok(());
         };
@@ -227,10 +241,7 @@ impl Report {
 
 /// Refuses report flags given without `--report`, which would otherwise be ignored.
 pub fn refuse_flags_without_report(args: &ReportArgs) -> Result<()> {
-    match ReportFlag::ALL
-        .iter()
-        .find(|flag| flag.given(args).is_some())
-    {
+    match ReportFlag::ALL.iter().find(|flag| flag.given(args)) {
         Some(flag) => Err(Error::Usage(format!(
             "{} only tunes a preset report: add --report NAME (see --list-reports)",
             flag.name()
@@ -267,20 +278,35 @@ impl ReportFlag {
     /// What kind of value it takes, for flags without a default.
     fn kind(self) -> &'static str {
         match self {
-            ReportFlag::Within | ReportFlag::Since | ReportFlag::For => "DURATION",
+            ReportFlag::Within | ReportFlag::For => "DURATION",
+            ReportFlag::Since => "WHEN",
             ReportFlag::Limit | ReportFlag::Below => "N",
         }
     }
 
-    /// The flag's value as its SQL parameter binds it, when it was given.
-    fn given(self, args: &ReportArgs) -> Option<Value> {
+    /// Whether the flag was given.
+    fn given(self, args: &ReportArgs) -> bool {
         match self {
+            ReportFlag::Within => args.within.is_some(),
+            ReportFlag::Since => args.since.is_some(),
+            ReportFlag::For => args.idle_for.is_some(),
+            ReportFlag::Limit => args.limit.is_some(),
+            ReportFlag::Below => args.below.is_some(),
+        }
+    }
+
+    /// The flag's value as its SQL parameter binds it, when it was given.
+    fn bound(self, args: &ReportArgs, now: i64) -> Result<Option<Value>> {
+        Ok(match self {
             ReportFlag::Within => args.within.map(seconds),
-            ReportFlag::Since => args.since.map(seconds),
+            ReportFlag::Since => args
+                .since
+                .map(|since| seconds_back(since, now))
+                .transpose()?,
             ReportFlag::For => args.idle_for.map(seconds),
             ReportFlag::Limit => args.limit.map(|n| Value::Integer(i64::from(n))),
             ReportFlag::Below => args.below.map(Value::Integer),
-        }
+        })
     }
 
     /// A default, parsed the way the command line parses the flag.
@@ -303,6 +329,21 @@ fn seconds(duration: Duration) -> Value {
     Value::Integer(duration.as_secs() as i64)
 }
 
+/// `--since` binds the seconds from it to `now`, which the reports' SQL counts back from the
+/// `clock` view: a time must be before now, or the window would be empty or reversed.
+fn seconds_back(since: When, now: i64) -> Result<Value> {
+    let at = since.at(now);
+    if at >= now {
+        return Err(Error::Usage(format!(
+            "--since {} is not before now ({}): give a time in the past, such as 7d, \
+             yesterday or 2025-12-01",
+            readable_time(at),
+            readable_time(now)
+        )));
+    }
+    Ok(Value::Integer(now.saturating_sub(at)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,7 +364,7 @@ mod tests {
     fn prepares_and_binds(report: Report, args: &ReportArgs) {
         let dir = tempfile::tempdir().unwrap();
         let store = empty_store(&dir);
-        let run = report.query(args).unwrap();
+        let run = report.query(args, NOW).unwrap();
         let mut statement = store
             .prepare(run.sql)
             .unwrap_or_else(|e| panic!("{} does not prepare: {e}", report.name()));
@@ -340,7 +381,7 @@ mod tests {
             prepares_and_binds(*report, &args());
         }
         let since = ReportArgs {
-            since: Some(Duration::from_secs(3600)),
+            since: Some(When::Ago(Duration::from_secs(3600))),
             ..args()
         };
         prepares_and_binds(Report::TopConsumers, &since);
@@ -354,15 +395,15 @@ mod tests {
         let store = empty_store(&dir);
         let conn = store.conn();
         let since = ReportArgs {
-            since: Some(Duration::from_secs(3600)),
+            since: Some(When::Ago(Duration::from_secs(3600))),
             ..args()
         };
         let runs = Report::value_variants()
             .iter()
-            .map(|report| (report, report.query(&args()).unwrap()))
+            .map(|report| (report, report.query(&args(), NOW).unwrap()))
             .chain([(
                 &Report::TopConsumers,
-                Report::TopConsumers.query(&since).unwrap(),
+                Report::TopConsumers.query(&since, NOW).unwrap(),
             )]);
         for (report, run) in runs {
             let mut statement = conn
@@ -390,10 +431,13 @@ mod tests {
     #[test]
     fn defaults_bind_as_seconds_and_given_flags_win() {
         let run = Report::Forecast
-            .query(&ReportArgs {
-                since: Some(Duration::from_secs(60)),
-                ..args()
-            })
+            .query(
+                &ReportArgs {
+                    since: Some(When::Ago(Duration::from_secs(60))),
+                    ..args()
+                },
+                NOW,
+            )
             .unwrap();
         let bound: Vec<(String, Value)> =
             run.params.into_iter().map(|p| (p.name, p.value)).collect();
@@ -404,17 +448,56 @@ mod tests {
                 ("since".to_string(), Value::Integer(60)),
             ]
         );
-        let below = Report::LowQuota.query(&args()).unwrap().params;
+        let below = Report::LowQuota.query(&args(), NOW).unwrap().params;
         assert_eq!(below[0].value, Value::Integer(500_000));
+    }
+
+    #[test]
+    fn since_binds_the_seconds_from_a_time_to_now() {
+        let since = |text: &str| ReportArgs {
+            since: Some(parse_since(text).unwrap()),
+            ..args()
+        };
+        let bound = |text: &str| {
+            let run = Report::TopConsumers
+                .query(&since(text), NOW + 3600)
+                .unwrap();
+            run.params
+                .into_iter()
+                .find(|p| p.name == "since")
+                .unwrap()
+                .value
+        };
+        // NOW is 2025-12-19T00:00:00Z; now is an hour later.
+        assert_eq!(bound("2025-12-01"), Value::Integer(18 * DAY + 3600));
+        assert_eq!(bound("today"), Value::Integer(3600));
+        assert_eq!(bound("yesterday"), Value::Integer(DAY + 3600));
+        assert_eq!(bound("2025-12-18T23:00:00Z"), Value::Integer(7200));
+        assert_eq!(bound("2d"), Value::Integer(2 * DAY));
+        let error = Report::TopConsumers
+            .query(&since("2025-12-20"), NOW + 3600)
+            .unwrap_err();
+        assert_eq!(error.code(), crate::error::exit::USAGE);
+        assert_eq!(
+            error.to_string(),
+            "--since 2025-12-20 00:00:00Z is not before now (2025-12-19 01:00:00Z): give a \
+             time in the past, such as 7d, yesterday or 2025-12-01"
+        );
+        // `today` at 00:00:00Z is now itself: an empty window.
+        assert!(Report::Forecast.query(&since("today"), NOW).is_err());
+        assert!(parse_since("0s").unwrap_err().contains("is zero"));
     }
 
     #[test]
     fn a_flag_the_report_does_not_take_is_refused() {
         let error = Report::Idle
-            .query(&ReportArgs {
-                limit: Some(3),
-                ..args()
-            })
+            .query(
+                &ReportArgs {
+                    limit: Some(3),
+                    ..args()
+                },
+                NOW,
+            )
             .unwrap_err();
         assert_eq!(error.code(), crate::error::exit::USAGE);
         assert_eq!(
@@ -422,10 +505,13 @@ mod tests {
             "--limit does not apply to the idle report; it takes: --for 30d"
         );
         let error = Report::Unrestricted
-            .query(&ReportArgs {
-                below: Some(3),
-                ..args()
-            })
+            .query(
+                &ReportArgs {
+                    below: Some(3),
+                    ..args()
+                },
+                NOW,
+            )
             .unwrap_err();
         assert!(error.to_string().ends_with("it takes: no flags"), "{error}");
     }
@@ -452,7 +538,7 @@ mod tests {
             ..args()
         };
         let script = Report::Idle
-            .query(&flags)
+            .query(&flags, NOW)
             .unwrap()
             .script(Report::Idle, None);
         let header: Vec<&str> = script.lines().take(3).collect();
@@ -465,7 +551,7 @@ mod tests {
             ]
         );
         assert!(script.ends_with(include_str!("idle.sql")));
-        let none = Report::Unrestricted.query(&args()).unwrap();
+        let none = Report::Unrestricted.query(&args(), NOW).unwrap();
         assert!(
             none.script(Report::Unrestricted, Some(1_766_102_400))
                 .contains(
@@ -490,7 +576,7 @@ mod tests {
         );
         assert_eq!(
             Report::TopConsumers.flags_text(),
-            "--limit 10, --since DURATION"
+            "--limit 10, --since WHEN"
         );
         assert_eq!(Report::Forecast.flags_text(), "--within 7d, --since 7d");
         assert!(
@@ -543,13 +629,13 @@ mod tests {
     fn every_report(path: &std::path::Path) -> Vec<Vec<Vec<Value>>> {
         let store = Store::open_for_query(path, NOW).unwrap();
         let since = ReportArgs {
-            since: Some(Duration::from_secs(7 * DAY as u64)),
+            since: Some(When::Ago(Duration::from_secs(7 * DAY as u64))),
             ..args()
         };
         let runs = Report::value_variants()
             .iter()
-            .map(|report| report.query(&args()).unwrap())
-            .chain([Report::TopConsumers.query(&since).unwrap()]);
+            .map(|report| report.query(&args(), NOW).unwrap())
+            .chain([Report::TopConsumers.query(&since, NOW).unwrap()]);
         runs.map(|run| {
             let mut statement = store.prepare(run.sql).unwrap();
             query::bind(&mut statement, &run.params).unwrap();

@@ -5,15 +5,13 @@
 //! recorded no state. `prune` deletes the oldest syncs, so a point older than the oldest kept
 //! sync is an error that says so rather than a silently different answer.
 
-use std::time::Duration;
-
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::{DbContext, Error, Result};
 use crate::store::Store;
 use crate::store::sync_status::SyncStatus;
-use crate::time::{parse_duration, readable_time};
+use crate::time::{WHEN_FORMS, When, readable_time, try_parse_when};
 
 /// A good sync, as a point to read the state of the account at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,11 +59,7 @@ fn sync_log(conn: &Connection, limit: Option<u32>) -> Result<Vec<Vec<Value>>> {
 pub fn resolve(conn: &Connection, named: SyncRef, now: i64) -> Result<SyncPoint> {
     match named {
         SyncRef::Id(id) => by_id(conn, id),
-        SyncRef::At(time) => last_good_at(conn, time),
-        SyncRef::Ago(ago) => {
-            let seconds = i64::try_from(ago.as_secs()).unwrap_or(i64::MAX);
-            last_good_at(conn, now.saturating_sub(seconds))
-        }
+        SyncRef::Time(when) => last_good_at(conn, when.at(now)),
     }
 }
 
@@ -191,28 +185,20 @@ fn last_good_at(conn: &Connection, time: i64) -> Result<SyncPoint> {
 pub enum SyncRef {
     /// A sync id, as `keysync syncs` lists them.
     Id(i64),
-    /// The last good sync that started at or before this unix time.
-    At(i64),
-    /// The last good sync that started at or before this long before now.
-    Ago(Duration),
+    /// The last good sync that started at or before this time.
+    Time(When),
 }
 
-/// A diff point: a number is a sync id, then an RFC 3339 time, then a duration ago.
+/// A diff point: a number is a sync id; anything else is a time as `--since` takes it (so unix
+/// seconds are not taken: they read as ids).
 pub fn parse_sync_ref(text: &str) -> Result<SyncRef, String> {
     let text = text.trim();
     if let Ok(id) = text.parse::<i64>() {
         return Ok(SyncRef::Id(id));
     }
-    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(SyncRef::At(time.timestamp()));
-    }
-    if humantime::parse_duration(text).is_ok() {
-        return parse_duration(text).map(SyncRef::Ago);
-    }
-    Err(format!(
-        "expected a sync id (see `keysync syncs`), an RFC 3339 time such as \
-         2025-12-19T08:00:00Z, or a duration ago such as 24h or 7d; got {text:?}"
-    ))
+    try_parse_when(text)?.map(SyncRef::Time).ok_or_else(|| {
+        format!("expected a sync id (see `keysync syncs`), {WHEN_FORMS}; got {text:?}")
+    })
 }
 
 impl Store {
@@ -231,16 +217,36 @@ mod tests {
         assert_eq!(parse_sync_ref("12"), Ok(SyncRef::Id(12)));
         assert_eq!(
             parse_sync_ref("2025-12-19 00:00:00Z"),
-            Ok(SyncRef::At(1_766_102_400))
+            Ok(SyncRef::Time(When::At(1_766_102_400)))
         );
         assert_eq!(
             parse_sync_ref("24h"),
-            Ok(SyncRef::Ago(Duration::from_secs(86_400)))
+            Ok(SyncRef::Time(When::Ago(Duration::from_secs(86_400))))
         );
-        assert!(parse_sync_ref("yesterday").unwrap_err().contains("sync id"));
+        let december = chrono::NaiveDate::from_ymd_opt(2025, 12, 19).unwrap();
+        assert_eq!(
+            parse_sync_ref("2025-12-19"),
+            Ok(SyncRef::Time(When::Day(Day::Date(december))))
+        );
+        assert_eq!(
+            parse_sync_ref("yesterday"),
+            Ok(SyncRef::Time(When::Day(Day::BeforeToday(1))))
+        );
+        assert_eq!(
+            parse_sync_ref("2025-12-32").unwrap_err(),
+            "\"2025-12-32\" is not a day of the calendar: give a date as YYYY-MM-DD, such as \
+             2026-11-01"
+        );
+        assert_eq!(
+            parse_sync_ref("last week").unwrap_err(),
+            "expected a sync id (see `keysync syncs`), a duration ago (such as 30d), a date \
+             (such as 2025-12-19), today, yesterday, or an RFC 3339 time (such as \
+             2025-12-19T08:00:00Z); got \"last week\""
+        );
     }
 
     use crate::store::migrated_in_memory;
+    use crate::time::Day;
     use rusqlite::params;
     use std::time::Duration;
 
@@ -297,15 +303,29 @@ mod tests {
     fn times_take_the_last_good_sync_at_or_before_them() {
         let conn = log();
         let five = at(5).started_at;
-        assert_eq!(resolve(&conn, SyncRef::At(five + 59), 0).unwrap(), at(4));
-        assert_eq!(resolve(&conn, SyncRef::At(five + 3600), 0).unwrap(), at(6));
-        let hour = Duration::from_secs(3600);
+        let time = |when| SyncRef::Time(when);
+        assert_eq!(resolve(&conn, time(When::At(five + 59)), 0).unwrap(), at(4));
         assert_eq!(
-            resolve(&conn, SyncRef::Ago(hour), at(7).started_at).unwrap(),
+            resolve(&conn, time(When::At(five + 3600)), 0).unwrap(),
             at(6)
         );
+        let hour = Duration::from_secs(3600);
         assert_eq!(
-            usage_message(resolve(&conn, SyncRef::At(at(3).started_at - 1), 0)),
+            resolve(&conn, time(When::Ago(hour)), at(7).started_at).unwrap(),
+            at(6)
+        );
+        // `today` at 07:30 is 00:00 of that day: before sync 3 (03:00), pruned.
+        assert_eq!(
+            usage_message(resolve(
+                &conn,
+                time(When::Day(Day::BeforeToday(0))),
+                at(7).started_at + 1800
+            )),
+            "no kept sync started at or before 2025-12-19 00:00:00Z: the syncs before sync 3 \
+             (2025-12-19 03:00:00Z) were pruned; see `keysync syncs`"
+        );
+        assert_eq!(
+            usage_message(resolve(&conn, time(When::At(at(3).started_at - 1)), 0)),
             "no kept sync started at or before 2025-12-19 02:59:59Z: the syncs before sync 3 \
              (2025-12-19 03:00:00Z) were pruned; see `keysync syncs`"
         );

@@ -368,15 +368,15 @@ fn points_can_be_times_and_durations_ago() {
         usage_error(&h, &["diff", "9"]),
         "keysync: error: there is no sync 9: the latest is 3; see `keysync syncs`\n"
     );
-    let yesterday = usage_error(&h, &["diff", "yesterday"]);
+    let last_week = usage_error(&h, &["diff", "last week"]);
     assert_eq!(
-        yesterday.lines().next(),
+        last_week.lines().next(),
         Some(
-            "keysync: error: invalid value 'yesterday' for '[FROM]': expected a sync id (see `keysync \
-             syncs`), an RFC 3339 time such as 2025-12-19T08:00:00Z, or a duration ago such as \
-             24h or 7d; got \"yesterday\""
+            "keysync: error: invalid value 'last week' for '[FROM]': expected a sync id (see \
+             `keysync syncs`), a duration ago (such as 30d), a date (such as 2025-12-19), today, \
+             yesterday, or an RFC 3339 time (such as 2025-12-19T08:00:00Z); got \"last week\""
         ),
-        "{yesterday}"
+        "{last_week}"
     );
 }
 

@@ -51,9 +51,13 @@
 //! - `unlimited`: keys with unlimited quota, whose `remain_quota` the gateway takes below zero,
 //!   are never exhausted or low on quota: `status`, `key_info`, `low-quota`, `forecast`, the
 //!   page's status chart.
+//! - `calendar`: calendar windows over pulls on both sides of a month boundary: `--month`
+//!   against its `--since`/`--until`, dates, `today` and `yesterday` in `usage`, `html`, `diff`,
+//!   the reports' `--since` and `--now`, and the months and times refused.
 //! - `installed`: an installed binary without a checkout: `query --report --show-sql` run back
 //!   through `--file`, and `demo --db PATH` made again at any path.
 
+mod calendar;
 mod common;
 mod contrib;
 mod daily_pulls;

@@ -775,7 +775,7 @@ fn list_reports_shows_each_report_with_its_flags_on_one_line() {
         [
             ["report", "flags"],
             ["expiring-soon", "--within 7d"],
-            ["top-consumers", "--limit 10, --since DURATION"],
+            ["top-consumers", "--limit 10, --since WHEN"],
             ["idle", "--for 30d"],
             ["low-quota", "--below 500000"],
             ["unrestricted", ""],

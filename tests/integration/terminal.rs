@@ -601,7 +601,7 @@ fn values_that_cannot_work_are_usage_errors_that_change_nothing() {
         ),
         (
             &["query", "--report", "top-consumers", "--since", "0s"],
-            zero("0s", "--since <DURATION>"),
+            zero("0s", "--since <WHEN>"),
         ),
         (
             &["query", "--report", "idle", "--for", "0s"],

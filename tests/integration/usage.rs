@@ -207,7 +207,7 @@ fn windows_and_prices_that_cannot_work_are_usage_errors() {
     for args in [
         &["usage", "--since", "1d", "--until", "2d"][..],
         &["usage", "--quota-per-unit", "0"],
-        &["usage", "--since", "yesterday"],
+        &["usage", "--since", "last week"],
         &["usage", "--every", "fortnight"],
     ] {
         let output = run(h.keysync().args(args), 2);

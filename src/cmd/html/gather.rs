@@ -48,8 +48,10 @@ pub struct Page {
     /// The account's user id.
     pub account: Option<i64>,
     pub latest: Option<SyncRow>,
-    /// The window is `(since, now]`.
+    /// The window is `(since, until]`: `until` is `now` unless `--month` ends it before.
     pub since: i64,
+    pub until: i64,
+    /// The time the account's state is judged at (keys by status now, expiring).
     pub now: i64,
     /// Whether `--now` fixed "now" (else it is the clock).
     pub now_given: bool,
@@ -96,7 +98,7 @@ pub struct Status {
 
 pub struct Changes {
     /// The state the window opens on (the last good sync at or before its start, else its
-    /// first good sync) and the one it ends on (the last good sync at or before now); `None`
+    /// first good sync) and the one it ends on (the last good sync at or before its end); `None`
     /// when there is nothing to compare.
     pub span: Option<(SyncPoint, SyncPoint)>,
     pub added: usize,
@@ -112,10 +114,10 @@ pub struct Changes {
 }
 
 impl Page {
-    /// Reads the page for the window `(since, now]` from the database at `db`.
+    /// Reads the page for the window `(since, until]` from the database at `db`.
     pub fn read(
         db: &Path,
-        since: i64,
+        (since, until): (i64, i64),
         now: i64,
         now_given: bool,
         price_setting: Option<NonZeroU64>,
@@ -123,18 +125,19 @@ impl Page {
         // Query mode pins the views' clock at `now`, as `keysync query --now` does.
         let mut store = Store::open_for_query(db, now)?;
         let prices = store.price_book(price_setting)?;
-        let uses = store.usage(since, now, &prices)?;
+        let uses = store.usage(since, until, &prices)?;
         let latest = store.last_good_sync()?;
-        let (sampling, points) = store.status_timeline(since, now)?;
+        let (sampling, points) = store.status_timeline(since, until)?;
         Ok(Page {
             db: db.display().to_string(),
             account: store.account()?.map(|(user_id, _)| user_id),
             price: prices.at(latest.as_ref().map_or(0, |sync| sync.id)),
             latest,
             since,
+            until,
             now,
             now_given,
-            usage: usage(&uses, since, now)?,
+            usage: usage(&uses, since, until)?,
             status: Status {
                 sampling,
                 points,
@@ -147,15 +150,16 @@ impl Page {
                     within: Some(EXPIRING_WITHIN),
                     ..ReportArgs::default()
                 },
+                now,
             )?,
-            exposed: report_table(&store, Report::Unrestricted, &ReportArgs::default())?,
-            changes: changes(&mut store, since, now)?,
+            exposed: report_table(&store, Report::Unrestricted, &ReportArgs::default(), now)?,
+            changes: changes(&mut store, since, until)?,
         })
     }
 }
 
-fn usage(uses: &[KeyUse], since: i64, now: i64) -> Result<Usage> {
-    let window = Window::new(since, now);
+fn usage(uses: &[KeyUse], since: i64, until: i64) -> Result<Usage> {
+    let window = Window::new(since, until);
     let keys = key_totals(uses)?;
     let drawn = keys.len().min(CHART_KEYS);
     let mut series: Vec<Series> = keys[..drawn]
@@ -186,8 +190,8 @@ fn usage(uses: &[KeyUse], since: i64, now: i64) -> Result<Usage> {
 }
 
 /// A preset report's rows, run as `keysync query --report` runs it.
-fn report_table(store: &Store, report: Report, args: &ReportArgs) -> Result<Table> {
-    let run = report.query(args)?;
+fn report_table(store: &Store, report: Report, args: &ReportArgs, now: i64) -> Result<Table> {
+    let run = report.query(args, now)?;
     let mut statement = store.prepare(run.sql)?;
     query::bind(&mut statement, &run.params)?;
     let columns = report_columns(&query::column_names(&statement));
@@ -196,13 +200,13 @@ fn report_table(store: &Store, report: Report, args: &ReportArgs) -> Result<Tabl
 }
 
 /// The window's changes: its net diff counted, and the most recent changes of its syncs.
-fn changes(store: &mut Store, since: i64, now: i64) -> Result<Changes> {
-    let window_syncs = store.good_syncs_between(since, now)?;
+fn changes(store: &mut Store, since: i64, until: i64) -> Result<Changes> {
+    let window_syncs = store.good_syncs_between(since, until)?;
     let opening = store
         .last_good_at_or_before(since)?
         .or(window_syncs.first().copied());
-    // The window ends at `now`: a `--now` in the past compares up to the sync of that time.
-    let latest = store.last_good_at_or_before(now)?;
+    // A window that ends in the past (`--now`, `--month`) compares up to the sync of its end.
+    let latest = store.last_good_at_or_before(until)?;
     let mut found = Changes {
         span: None,
         added: 0,
@@ -222,7 +226,7 @@ fn changes(store: &mut Store, since: i64, now: i64) -> Result<Changes> {
     let diff = store.diff(
         Some(SyncRef::Id(from.id)),
         Some(SyncRef::Id(to.id)),
-        now,
+        until,
         &every_field,
     )?;
     found.added = keys_of(&diff.rows, Kind::Added);
@@ -237,14 +241,14 @@ fn changes(store: &mut Store, since: i64, now: i64) -> Result<Changes> {
         .filter(|(_, keys)| *keys > 0)
         .collect();
     found.span = Some((from, to));
-    let after = match store.search_start(since, now, VERSIONS_SEARCHED)? {
+    let after = match store.search_start(since, until, VERSIONS_SEARCHED)? {
         Some((after, searched)) => {
             found.searched = Some(searched);
             after
         }
         None => 0,
     };
-    found.recent = recent_changes(store, since, now, after)?;
+    found.recent = recent_changes(store, since, until, after)?;
     Ok(found)
 }
 
@@ -255,7 +259,7 @@ fn changes(store: &mut Store, since: i64, now: i64) -> Result<Changes> {
 fn recent_changes(
     store: &mut Store,
     since: i64,
-    now: i64,
+    until: i64,
     after: i64,
 ) -> Result<Vec<(SyncPoint, DiffRow)>> {
     const SYNCS_AT_A_TIME: usize = 8;
@@ -265,13 +269,17 @@ fn recent_changes(
     let mut recent = Vec::new();
     let mut before = i64::MAX;
     loop {
-        let steps =
-            store.changing_syncs((since, now), &USE_FIELDS, (after, before), SYNCS_AT_A_TIME)?;
+        let steps = store.changing_syncs(
+            (since, until),
+            &USE_FIELDS,
+            (after, before),
+            SYNCS_AT_A_TIME,
+        )?;
         for step in &steps {
             let diff = store.diff(
                 Some(SyncRef::Id(step.before.id)),
                 Some(SyncRef::Id(step.sync.id)),
-                now,
+                until,
                 &fields,
             )?;
             recent.extend(diff.rows.into_iter().map(|row| (step.sync, row)));

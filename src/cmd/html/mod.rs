@@ -14,19 +14,28 @@ use std::io::Write;
 use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 
-use crate::cmd::consumption::{When, parse_when};
 use crate::config::{Settings, parse_quota_per_unit};
 use crate::error::{Error, Result};
-use crate::time::readable_time;
+use crate::time::{Month, When, parse_month, parse_when, readable_time};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Write the page to this file (replaced whole: never left half written)
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
-    /// Start of the window (exclusive), which ends now: a duration ago (30d) or an RFC 3339 time
+    /// Start of the window (exclusive), which ends now: a duration ago (30d), a date
+    /// (2026-11-01, 00:00:00Z UTC), today, yesterday, or an RFC 3339 time
     #[arg(long, value_name = "WHEN", default_value = "30d", value_parser = parse_when)]
     pub since: When,
+    /// One calendar month, UTC, instead of --since: YYYY-MM, or `last` (the month before this
+    /// one). The window is from its first day to the next month's, or to now while it runs
+    #[arg(
+        long,
+        value_name = "MONTH",
+        value_parser = parse_month,
+        conflicts_with = "since"
+    )]
+    pub month: Option<Month>,
     /// Quota units per US dollar, for every interval [default: the profile's quota_per_unit,
     /// else the price the gateway published at each pull, else 500000]
     #[arg(long, value_name = "N", value_parser = parse_quota_per_unit)]
@@ -35,7 +44,10 @@ pub struct Args {
 
 pub fn run(settings: &Settings, args: Args) -> Result<()> {
     let now = settings.now();
-    let since = args.since.at(now);
+    let (since, until) = match args.month {
+        Some(month) => month.window(now).map_err(Error::Usage)?,
+        None => (args.since.at(now), now),
+    };
     if since >= now {
         return Err(Error::Usage(format!(
             "--since ({}) is not before now ({}): give a time in the past, such as 30d",
@@ -48,7 +60,7 @@ pub fn run(settings: &Settings, args: Args) -> Result<()> {
     let mut file = temporary_beside(&args.out)?;
     let page = gather::Page::read(
         db,
-        since,
+        (since, until),
         now,
         settings.now.is_some(),
         settings.quota_per_unit,

@@ -74,7 +74,7 @@ fn window_text(page: &Page) -> String {
     format!(
         "{} to {}",
         readable_time(page.since),
-        readable_time(page.now)
+        readable_time(page.until)
     )
 }
 
@@ -113,7 +113,7 @@ fn header(html: &mut String, page: &Page) {
         escape(&account),
         escape(&latest),
         escape(&readable_time(page.since)),
-        escape(&readable_time(page.now)),
+        escape(&readable_time(page.until)),
         escape(&now),
         escape(&price_text(page))
     );
