@@ -65,7 +65,9 @@ fn pull_passes(
         passes: passes.len() as u32,
         requests: Default::default(),
     };
-    let (status, counts) = staging.apply(&listing, now).unwrap();
+    let (status, counts) = staging
+        .apply(&listing, &GatewayStatus::unread("not read".into()), now)
+        .unwrap();
     (sync, status, counts)
 }
 
@@ -561,7 +563,10 @@ fn pull_pages(
         passes: count,
         requests: Default::default(),
     };
-    staging.apply(&listing, now).unwrap().1
+    staging
+        .apply(&listing, &GatewayStatus::unread("not read".into()), now)
+        .unwrap()
+        .1
 }
 
 /// Page `number` with `items` read and the ids `known` recognised by their digest.
