@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use keysync::api::{KeyRecord, Listing, Page};
+use keysync::api::{GatewayStatus, KeyRecord, Listing, Page};
 use keysync::store::Store;
 use serde_json::json;
 
@@ -121,7 +121,9 @@ fn build(db: &Path) {
             passes: 1,
             requests: Default::default(),
         };
-        staging.apply(&listing, now).expect("the sync applies");
+        staging
+            .apply(&listing, &GatewayStatus::unread("not read".into()), now)
+            .expect("the sync applies");
     }
 }
 

@@ -17,6 +17,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, RETRY_A
 use serde_json::Value as Json;
 use serde_json::value::RawValue;
 
+use crate::api::gateway::{GatewayStatus, parse_gateway_status};
 use crate::api::known::{KnownItems, item_digest};
 use crate::api::model::KeyRecord;
 use crate::api::pacing::{Admission, Pacer, Rate, RateLimited, RequestCounter, RequestCounts};
@@ -168,8 +169,13 @@ pub type RetryObserver = Box<dyn Fn(&str) + Send + Sync>;
 pub struct ApiClient {
     http: reqwest::Client,
     endpoint: String,
+    /// `GET /api/status`, where the gateway publishes its price.
+    status_endpoint: String,
     /// `host:port` of the API, for messages.
     host: String,
+    /// `Authorization` (and `New-Api-User`), added to the key listing's requests only: the
+    /// token goes nowhere that does not need it, `/api/status` included.
+    auth_headers: HeaderMap,
     token: AccessToken,
     retries: u32,
     backoff_base: Duration,
@@ -211,7 +217,7 @@ impl ApiClient {
         let url = reqwest::Url::parse(&options.base_url)
             .map_err(|e| Error::Usage(format!("--base-url {:?}: {e}", options.base_url)))?;
         let host = host_of(&url);
-        let mut headers = HeaderMap::new();
+        let mut auth_headers = HeaderMap::new();
         let mut auth = HeaderValue::from_str(options.token.expose()).map_err(|_| {
             Error::Usage(
                 "the access token has characters that cannot be sent in an HTTP header: \
@@ -220,16 +226,15 @@ impl ApiClient {
             )
         })?;
         auth.set_sensitive(true);
-        headers.insert(AUTHORIZATION, auth);
+        auth_headers.insert(AUTHORIZATION, auth);
         if let Some(user_id) = options.user_id {
-            headers.insert(
+            auth_headers.insert(
                 HeaderName::from_static("new-api-user"),
                 HeaderValue::from(user_id),
             );
         }
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("keysync/", env!("CARGO_PKG_VERSION")))
-            .default_headers(headers)
             .timeout(options.timeout)
             .connect_timeout(options.timeout.min(Duration::from_secs(10)))
             .gzip(true);
@@ -250,10 +255,13 @@ impl ApiClient {
                 error_chain(&e)
             ))
         })?;
+        let base = options.base_url.trim_end_matches('/');
         Ok(ApiClient {
             http,
-            endpoint: format!("{}/api/token/", options.base_url.trim_end_matches('/')),
+            endpoint: format!("{base}/api/token/"),
+            status_endpoint: format!("{base}/api/status"),
             host,
+            auth_headers,
             token: options.token.clone(),
             retries: options.retries,
             backoff_base: options.backoff_base,
@@ -303,11 +311,28 @@ impl ApiClient {
     /// Fetches one page, retrying what a retry can fix: rate limits, server errors, resets,
     /// timeouts, and (a few times) an unreachable host.
     pub async fn fetch_page(&self, page: u32) -> Result<Page> {
+        self.with_retries(&format!("page {page}"), || self.try_page(page))
+            .await
+    }
+
+    /// Reads what the gateway publishes about itself (`GET /api/status`: its price and
+    /// version), with the pages' retries and pacing, and without the token.
+    pub async fn fetch_gateway_status(&self) -> Result<GatewayStatus> {
+        self.with_retries("/api/status", || self.try_gateway_status())
+            .await
+    }
+
+    /// Makes `attempt` until it succeeds or fails for good; `what` names the request in
+    /// notices and errors (`page 3`).
+    async fn with_retries<T, F>(&self, what: &str, attempt: impl Fn() -> F) -> Result<T>
+    where
+        F: Future<Output = Result<T, Attempt>>,
+    {
         let mut retried = 0;
         // 429s to probes of an unknown window: they cost no retry (see `FREE_PROBES`).
         let mut probes = 0;
         loop {
-            let retry = match self.try_page(page).await {
+            let retry = match attempt().await {
                 Ok(fetched) => return Ok(fetched),
                 Err(Attempt::Fatal(error)) => return Err(error),
                 Err(Attempt::Retry(retry)) => retry,
@@ -318,7 +343,7 @@ impl ApiClient {
             };
             let probe = retry.kind == RetryKind::RateLimited(RateLimited::Probe);
             if retried >= budget && !probe {
-                return Err(self.gave_up(page, &retry, retried + probes + 1));
+                return Err(self.gave_up(what, &retry, retried + probes + 1));
             }
             if matches!(retry.kind, RetryKind::RateLimited(_)) {
                 self.slow_down();
@@ -338,7 +363,7 @@ impl ApiClient {
                 true => {
                     probes += 1;
                     format!(
-                        "page {page}: {} (probe {probes} of the rate limit's window), retry in {}",
+                        "{what}: {} (probe {probes} of the rate limit's window), retry in {}",
                         retry.reason,
                         short_duration(shown)
                     )
@@ -346,7 +371,7 @@ impl ApiClient {
                 false => {
                     retried += 1;
                     format!(
-                        "page {page}: {}, retry {retried}/{budget} in {}",
+                        "{what}: {}, retry {retried}/{budget} in {}",
                         retry.reason,
                         short_duration(shown)
                     )
@@ -360,7 +385,7 @@ impl ApiClient {
         }
     }
 
-    fn gave_up(&self, page: u32, retry: &Retry, attempts: u32) -> Error {
+    fn gave_up(&self, what: &str, retry: &Retry, attempts: u32) -> Error {
         let attempts = counted(attempts, "attempt");
         let advice = match retry.kind {
             RetryKind::Unreachable => format!(
@@ -372,22 +397,56 @@ impl ApiClient {
             }
         };
         Error::Api(format!(
-            "page {page}: {}; gave up after {attempts}. {advice}",
+            "{what}: {}; gave up after {attempts}. {advice}",
             retry.reason
         ))
     }
 
     async fn try_page(&self, page: u32) -> Result<Page, Attempt> {
-        let admission = self.pacer.admit().await;
         tracing::debug!("GET {}?p={page}&page_size={PAGE_SIZE}", self.endpoint);
-        self.counter.sent();
-        let sent = self
+        let request = self
             .http
             .get(&self.endpoint)
-            .query(&[("p", page as usize), ("page_size", PAGE_SIZE)])
-            .send()
-            .await;
-        let mut response = match sent {
+            .headers(self.auth_headers.clone())
+            .query(&[("p", page as usize), ("page_size", PAGE_SIZE)]);
+        let answer = self.exchange(request, &format!("page {page}")).await?;
+        let body = answer
+            .checked(|status, retry_after, body| self.check_status(status, retry_after, body))?;
+        let known = self.known.get().filter(|_| page > 1).cloned();
+        parse_page_on_pool(page, body, known)
+            .await
+            .map_err(|e| Attempt::Fatal(self.redacted(e)))
+    }
+
+    /// One `GET /api/status`. No answer of it is an auth failure: it is sent without the token,
+    /// so a refusal only means that this gateway does not publish its price.
+    async fn try_gateway_status(&self) -> Result<GatewayStatus, Attempt> {
+        tracing::debug!("GET {}", self.status_endpoint);
+        let request = self.http.get(&self.status_endpoint);
+        let answer = self.exchange(request, "/api/status").await?;
+        let body = answer.checked(|status, retry_after, body| match status.is_success() {
+            true => Ok(()),
+            false => Err(retry_or(
+                status,
+                retry_after,
+                &ErrorBody::read(body),
+                |reason| Attempt::Fatal(Error::Api(format!("/api/status: {reason}"))),
+            )),
+        })?;
+        parse_gateway_status(&body).map_err(Attempt::Fatal)
+    }
+
+    /// Sends one request through the pacer, counts it, and reads its answer (at most
+    /// [`MAX_BODY_BYTES`]): the part of an attempt that every request shares. `what` names the
+    /// request in errors.
+    async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<Answered, Attempt> {
+        let admission = self.pacer.admit().await;
+        self.counter.sent();
+        let mut response = match request.send().await {
             Ok(response) => response,
             Err(e) => {
                 self.pacer.unanswered(admission);
@@ -397,11 +456,11 @@ impl ApiClient {
         let status = response.status();
         let retry_after = retry_after(response.headers());
         let rate_limited = self.paced(admission, status, retry_after);
-        let body = read_bounded(&mut response, page)
+        let body = read_bounded(&mut response, what)
             .await
             .map_err(|e| match e {
                 BodyError::TooLarge => Attempt::Fatal(Error::Api(format!(
-                    "page {page}: the response from {} is larger than {} MiB after \
+                    "{what}: the response from {} is larger than {} MiB after \
                      decompression (a page of 100 keys is about 50 KB); is --base-url a \
                      CometAPI gateway?",
                     self.host,
@@ -409,18 +468,12 @@ impl ApiClient {
                 ))),
                 BodyError::Transport(e) => self.transport_failure(e),
             })?;
-        self.check_status(status, retry_after, &body)
-            .map_err(|attempt| match (attempt, rate_limited) {
-                (Attempt::Retry(mut retry), Some(how)) => {
-                    retry.kind = RetryKind::RateLimited(how);
-                    Attempt::Retry(retry)
-                }
-                (attempt, _) => attempt,
-            })?;
-        let known = self.known.get().filter(|_| page > 1).cloned();
-        parse_page_on_pool(page, body, known)
-            .await
-            .map_err(|e| Attempt::Fatal(self.redacted(e)))
+        Ok(Answered {
+            status,
+            retry_after,
+            rate_limited,
+            body,
+        })
     }
 
     /// Tells the pacer and the counter how the request was answered.
@@ -441,8 +494,8 @@ impl ApiClient {
         Some(self.pacer.rejected(admission, wait))
     }
 
-    /// The one mapping from an HTTP status (and an error body) to "go on", "try again" or
-    /// "stop".
+    /// The key listing's mapping from an HTTP status (and an error body) to "go on", "try
+    /// again" or "stop": an auth failure first, then what every request shares ([`retry_or`]).
     fn check_status(
         &self,
         status: StatusCode,
@@ -459,35 +512,17 @@ impl ApiClient {
                 answer.describe()
             )))));
         }
-        let retry = |reason: String, kind| {
-            Attempt::Retry(Retry {
-                reason,
-                retry_after,
-                kind,
-            })
+        let answer = ErrorBody {
+            message: self.without_token(answer.message),
+            ..answer
         };
-        match status {
-            StatusCode::TOO_MANY_REQUESTS => Err(retry(
-                "HTTP 429 (rate limited)".into(),
-                RetryKind::RateLimited(RateLimited::Backoff),
-            )),
-            StatusCode::REQUEST_TIMEOUT => Err(retry(
-                "HTTP 408 Request Timeout".into(),
-                RetryKind::Transient,
-            )),
-            s if s.is_server_error() => {
-                let reason = match answer.message.is_empty() {
-                    true => format!("HTTP {s}"),
-                    false => self.without_token(format!("HTTP {s}: {}", answer.describe())),
-                };
-                Err(retry(reason, RetryKind::Transient))
-            }
-            s => Err(Attempt::Fatal(self.redacted(Error::Api(format!(
-                "HTTP {s} from {}: is --base-url / COMETAPI_BASE_URL right? {}",
+        Err(retry_or(status, retry_after, &answer, |_| {
+            Attempt::Fatal(self.redacted(Error::Api(format!(
+                "HTTP {status} from {}: is --base-url / COMETAPI_BASE_URL right? {}",
                 self.endpoint,
                 answer.describe()
-            ))))),
-        }
+            ))))
+        }))
     }
 
     /// Sorts a failure below HTTP: what no retry fixes (TLS, protocol, a bad URL) is final and
@@ -560,6 +595,70 @@ impl ApiClient {
         match self.quotes_token(&text) {
             true => text.replace(self.token.expose(), "***"),
             false => text,
+        }
+    }
+}
+
+/// An answer that is not a success, as a request's next step: a retry for what a retry can fix
+/// (429, 408, 5xx), else `fatal` of the reason.
+fn retry_or(
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    answer: &ErrorBody,
+    fatal: impl FnOnce(String) -> Attempt,
+) -> Attempt {
+    let retry = |reason: String, kind| {
+        Attempt::Retry(Retry {
+            reason,
+            retry_after,
+            kind,
+        })
+    };
+    match status {
+        StatusCode::TOO_MANY_REQUESTS => retry(
+            "HTTP 429 (rate limited)".into(),
+            RetryKind::RateLimited(RateLimited::Backoff),
+        ),
+        StatusCode::REQUEST_TIMEOUT => {
+            retry("HTTP 408 Request Timeout".into(), RetryKind::Transient)
+        }
+        s if s.is_server_error() => {
+            let reason = match answer.message.is_empty() {
+                true => format!("HTTP {s}"),
+                false => format!("HTTP {s}: {}", answer.describe()),
+            };
+            retry(reason, RetryKind::Transient)
+        }
+        s => fatal(format!("HTTP {s}")),
+    }
+}
+
+/// An answer read whole, before its status is judged.
+struct Answered {
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    /// For a 429: who waits before the retry.
+    rate_limited: Option<RateLimited>,
+    body: Vec<u8>,
+}
+
+impl Answered {
+    /// The body when `check` accepts the status; a 429's retry is left to the pacer when it
+    /// knows the window.
+    fn checked(
+        self,
+        check: impl FnOnce(StatusCode, Option<Duration>, &[u8]) -> Result<(), Attempt>,
+    ) -> Result<Vec<u8>, Attempt> {
+        match (
+            check(self.status, self.retry_after, &self.body),
+            self.rate_limited,
+        ) {
+            (Ok(()), _) => Ok(self.body),
+            (Err(Attempt::Retry(mut retry)), Some(how)) => {
+                retry.kind = RetryKind::RateLimited(how);
+                Err(Attempt::Retry(retry))
+            }
+            (Err(attempt), _) => Err(attempt),
         }
     }
 }
@@ -651,13 +750,13 @@ enum BodyError {
 
 /// The body, decompressed, read chunk by chunk and abandoned as soon as it passes
 /// [`MAX_BODY_BYTES`].
-async fn read_bounded(response: &mut reqwest::Response, page: u32) -> Result<Vec<u8>, BodyError> {
+async fn read_bounded(response: &mut reqwest::Response, what: &str) -> Result<Vec<u8>, BodyError> {
     let expected = response.content_length().unwrap_or(0) as usize;
     let mut body = Vec::with_capacity(expected.min(MAX_BODY_BYTES));
     while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
         let needed = body.len() + chunk.len();
         if needed > MAX_BODY_BYTES {
-            tracing::debug!("page {page}: body passed {MAX_BODY_BYTES} bytes, abandoned");
+            tracing::debug!("{what}: body passed {MAX_BODY_BYTES} bytes, abandoned");
             return Err(BodyError::TooLarge);
         }
         if needed > body.capacity() {
@@ -1151,6 +1250,28 @@ mod tests {
                 "page 1: HTTP 429 (rate limited), retry 1/8 in 1ms",
                 "page 1: HTTP 429 (rate limited), retry 2/8 in 2ms"
             ]
+        );
+    }
+
+    #[test]
+    fn the_gateway_status_is_retried_and_counted_as_a_page_is() {
+        let mut account = crate::fake::FakeAccount::new("t");
+        account.faults.rate_limit_first = 2;
+        let server = crate::fake::FakeServer::start(account).unwrap();
+        let client = client_for(&server, 4);
+        let status = block_on(client.fetch_gateway_status()).unwrap();
+        assert_eq!(status.quota_per_unit, Some(500_000));
+        let counts = client.request_counts();
+        assert_eq!((counts.requests, counts.rate_limited), (3, 2));
+        server.account().faults.no_status = true;
+        let error = block_on(client.fetch_gateway_status()).unwrap_err();
+        assert_eq!(error.to_string(), "/api/status: HTTP 404 Not Found");
+        assert_eq!(client.request_counts().requests, 4, "a 404 is not retried");
+        let sent = server.account().requests().to_vec();
+        assert!(
+            sent.iter()
+                .all(|r| r.path_and_query == "/api/status" && r.authorization.is_none()),
+            "{sent:?}"
         );
     }
 

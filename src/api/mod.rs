@@ -1,7 +1,8 @@
-//! Everything that talks to CometAPI: the HTTP client, the item model, and the paging logic
-//! that turns pages into one listing.
+//! Everything that talks to CometAPI: the HTTP client, the item model, the paging logic
+//! that turns pages into one listing, and the gateway's published price (`gateway`).
 
 pub mod client;
+pub mod gateway;
 pub mod known;
 pub mod listing;
 pub mod model;
@@ -9,6 +10,7 @@ pub mod pacing;
 pub(crate) mod raw;
 
 pub use client::{AccessToken, ApiClient, ApiOptions, PAGE_SIZE, Page};
+pub use gateway::GatewayStatus;
 pub use known::KnownItems;
 pub use listing::{Listing, PageSink, list_all};
 pub use model::KeyRecord;

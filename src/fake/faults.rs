@@ -28,7 +28,8 @@ pub struct Faults {
     /// With `rate_limit`, send `Retry-After` with its 429s: the whole seconds (rounded up)
     /// until the window has room, as gateways do since 2026-07.
     pub retry_after_window: bool,
-    /// Answer every Kth request with 502 and an HTML body.
+    /// Answer every Kth request for a page with 502 and an HTML body (`/api/status` is not
+    /// counted, so that which page fails does not hang on when the price is read).
     pub fail_every: Option<u32>,
     /// Close the first N connections as soon as they are accepted (the client sees a reset).
     pub reset_connections: u32,
@@ -59,6 +60,11 @@ pub struct Faults {
     /// Give every item an unknown field `bloat` holding an array of this many zeros: many
     /// small JSON values, the shape that costs a parser the most memory per byte.
     pub bloat: Option<usize>,
+    /// Answer `GET /api/status` with 404, as a gateway (or a proxy) without the endpoint.
+    pub no_status: bool,
+    /// Answer `GET /api/status` with HTTP 200 and this body instead of the deployment's
+    /// settings: another shape, another price, or text that is not JSON.
+    pub status_body: Option<String>,
 }
 
 /// One recorded answer, served byte for byte.
@@ -113,25 +119,14 @@ impl FakeAccount {
     /// Records the request, then the faults that strike before the credentials are read:
     /// rate limits and gateway errors.
     pub(super) fn fault_before_auth(&mut self, request: &Parts) -> Option<Answer> {
-        let count = self.traffic.record(request);
-        let full_for = self.over_rate_limit();
-        if count <= self.faults.rate_limit_first || full_for.is_some() {
-            self.traffic.rate_limited += 1;
-            let mut response = empty(StatusCode::TOO_MANY_REQUESTS);
-            let window_wait = full_for
-                .filter(|_| self.faults.retry_after_window)
-                .map(|wait| wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
-            if let Some(seconds) = window_wait.or(self.faults.retry_after) {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, seconds.into());
-            }
-            return Some(Answer::Now(response));
+        if let Some(limited) = self.record_and_limit(request) {
+            return Some(Answer::Now(limited));
         }
+        let pages = self.traffic.page_requests;
         if self
             .faults
             .fail_every
-            .is_some_and(|k| k > 0 && count.is_multiple_of(k))
+            .is_some_and(|k| k > 0 && pages.is_multiple_of(k))
         {
             let html = "<html><body><h1>502 Bad Gateway</h1></body></html>";
             let content_type = [(header::CONTENT_TYPE, "text/html")];
@@ -142,6 +137,45 @@ impl FakeAccount {
             )));
         }
         None
+    }
+
+    /// Records any `/api` request, and answers it 429 when a rate-limit switch says so.
+    fn record_and_limit(&mut self, request: &Parts) -> Option<Response> {
+        let count = self.traffic.record(request);
+        let full_for = self.over_rate_limit();
+        if count > self.faults.rate_limit_first && full_for.is_none() {
+            return None;
+        }
+        self.traffic.rate_limited += 1;
+        let mut response = empty(StatusCode::TOO_MANY_REQUESTS);
+        let window_wait = full_for
+            .filter(|_| self.faults.retry_after_window)
+            .map(|wait| wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
+        if let Some(seconds) = window_wait.or(self.faults.retry_after) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
+        }
+        Some(response)
+    }
+
+    /// The faults of `GET /api/status`: it is recorded and rate limited as any `/api` request,
+    /// then answered 404 or with a body of the test's.
+    pub(super) fn status_fault(&mut self, request: &Parts) -> Option<Response> {
+        if let Some(limited) = self.record_and_limit(request) {
+            return Some(limited);
+        }
+        if self.faults.no_status {
+            let content_type = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+            return Some(response(
+                StatusCode::NOT_FOUND,
+                &content_type,
+                "404 page not found",
+            ));
+        }
+        let body = self.faults.status_body.clone()?;
+        let content_type = [(header::CONTENT_TYPE, "application/json")];
+        Some(response(StatusCode::OK, &content_type, body))
     }
 
     /// Whether the sliding-window limiter turns this request away, and if so how long until

@@ -4,7 +4,8 @@
 //! real one: the `{success, message, data}` envelope, 1-based `p`, `page_size` capped at 100
 //! (also read as `ps` or `size`), newest first, `total` for the whole account, 401 without a
 //! token, 200 + `success:false` for a wrong one, `New-Api-User` when required, a permanent
-//! redirect for the path without its slash, and masked keys on request.
+//! redirect for the path without its slash, and masked keys on request. `GET /api/status`
+//! publishes the deployment's price (`quota_per_unit`) and version to anyone, as upstream does.
 //!
 //! That happy path is all `demo` needs and all a default build compiles. The `test-support`
 //! feature (on for tests and benches) layers on it the fault switches (`Faults`), the request
@@ -49,6 +50,8 @@ pub struct FakeAccount {
     pub require_user_id: bool,
     /// Serve keys masked, as newer gateways do.
     pub mask_keys: bool,
+    /// The deployment's price that `GET /api/status` publishes: quota units per US dollar.
+    pub quota_per_unit: i64,
     #[cfg(feature = "test-support")]
     pub faults: Faults,
     keys: BTreeMap<i64, Map<String, Json>>,
@@ -64,6 +67,7 @@ impl FakeAccount {
             user_id: 5678,
             require_user_id: false,
             mask_keys: false,
+            quota_per_unit: 500_000,
             #[cfg(feature = "test-support")]
             faults: Faults::default(),
             keys: BTreeMap::new(),
@@ -264,6 +268,26 @@ fn answer(account: &mut FakeAccount, request: &Parts) -> Answer {
     return Answer::Now(account.serve_with_faults(page));
     #[cfg(not(feature = "test-support"))]
     Answer::Now(page.into_response())
+}
+
+/// The answer to `GET /api/status`: the deployment's settings, as new-api's `GetStatus` writes
+/// them (a selection), open to anyone: no credential is read.
+fn gateway_status(account: &mut FakeAccount, request: &Parts) -> Response {
+    #[cfg(feature = "test-support")]
+    if let Some(fault) = account.status_fault(request) {
+        return fault;
+    }
+    let _ = request;
+    json_response(
+        StatusCode::OK,
+        &json!({"success": true, "message": "", "data": {
+            "system_name": "New API", "version": "v0.9.0", "start_time": 1_766_000_000,
+            "quota_per_unit": account.quota_per_unit, "display_in_currency": true,
+            "quota_display_type": "USD", "usd_exchange_rate": 7.3,
+            "custom_currency_symbol": "¤", "custom_currency_exchange_rate": 1,
+            "enable_data_export": true, "data_export_default_time": "hour",
+            "default_use_auto_group": false, "setup": true}}),
+    )
 }
 
 fn failure(status: StatusCode, message: &str) -> Response {

@@ -23,6 +23,8 @@ pub struct RecordedRequest {
 #[derive(Debug, Default)]
 pub(super) struct Traffic {
     pub(super) requests: Vec<RecordedRequest>,
+    /// The requests for pages among them (`GET /api/token/`), cleared with them.
+    pub(super) page_requests: u32,
     in_flight: usize,
     max_in_flight: usize,
     pub(super) connections_reset: u32,
@@ -32,7 +34,8 @@ pub(super) struct Traffic {
 }
 
 impl Traffic {
-    /// Notes a `GET /api/token/` and returns how many have come since the last clear.
+    /// Notes a request (`GET /api/token/` or `/api/status`) and returns how many have come
+    /// since the last clear.
     pub(super) fn record(&mut self, request: &Parts) -> u32 {
         let header = |name: &str| {
             request
@@ -41,8 +44,17 @@ impl Traffic {
                 .and_then(|v| v.to_str().ok())
                 .map(String::from)
         };
+        if request.uri.path() == "/api/token/" {
+            self.page_requests += 1;
+        }
         self.requests.push(RecordedRequest {
-            path_and_query: format!("/api/token/?{}", request.uri.query().unwrap_or_default()),
+            path_and_query: format!(
+                "{}?{}",
+                request.uri.path(),
+                request.uri.query().unwrap_or_default()
+            )
+            .trim_end_matches(['?'])
+            .to_string(),
             authorization: header("authorization"),
             user_agent: header("user-agent"),
             new_api_user: header("new-api-user"),
@@ -59,6 +71,7 @@ impl FakeAccount {
     /// Forgets the requests recorded so far, so a test can count one pull's.
     pub fn requests_clear(&mut self) {
         self.traffic.requests.clear();
+        self.traffic.page_requests = 0;
     }
 
     /// The most requests that were being answered at one moment.

@@ -1,6 +1,6 @@
 //! The fake's HTTP/1.1 server, on hyper directly: a loopback listener on a thread of its own,
-//! keep-alive connections, and the two routes upstream has (`/api/token/` and its slashless
-//! redirect). One server for `demo` and the tests; the test-support layer only adds its hooks.
+//! keep-alive connections, and the routes upstream has (`/api/token/`, its slashless redirect,
+//! and `/api/status`). One server for `demo` and the tests; the test-support layer only adds its hooks.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -114,6 +114,9 @@ async fn serve(
 async fn route(account: &Mutex<FakeAccount>, request: Request<Incoming>) -> Response {
     let (parts, _body) = request.into_parts();
     let path = parts.uri.path();
+    if path == "/api/status" && parts.method == Method::GET {
+        return super::gateway_status(&mut lock(account), &parts);
+    }
     if path != "/api/token/" && path != "/api/token" {
         return empty(StatusCode::NOT_FOUND);
     }

@@ -39,7 +39,7 @@ use rusqlite::{
 
 use crate::api::known::ItemDigest;
 use crate::api::model::{COLUMNS, ColumnSource, DATA_COLUMNS, DataColumn, data_column, same_extra};
-use crate::api::{KnownItems, Listing, Page, RequestCounts};
+use crate::api::{GatewayStatus, KnownItems, Listing, Page, RequestCounts};
 use crate::error::{DbContext, Error, Result};
 pub use crate::store::sync_status::SyncStatus;
 use crate::store::wal::BulkJournal;
@@ -377,9 +377,15 @@ fn stage_page(
 }
 
 impl Staging<'_> {
-    /// Applies the listing as this pull's sync and finishes its row, in the pull's one
-    /// transaction: the snapshot and its sync row change together or not at all.
-    pub fn apply(self, listing: &Listing, now: i64) -> Result<(SyncStatus, ApplyCounts)> {
+    /// Applies the listing as this pull's sync and finishes its row, with what the gateway
+    /// published (its price), in the pull's one transaction: the snapshot and its sync row
+    /// change together or not at all.
+    pub fn apply(
+        self,
+        listing: &Listing,
+        gateway: &GatewayStatus,
+        now: i64,
+    ) -> Result<(SyncStatus, ApplyCounts)> {
         // Declared before the transaction, so dropped after it has ended (a journal mode cannot
         // change inside one).
         let _journal = match self.first_keys {
@@ -437,6 +443,7 @@ impl Staging<'_> {
             SyncStatus::Partial
         };
         finish_sync(&tx, sync, status, listing, counts, now)?;
+        record_gateway(&tx, sync, gateway)?;
         tx.commit().db("cannot commit the sync")?;
         Ok((status, counts))
     }
@@ -916,6 +923,41 @@ fn finish_sync(
     Ok(())
 }
 
+/// Keeps on the sync row what the gateway published at this pull (all NULL when it could not
+/// be read): reports convert quota to dollars with the price in force at each sync.
+fn record_gateway(tx: &Transaction<'_>, sync: i64, gateway: &GatewayStatus) -> Result<()> {
+    tx.execute(
+        "UPDATE syncs SET quota_per_unit = ?2, quota_display_type = ?3, usd_exchange_rate = ?4,
+                gateway_version = ?5
+         WHERE id = ?1",
+        params![
+            sync,
+            gateway.quota_per_unit,
+            gateway.quota_display_type,
+            gateway.usd_exchange_rate,
+            gateway.version
+        ],
+    )
+    .db("cannot record the gateway's price on the sync row")?;
+    Ok(())
+}
+
+/// Whether good sync `sync`, recorded without a price, is news: it is the database's first
+/// good sync, or the good sync before it had a price. After a sync without one, the next
+/// without one is not (a gateway that never publishes a price must not warn on every run).
+fn price_lost(conn: &Connection, sync: i64) -> Result<bool> {
+    let before: Option<bool> = conn
+        .query_row(
+            "SELECT quota_per_unit IS NOT NULL FROM good_syncs WHERE id < ?1
+             ORDER BY id DESC LIMIT 1",
+            [sync],
+            |row| row.get(0),
+        )
+        .optional()
+        .db("cannot read the price of the sync before")?;
+    Ok(before.unwrap_or(true))
+}
+
 /// The writes of a pull, in the order it makes them.
 impl Store {
     /// Records the start of a pull: see [`begin_sync`].
@@ -931,6 +973,11 @@ impl Store {
     /// Records the requests of a pull that did not finish: see [`count_requests`].
     pub(crate) fn count_requests(&self, sync: i64, counts: RequestCounts) -> Result<()> {
         count_requests(self.conn(), sync, counts)
+    }
+
+    /// Whether sync `sync`'s missing price is news: see [`price_lost`].
+    pub(crate) fn price_lost(&self, sync: i64) -> Result<bool> {
+        price_lost(self.conn(), sync)
     }
 
     /// Marks a sync failed, keeping the error text.

@@ -1,5 +1,6 @@
 //! One pull, end to end: take the pull lock, ping the health check, list every key through
-//! `api` into the store's staging, apply the listing in one transaction, and settle the WAL.
+//! `api` into the store's staging while reading the gateway's price beside it (`price`), apply
+//! the listing in one transaction, and settle the WAL.
 //! `cmd::pull` runs it once or on a schedule; `cmd::demo` runs it against the fake.
 //!
 //! The async boundary: HTTP runs on the async runtime, and pages are parsed on its blocking
@@ -11,6 +12,7 @@
 //! signal handling that turns SIGINT/SIGTERM into a clean stop.
 
 pub(crate) mod ping;
+pub(crate) mod price;
 pub(crate) mod progress;
 pub(crate) mod shutdown;
 pub(crate) mod writer;
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::api::{ApiClient, ApiOptions, Listing, list_all};
+use crate::api::{ApiClient, ApiOptions, GatewayStatus, Listing, PageSink, list_all};
 use crate::error::{Error, Result, Signal};
 use crate::store;
 use crate::store::lock::PullLock;
@@ -30,8 +32,9 @@ use crate::store::sync::SyncStatus;
 use crate::terminal::counted;
 use crate::time::{rfc3339_time, unix_now};
 use ping::HealthPing;
+use price::{FirstPageStaged, PriceRead};
 use progress::PageProgress;
-use writer::{Writer, WriterJob, WriterSink};
+use writer::{Writer, WriterJob};
 
 /// Everything one pull needs, checked.
 #[derive(Debug)]
@@ -208,14 +211,17 @@ async fn record_sync(
     client.recognise(begun.known);
     let recorded_in_sync = |error| (Some(sync), error);
     let started = Instant::now();
+    let (first_page, staged) = tokio::sync::oneshot::channel();
+    let price = PriceRead::after(staged, client);
+    let sink = FirstPageStaged::new(writer.sink(), first_page);
     let listed = tokio::select! {
-        listed = list_into_staging(writer.sink(), client, progress) => Some(listed),
+        listed = list_and_read_price(sink, client, progress, price) => Some(listed),
         // The writer stops first only on an error (or a panic) of its own: stop listing.
         error = writer.stopped() => return Err(recorded_in_sync(error)),
         _ = cancel => None,
     };
-    let listing = match listed {
-        Some(Ok(listing)) => listing,
+    let (listing, gateway) = match listed {
+        Some(Ok(listed)) => listed,
         Some(Err(error)) => return Err(recorded_in_sync(writer.fail(error).await)),
         None => {
             writer.interrupt().await.map_err(recorded_in_sync)?;
@@ -223,7 +229,7 @@ async fn record_sync(
         }
     };
     let (status, counts) = writer
-        .apply(listing.clone())
+        .apply(listing.clone(), gateway)
         .await
         .map_err(recorded_in_sync)?;
     if let Some(why) = &listing.inconsistency {
@@ -252,9 +258,23 @@ async fn record_sync(
     }))
 }
 
+/// Lists every key into the writer, then waits for the gateway's price (read beside the
+/// listing) and counts the requests of both.
+async fn list_and_read_price(
+    sink: impl PageSink + Send,
+    client: &Arc<ApiClient>,
+    progress: bool,
+    price: PriceRead,
+) -> Result<(Listing, GatewayStatus)> {
+    let mut listing = list_into_staging(sink, client, progress).await?;
+    let gateway = price.finish().await;
+    listing.requests = client.request_counts();
+    Ok((listing, gateway))
+}
+
 /// Lists every key into the writer, drawing the progress bar on the way.
 async fn list_into_staging(
-    sink: WriterSink,
+    sink: impl PageSink + Send,
     client: &Arc<ApiClient>,
     progress: bool,
 ) -> Result<Listing> {

@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::api::pacing::RequestCounter;
 #[cfg(feature = "test-support")]
 use crate::api::panic_on_page_for_tests;
-use crate::api::{KnownItems, Listing, Page, PageSink};
+use crate::api::{GatewayStatus, KnownItems, Listing, Page, PageSink};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::store::sync::{ApplyCounts, PANICKED, Staging, SyncStatus, UnfinishedSync};
@@ -48,15 +48,15 @@ enum Message {
         page: Page,
         staged: Option<oneshot::Sender<()>>,
     },
-    /// The listing is complete: apply it.
-    Listed(Listing),
+    /// The listing is complete: apply it, with what the gateway published.
+    Listed(Listing, GatewayStatus),
     /// The listing failed with this error: record it on the sync row.
     Failed(String),
 }
 
 /// How the listing ended, as the writer saw it.
 enum End {
-    Listed(Listing),
+    Listed(Listing, GatewayStatus),
     Failed(String),
     /// The channel closed without an end: the pull was stopped.
     Interrupted,
@@ -161,9 +161,14 @@ impl Writer {
         }
     }
 
-    /// Has the complete listing applied; returns the sync's status and what changed.
-    pub async fn apply(self, listing: Listing) -> Result<(SyncStatus, ApplyCounts)> {
-        match self.end(Some(Message::Listed(listing))).await? {
+    /// Has the complete listing applied, and the gateway's price recorded; returns the
+    /// sync's status and what changed.
+    pub async fn apply(
+        self,
+        listing: Listing,
+        gateway: GatewayStatus,
+    ) -> Result<(SyncStatus, ApplyCounts)> {
+        match self.end(Some(Message::Listed(listing, gateway))).await? {
             Written::Applied(status, counts) => Ok((status, counts)),
             other => Err(Error::Internal(format!(
                 "the writer did not apply: {other:?}"
@@ -290,7 +295,7 @@ fn list_and_apply(
     let known = staging.known();
     let _ = begun.send(Begun { sync, known });
     match stage_listing(&mut staging, inbox) {
-        Ok(End::Listed(listing)) => apply(staging, store, sync, &listing, job),
+        Ok(End::Listed(listing, gateway)) => apply(staging, store, sync, &listing, &gateway, job),
         Ok(End::Failed(error)) => {
             count_requests(store, sync, job);
             record_failure(store, sync, job, error);
@@ -320,11 +325,36 @@ fn apply(
     store: &Store,
     sync: i64,
     listing: &Listing,
+    gateway: &GatewayStatus,
     job: &WriterJob,
 ) -> Result<Written> {
-    match staging.apply(listing, unix_now(job.now)) {
-        Ok((status, counts)) => Ok(Written::Applied(status, counts)),
+    match staging.apply(listing, gateway, unix_now(job.now)) {
+        Ok((status, counts)) => {
+            if let Some(why) = &gateway.no_price {
+                say_no_price(store, sync, why);
+            }
+            Ok(Written::Applied(status, counts))
+        }
         Err(error) => Err(record_failure(store, sync, job, error)),
+    }
+}
+
+/// Says that sync `sync` has no price: a warning when that is news (the first good sync, or
+/// the one before had a price), else only at `-v`, so that a gateway without `/api/status`
+/// does not make cron mail every run.
+fn say_no_price(store: &Store, sync: i64, why: &str) {
+    let news = store.price_lost(sync).unwrap_or_else(|error| {
+        tracing::warn!("{error}");
+        true
+    });
+    let line = format!(
+        "sync {sync} has no price from the gateway ({why}); dollars use the price of an \
+         earlier sync, else 500000 quota units per dollar: to set one, pass --quota-per-unit N \
+         to usage and html, or set quota_per_unit in the profile"
+    );
+    match news {
+        true => tracing::warn!("{line}"),
+        false => tracing::info!("{line}"),
     }
 }
 
@@ -341,7 +371,7 @@ fn stage_listing(staging: &mut Staging<'_>, mut inbox: mpsc::Receiver<Message>) 
                     let _ = staged.send(());
                 }
             }
-            Message::Listed(listing) => return Ok(End::Listed(listing)),
+            Message::Listed(listing, gateway) => return Ok(End::Listed(listing, gateway)),
             Message::Failed(error) => return Ok(End::Failed(error)),
         }
     }
@@ -394,6 +424,16 @@ mod tests {
         Page::of(number, items)
     }
 
+    fn priced() -> GatewayStatus {
+        GatewayStatus {
+            quota_per_unit: Some(500_000),
+            quota_display_type: Some("USD".into()),
+            usd_exchange_rate: Some(7.3),
+            version: Some("v0.9.0".into()),
+            no_price: None,
+        }
+    }
+
     fn syncs(dir: &tempfile::TempDir) -> Vec<(i64, String, Option<String>)> {
         let conn = rusqlite::Connection::open(dir.path().join("keys.db")).unwrap();
         let mut statement = conn
@@ -428,7 +468,7 @@ mod tests {
                 passes: 1,
                 requests: Default::default(),
             };
-            writer.apply(listing).await.unwrap()
+            writer.apply(listing, priced()).await.unwrap()
         });
         assert_eq!(
             (status, counts.added, counts.removed),

@@ -47,8 +47,8 @@ fn rate_limits_are_retried_and_logged_without_the_token() {
     );
     assert!(log.contains("retry 3/8"), "{log}");
     assert!(!log.contains(TOKEN));
-    // Three 429s, then 3 pages and page 1 again.
-    assert_eq!(h.server.account().requests().len(), 3 + 3 + 1);
+    // Three 429s, then 3 pages, page 1 again and /api/status.
+    assert_eq!(h.server.account().requests().len(), 3 + 3 + 1 + 1);
     assert_eq!(stored_ids(&h), (1..=250).collect::<Vec<_>>());
 }
 
@@ -142,8 +142,9 @@ fn a_key_created_mid_pull_is_recorded_once_and_nothing_is_removed() {
         "one version per key"
     );
     // Each pass is 4 pages and page 1 again. The first pull: one pass. This one: pass 1 saw
-    // totals 350 then 351 (and page 1 changed), pass 2 was consistent.
-    assert_eq!(h.server.account().requests().len(), 5 + 5 + 5);
+    // totals 350 then 351 (and page 1 changed), pass 2 was consistent. Each pull reads
+    // /api/status once.
+    assert_eq!(h.server.account().requests().len(), 5 + 5 + 5 + 2);
 }
 
 #[test]
@@ -544,6 +545,10 @@ fn a_sliding_window_rate_limit_is_waited_out_gently() {
     let account = h.server.account();
     assert!(account.rate_limited() > 0, "the limiter was hit");
     assert!(output.stderr.contains("HTTP 429 (rate limited)"));
-    // 15 full pages, the empty page 16 that ends the listing, and page 1 again.
-    assert_eq!(account.requests().len(), 16 + 1 + account.rate_limited());
+    // 15 full pages, the empty page 16 that ends the listing, page 1 again, and /api/status
+    // (under the same limit).
+    assert_eq!(
+        account.requests().len(),
+        16 + 1 + 1 + account.rate_limited()
+    );
 }

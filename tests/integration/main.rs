@@ -46,6 +46,9 @@
 //!   times (failed pulls included), `prune --json`.
 //! - `pacing`: the rate limit: the `requests` / `rate_limited` counts of every pull, `--max-rate`
 //!   pacing without a 429, and the window learnt from 429s with and without `Retry-After`.
+//! - `price`: the gateway's price from `/api/status`: recorded on each sync row, what counts as
+//!   a price, a gateway without one (404, not JSON) never failing a pull and warning only when
+//!   that is news, and the token never sent there.
 //! - `unchanged`: a re-pull reads only what changed: items known by their digest, every change
 //!   still recorded, databases without digests, `--store-secrets`.
 //! - `unlimited`: keys with unlimited quota, whose `remain_quota` the gateway takes below zero,
@@ -71,6 +74,7 @@ mod monitoring;
 mod on_a_terminal;
 mod operations;
 mod pacing;
+mod price;
 mod pull;
 mod query;
 mod refunds;

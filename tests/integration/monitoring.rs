@@ -65,7 +65,7 @@ fn a_pull_json_summary_carries_its_start_and_end() {
     assert_eq!(
         summary,
         json!({"sync": 1, "status": "ok", "keys": 25, "added": 25, "changed": 0, "removed": 0,
-               "pages": 1, "requests": 2, "rate_limited": 0, "duration_ms": duration,
+               "pages": 1, "requests": 3, "rate_limited": 0, "duration_ms": duration,
                "started_at": now_text,
                "finished_at": now_text})
     );

@@ -37,18 +37,19 @@ fn seen(h: &Harness) -> (u64, u64) {
     )
 }
 
-/// 1150 keys are 12 pages (the 12th short); a pull sends them and page 1 again.
+/// 1150 keys are 12 pages (the 12th short); a pull sends them, page 1 again, and reads
+/// /api/status (under the same rate limit).
 const TWELVE_PAGES: usize = 1150;
-const REQUESTS_OF_TWELVE_PAGES: u64 = 13;
+const REQUESTS_OF_TWELVE_PAGES: u64 = 12 + 1 + 1;
 
 #[test]
 fn every_request_is_counted_on_the_sync_row_and_in_the_json() {
     let h = Harness::with_keys(250);
     let summary = h.pull(&[]);
-    // Pages 1 to 3 (the third short), then page 1 again.
-    assert_eq!(counts(&summary), (4, 0));
-    assert_eq!(recorded(&h, 1), (4, 0));
-    assert_eq!(seen(&h), (4, 0));
+    // Pages 1 to 3 (the third short), page 1 again, and /api/status.
+    assert_eq!(counts(&summary), (5, 0));
+    assert_eq!(recorded(&h, 1), (5, 0));
+    assert_eq!(seen(&h), (5, 0));
 }
 
 #[test]
@@ -56,9 +57,9 @@ fn answers_429_are_counted_among_the_requests() {
     let h = Harness::with_keys(250);
     h.server.account().faults.rate_limit_first = 3;
     let summary = h.pull(&[]);
-    assert_eq!(counts(&summary), (4 + 3, 3));
-    assert_eq!(recorded(&h, 1), (7, 3));
-    assert_eq!(seen(&h), (7, 3));
+    assert_eq!(counts(&summary), (5 + 3, 3));
+    assert_eq!(recorded(&h, 1), (8, 3));
+    assert_eq!(seen(&h), (8, 3));
 }
 
 #[test]
@@ -66,11 +67,13 @@ fn a_failed_pull_records_the_requests_it_sent() {
     let h = Harness::with_keys(250);
     h.server.account().faults.rate_limit_first = 1;
     h.server.account().faults.success_false_page = Some(2);
+    // Slow pages, so that /api/status (sent beside page 2) is answered before page 2 fails.
+    h.server.account().faults.page_delay = Duration::from_millis(200);
     let output = h.pull_run(&["--json", "--concurrency", "1"], 4);
     assert_eq!(output.json()["status"], "failed");
-    // A 429 and page 1, then page 2's failure, which no retry fixes.
-    assert_eq!(recorded(&h, 1), (3, 1));
-    assert_eq!(seen(&h), (3, 1));
+    // A 429 and page 1, /api/status, then page 2's failure, which no retry fixes.
+    assert_eq!(recorded(&h, 1), (4, 1));
+    assert_eq!(seen(&h), (4, 1));
     let status: String = h
         .conn()
         .query_row("SELECT status FROM syncs WHERE id = 1", [], |r| r.get(0))
@@ -144,9 +147,9 @@ fn with_retry_after_only_the_requests_in_flight_when_the_window_fills_get_429() 
     }
     let summary = h.pull(&[]);
     let (requests, rate_limited) = counts(&summary);
-    // At most the 4 requests in flight (--concurrency's default) when the window first
-    // filled; every page after that was paced.
-    assert!((1..=4).contains(&rate_limited), "{summary}");
+    // At most the requests in flight when the window first filled (4 pages, --concurrency's
+    // default, and /api/status); every request after that was paced.
+    assert!((1..=5).contains(&rate_limited), "{summary}");
     assert_eq!(requests, REQUESTS_OF_TWELVE_PAGES + rate_limited);
     assert_eq!(summary["keys"], TWELVE_PAGES);
     assert_eq!(seen(&h), (requests, rate_limited));

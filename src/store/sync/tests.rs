@@ -65,7 +65,9 @@ fn pull_passes(
         passes: passes.len() as u32,
         requests: Default::default(),
     };
-    let (status, counts) = staging.apply(&listing, now).unwrap();
+    let (status, counts) = staging
+        .apply(&listing, &GatewayStatus::unread("not read".into()), now)
+        .unwrap();
     (sync, status, counts)
 }
 
@@ -621,7 +623,10 @@ fn pull_pages(
         passes: count,
         requests: Default::default(),
     };
-    staging.apply(&listing, now).unwrap().1
+    staging
+        .apply(&listing, &GatewayStatus::unread("not read".into()), now)
+        .unwrap()
+        .1
 }
 
 /// Page `number` with `items` read and the ids `known` recognised by their digest.
@@ -883,7 +888,10 @@ fn use_past_64_bits_fails_the_pull_and_changes_nothing() {
         passes: 1,
         requests: Default::default(),
     };
-    let error = staging.apply(&listing, 2000).unwrap_err().to_string();
+    let error = staging
+        .apply(&listing, &GatewayStatus::unread("not read".into()), 2000)
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         error,
         "cannot record the keys' use: a key's used_quota moved by more than a 64-bit integer \
