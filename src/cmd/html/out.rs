@@ -307,9 +307,10 @@ mod tests {
         // Missing when checked, a database by the time the page is complete.
         let sink = Sink::open(&out, false).unwrap();
         fs::write(&out, b"SQLite format 3\0 and the pages").unwrap();
-        assert!(
-            refusal_text(sink).ends_with("it is an SQLite database; a page never replaces a database, even with --force: pick another path, such as report.html"),
-        );
+        assert!(refusal_text(sink).ends_with(
+            "it is an SQLite database; a page never replaces a database, even with --force: \
+             pick another path, such as report.html"
+        ));
         assert_eq!(fs::read(&out).unwrap(), b"SQLite format 3\0 and the pages");
         assert_eq!(names(folder.path()), ["report.html"]);
 
