@@ -116,9 +116,10 @@ pub enum Command {
     /// numbers of `keysync usage`), live keys by effective status at each good sync, keys
     /// expiring in the next 14 days, what changed in the window, and the `unrestricted`
     /// report's keys. The window is --since up to now (--now fixes it), or one calendar
-    /// month with --month. Example:
+    /// month with --month. Examples:
     ///
     ///   keysync html --since 7d --out ~/reports/api-keys.html
+    ///   keysync -q html --since 7d --out - | mail -a 'Content-Type: text/html' -s keys ops@x.org
     #[command(after_help = EXIT_CODES_HELP, verbatim_doc_comment)]
     Html(cmd::html::Args),
     /// Print a shell completion script, e.g. `keysync completions bash > ~/.local/share/bash-completion/completions/keysync`

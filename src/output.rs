@@ -247,6 +247,12 @@ pub fn print_line(text: &str) -> Result<()> {
     finish(writeln!(io::stdout().lock(), "{text}"))
 }
 
+/// Prints a whole text, as it is, to stdout.
+pub(crate) fn print_text(text: &str) -> Result<()> {
+    let mut out = io::stdout().lock();
+    finish(out.write_all(text.as_bytes()).and_then(|()| out.flush()))
+}
+
 /// Prints rows with named columns to stdout in `how.format`, a table fitted to the terminal
 /// when stdout is one; every value as stored.
 pub fn print_rows(

@@ -468,10 +468,11 @@ fn a_page_that_cannot_be_written_is_a_usage_error_and_leaves_no_file() {
     assert!(!missing.parent().unwrap().exists());
 
     // A failure after the temporary file was made (no database) leaves neither it nor FILE,
-    // and an existing FILE keeps its contents.
+    // and an earlier page at FILE keeps its contents.
     let folder = tempfile::tempdir().unwrap();
     let out = folder.path().join("report.html");
-    std::fs::write(&out, "the old report").unwrap();
+    run(h.keysync().args(["html", "-q", "--out"]).arg(&out), 0);
+    let earlier = std::fs::read_to_string(&out).unwrap();
     let no_db = h.dir.path().join("absent.db");
     run(
         h.keysync()
@@ -486,7 +487,7 @@ fn a_page_that_cannot_be_written_is_a_usage_error_and_leaves_no_file() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(left, ["report.html"]);
-    assert_eq!(std::fs::read_to_string(&out).unwrap(), "the old report");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), earlier);
 
     // A window that ends before it starts.
     let late = run(

@@ -34,6 +34,9 @@
 //! - `html`: `keysync html`: the page parsed as a browser would, its numbers against `usage`
 //!   and the reports' output, no script or external URL, escaping, and a file never half
 //!   written.
+//! - `html_out`: where `html --out` may write: an earlier page replaced, a database, another
+//!   file, a directory, a FIFO, a socket, a device or a link to one refused and left as it was
+//!   (`--force` for another regular file), `--out -` on stdout.
 //! - `usage`: `keysync usage`: quota use and dollars by the attribution rule, per key and per
 //!   period, over ten daily pulls with a refund, a newcomer, a removal and a failed pull.
 //! - `refunds`: the gateway's books: a refund is negative use, a pull without `used_quota`
@@ -66,6 +69,7 @@ mod contrib;
 mod daily_pulls;
 mod diff;
 mod html;
+mod html_out;
 mod installed;
 mod integrity;
 mod local_side;

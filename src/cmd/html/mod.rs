@@ -2,17 +2,22 @@
 //! to open offline or attach to a mail: daily use in dollars (the numbers of `keysync
 //! usage`), keys by status at each sync, keys expiring soon, what changed, and exposed keys.
 //!
-//! `gather` reads everything first, `page` writes the document and `chart` its SVG charts. The
-//! file is written beside FILE under a temporary name and renamed over it, so a reader never
-//! sees half a page and a failure leaves FILE as it was.
+//! `gather` reads everything first, `page` writes the document and `chart` its SVG charts, and
+//! `out` decides where it may go: stdout, or a file written beside FILE under a temporary name
+//! and renamed over it, so a reader never sees half a page and a failure leaves FILE as it was;
+//! and only a FILE that is missing or an earlier page is replaced (`--force`: any regular file
+//! but a database).
 
 mod chart;
 mod gather;
+mod out;
 mod page;
 
 use std::io::Write;
 use std::num::NonZeroU64;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use out::Sink;
 
 use crate::config::{Settings, parse_quota_per_unit};
 use crate::error::{Error, Result};
@@ -20,9 +25,15 @@ use crate::time::{Month, When, parse_month, parse_when, readable_time};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Write the page to this file (replaced whole: never left half written)
+    /// Write the page to FILE, or to stdout with `-`. FILE is replaced (whole, never left half
+    /// written) only if it is missing or a page keysync html wrote; through a symbolic link,
+    /// the file it points at is replaced and the link kept. Anything else is refused
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+    /// Replace FILE even when it is another regular file; never a directory, device, FIFO,
+    /// socket or SQLite database
+    #[arg(long)]
+    pub force: bool,
     /// Start of the window (exclusive), which ends now: a duration ago (30d), a date
     /// (2026-11-01, 00:00:00Z UTC), today, yesterday, or an RFC 3339 time
     #[arg(long, value_name = "WHEN", default_value = "30d", value_parser = parse_when)]
@@ -56,8 +67,7 @@ pub fn run(settings: &Settings, args: Args) -> Result<()> {
         )));
     }
     let db = settings.db()?;
-    // The temporary file first: a folder that cannot take the page fails before any work.
-    let mut file = temporary_beside(&args.out)?;
+    let sink = Sink::open(&args.out, args.force)?;
     let page = gather::Page::read(
         db,
         (since, until),
@@ -66,12 +76,11 @@ pub fn run(settings: &Settings, args: Args) -> Result<()> {
         settings.quota_per_unit,
     )?;
     let html = page::render(&page);
-    file.write_all(html.as_bytes())
-        .and_then(|()| file.as_file().sync_all())
-        .map_err(|e| cannot_write(&args.out, &e))?;
-    file.persist(&args.out)
-        .map_err(|e| cannot_write(&args.out, &e.error))?;
-    if !settings.quiet {
+    let to_file = matches!(sink, Sink::File(_));
+    sink.write(&html)?;
+    // On stdout the page is the output: a line on stderr would only be noise to a mail pipe
+    // (and, from cron, a mail of its own).
+    if to_file && !settings.quiet {
         // Not `eprintln!`, which panics on a closed stderr.
         let _ = writeln!(
             std::io::stderr(),
@@ -81,38 +90,4 @@ pub fn run(settings: &Settings, args: Args) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// A new temporary file in FILE's folder, removed again unless it is renamed into place.
-fn temporary_beside(out: &Path) -> Result<tempfile::NamedTempFile> {
-    let folder = match out.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    if out.file_name().is_none() {
-        return Err(Error::Usage(format!(
-            "--out {} names no file: give a file name such as report.html",
-            out.display()
-        )));
-    }
-    if !folder.is_dir() {
-        return Err(Error::Usage(format!(
-            "cannot write --out {}: the folder {} does not exist; create it first or pick \
-             another path",
-            out.display(),
-            folder.display()
-        )));
-    }
-    tempfile::Builder::new()
-        .prefix(".keysync-html-")
-        .suffix(".tmp")
-        .tempfile_in(folder)
-        .map_err(|e| cannot_write(out, &e))
-}
-
-fn cannot_write(out: &Path, error: &std::io::Error) -> Error {
-    Error::Usage(format!(
-        "cannot write --out {}: {error}; pick a file in a folder you can write to",
-        out.display()
-    ))
 }

@@ -43,15 +43,22 @@ pub fn escape(text: &str) -> Cow<'_, str> {
 
 const STYLE: &str = include_str!("page.css");
 
+/// How every page keysync writes begins, up to its version: `--out` recognises an earlier page
+/// by these bytes alone, so changing them makes the pages already written unrecognised (and
+/// refused without `--force`).
+pub(crate) const HEAD_START: &str = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n\
+    <meta charset=\"utf-8\">\n<meta name=\"generator\" content=\"keysync ";
+
 /// The whole document.
 pub fn render(page: &Page) -> String {
     let mut html = String::with_capacity(64 * 1024);
     let _ = write!(
         html,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+        "{HEAD_START}{}\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <meta name=\"color-scheme\" content=\"light dark\">\n\
          <title>keysync report: {}</title>\n<style>\n{STYLE}</style>\n</head>\n<body>\n",
+        env!("CARGO_PKG_VERSION"),
         escape(&window_text(page))
     );
     header(&mut html, page);
