@@ -7,6 +7,7 @@ use keysync::fake::FakeAccount;
 use serde_json::{Value as Json, json};
 
 use crate::common::{Harness, NOW, SEED, TOKEN, run};
+use crate::daily_pulls::{DAY, HOUR, day_of, key, pull_time};
 
 /// What each sync recorded of the gateway, read back through `keysync query`.
 fn recorded(h: &Harness) -> Json {
@@ -206,4 +207,145 @@ fn a_pull_refused_on_page_1_never_reads_the_price() {
         .map(|r| r.path_and_query.as_str())
         .collect();
     assert_eq!(paths, ["/api/token/?p=1&page_size=100"]);
+}
+
+// Converting at the price in force ------------------------------------------------------------
+
+/// One key, pulled five times with the gateway's price changing under it: 500,000 at pull 1,
+/// 250,000 at pull 2, 200,000 two hours later the same day, and none at pull 3 (the endpoint
+/// gone), which keeps 200,000 in force.
+fn priced_history() -> Harness {
+    let mut account = FakeAccount::new(TOKEN);
+    let id = account.insert(key("billed", pull_time(0) - 400 * DAY, 0));
+    let h = Harness::new(account);
+    let steps: [(i64, i64, Option<i64>); 5] = [
+        (pull_time(0), 0, Some(500_000)),
+        (pull_time(1), 1_000_000, Some(500_000)),
+        (pull_time(2), 2_000_000, Some(250_000)),
+        (pull_time(2) + 2 * HOUR, 2_200_000, Some(200_000)),
+        (pull_time(3), 2_600_000, None),
+    ];
+    for (at, used, price) in steps {
+        {
+            let mut account = h.server.account();
+            account.set(id, "used_quota", json!(used));
+            match price {
+                Some(price) => account.quota_per_unit = price,
+                None => account.faults.no_status = true,
+            }
+        }
+        h.pull(&["--now", &at.to_string()]);
+    }
+    h
+}
+
+fn usage_json(h: &Harness, args: &[&str]) -> Json {
+    let now = (pull_time(9) + HOUR).to_string();
+    let output = run(
+        h.keysync()
+            .args(["usage", "--now", &now, "--format", "json"])
+            .args(args),
+        0,
+    );
+    serde_json::from_str(&output.stdout).unwrap()
+}
+
+#[test]
+fn each_interval_is_converted_at_the_price_in_force_at_its_later_sync() {
+    let h = priced_history();
+    // 1,000,000 at 500,000 ($2); 1,000,000 at 250,000 ($4) and 200,000 at 200,000 ($1) the
+    // same day; 400,000 at 200,000 ($2), the price of the sync before the one without.
+    let days: Vec<(String, i64, f64)> = usage_json(&h, &["--every", "day"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let period = r["period"].as_str().unwrap().to_string();
+            (
+                period,
+                r["used"].as_i64().unwrap(),
+                r["usd"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        days,
+        [
+            (day_of(pull_time(1)), 1_000_000, 2.0),
+            (day_of(pull_time(2)), 1_200_000, 5.0),
+            (day_of(pull_time(3)), 400_000, 2.0),
+        ]
+    );
+    let total = usage_json(&h, &[]);
+    assert_eq!(total[0]["used"], json!(2_600_000));
+    assert_eq!(total[0]["usd"], json!(9.0));
+    // The user's price replaces every recorded one: the flag, else the profile.
+    assert_eq!(
+        usage_json(&h, &["--quota-per-unit", "1000000"])[0]["usd"],
+        json!(2.6)
+    );
+    let config = h.dir.path().join("config.toml");
+    std::fs::write(&config, "[profiles.default]\nquota_per_unit = 100000\n").unwrap();
+    let config = config.to_str().unwrap();
+    assert_eq!(usage_json(&h, &["--config", config])[0]["usd"], json!(26.0));
+}
+
+#[test]
+fn status_and_the_page_say_which_price_is_in_force_and_where_it_came_from() {
+    let h = priced_history();
+    let now = (pull_time(3) + HOUR).to_string();
+    let status = |extra: &[&str]| -> Json {
+        let output = run(
+            h.keysync()
+                .args(["status", "--json", "--now", &now])
+                .args(extra),
+            0,
+        );
+        serde_json::from_str::<Json>(&output.stdout).unwrap()["price"].clone()
+    };
+    // Sync 5 read no price: sync 4's is in force.
+    assert_eq!(
+        status(&[]),
+        json!({"quota_per_unit": 200_000, "source": "gateway", "sync": 4})
+    );
+    let lines = h.run(&["status", "--now", &now], 0).stdout;
+    assert!(
+        lines.lines().any(|line| line
+            == "price:          200000 quota units per US dollar (published by the gateway, sync 4)"),
+        "{lines}"
+    );
+    let config = h.dir.path().join("config.toml");
+    std::fs::write(&config, "[profiles.default]\nquota_per_unit = 1000\n").unwrap();
+    assert_eq!(
+        status(&["--config", config.to_str().unwrap()]),
+        json!({"quota_per_unit": 1000, "source": "profile", "sync": null})
+    );
+    let out = h.dir.path().join("page.html");
+    run(
+        h.keysync()
+            .args(["html", "-q", "--now", &now, "--out"])
+            .arg(&out),
+        0,
+    );
+    let page = scraper::Html::parse_document(&std::fs::read_to_string(&out).unwrap());
+    let selector = scraper::Selector::parse("#price").unwrap();
+    let price: String = page.select(&selector).next().unwrap().text().collect();
+    assert_eq!(
+        price,
+        "200,000 quota units per US dollar, published by the gateway at sync 4"
+    );
+}
+
+#[test]
+fn a_database_no_pull_priced_uses_the_default_price() {
+    let mut account = FakeAccount::new(TOKEN);
+    account.faults.no_status = true;
+    account.generate(2, SEED, NOW);
+    let h = Harness::new(account);
+    h.pull_run(&[], 0);
+    let output = h.run(&["status", "--json"], 0);
+    assert_eq!(
+        output.json()["price"],
+        json!({"quota_per_unit": 500_000, "source": "default", "sync": null})
+    );
 }
