@@ -20,12 +20,31 @@ fn now() -> i64 {
     pull_time(9) + HOUR
 }
 
-fn sel(css: &str) -> Selector {
+pub fn sel(css: &str) -> Selector {
     Selector::parse(css).unwrap()
 }
 
 fn text_of(element: ElementRef<'_>) -> String {
     element.text().collect()
+}
+
+/// `keysync html -q ARGS --out FILE` run in `h`'s folder, the page parsed as a browser would.
+pub fn written_page(h: &Harness, args: &[&str]) -> Html {
+    let out = h.dir.path().join("written.html");
+    run(
+        h.keysync()
+            .args(["html", "-q"])
+            .args(args)
+            .arg("--out")
+            .arg(&out),
+        0,
+    );
+    Html::parse_document(&std::fs::read_to_string(&out).unwrap())
+}
+
+/// The text of every element `css` selects, in document order.
+pub fn texts(page: &Html, css: &str) -> Vec<String> {
+    page.select(&sel(css)).map(text_of).collect()
 }
 
 /// A table's body cells, as text.

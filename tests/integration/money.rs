@@ -3,11 +3,11 @@
 //! them (`table`, `markdown`, the page), while `csv` and `json` keep the exact stored values.
 //! The expected text is computed here from the integer quota, never by keysync's formatter.
 
-use scraper::{Html, Selector};
 use serde_json::{Value as Json, json};
 
 use crate::common::{Harness, NOW, TOKEN, run, table_cells};
 use crate::daily_pulls::{DAY, HOUR, day_of, key};
+use crate::html::{sel, texts, written_page};
 
 /// `$1,234.56` for `used` quota units at `quota_per_unit`, from the integers: to the cent,
 /// half away from zero; a non-zero amount under a cent is `<$0.01`.
@@ -230,17 +230,8 @@ fn readable_iso(at: i64) -> String {
 #[test]
 fn the_page_writes_its_totals_tooltips_axis_and_tables_as_people_read_money() {
     let (h, ids) = two_pulls();
-    let out = h.dir.path().join("money.html");
-    run(
-        h.keysync()
-            .args(["html", "-q", "--now", &now(), "--out"])
-            .arg(&out),
-        0,
-    );
-    let page = Html::parse_document(&std::fs::read_to_string(&out).unwrap());
-    let sel = |css: &str| Selector::parse(css).unwrap();
-    let texts =
-        |css: &str| -> Vec<String> { page.select(&sel(css)).map(|e| e.text().collect()).collect() };
+    let page = written_page(&h, &["--now", &now()]);
+    let texts = |css: &str| texts(&page, css);
 
     let intro = &texts("section#usage > p")[0];
     assert!(

@@ -8,6 +8,8 @@ use serde_json::{Value as Json, json};
 
 use crate::common::{Harness, NOW, SEED, TOKEN, run};
 use crate::daily_pulls::{DAY, HOUR, day_of, key, pull_time};
+use crate::html::{texts, written_page};
+use crate::usage::usage_rows;
 
 /// What each sync recorded of the gateway, read back through `keysync query`.
 fn recorded(h: &Harness) -> Json {
@@ -239,25 +241,12 @@ fn priced_history() -> Harness {
     h
 }
 
-fn usage_json(h: &Harness, args: &[&str]) -> Json {
-    let now = (pull_time(9) + HOUR).to_string();
-    let output = run(
-        h.keysync()
-            .args(["usage", "--now", &now, "--format", "json"])
-            .args(args),
-        0,
-    );
-    serde_json::from_str(&output.stdout).unwrap()
-}
-
 #[test]
 fn each_interval_is_converted_at_the_price_in_force_at_its_later_sync() {
     let h = priced_history();
     // 1,000,000 at 500,000 ($2); 1,000,000 at 250,000 ($4) and 200,000 at 200,000 ($1) the
     // same day; 400,000 at 200,000 ($2), the price of the sync before the one without.
-    let days: Vec<(String, i64, f64)> = usage_json(&h, &["--every", "day"])
-        .as_array()
-        .unwrap()
+    let days: Vec<(String, i64, f64)> = usage_rows(&h, &["--every", "day"])
         .iter()
         .map(|r| {
             let period = r["period"].as_str().unwrap().to_string();
@@ -276,18 +265,18 @@ fn each_interval_is_converted_at_the_price_in_force_at_its_later_sync() {
             (day_of(pull_time(3)), 400_000, 2.0),
         ]
     );
-    let total = usage_json(&h, &[]);
+    let total = usage_rows(&h, &[]);
     assert_eq!(total[0]["used"], json!(2_600_000));
     assert_eq!(total[0]["usd"], json!(9.0));
     // The user's price replaces every recorded one: the flag, else the profile.
     assert_eq!(
-        usage_json(&h, &["--quota-per-unit", "1000000"])[0]["usd"],
+        usage_rows(&h, &["--quota-per-unit", "1000000"])[0]["usd"],
         json!(2.6)
     );
     let config = h.dir.path().join("config.toml");
     std::fs::write(&config, "[profiles.default]\nquota_per_unit = 100000\n").unwrap();
     let config = config.to_str().unwrap();
-    assert_eq!(usage_json(&h, &["--config", config])[0]["usd"], json!(26.0));
+    assert_eq!(usage_rows(&h, &["--config", config])[0]["usd"], json!(26.0));
 }
 
 #[test]
@@ -320,16 +309,8 @@ fn status_and_the_page_say_which_price_is_in_force_and_where_it_came_from() {
         status(&["--config", config.to_str().unwrap()]),
         json!({"quota_per_unit": 1000, "source": "profile", "sync": null})
     );
-    let out = h.dir.path().join("page.html");
-    run(
-        h.keysync()
-            .args(["html", "-q", "--now", &now, "--out"])
-            .arg(&out),
-        0,
-    );
-    let page = scraper::Html::parse_document(&std::fs::read_to_string(&out).unwrap());
-    let selector = scraper::Selector::parse("#price").unwrap();
-    let price: String = page.select(&selector).next().unwrap().text().collect();
+    let page = written_page(&h, &["--now", &now]);
+    let price = texts(&page, "#price").concat();
     assert_eq!(
         price,
         "200,000 quota units per US dollar, published by the gateway at sync 4"

@@ -8,18 +8,7 @@ use serde_json::{Value as Json, json};
 
 use crate::common::{Harness, TOKEN, int, run};
 use crate::daily_pulls::{HOUR, day_of, key, pull_time};
-
-/// `keysync usage ARGS --format json` an hour after pull 9, as rows of JSON.
-fn usage_rows(h: &Harness, args: &[&str]) -> Vec<Json> {
-    let now = (pull_time(9) + HOUR).to_string();
-    let output = run(
-        h.keysync()
-            .args(["usage", "--now", &now, "--format", "json"])
-            .args(args),
-        0,
-    );
-    serde_json::from_str(&output.stdout).unwrap()
-}
+use crate::usage::usage_rows;
 
 /// One key created long before the first pull, whose `used_quota` the fake serves as each of
 /// `values` at pulls 0, 1, ... (`None`: the field is null, `Some(None)` in `absent` days: the
@@ -57,6 +46,19 @@ fn per_day(h: &Harness) -> Vec<(String, i64, f64)> {
         .collect()
 }
 
+/// The ledger of the four pulls 1,000,000 → 2,000,000 → 1,999,990 → 2,000,000.
+fn assert_refund_ledger(h: &Harness) {
+    assert_eq!(
+        h.rows("SELECT sync_id, used, running_total FROM use_ledger ORDER BY sync_id"),
+        [
+            [2, 1_000_000, 1_000_000],
+            [3, -10, 999_990],
+            [4, 10, 1_000_000]
+        ]
+        .map(|row| row.map(int).to_vec())
+    );
+}
+
 #[test]
 fn a_refund_is_negative_use_on_its_day_and_the_window_total_is_the_counters_difference() {
     // The four daily pulls: 1,000,000 → 2,000,000 → 1,999,990 → 2,000,000. The key
@@ -84,15 +86,7 @@ fn a_refund_is_negative_use_on_its_day_and_the_window_total_is_the_counters_diff
         refund,
         [json!({"id": id, "name": "billed", "used": -10, "usd": -0.00002, "share": 100.0})]
     );
-    assert_eq!(
-        h.rows("SELECT sync_id, used, running_total FROM use_ledger ORDER BY sync_id"),
-        [
-            [2, 1_000_000, 1_000_000],
-            [3, -10, 999_990],
-            [4, 10, 1_000_000]
-        ]
-        .map(|row| row.map(int).to_vec())
-    );
+    assert_refund_ledger(&h);
 }
 
 #[test]
@@ -199,14 +193,6 @@ fn an_older_ledger_that_billed_a_refund_as_a_reset_is_corrected_by_the_upgrade_a
     );
     // The next pull upgrades the file, and its ledger is the corrected one.
     h.pull(&["--now", &pull_time(4).to_string()]);
-    assert_eq!(
-        h.rows("SELECT sync_id, used, running_total FROM use_ledger ORDER BY sync_id"),
-        [
-            [2, 1_000_000, 1_000_000],
-            [3, -10, 999_990],
-            [4, 10, 1_000_000]
-        ]
-        .map(|row| row.map(int).to_vec())
-    );
+    assert_refund_ledger(&h);
     assert_eq!(per_day(&h), corrected);
 }

@@ -4,11 +4,11 @@
 //! and `forecast` reports and the HTML page's status chart, each checked against a limited key
 //! that really is overdrawn.
 
-use scraper::{Html, Selector};
 use serde_json::{Value as Json, json};
 
 use crate::common::{Harness, NOW, TOKEN, run};
 use crate::daily_pulls::{DAY, HOUR, key};
+use crate::html::{texts, written_page};
 
 /// The second pull's start; "now" is an hour later.
 const SECOND: i64 = NOW + HOUR;
@@ -138,17 +138,8 @@ fn low_quota_and_forecast_list_only_limited_keys() {
 #[test]
 fn the_pages_status_chart_and_counts_never_call_an_unlimited_key_exhausted() {
     let (h, _) = two_pulls();
-    let out = h.dir.path().join("status.html");
-    run(
-        h.keysync()
-            .args(["html", "-q", "--now", &now(), "--out"])
-            .arg(&out),
-        0,
-    );
-    let page = Html::parse_document(&std::fs::read_to_string(&out).unwrap());
-    let sel = |css: &str| Selector::parse(css).unwrap();
-    let texts =
-        |css: &str| -> Vec<String> { page.select(&sel(css)).map(|e| e.text().collect()).collect() };
+    let page = written_page(&h, &["--now", &now()]);
+    let texts = |css: &str| texts(&page, css);
     let counts = |titles: Vec<String>| -> Vec<String> {
         titles
             .iter()

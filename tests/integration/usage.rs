@@ -17,6 +17,11 @@ fn usage(h: &Harness, args: &[&str]) -> String {
     run(h.keysync().args(["usage", "--now", &now]).args(args), 0).stdout
 }
 
+/// `keysync usage ARGS --format json` an hour after pull 9, as rows of JSON.
+pub fn usage_rows(h: &Harness, args: &[&str]) -> Vec<Json> {
+    serde_json::from_str(&usage(h, &[args, &["--format", "json"]].concat())).unwrap()
+}
+
 /// Per key, largest first then by id: `(id, used)`.
 fn totals(uses: &[Expected]) -> Vec<(i64, i64)> {
     let mut per_key: BTreeMap<i64, i64> = BTreeMap::new();
