@@ -11,7 +11,7 @@ use serde_json::{Value as Json, json};
 use crate::api::model::status_name;
 use crate::config::Settings;
 use crate::error::{Outcome, Result};
-use crate::output::{escape_for_terminal, print_line};
+use crate::output::{escape_for_terminal, print_line, thousands};
 use crate::store::Store;
 use crate::store::price::{Price, PriceSource};
 use crate::store::status::{KeyCounts, SyncRow};
@@ -134,7 +134,7 @@ impl Seen {
     }
 }
 
-/// `500000 quota units per US dollar (published by the gateway, sync 12)`.
+/// `500,000 quota units per US dollar (published by the gateway, sync 12)`.
 fn price_line(price: &Price) -> String {
     let origin = match price.source {
         PriceSource::Gateway { sync } => format!("published by the gateway, sync {sync}"),
@@ -143,7 +143,7 @@ fn price_line(price: &Price) -> String {
     };
     format!(
         "{} quota units per US dollar ({origin})",
-        price.quota_per_unit
+        thousands(&price.quota_per_unit.to_string())
     )
 }
 

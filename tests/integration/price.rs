@@ -300,7 +300,7 @@ fn status_and_the_page_say_which_price_is_in_force_and_where_it_came_from() {
     let lines = h.run(&["status", "--now", &now], 0).stdout;
     assert!(
         lines.lines().any(|line| line
-            == "price:          200000 quota units per US dollar (published by the gateway, sync 4)"),
+            == "price:          200,000 quota units per US dollar (published by the gateway, sync 4)"),
         "{lines}"
     );
     let config = h.dir.path().join("config.toml");
