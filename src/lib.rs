@@ -9,6 +9,7 @@ pub mod cli;
 pub(crate) mod cmd;
 pub(crate) mod config;
 pub mod error;
+pub(crate) mod facts;
 pub mod fake;
 pub(crate) mod output;
 pub(crate) mod report;

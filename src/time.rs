@@ -280,6 +280,27 @@ pub fn readable_time(unix: i64) -> String {
     )
 }
 
+/// When a sync started, seen from now: `3m 5s ago`, or `35d 4h in the future` for one a clock
+/// that was ahead recorded (or one after `--now`): never a made-up `0s ago`.
+pub(crate) fn readable_when(age: i64) -> String {
+    if age < 0 {
+        format!("{} in the future", readable_age(age.saturating_neg()))
+    } else {
+        format!("{} ago", readable_age(age))
+    }
+}
+
+/// An age read at a glance, in its two largest units: `45s`, `3m 5s`, `2h 10m`, `35d 4h`.
+pub(crate) fn readable_age(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
 /// A unix time as RFC 3339 with a `T`, `2025-12-19T08:00:00Z`: the form of times in JSON that
 /// monitoring tools parse.
 pub fn rfc3339_time(unix: i64) -> String {
@@ -292,6 +313,25 @@ pub fn rfc3339_time(unix: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_time_in_the_future_is_said_to_be() {
+        assert_eq!(readable_when(185), "3m 5s ago");
+        assert_eq!(readable_when(0), "0s ago");
+        assert_eq!(readable_when(-45), "45s in the future");
+        assert_eq!(
+            readable_when(-(35 * 86_400 + 4 * 3600)),
+            "35d 4h in the future"
+        );
+    }
+
+    #[test]
+    fn ages_read_at_a_glance() {
+        assert_eq!(readable_age(45), "45s");
+        assert_eq!(readable_age(185), "3m 5s");
+        assert_eq!(readable_age(7_800), "2h 10m");
+        assert_eq!(readable_age(35 * 86_400 + 4 * 3600 + 59), "35d 4h");
+    }
 
     #[test]
     fn durations_take_every_documented_form() {

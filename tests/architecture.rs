@@ -12,8 +12,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("cli", &["cmd", "config"]),
     (
         "cmd",
-        &["config", "sync", "fake", "report", "store", "api", "output"],
+        &[
+            "config", "sync", "fake", "report", "facts", "store", "api", "output",
+        ],
     ),
+    ("facts", &["store"]),
     ("sync", &["store", "api"]),
     ("config", &["api"]),
     ("fake", &["api"]),

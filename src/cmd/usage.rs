@@ -11,11 +11,10 @@
 use std::num::NonZeroU64;
 
 use crate::cmd::FormatArgs;
-use crate::cmd::consumption::{
-    Period, Window, per_key, per_key_columns, per_period, per_period_columns,
-};
+use crate::cmd::consumption::{per_key, per_key_columns, per_period, per_period_columns};
 use crate::config::{Settings, parse_quota_per_unit};
 use crate::error::{Error, Result};
+use crate::facts::spend::{Period, Window, use_in_window};
 use crate::output::{Column, ColumnKind, Format, print_columns};
 use crate::store::Store;
 use crate::time::{Month, When, parse_month, parse_when, readable_time};
@@ -70,8 +69,7 @@ pub fn run(settings: &Settings, args: Args) -> Result<()> {
         )));
     }
     let store = Store::open_read_only(settings.db()?)?;
-    let prices = store.price_book(settings.quota_per_unit)?;
-    let uses = store.usage(since, until, &prices)?;
+    let uses = use_in_window(&store, (since, until), settings.quota_per_unit)?;
     let format = args.format.row_format();
     match args.every {
         Some(period) => {

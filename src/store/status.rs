@@ -33,6 +33,45 @@ pub struct SyncRow {
     pub error: Option<String>,
 }
 
+/// A live key's state as the facts about it read it (`facts::key` judges it): the `keys`
+/// columns that say what the key would do if used now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct KeyState {
+    pub(crate) id: i64,
+    /// Upstream's `status`: 1 enabled, 2 disabled, 3 expired, 4 exhausted.
+    pub(crate) status: Option<i64>,
+    /// Unix seconds; -1 never expires.
+    pub(crate) expired_time: Option<i64>,
+    pub(crate) remain_quota: Option<i64>,
+    pub(crate) unlimited_quota: Option<bool>,
+    pub(crate) removed: bool,
+}
+
+/// Every live key's [`KeyState`], by id.
+pub(crate) fn live_key_states(conn: &Connection) -> Result<Vec<KeyState>> {
+    let context = "cannot read the keys";
+    let mut statement = conn
+        .prepare(
+            "SELECT id, status, expired_time, remain_quota, unlimited_quota FROM keys
+             WHERE removed_sync IS NULL ORDER BY id",
+        )
+        .db(context)?;
+    statement
+        .query_map([], |row| {
+            Ok(KeyState {
+                id: row.get(0)?,
+                status: row.get(1)?,
+                expired_time: row.get(2)?,
+                remain_quota: row.get(3)?,
+                unlimited_quota: row.get(4)?,
+                removed: false,
+            })
+        })
+        .db(context)?
+        .collect::<rusqlite::Result<_>>()
+        .db(context)
+}
+
 fn key_counts(conn: &Connection) -> Result<KeyCounts> {
     let context = "cannot count the keys";
     let (live, removed) = conn
@@ -148,6 +187,11 @@ impl Store {
     /// Whether every sync pulled from 127.0.0.1 (so the file is a demo's).
     pub(crate) fn every_sync_from_loopback(&self) -> Result<bool> {
         every_sync_from_loopback(self.conn())
+    }
+
+    /// Every live key's state, by id.
+    pub(crate) fn live_key_states(&self) -> Result<Vec<KeyState>> {
+        live_key_states(self.conn())
     }
 
     pub(crate) fn key_counts(&self) -> Result<KeyCounts> {

@@ -140,29 +140,6 @@ fn status_timeline(
     Ok((sampling, points))
 }
 
-/// Live keys by effective status as the `key_info` view has them now (its clock: `--now` in a
-/// store opened for queries).
-fn status_now(conn: &Connection) -> Result<[i64; 5]> {
-    let context = "cannot count the keys by status";
-    let mut statement = conn
-        .prepare(
-            "SELECT effective_status, count(*) FROM key_info WHERE NOT is_removed
-             GROUP BY effective_status",
-        )
-        .db(context)?;
-    let rows = statement
-        .query_map([], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-        })
-        .db(context)?;
-    let mut counts = [0; 5];
-    for row in rows {
-        let (status, count) = row.db(context)?;
-        counts[status_index(&status)] += count;
-    }
-    Ok(counts)
-}
-
 /// The last good sync that started at or before `time`, if any is kept.
 fn last_good_at_or_before(conn: &Connection, time: i64) -> Result<Option<SyncPoint>> {
     conn.query_row(
@@ -318,12 +295,6 @@ impl Store {
         status_timeline(self.conn(), since, until)
     }
 
-    /// Live keys by effective status now, as the `key_info` view has them; open the store for
-    /// queries to judge them at `--now`.
-    pub(crate) fn status_now(&self) -> Result<[i64; 5]> {
-        status_now(self.conn())
-    }
-
     /// The good syncs that started in `(since, until]`, oldest first.
     pub(crate) fn good_syncs_between(&self, since: i64, until: i64) -> Result<Vec<SyncPoint>> {
         window_syncs(self.conn(), since, until, Sampling::EverySync)
@@ -444,9 +415,13 @@ mod tests {
             counts(&status_timeline(&conn, DAY, 2 * DAY).unwrap().1),
             [(2, [2, 1, 0, 1, 0])]
         );
-        // At the latest sync and its time, the timeline agrees with the key_info view.
-        crate::store::views::install_temp_views(&conn, 4 * DAY).unwrap();
-        assert_eq!(status_now(&conn).unwrap(), points[2].counts);
+        // At the latest sync and its time, the timeline agrees with the effective status of
+        // the keys as they are now (`facts::key`).
+        let keys = crate::store::status::live_key_states(&conn).unwrap();
+        assert_eq!(
+            crate::facts::key::count_by_status(&keys, 4 * DAY),
+            points[2].counts
+        );
     }
 
     #[test]

@@ -12,9 +12,13 @@ use chrono::NaiveDate;
 use rusqlite::types::Value;
 
 use crate::api::model::DATA_COLUMNS;
-use crate::cmd::consumption::{KeyTotal, Spend, Window, key_totals, per_key, per_key_columns};
+use crate::cmd::consumption::{per_key, per_key_columns};
 use crate::cmd::show::report_columns;
 use crate::error::Result;
+use crate::facts::key::live_by_status;
+use crate::facts::spend::{
+    KeyTotal, KeyUse, Spend, Window, key_totals, price_in_force, use_in_window,
+};
 use crate::output::Column;
 use crate::report::{Report, ReportArgs};
 use crate::store::Store;
@@ -24,7 +28,6 @@ use crate::store::price::Price;
 use crate::store::query;
 use crate::store::status::SyncRow;
 use crate::store::timeline::{Sampling, StatusPoint};
-use crate::store::usage::KeyUse;
 
 /// How many keys the daily chart draws on their own; the rest are stacked as "others".
 pub const CHART_KEYS: usize = 8;
@@ -124,15 +127,13 @@ impl Page {
     ) -> Result<Page> {
         // Query mode pins the views' clock at `now`, as `keysync query --now` does.
         let mut store = Store::open_for_query(db, now)?;
-        let prices = store.price_book(price_setting)?;
-        let uses = store.usage(since, until, &prices)?;
-        let latest = store.last_good_sync()?;
+        let uses = use_in_window(&store, (since, until), price_setting)?;
         let (sampling, points) = store.status_timeline(since, until)?;
         Ok(Page {
             db: db.display().to_string(),
             account: store.account()?.map(|(user_id, _)| user_id),
-            price: prices.at(latest.as_ref().map_or(0, |sync| sync.id)),
-            latest,
+            price: price_in_force(&store, price_setting)?,
+            latest: store.last_good_sync()?,
             since,
             until,
             now,
@@ -141,7 +142,7 @@ impl Page {
             status: Status {
                 sampling,
                 points,
-                now: store.status_now()?,
+                now: live_by_status(&store, now)?,
             },
             expiring: report_table(
                 &store,

@@ -13,11 +13,12 @@ use super::gather::{
     USE_FIELDS, Usage,
 };
 use crate::api::model::DATA_COLUMNS;
-use crate::cmd::consumption::Spend;
 use crate::cmd::readable_field;
+use crate::facts::key::EffectiveStatus;
+use crate::facts::spend::Spend;
 use crate::output::{Column, ColumnKind};
 use crate::store::price::PriceSource;
-use crate::store::timeline::{EFFECTIVE_STATUSES, Sampling};
+use crate::store::timeline::Sampling;
 use crate::terminal::counted;
 use crate::time::readable_time;
 
@@ -286,7 +287,7 @@ fn status(html: &mut String, status: &Status, now: i64) {
              <figcaption><ul class=\"legend\">",
             status_chart(status).svg()
         );
-        for (i, name) in EFFECTIVE_STATUSES.iter().enumerate() {
+        for (i, name) in live_status_names().iter().enumerate() {
             let _ = write!(html, "<li><span class=\"swatch st{i}\"></span>{name}</li>");
         }
         html.push_str("</ul></figcaption>\n</figure>\n");
@@ -296,7 +297,7 @@ fn status(html: &mut String, status: &Status, now: i64) {
         "<h3>Now</h3>\n<p>Live keys by effective status at {}.</p>\n",
         readable_time(now)
     );
-    let rows = EFFECTIVE_STATUSES
+    let rows = live_status_names()
         .iter()
         .zip(status.now)
         .map(|(name, keys)| vec![Value::Text(name.to_string()), Value::Integer(keys)])
@@ -309,18 +310,23 @@ fn status(html: &mut String, status: &Status, now: i64) {
     html.push_str("</section>\n");
 }
 
+/// The words for the live effective statuses, in the order of every count of them.
+fn live_status_names() -> [&'static str; 5] {
+    EffectiveStatus::LIVE.map(EffectiveStatus::name)
+}
+
 fn status_chart<'a>(status: &Status) -> BarChart<'a> {
     let bars = status
         .points
         .iter()
         .map(|point| {
             let when = readable_time(point.sync.started_at);
-            let counted: Vec<String> = EFFECTIVE_STATUSES
+            let counted: Vec<String> = live_status_names()
                 .iter()
                 .zip(point.counts)
                 .map(|(name, keys)| format!("{keys} {name}"))
                 .collect();
-            let segments = EFFECTIVE_STATUSES
+            let segments = live_status_names()
                 .iter()
                 .zip(point.counts)
                 .enumerate()

@@ -1,0 +1,201 @@
+//! What a key would do if used now, judged as the gateway judges it: the `status` upstream
+//! recorded is not enough, because upstream flips a key to expired (3) or exhausted (4) only
+//! when the key is used. The `key_info` view (migrations/V2__views.sql) defines the same
+//! `effective_status` for SQL; a test checks that both agree on random keys.
+
+use crate::error::Result;
+use crate::store::Store;
+pub(crate) use crate::store::status::KeyState;
+
+/// What a key would do if used now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum EffectiveStatus {
+    Enabled,
+    Disabled,
+    Expired,
+    Exhausted,
+    Unknown,
+    Removed,
+}
+
+impl EffectiveStatus {
+    /// The live statuses, in the order counts and charts show them.
+    pub(crate) const LIVE: [EffectiveStatus; 5] = [
+        EffectiveStatus::Enabled,
+        EffectiveStatus::Disabled,
+        EffectiveStatus::Expired,
+        EffectiveStatus::Exhausted,
+        EffectiveStatus::Unknown,
+    ];
+
+    /// The word for it, as `key_info.effective_status` writes it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            EffectiveStatus::Enabled => "enabled",
+            EffectiveStatus::Disabled => "disabled",
+            EffectiveStatus::Expired => "expired",
+            EffectiveStatus::Exhausted => "exhausted",
+            EffectiveStatus::Unknown => "unknown",
+            EffectiveStatus::Removed => "removed",
+        }
+    }
+}
+
+/// Live keys by effective status at `now`, one count per [`EffectiveStatus::LIVE`] entry.
+pub(crate) fn count_by_status(keys: &[KeyState], now: i64) -> [i64; 5] {
+    let mut counts = [0; 5];
+    for key in keys {
+        let status = key.effective_status(now);
+        if let Some(i) = EffectiveStatus::LIVE.iter().position(|s| *s == status) {
+            counts[i] += 1;
+        }
+    }
+    counts
+}
+
+/// The store's live keys by effective status at `now` ([`count_by_status`]).
+pub(crate) fn live_by_status(store: &Store, now: i64) -> Result<[i64; 5]> {
+    Ok(count_by_status(&store.live_key_states()?, now))
+}
+
+impl KeyState {
+    /// Past its expiry at `now` (`-1` never expires).
+    pub(crate) fn is_expired(&self, now: i64) -> bool {
+        self.expired_time.is_some_and(|t| t != -1 && t <= now)
+    }
+
+    /// Out of quota: a limited key with nothing left. The gateway still charges an unlimited
+    /// key, so its `remain_quota` goes below zero, and that never makes it exhausted.
+    pub(crate) fn is_exhausted(&self) -> bool {
+        self.unlimited_quota == Some(false) && self.remain_quota.is_some_and(|q| q <= 0)
+    }
+
+    /// What the key would do if used at `now`.
+    pub(crate) fn effective_status(&self, now: i64) -> EffectiveStatus {
+        match self.status {
+            _ if self.removed => EffectiveStatus::Removed,
+            Some(1) if self.is_expired(now) => EffectiveStatus::Expired,
+            Some(1) if self.is_exhausted() => EffectiveStatus::Exhausted,
+            Some(1) => EffectiveStatus::Enabled,
+            Some(2) => EffectiveStatus::Disabled,
+            Some(3) => EffectiveStatus::Expired,
+            Some(4) => EffectiveStatus::Exhausted,
+            _ => EffectiveStatus::Unknown,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::migrated_in_memory;
+
+    const NOW: i64 = 1_766_102_400;
+
+    fn key(status: i64, expired_time: i64, remain: i64, unlimited: bool) -> KeyState {
+        KeyState {
+            id: 1,
+            status: Some(status),
+            expired_time: Some(expired_time),
+            remain_quota: Some(remain),
+            unlimited_quota: Some(unlimited),
+            removed: false,
+        }
+    }
+
+    #[test]
+    fn an_enabled_key_is_judged_by_its_expiry_and_quota_and_an_unlimited_one_never_runs_out() {
+        assert_eq!(
+            key(1, -1, 5, false).effective_status(NOW),
+            EffectiveStatus::Enabled
+        );
+        assert_eq!(
+            key(1, NOW, 5, false).effective_status(NOW),
+            EffectiveStatus::Expired
+        );
+        assert_eq!(
+            key(1, -1, 0, false).effective_status(NOW),
+            EffectiveStatus::Exhausted
+        );
+        assert_eq!(
+            key(1, -1, -9, true).effective_status(NOW),
+            EffectiveStatus::Enabled
+        );
+        assert_eq!(
+            key(2, NOW, 0, false).effective_status(NOW),
+            EffectiveStatus::Disabled
+        );
+        assert_eq!(
+            key(7, -1, 5, false).effective_status(NOW),
+            EffectiveStatus::Unknown
+        );
+        let gone = KeyState {
+            removed: true,
+            ..key(1, -1, 5, false)
+        };
+        assert_eq!(gone.effective_status(NOW), EffectiveStatus::Removed);
+    }
+
+    /// The status timeline counts the view's statuses in the order of [`EffectiveStatus::LIVE`].
+    #[test]
+    fn the_timelines_statuses_are_the_live_effective_statuses_in_order() {
+        assert_eq!(
+            crate::store::timeline::EFFECTIVE_STATUSES,
+            EffectiveStatus::LIVE.map(EffectiveStatus::name)
+        );
+    }
+
+    /// Random keys, NULLs included, written to `keys`: the view's `effective_status` at `now`
+    /// is the one this module gives.
+    #[test]
+    fn the_key_info_view_and_this_module_agree_on_random_keys() {
+        let conn = migrated_in_memory();
+        let mut rng = fastrand::Rng::with_seed(24);
+        let mut keys = Vec::new();
+        for id in 1..=500 {
+            // Each column NULL one time in eight.
+            let mut maybe = |value: i64| (rng.u8(0..8) != 0).then_some(value);
+            let (status, remain) = (maybe(id % 6), maybe(id % 7 - 3));
+            let expired_time = maybe([-1, NOW - 5, NOW, NOW + 5][(id % 4) as usize]);
+            let unlimited_quota = maybe(id % 3).map(|u| u == 0);
+            let state = KeyState {
+                id,
+                status,
+                expired_time,
+                remain_quota: remain,
+                unlimited_quota,
+                removed: rng.u8(0..10) == 0,
+            };
+            conn.execute(
+                "INSERT INTO keys (id, status, expired_time, remain_quota, unlimited_quota,
+                                   first_seen_sync, removed_sync)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
+                rusqlite::params![
+                    id,
+                    state.status,
+                    state.expired_time,
+                    state.remain_quota,
+                    state.unlimited_quota,
+                    state.removed.then_some(2)
+                ],
+            )
+            .unwrap();
+            keys.push(state);
+        }
+        // The views read the clock; pinned here as `keysync query --now` pins it.
+        crate::store::views::install_temp_views(&conn, NOW).unwrap();
+        let mut statement = conn
+            .prepare("SELECT effective_status FROM key_info ORDER BY id")
+            .unwrap();
+        let from_sql: Vec<String> = statement
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let from_rust: Vec<&str> = keys
+            .iter()
+            .map(|k| k.effective_status(NOW).name())
+            .collect();
+        assert_eq!(from_sql, from_rust);
+    }
+}
