@@ -13,7 +13,8 @@ use crate::store::diff::{Diff, DiffRow, Kind, keys_of};
 use crate::store::points::SyncPoint;
 use crate::store::query::{self, SqlParam};
 use crate::store::sync::SyncStatus;
-use crate::sync::{PullTrace, SyncSummary, as_rfc3339};
+use crate::sync::{PullTrace, SyncSummary};
+use crate::time::as_rfc3339;
 
 /// A pull's summary line, or with `json` one JSON object; nothing when `quiet`.
 pub fn print_summary(summary: &SyncSummary, json: bool, quiet: bool) -> Result<()> {
