@@ -238,19 +238,24 @@ fn db_path(flag: Option<&Path>, profile: Option<&Path>) -> std::result::Result<P
     if let Some(path) = profile {
         return Ok(path.to_path_buf());
     }
+    let data_home = xdg_base_dir("XDG_DATA_HOME", ".local/share").ok_or_else(|| {
+        "cannot place the database: neither XDG_DATA_HOME nor HOME is set; pass --db PATH or \
+         set KEYSYNC_DB"
+            .to_string()
+    })?;
+    Ok(data_home.join("keysync").join("keysync.db"))
+}
+
+/// An XDG base directory: the variable `var`, else `fallback` under `HOME`. A relative value
+/// counts as unset, as the XDG spec says, so that where keysync writes never depends on the
+/// folder cron starts it in.
+fn xdg_base_dir(var: &str, fallback: &str) -> Option<PathBuf> {
     let absolute = |var: &str| {
         std::env::var_os(var)
             .map(PathBuf::from)
             .filter(|p| p.is_absolute())
     };
-    let data_home = absolute("XDG_DATA_HOME")
-        .or_else(|| absolute("HOME").map(|home| home.join(".local/share")))
-        .ok_or_else(|| {
-            "cannot place the database: neither XDG_DATA_HOME nor HOME is set; pass --db PATH \
-             or set KEYSYNC_DB"
-                .to_string()
-        })?;
-    Ok(data_home.join("keysync").join("keysync.db"))
+    absolute(var).or_else(|| absolute("HOME").map(|home| home.join(fallback)))
 }
 
 fn check_base_url(url: &str) -> Result<String> {
