@@ -11,9 +11,9 @@ pub(crate) mod config;
 pub mod error;
 pub mod fake;
 pub(crate) mod output;
+pub(crate) mod puller;
 pub(crate) mod report;
 pub mod store;
-pub(crate) mod sync;
 pub mod terminal;
 pub(crate) mod time;
 

@@ -12,9 +12,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("cli", &["cmd", "config"]),
     (
         "cmd",
-        &["config", "sync", "fake", "report", "store", "api", "output"],
+        &[
+            "config", "puller", "fake", "report", "store", "api", "output",
+        ],
     ),
-    ("sync", &["store", "api"]),
+    ("puller", &["store", "api"]),
     ("config", &["api"]),
     ("fake", &["api"]),
     ("report", &["store"]),

@@ -8,8 +8,8 @@ use crate::api::pacing::parse_rate;
 use crate::cmd::show::{print_failure_json, print_summary};
 use crate::config::{ApiFlags, Settings, parse_interval, parse_retries, parse_timeout};
 use crate::error::{Error, Result, Signal};
-use crate::sync::shutdown::Shutdown;
-use crate::sync::{PullFailed, PullOptions, PullTrace, Pulled, pull};
+use crate::puller::shutdown::Shutdown;
+use crate::puller::{PullFailed, PullOptions, PullTrace, Pulled, pull};
 use crate::time::{parse_duration, unix_now};
 
 #[derive(Debug, clap::Args)]
