@@ -30,14 +30,9 @@ use crate::error::{Outcome, Result};
 /// own arguments. An alarm the user asked for (`diff --exit-code`) is an [`Outcome`], not an
 /// error.
 pub fn run(cli: Cli) -> Result<Outcome> {
-    let settings = match Settings::resolve(cli.flags()) {
+    let settings = match Settings::resolve(cli.global.flags()) {
         Ok(settings) => settings,
-        Err(error) => {
-            return Err(match &cli.command {
-                Command::Pull(args) => cmd::pull::report_unresolved(args, cli.global.now, error),
-                _ => error,
-            });
-        }
+        Err(error) => return Err(cli.command.could_not_start(error, cli.global.now)),
     };
     match cli.command {
         Command::Pull(args) => cmd::pull::run(&settings, args).map(success),

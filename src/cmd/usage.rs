@@ -70,7 +70,7 @@ pub fn run(settings: &Settings, args: Args) -> Result<()> {
         )));
     }
     let store = Store::open_read_only(settings.db()?)?;
-    let prices = store.price_book(settings.quota_per_unit)?;
+    let prices = store.price_book(args.quota_per_unit.or(settings.profile.quota_per_unit))?;
     let uses = store.usage(since, until, &prices)?;
     let format = args.format.row_format();
     match args.every {
