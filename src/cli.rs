@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::cmd;
 use crate::config::Flags;
-use crate::error::EXIT_CODES_HELP;
+use crate::error::{EXIT_CODES_HELP, Error};
 use crate::time::parse_time;
 
 /// Keep an exact, queryable SQLite record of a CometAPI account's API keys.
@@ -126,26 +126,27 @@ pub enum Command {
     Completions(cmd::completions::Args),
 }
 
-impl Cli {
-    /// What `config` needs from the command line, as plain values: the global flags, and the
-    /// API flags of the one command that talks to CometAPI.
+impl GlobalArgs {
+    /// What `config` needs from the global flags, as plain values.
     pub fn flags(&self) -> Flags {
-        let global = &self.global;
         Flags {
-            db: global.db.clone(),
-            quiet: global.quiet,
-            now: global.now,
-            config: global.config.clone(),
-            profile: global.profile.clone(),
-            api: match &self.command {
-                Command::Pull(args) => Some(args.api_flags()),
-                _ => None,
-            },
-            quota_per_unit: match &self.command {
-                Command::Usage(args) => args.quota_per_unit,
-                Command::Html(args) => args.quota_per_unit,
-                _ => None,
-            },
+            db: self.db.clone(),
+            quiet: self.quiet,
+            now: self.now,
+            config: self.config.clone(),
+            profile: self.profile.clone(),
+        }
+    }
+}
+
+impl Command {
+    /// `error`, from resolving the settings before the command could start, as the command
+    /// reports it: `pull --json` still prints its line, so that a monitor reading stdout learns
+    /// why.
+    pub fn could_not_start(&self, error: Error, now: Option<i64>) -> Error {
+        match self {
+            Command::Pull(args) => cmd::pull::report_unresolved(args, now, error),
+            _ => error,
         }
     }
 }

@@ -12,9 +12,9 @@ pub mod error;
 pub(crate) mod facts;
 pub mod fake;
 pub(crate) mod output;
+pub(crate) mod puller;
 pub(crate) mod report;
 pub mod store;
-pub(crate) mod sync;
 pub mod terminal;
 pub(crate) mod time;
 
@@ -31,14 +31,9 @@ use crate::error::{Outcome, Result};
 /// own arguments. An alarm the user asked for (`diff --exit-code`) is an [`Outcome`], not an
 /// error.
 pub fn run(cli: Cli) -> Result<Outcome> {
-    let settings = match Settings::resolve(cli.flags()) {
+    let settings = match Settings::resolve(cli.global.flags()) {
         Ok(settings) => settings,
-        Err(error) => {
-            return Err(match &cli.command {
-                Command::Pull(args) => cmd::pull::report_unresolved(args, cli.global.now, error),
-                _ => error,
-            });
-        }
+        Err(error) => return Err(cli.command.could_not_start(error, cli.global.now)),
     };
     match cli.command {
         Command::Pull(args) => cmd::pull::run(&settings, args).map(success),

@@ -6,7 +6,6 @@
 //!
 //! A leaf: every module may use it, and it uses none of keysync's.
 
-use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
 use std::sync::Mutex;
@@ -37,29 +36,53 @@ impl Stream {
 }
 
 /// Whether text written to `stream` may carry colour and other SGR styling (bold included).
-/// The rule is clap's own (anstream's), so that `--help`, usage errors and keysync's output
-/// agree: see [`colour_by`].
+/// The environment is read by anstyle-query, as clap's own colour choice (anstream) reads it,
+/// so that `--help`, usage errors and keysync's output agree: see [`colour_by`] for the rule.
 pub fn colour(stream: Stream) -> bool {
-    colour_by(|name| std::env::var_os(name), stream.is_terminal())
+    colour_by(Asked::by_environment(), stream.is_terminal())
 }
 
-/// The colour rule, given the environment (`env`) and whether the stream is a terminal:
-/// `NO_COLOR` set to anything but the empty string never colours (no-color.org); else
-/// `CLICOLOR_FORCE` set to anything but empty or `0` always colours, even into a pipe
-/// (bixense.com/clicolors); else `CLICOLOR=0` never colours; else a terminal gets colour unless
-/// `TERM=dumb`.
-pub fn colour_by(env: impl Fn(&str) -> Option<OsString>, is_terminal: bool) -> bool {
-    let set = |name: &str| env(name).filter(|value| !value.is_empty());
-    if set("NO_COLOR").is_some() {
+/// What the environment asks of colour.
+#[derive(Clone, Copy, Debug, Default)]
+struct Asked {
+    /// `NO_COLOR` set to anything but the empty string (no-color.org).
+    no_color: bool,
+    /// `CLICOLOR_FORCE` set to anything but the empty string or `0` (bixense.com/clicolors).
+    clicolor_force: bool,
+    /// `CLICOLOR=0`.
+    clicolor_off: bool,
+    /// `TERM=dumb`.
+    dumb_terminal: bool,
+}
+
+impl Asked {
+    fn by_environment() -> Asked {
+        let var = std::env::var_os;
+        Asked {
+            no_color: anstyle_query::no_color(),
+            // anstyle-query takes `CLICOLOR_FORCE=0` as a force too; bixense.com's rule, which
+            // keysync has always followed, is that 0 does not force.
+            clicolor_force: anstyle_query::clicolor_force()
+                && var("CLICOLOR_FORCE").is_some_and(|value| value != "0"),
+            clicolor_off: anstyle_query::clicolor() == Some(false),
+            // anstyle-query's TERM check also fails when TERM is unset, which would leave plain
+            // a terminal reached through `env -i`, which keysync has always coloured.
+            dumb_terminal: !anstyle_query::term_supports_color() && var("TERM").is_some(),
+        }
+    }
+}
+
+/// The colour rule, given what the environment asks and whether the stream is a terminal:
+/// `NO_COLOR` never colours; else `CLICOLOR_FORCE` always colours, even into a pipe; else
+/// `CLICOLOR=0` never colours; else a terminal gets colour unless `TERM=dumb`.
+fn colour_by(asked: Asked, is_terminal: bool) -> bool {
+    if asked.no_color {
         return false;
     }
-    if set("CLICOLOR_FORCE").is_some_and(|value| value != "0") {
+    if asked.clicolor_force {
         return true;
     }
-    if set("CLICOLOR").is_some_and(|value| value == "0") {
-        return false;
-    }
-    is_terminal && env("TERM").is_none_or(|term| term != "dumb")
+    is_terminal && !asked.clicolor_off && !asked.dumb_terminal
 }
 
 /// The width tables on stdout must fit in, or `None` to print them as they are: a pipe or a
@@ -223,30 +246,45 @@ impl Drop for LogLine {
 mod tests {
     use super::*;
 
-    fn decide(vars: &[(&str, &str)], is_terminal: bool) -> bool {
-        let env = |name: &str| {
-            vars.iter()
-                .find(|(key, _)| *key == name)
-                .map(|(_, value)| OsString::from(value))
-        };
-        colour_by(env, is_terminal)
-    }
-
     #[test]
     fn colour_follows_no_color_then_clicolor_force_then_the_terminal() {
-        assert!(decide(&[], true));
-        assert!(!decide(&[], false));
-        assert!(!decide(&[("NO_COLOR", "1")], true));
-        assert!(!decide(&[("NO_COLOR", "0")], true), "any non-empty value");
-        assert!(decide(&[("NO_COLOR", "")], true), "empty is unset");
-        assert!(decide(&[("CLICOLOR_FORCE", "1")], false));
-        assert!(!decide(&[("CLICOLOR_FORCE", "0")], false));
-        assert!(!decide(&[("CLICOLOR_FORCE", "")], false));
-        assert!(!decide(&[("NO_COLOR", "1"), ("CLICOLOR_FORCE", "1")], true));
-        assert!(!decide(&[("CLICOLOR", "0")], true));
-        assert!(decide(&[("CLICOLOR", "0"), ("CLICOLOR_FORCE", "1")], false));
-        assert!(!decide(&[("TERM", "dumb")], true));
-        assert!(decide(&[("TERM", "xterm-256color")], true));
+        let unset = Asked::default();
+        assert!(colour_by(unset, true));
+        assert!(!colour_by(unset, false));
+        let no_color = Asked {
+            no_color: true,
+            ..unset
+        };
+        assert!(!colour_by(no_color, true));
+        let forced = Asked {
+            clicolor_force: true,
+            ..unset
+        };
+        assert!(colour_by(forced, false));
+        assert!(!colour_by(
+            Asked {
+                clicolor_force: true,
+                ..no_color
+            },
+            true
+        ));
+        let clicolor_off = Asked {
+            clicolor_off: true,
+            ..unset
+        };
+        assert!(!colour_by(clicolor_off, true));
+        assert!(colour_by(
+            Asked {
+                clicolor_force: true,
+                ..clicolor_off
+            },
+            false
+        ));
+        let dumb = Asked {
+            dumb_terminal: true,
+            ..unset
+        };
+        assert!(!colour_by(dumb, true));
     }
 
     #[test]

@@ -310,6 +310,14 @@ pub fn rfc3339_time(unix: i64) -> String {
     )
 }
 
+/// [`rfc3339_time`] as a serde serializer, for the times of the JSON that `pull --json` prints.
+pub(crate) fn as_rfc3339<S: serde::Serializer>(
+    unix: &i64,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&rfc3339_time(*unix))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,11 +13,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "cmd",
         &[
-            "config", "sync", "fake", "report", "facts", "store", "api", "output",
+            "config", "puller", "fake", "report", "facts", "store", "api", "output",
         ],
     ),
     ("facts", &["store"]),
-    ("sync", &["store", "api"]),
+    ("puller", &["store", "api"]),
     ("config", &["api"]),
     ("fake", &["api"]),
     ("report", &["store"]),

@@ -13,9 +13,9 @@ use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::fake::{FakeAccount, FakeServer};
 use crate::output::{RowFormat, print_line};
+use crate::puller::{PullOptions, Pulled, SyncSummary, pull};
 use crate::report::{Report, ReportArgs};
 use crate::store::{self, Store};
-use crate::sync::{PullOptions, Pulled, SyncSummary, pull};
 
 const DEMO_DB: &str = "keysync-demo.db";
 /// The fake's token: a demo credential that grants nothing anywhere.

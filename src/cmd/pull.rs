@@ -6,10 +6,12 @@ use std::time::{Duration, Instant};
 use crate::api::Rate;
 use crate::api::pacing::parse_rate;
 use crate::cmd::show::{print_failure_json, print_summary};
-use crate::config::{ApiFlags, Settings, parse_interval, parse_retries, parse_timeout};
+use crate::config::{
+    ApiFlags, Settings, parse_interval, parse_retries, parse_timeout, resolve_pull,
+};
 use crate::error::{Error, Result, Signal};
-use crate::sync::shutdown::Shutdown;
-use crate::sync::{PullFailed, PullOptions, PullTrace, Pulled, pull};
+use crate::puller::shutdown::Shutdown;
+use crate::puller::{PullFailed, PullOptions, PullTrace, Pulled, pull};
 use crate::time::{parse_duration, unix_now};
 
 #[derive(Debug, clap::Args)]
@@ -80,17 +82,17 @@ impl Args {
 }
 
 pub fn run(settings: &Settings, args: Args) -> Result<()> {
-    let api = settings
-        .api
-        .as_ref()
-        .ok_or_else(|| Error::Internal("pull ran without API settings".into()))?;
+    let pull = match resolve_pull(settings, &args.api_flags()) {
+        Ok(pull) => pull,
+        Err(error) => return Err(report_unresolved(&args, settings.now, error)),
+    };
     let options = PullOptions {
         db: settings.db()?.to_path_buf(),
-        api: api.options.clone(),
+        api: pull.options,
         store_secrets: args.store_secrets,
         wait: args.wait,
-        now: settings.now,
-        ping_url: api.ping_url.clone(),
+        now: pull.now,
+        ping_url: pull.ping_url,
     };
     crate::cmd::runtime()?.block_on(run_pulls(&options, &args, settings.quiet))
 }

@@ -7,13 +7,14 @@ use crate::api::model::DATA_COLUMNS;
 use crate::cmd::readable_field;
 use crate::error::{Error, Result};
 use crate::output::{Column, ColumnKind, Format, RowFormat, print_columns, print_line, print_rows};
+use crate::puller::{PullTrace, SyncSummary};
 use crate::report::{Report, ReportArgs};
 use crate::store::Store;
 use crate::store::diff::{Diff, DiffRow, Kind, keys_of};
 use crate::store::points::SyncPoint;
 use crate::store::query::{self, SqlParam};
 use crate::store::sync::SyncStatus;
-use crate::sync::{PullTrace, SyncSummary, as_rfc3339};
+use crate::time::as_rfc3339;
 
 /// A pull's summary line, or with `json` one JSON object; nothing when `quiet`.
 pub fn print_summary(summary: &SyncSummary, json: bool, quiet: bool) -> Result<()> {

@@ -34,7 +34,7 @@ pub fn run(settings: &Settings, args: Args) -> Result<Outcome> {
     let db = settings.db()?;
     let now = settings.now();
     let store = Store::open_read_only(db)?;
-    let seen = Seen::read(&store, settings.quota_per_unit, args.max_age, now)?;
+    let seen = Seen::read(&store, settings.profile.quota_per_unit, args.max_age, now)?;
     if args.json {
         print_line(&seen.json(db, now).to_string())?;
     } else if !settings.quiet {

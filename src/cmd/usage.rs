@@ -69,7 +69,8 @@ pub fn run(settings: &Settings, args: Args) -> Result<()> {
         )));
     }
     let store = Store::open_read_only(settings.db()?)?;
-    let uses = use_in_window(&store, (since, until), settings.quota_per_unit)?;
+    let price_setting = args.quota_per_unit.or(settings.profile.quota_per_unit);
+    let uses = use_in_window(&store, (since, until), price_setting)?;
     let format = args.format.row_format();
     match args.every {
         Some(period) => {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::api::Rate;
 use crate::api::pacing::parse_rate;
-use crate::config::{parse_quota_per_unit, parse_retries, parse_timeout};
+use crate::config::{parse_quota_per_unit, parse_retries, parse_timeout, xdg_base_dir};
 use crate::error::{Error, Result};
 
 /// One profile's settings; every one is optional and loses to flags and environment.
@@ -85,14 +85,7 @@ fn timeout<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration
 
 /// The default config file, when a home for it is known.
 pub fn default_path() -> Option<PathBuf> {
-    let absolute = |var: &str| {
-        std::env::var_os(var)
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-    };
-    absolute("XDG_CONFIG_HOME")
-        .or_else(|| absolute("HOME").map(|home| home.join(".config")))
-        .map(|dir| dir.join("keysync").join("config.toml"))
+    xdg_base_dir("XDG_CONFIG_HOME", ".config").map(|dir| dir.join("keysync").join("config.toml"))
 }
 
 /// Reads the profile in force. A missing default config file is no profile; a missing

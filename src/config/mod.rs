@@ -28,7 +28,7 @@ const TOKEN_ENV: &str = "COMETAPI_ACCESS_TOKEN";
 const BASE_URL_ENV: &str = "COMETAPI_BASE_URL";
 const USER_ID_ENV: &str = "COMETAPI_USER_ID";
 
-/// What the command line said, as plain values (`cli` fills it; `config` knows no clap type).
+/// The global flags, as plain values (`cli` fills it; `config` knows no clap type).
 #[derive(Debug, Default)]
 pub struct Flags {
     pub db: Option<PathBuf>,
@@ -36,11 +36,6 @@ pub struct Flags {
     pub now: Option<i64>,
     pub config: Option<PathBuf>,
     pub profile: Option<String>,
-    /// The API flags of the command that talks to CometAPI (`pull`); none for the others,
-    /// which need no token.
-    pub api: Option<ApiFlags>,
-    /// `usage --quota-per-unit`.
-    pub quota_per_unit: Option<NonZeroU64>,
 }
 
 /// `pull`'s flags that the environment and the profile may also give.
@@ -59,8 +54,10 @@ pub struct ApiFlags {
     pub max_rate: Option<Rate>,
 }
 
-/// Everything a command needs from flags, environment and profile, resolved and checked once
-/// before it runs.
+/// What every command may need from the global flags, the environment and the profile,
+/// resolved and checked once before it runs. What only one command needs it resolves from
+/// these at its start ([`resolve_pull`]), so that no other command reads a token it does not
+/// use.
 #[derive(Debug)]
 pub struct Settings {
     /// The database, or why it cannot be placed (only an error for the commands that use it).
@@ -70,12 +67,13 @@ pub struct Settings {
     pub quiet: bool,
     /// `--now`, for reproducible reports (and, no later than the clock, pulls).
     pub now: Option<i64>,
-    /// The API options and health-check URL, for `pull`.
-    pub api: Option<ApiSettings>,
-    /// Quota units per US dollar that the user set, for `usage`, `html` and `status`: the
-    /// flag, else the profile. When neither sets one, the prices the gateway published apply
+    /// `--profile` / `KEYSYNC_PROFILE`: a profile named so wins over the environment.
+    named_profile: Option<String>,
+    /// The profile in force (the named one, else `default`, else none), its paths absolute.
+    /// Its `quota_per_unit` is what `usage`, `html` and `status` fall back on without
+    /// `--quota-per-unit`; without either, the prices the gateway published apply
     /// (`store::price`).
-    pub quota_per_unit: Option<NonZeroU64>,
+    pub profile: Profile,
 }
 
 /// `--quota-per-unit` and the profile's `quota_per_unit`: a whole number above zero (a price
@@ -93,37 +91,27 @@ pub fn parse_quota_per_unit(text: &str) -> Result<NonZeroU64, String> {
         })
 }
 
-/// How to reach CometAPI, for the command that does.
+/// What `pull` needs beyond [`Settings`]: how to reach CometAPI, and the time to record.
 #[derive(Debug)]
-pub struct ApiSettings {
+pub struct PullSettings {
     pub options: ApiOptions,
     /// The healthchecks-style URL to ping; a credential, never logged.
     pub ping_url: Option<String>,
+    /// `--now`, no later than the clock.
+    pub now: Option<i64>,
 }
 
 impl Settings {
-    /// Reads the config file's profile and the environment, and checks every value.
+    /// Reads the config file's profile and places the database.
     pub fn resolve(flags: Flags) -> Result<Settings> {
         let profile = file::load_profile(flags.config.as_deref(), flags.profile.as_deref())?;
-        let layers = Layers {
-            named_profile: flags.profile.as_deref(),
-        };
-        let db = db_path(flags.db.as_deref(), profile.db.as_deref());
-        let api = match &flags.api {
-            Some(api) => Some(resolve_api(api, &profile, &layers, &db)?),
-            None => None,
-        };
-        let now = match api {
-            Some(_) => refuse_future_now(flags.now)?,
-            None => flags.now,
-        };
         Ok(Settings {
-            db,
+            db: db_path(flags.db.as_deref(), profile.db.as_deref()),
             db_flag: flags.db,
             quiet: flags.quiet,
-            now,
-            api,
-            quota_per_unit: flags.quota_per_unit.or(profile.quota_per_unit),
+            now: flags.now,
+            named_profile: flags.profile,
+            profile,
         })
     }
 
@@ -138,14 +126,15 @@ impl Settings {
     }
 }
 
-/// The API options of `pull`, checked in the order a user fixes them: the user id, then the
-/// database's place (`db`), then the base URL and the token.
-fn resolve_api(
-    flags: &ApiFlags,
-    profile: &Profile,
-    layers: &Layers<'_>,
-    db: &std::result::Result<PathBuf, String>,
-) -> Result<ApiSettings> {
+/// `pull`'s settings: its flags, else the environment, else the profile, else the defaults
+/// (a named profile before the environment, see the module's comment). Checked in the order a
+/// user fixes them: the user id, then the database's place, then the base URL, the token, and
+/// `--now`.
+pub fn resolve_pull(settings: &Settings, flags: &ApiFlags) -> Result<PullSettings> {
+    let profile = &settings.profile;
+    let layers = Layers {
+        named_profile: settings.named_profile.as_deref(),
+    };
     let base_url = match &flags.base_url {
         Some(flag) => flag.clone(),
         None => layers
@@ -160,9 +149,7 @@ fn resolve_api(
             None => profile.user_id,
         },
     };
-    if let Err(why) = db {
-        return Err(Error::Usage(why.clone()));
-    }
+    settings.db()?;
     let token_file = flags
         .token_file
         .as_deref()
@@ -186,9 +173,10 @@ fn resolve_api(
         ca_cert: flags.ca_cert.clone().or_else(|| profile.ca_cert.clone()),
         max_rate: flags.max_rate.or(profile.max_rate),
     };
-    Ok(ApiSettings {
+    Ok(PullSettings {
         options,
         ping_url: flags.ping_url.clone().or_else(|| profile.ping_url.clone()),
+        now: refuse_future_now(settings.now)?,
     })
 }
 
@@ -238,19 +226,24 @@ fn db_path(flag: Option<&Path>, profile: Option<&Path>) -> std::result::Result<P
     if let Some(path) = profile {
         return Ok(path.to_path_buf());
     }
+    let data_home = xdg_base_dir("XDG_DATA_HOME", ".local/share").ok_or_else(|| {
+        "cannot place the database: neither XDG_DATA_HOME nor HOME is set; pass --db PATH or \
+         set KEYSYNC_DB"
+            .to_string()
+    })?;
+    Ok(data_home.join("keysync").join("keysync.db"))
+}
+
+/// An XDG base directory: the variable `var`, else `fallback` under `HOME`. A relative value
+/// counts as unset, as the XDG spec says, so that where keysync writes never depends on the
+/// folder cron starts it in.
+fn xdg_base_dir(var: &str, fallback: &str) -> Option<PathBuf> {
     let absolute = |var: &str| {
         std::env::var_os(var)
             .map(PathBuf::from)
             .filter(|p| p.is_absolute())
     };
-    let data_home = absolute("XDG_DATA_HOME")
-        .or_else(|| absolute("HOME").map(|home| home.join(".local/share")))
-        .ok_or_else(|| {
-            "cannot place the database: neither XDG_DATA_HOME nor HOME is set; pass --db PATH \
-             or set KEYSYNC_DB"
-                .to_string()
-        })?;
-    Ok(data_home.join("keysync").join("keysync.db"))
+    absolute(var).or_else(|| absolute("HOME").map(|home| home.join(fallback)))
 }
 
 fn check_base_url(url: &str) -> Result<String> {

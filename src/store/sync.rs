@@ -2,7 +2,7 @@
 //! staged listing applied to `keys` and `key_versions` in one transaction.
 //!
 //! Everything here is synchronous and takes a plain `Connection`: during a pull it all runs on
-//! the pull's writer thread (`sync::writer`), which owns the connection from `begin_sync` to
+//! the pull's writer thread (`puller::writer`), which owns the connection from `begin_sync` to
 //! the final row, while HTTP and parsing stay on the async runtime and hand it pages.
 //!
 //! The `syncs` row is committed on its own before the listing starts, so that a failed or

@@ -278,6 +278,40 @@ fn colour_is_decided_per_stream_by_the_terminal_no_color_and_clicolor_force() {
     assert_eq!(both.stdout, stdout);
 }
 
+/// The spellings of the colour variables that anstyle-query, which reads them, takes otherwise
+/// than keysync's rule (see `terminal::colour`), and the ones that turn colour off on a terminal.
+#[test]
+fn colour_variables_are_read_as_the_readme_says() {
+    let h = Harness::with_keys(1);
+    h.pull(&[]);
+    let table = "keysync query 'SELECT 1 AS n'";
+    let bold_header = "│\x1b[1m n \x1b[0m│";
+    // A terminal without TERM (`env -i`) still gets colour; an empty NO_COLOR is unset.
+    let tty = on_tty(&h, &[], &format!("env -u TERM {table}"), 0);
+    assert!(tty.contains(bold_header), "{tty:?}");
+    let tty = on_tty(&h, &[("NO_COLOR", "")], table, 0);
+    assert!(tty.contains(bold_header), "{tty:?}");
+    for off in [("CLICOLOR", "0"), ("TERM", "dumb")] {
+        let tty = on_tty(&h, &[off], table, 0);
+        assert!(!has_sgr(&tty), "{off:?}: {tty:?}");
+    }
+    // CLICOLOR_FORCE=0 forces nothing (bixense.com/clicolors); 1 does, over CLICOLOR=0.
+    let piped = |env: &[(&str, &str)]| {
+        crate::common::run(
+            h.keysync()
+                .envs(env.iter().copied())
+                .args(["query", "SELECT 1 AS n"]),
+            0,
+        )
+        .stdout
+    };
+    assert!(!has_sgr(&piped(&[("CLICOLOR_FORCE", "0")])));
+    assert!(has_sgr(&piped(&[
+        ("CLICOLOR_FORCE", "1"),
+        ("CLICOLOR", "0")
+    ])));
+}
+
 #[test]
 fn warnings_start_keysync_warning_and_follow_no_color_on_a_terminal() {
     let h = Harness::with_keys(3);

@@ -73,7 +73,7 @@ pub fn run(settings: &Settings, args: Args) -> Result<()> {
         (since, until),
         now,
         settings.now.is_some(),
-        settings.quota_per_unit,
+        args.quota_per_unit.or(settings.profile.quota_per_unit),
     )?;
     let html = page::render(&page);
     let to_file = matches!(sink, Sink::File(_));

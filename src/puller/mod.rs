@@ -30,7 +30,7 @@ use crate::store;
 use crate::store::lock::PullLock;
 use crate::store::sync::SyncStatus;
 use crate::terminal::counted;
-use crate::time::{rfc3339_time, unix_now};
+use crate::time::{as_rfc3339, unix_now};
 use ping::HealthPing;
 use price::{FirstPageStaged, PriceRead};
 use progress::PageProgress;
@@ -69,14 +69,6 @@ pub struct SyncSummary {
     pub started_at: i64,
     #[serde(serialize_with = "as_rfc3339")]
     pub finished_at: i64,
-}
-
-/// A unix time as the RFC 3339 string monitoring tools parse, `2025-12-19T08:00:00Z`.
-pub(crate) fn as_rfc3339<S: serde::Serializer>(
-    unix: &i64,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&rfc3339_time(*unix))
 }
 
 /// A pull that did not finish: the sync row that records it (when one was written) and when
