@@ -44,8 +44,6 @@ impl ApiClient {
         }))
     }
 
-    /// Sorts a failure below HTTP: what no retry fixes (TLS, protocol, a bad URL) is final and
-
     /// An error whose text may quote the server, with the access token cut out.
     pub(super) fn redacted(&self, error: Error) -> Error {
         let text = error.to_string();
