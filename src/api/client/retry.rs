@@ -81,11 +81,7 @@ impl ApiClient {
                 RetryKind::RateLimited(RateLimited::Paced | RateLimited::Probe) => Duration::ZERO,
                 _ => retry_wait(retry.retry_after, self.backoff_base, retried),
             };
-            let shown = match (wait.is_zero(), retry.retry_after) {
-                (false, _) => wait,
-                (true, Some(asked)) => retry_wait(Some(asked), self.backoff_base, 0),
-                (true, None) => self.pacer.wait_hint(),
-            };
+            let shown = self.shown_wait(wait, retry.retry_after);
             let notice = match probe {
                 true => {
                     probes += 1;
@@ -109,6 +105,16 @@ impl ApiClient {
                 observer(&notice);
             }
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// The wait a retry's notice names: the backoff's own, else (the pacer holds the retry)
+    /// what the server asked for, or what the pacer expects.
+    fn shown_wait(&self, wait: Duration, retry_after: Option<Duration>) -> Duration {
+        match (wait.is_zero(), retry_after) {
+            (false, _) => wait,
+            (true, Some(asked)) => retry_wait(Some(asked), self.backoff_base, 0),
+            (true, None) => self.pacer.wait_hint(),
         }
     }
 
