@@ -241,22 +241,8 @@ async fn list_rest(
             handles.insert(page, handle);
             next_request += 1;
         }
-        let Some(joined) = in_flight.join_next().await else {
-            return Err(Error::Internal(format!(
-                "the listing stopped before a short page (next page {next_stage})"
-            )));
-        };
-        let (page_number, mut fetched) = match joined {
-            Ok(answer) => answer,
-            // keysync's own bug (in parsing, say): it ends the pull as a panic, not as an error.
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => return Err(Error::Internal(format!("a page fetch died: {e}"))),
-        };
-        if let Ok(page) = &mut fetched
-            && !page.page_size_echoed
-        {
-            page.page_size = pass.page_size;
-        }
+        let (page_number, fetched) =
+            next_fetched(&mut in_flight, next_stage, pass.page_size).await?;
         handles.remove(&page_number);
         arrived.insert(page_number, fetched);
         // A failure counts only once every page before it has arrived: a page past the end
@@ -284,4 +270,30 @@ async fn list_rest(
             }
         }
     }
+}
+
+/// The next page fetch to finish, by page number. A page whose server echoed no usable size
+/// gets `page_size`, the pass's. `next_stage` only names the page awaited when none is left.
+async fn next_fetched(
+    in_flight: &mut JoinSet<(u32, Result<Page>)>,
+    next_stage: u32,
+    page_size: usize,
+) -> Result<(u32, Result<Page>)> {
+    let Some(joined) = in_flight.join_next().await else {
+        return Err(Error::Internal(format!(
+            "the listing stopped before a short page (next page {next_stage})"
+        )));
+    };
+    let (page_number, mut fetched) = match joined {
+        Ok(answer) => answer,
+        // keysync's own bug (in parsing, say): it ends the pull as a panic, not as an error.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => return Err(Error::Internal(format!("a page fetch died: {e}"))),
+    };
+    if let Ok(page) = &mut fetched
+        && !page.page_size_echoed
+    {
+        page.page_size = page_size;
+    }
+    Ok((page_number, fetched))
 }

@@ -6,6 +6,8 @@
 //! a NULL-safe element-wise comparison, and one list ([`COLUMNS`], with [`DATA_COLUMNS`],
 //! [`API_FIELDS`] and [`TIME_COLUMNS`] derived from it) drives parsing, comparing and writing.
 
+use std::borrow::Cow;
+
 use rusqlite::types::Value;
 use serde_json::Value as Json;
 use serde_json::value::RawValue;
@@ -207,21 +209,12 @@ impl KeyRecord {
                 other => format!("an item is {other}, expected an object"),
             });
         };
-        // One pass sorts the members into the documented fields and the rest; a name written
-        // twice keeps its last value, as everywhere else.
-        let (mut id, mut key) = (None, None);
-        let mut documented: [Option<&RawValue>; COLUMNS.len()] = [None; COLUMNS.len()];
-        let mut unknown = Vec::new();
-        for (name, value) in members.0 {
-            match &*name {
-                "id" => id = Some(value),
-                "key" => key = Some(value),
-                other => match api_column(other) {
-                    Some(i) => documented[i] = Some(value),
-                    None => unknown.push((name, value)),
-                },
-            }
-        }
+        let Sorted {
+            id,
+            key,
+            documented,
+            mut unknown,
+        } = Sorted::of(members);
         let id = match id {
             Some(value) => integer(value).map_err(|e| format!("field `id` {e}"))?,
             None => return Err("an item has no `id`".to_string()),
@@ -237,12 +230,7 @@ impl KeyRecord {
                     .map_err(|e| format!("key {id}: field `{}` {e}", column.name))?,
                 ColumnSource::KeyHint | ColumnSource::KeySha256 => {
                     if key_parts.is_none() {
-                        let (hint, sha256, sent) = match key.filter(|v| !raw::is_null(v)) {
-                            None => (Value::Null, Value::Null, None),
-                            Some(value) => key_columns(
-                                text(value).map_err(|e| format!("key {id}: field `key` {e}"))?,
-                            ),
-                        };
+                        let (hint, sha256, sent) = read_key(key, id)?;
                         key_parts = Some((hint, sha256));
                         secret = sent;
                     }
@@ -273,6 +261,48 @@ impl KeyRecord {
         let text = serde_json::value::to_raw_value(item).map_err(|e| e.to_string())?;
         KeyRecord::from_raw(&text)
     }
+}
+
+/// An item's members sorted, in one pass, into `id`, `key`, the documented columns (by index
+/// in [`COLUMNS`]) and the rest; a name written twice keeps its last value, as everywhere else.
+struct Sorted<'a> {
+    id: Option<&'a RawValue>,
+    key: Option<&'a RawValue>,
+    documented: [Option<&'a RawValue>; COLUMNS.len()],
+    unknown: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+impl<'a> Sorted<'a> {
+    #[inline]
+    fn of(members: Members<'a>) -> Sorted<'a> {
+        let mut sorted = Sorted {
+            id: None,
+            key: None,
+            documented: [None; COLUMNS.len()],
+            unknown: Vec::new(),
+        };
+        for (name, value) in members.0 {
+            match &*name {
+                "id" => sorted.id = Some(value),
+                "key" => sorted.key = Some(value),
+                other => match api_column(other) {
+                    Some(i) => sorted.documented[i] = Some(value),
+                    None => sorted.unknown.push((name, value)),
+                },
+            }
+        }
+        sorted
+    }
+}
+
+/// The `key_hint` and `key_sha256` columns of key `id`, and its full value when the API sent
+/// one: all NULL when `key` is missing or null.
+#[inline]
+fn read_key(key: Option<&RawValue>, id: i64) -> Result<(Value, Value, Option<String>), String> {
+    Ok(match key.filter(|v| !raw::is_null(v)) {
+        None => (Value::Null, Value::Null, None),
+        Some(value) => key_columns(text(value).map_err(|e| format!("key {id}: field `key` {e}"))?),
+    })
 }
 
 fn column_value(value: &RawValue, kind: FieldKind) -> Result<Value, String> {

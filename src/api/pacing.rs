@@ -146,6 +146,67 @@ struct Learning {
     probes: u32,
 }
 
+impl State {
+    /// A window that proved too generous (requests that were in flight when it was learnt,
+    /// another client on the same IP, a lower limit than `--max-rate`): keep to what the
+    /// server took.
+    fn keep_to_what_was_taken(&mut self, now: Instant) {
+        if let Some(rate) = &mut self.rate {
+            while self
+                .counted
+                .front()
+                .is_some_and(|sent| now.duration_since(*sent) >= rate.window)
+            {
+                self.counted.pop_front();
+            }
+            rate.requests = self.counted.len().clamp(1, rate.requests);
+        }
+    }
+
+    /// A 429 with `Retry-After`: nothing goes out before `until`, and with no window known
+    /// yet, the requests counted since the oldest make one.
+    fn pause_as_told(&mut self, until: Instant) {
+        self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+        self.learning = None;
+        if self.rate.is_none()
+            && let Some(oldest) = self.counted.front()
+            && *oldest < until
+        {
+            let rate = Rate {
+                requests: self.counted.len(),
+                window: with_margin(until.duration_since(*oldest)),
+            };
+            tracing::info!("learnt the rate limit from Retry-After: {rate}");
+            self.rate = Some(rate);
+        }
+    }
+
+    /// A 429 without `Retry-After`, while not learning: the pacer holds the retry until the
+    /// oldest request leaves a known window, or starts learning an unknown one. Says who waits.
+    fn wait_out_the_window(&mut self, now: Instant, probe_base: Duration) -> RateLimited {
+        match (&mut self.rate, self.counted.front()) {
+            // Let the oldest leave the window before the next request.
+            (Some(rate), Some(oldest)) => {
+                self.paused_until = Some(*oldest + rate.window);
+                RateLimited::Paced
+            }
+            // The window was full before this pull sent anything (another client, an earlier
+            // pull): there is nothing to learn from, so the retry backs off as usual.
+            (_, None) => RateLimited::Backoff,
+            (None, Some(oldest)) => {
+                self.learning = Some(Learning {
+                    requests: self.counted.len(),
+                    oldest: *oldest,
+                    next_probe: now + probe_base,
+                    probe_out: false,
+                    probes: 0,
+                });
+                RateLimited::Paced
+            }
+        }
+    }
+}
+
 /// What [`Pacer::admit`] decided for one request, under the lock.
 enum Decision {
     Go(Admission),
@@ -286,34 +347,9 @@ impl Pacer {
             state.counted.remove(at);
         }
         let now = Instant::now();
-        if let Some(rate) = &mut state.rate {
-            // A window that proved too generous (requests that were in flight when it was
-            // learnt, another client on the same IP, a lower limit than `--max-rate`): keep to
-            // what the server took.
-            while state
-                .counted
-                .front()
-                .is_some_and(|sent| now.duration_since(*sent) >= rate.window)
-            {
-                state.counted.pop_front();
-            }
-            rate.requests = state.counted.len().clamp(1, rate.requests);
-        }
+        state.keep_to_what_was_taken(now);
         if let Some(wait) = retry_after {
-            let until = now + wait;
-            state.paused_until = Some(state.paused_until.map_or(until, |p| p.max(until)));
-            state.learning = None;
-            if state.rate.is_none()
-                && let Some(oldest) = state.counted.front()
-                && *oldest < until
-            {
-                let rate = Rate {
-                    requests: state.counted.len(),
-                    window: with_margin(until.duration_since(*oldest)),
-                };
-                tracing::info!("learnt the rate limit from Retry-After: {rate}");
-                state.rate = Some(rate);
-            }
+            state.pause_as_told(now + wait);
             return RateLimited::Paced;
         }
         if let Some(learning) = &mut state.learning {
@@ -329,26 +365,7 @@ impl Pacer {
                 false => RateLimited::Paced,
             };
         }
-        match (&mut state.rate, state.counted.front()) {
-            // Let the oldest leave the window before the next request.
-            (Some(rate), Some(oldest)) => {
-                state.paused_until = Some(*oldest + rate.window);
-                RateLimited::Paced
-            }
-            // The window was full before this pull sent anything (another client, an earlier
-            // pull): there is nothing to learn from, so the retry backs off as usual.
-            (_, None) => RateLimited::Backoff,
-            (None, Some(oldest)) => {
-                state.learning = Some(Learning {
-                    requests: state.counted.len(),
-                    oldest: *oldest,
-                    next_probe: now + self.probe_base,
-                    probe_out: false,
-                    probes: 0,
-                });
-                RateLimited::Paced
-            }
-        }
+        state.wait_out_the_window(now, self.probe_base)
     }
 
     /// The wait before probe number `probes + 1`: the backoff base, growing by √2 per probe,

@@ -53,12 +53,7 @@ fn one_key(rng: &mut fastrand::Rng, index: usize, created: i64, now: i64) -> Map
     } else {
         rng.i64(created..=now)
     };
-    let expired = match rng.u8(..10) {
-        0..=3 => -1,
-        4 => now + rng.i64(DAY / 2..7 * DAY),
-        5 => now - rng.i64(DAY..30 * DAY),
-        _ => now + rng.i64(30 * DAY..365 * DAY),
-    };
+    let expired = expiry(rng, now);
     let unlimited = rng.u8(..10) < 2;
     let model_limits = if rng.u8(..10) < 3 {
         MODELS[rng.usize(..MODELS.len())]
@@ -70,12 +65,7 @@ fn one_key(rng: &mut fastrand::Rng, index: usize, created: i64, now: i64) -> Map
         5 | 6 => json!(""),
         _ => json!("203.0.113.7\n2001:db8::/32"),
     };
-    let status = match rng.u8(..20) {
-        0..=15 => 1,
-        16 | 17 => 2,
-        18 => 3,
-        _ => 4,
-    };
+    let status = status(rng);
     let mut fields = Map::new();
     for (name, value) in [
         ("key", json!(key)),
@@ -99,4 +89,24 @@ fn one_key(rng: &mut fastrand::Rng, index: usize, created: i64, now: i64) -> Map
         fields.insert(name.to_string(), value);
     }
     fields
+}
+
+/// Never (40%), within a week, past, or within the year: the mix `expiring-soon` reports on.
+fn expiry(rng: &mut fastrand::Rng, now: i64) -> i64 {
+    match rng.u8(..10) {
+        0..=3 => -1,
+        4 => now + rng.i64(DAY / 2..7 * DAY),
+        5 => now - rng.i64(DAY..30 * DAY),
+        _ => now + rng.i64(30 * DAY..365 * DAY),
+    }
+}
+
+/// Mostly enabled (1), some disabled (2), one in twenty expired (3) or exhausted (4).
+fn status(rng: &mut fastrand::Rng) -> i64 {
+    match rng.u8(..20) {
+        0..=15 => 1,
+        16 | 17 => 2,
+        18 => 3,
+        _ => 4,
+    }
 }

@@ -224,16 +224,7 @@ async fn record_sync(
         .apply(listing.clone(), gateway)
         .await
         .map_err(recorded_in_sync)?;
-    if let Some(why) = &listing.inconsistency {
-        let passes = match listing.passes {
-            1 => "in its one listing pass".to_string(),
-            n => format!("in all {}", counted(n, "listing pass")),
-        };
-        tracing::warn!(
-            "sync {sync} is partial: no key was marked removed, because {passes} {why}; keys \
-             that stopped being listed are kept until a consistent pull"
-        );
-    }
+    warn_if_partial(sync, &listing);
     Ok(Recorded::Done(SyncSummary {
         sync,
         status,
@@ -248,6 +239,20 @@ async fn record_sync(
         started_at,
         finished_at: unix_now(options.now),
     }))
+}
+
+/// Says why a partial sync removed no key: the person reading it decides whether to pull again.
+fn warn_if_partial(sync: i64, listing: &Listing) {
+    if let Some(why) = &listing.inconsistency {
+        let passes = match listing.passes {
+            1 => "in its one listing pass".to_string(),
+            n => format!("in all {}", counted(n, "listing pass")),
+        };
+        tracing::warn!(
+            "sync {sync} is partial: no key was marked removed, because {passes} {why}; keys \
+             that stopped being listed are kept until a consistent pull"
+        );
+    }
 }
 
 /// Lists every key into the writer, then waits for the gateway's price (read beside the

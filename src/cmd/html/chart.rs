@@ -15,6 +15,9 @@ const LEFT: f64 = 78.0;
 const RIGHT: f64 = 30.0;
 const TOP: f64 = 28.0;
 const BOTTOM: f64 = 52.0;
+/// The plot area: the drawing inside the margins.
+const PLOT_W: f64 = WIDTH - LEFT - RIGHT;
+const PLOT_H: f64 = HEIGHT - TOP - BOTTOM;
 /// At most this many labels under the x axis, so they never run into each other.
 const MAX_X_LABELS: usize = 6;
 
@@ -53,7 +56,44 @@ pub struct BarChart<'a> {
 
 impl BarChart<'_> {
     pub fn svg(&self) -> String {
-        // Refunds are negative use: they stack down from zero, so the axis spans both stacks.
+        let scale = self.scale();
+        let mut svg = String::new();
+        let _ = write!(
+            svg,
+            r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{}" preserveAspectRatio="xMidYMid meet">"#,
+            escape(self.description)
+        );
+        self.write_axis_titles(&mut svg);
+        self.write_ticks(&mut svg, &scale);
+        let slot = PLOT_W / self.bars.len().max(1) as f64;
+        let every = self.bars.len().div_ceil(MAX_X_LABELS).max(1);
+        for (i, bar) in self.bars.iter().enumerate() {
+            let x = LEFT + slot * i as f64;
+            bar.write(&mut svg, &scale, x, slot);
+            // Label every few bars, counted back from the last so the latest is named.
+            if (self.bars.len() - 1 - i).is_multiple_of(every) {
+                let _ = write!(
+                    svg,
+                    r#"<text class="tick" x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+                    x + slot / 2.0,
+                    TOP + PLOT_H + 24.0,
+                    escape(&bar.label)
+                );
+            }
+        }
+        let _ = write!(
+            svg,
+            r#"<line class="axis" x1="{LEFT}" x2="{}" y1="{:.1}" y2="{:.1}"/></svg>"#,
+            WIDTH - RIGHT,
+            scale.y(0.0),
+            scale.y(0.0)
+        );
+        svg
+    }
+
+    /// The y axis for these bars. Refunds are negative use: they stack down from zero, so the
+    /// axis spans both stacks.
+    fn scale(&self) -> Scale {
         let highest = self.bars.iter().map(|b| b.stacked(1.0)).fold(0.0, f64::max);
         let lowest = self
             .bars
@@ -61,17 +101,14 @@ impl BarChart<'_> {
             .map(|b| b.stacked(-1.0))
             .fold(0.0, f64::min);
         let step = nice_step(highest - lowest, self.whole);
-        let top = (highest / step).ceil().max(1.0) * step;
-        let bottom = (lowest / step).floor() * step;
-        let plot_w = WIDTH - LEFT - RIGHT;
-        let plot_h = HEIGHT - TOP - BOTTOM;
-        let y = |value: f64| TOP + plot_h - (value - bottom) / (top - bottom) * plot_h;
-        let mut svg = String::new();
-        let _ = write!(
-            svg,
-            r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{}" preserveAspectRatio="xMidYMid meet">"#,
-            escape(self.description)
-        );
+        Scale {
+            top: (highest / step).ceil().max(1.0) * step,
+            bottom: (lowest / step).floor() * step,
+            step,
+        }
+    }
+
+    fn write_axis_titles(&self, svg: &mut String) {
         let _ = write!(
             svg,
             r#"<text class="axis-title" x="{}" y="{}">{}</text>"#,
@@ -86,67 +123,69 @@ impl BarChart<'_> {
             HEIGHT - 3.0,
             escape(self.x_title)
         );
-        let ticks = ((top - bottom) / step).round() as usize;
+    }
+
+    /// A grid line and a label at every tick of the y axis.
+    fn write_ticks(&self, svg: &mut String, scale: &Scale) {
+        let ticks = ((scale.top - scale.bottom) / scale.step).round() as usize;
         for i in 0..=ticks {
-            let value = bottom + step * i as f64;
-            let at = y(value);
+            let value = scale.bottom + scale.step * i as f64;
+            let at = scale.y(value);
             let _ = write!(
                 svg,
                 r#"<line class="grid" x1="{LEFT}" x2="{}" y1="{at:.1}" y2="{at:.1}"/><text class="tick" x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
                 WIDTH - RIGHT,
                 LEFT - 6.0,
                 at + 5.0,
-                escape(&(self.tick_label)(value, step))
+                escape(&(self.tick_label)(value, scale.step))
             );
         }
-        let slot = plot_w / self.bars.len().max(1) as f64;
+    }
+}
+
+impl Bar {
+    /// The bar in the `slot` wide from `x`: a target as tall as the plot for its tooltip, then
+    /// its segments, stacked up from zero (use) or down from it (refunds).
+    fn write(&self, svg: &mut String, scale: &Scale, x: f64, slot: f64) {
         let bar_w = (slot * 0.72).min(48.0);
-        let every = self.bars.len().div_ceil(MAX_X_LABELS).max(1);
-        for (i, bar) in self.bars.iter().enumerate() {
-            let x = LEFT + slot * i as f64;
-            let _ = write!(
-                svg,
-                r#"<g class="bar"><title>{}</title><rect class="hit" x="{x:.1}" y="{TOP}" width="{slot:.1}" height="{plot_h}"/>"#,
-                escape(&bar.title)
-            );
-            let (mut above, mut below) = (0.0, 0.0);
-            for (value, class, title) in &bar.segments {
-                let base = match *value {
-                    v if v > 0.0 => &mut above,
-                    v if v < 0.0 => &mut below,
-                    _ => continue,
-                };
-                let (from, to) = (y(*base), y(*base + value));
-                *base += value;
-                let (low, high) = (from.max(to), from.min(to));
-                let _ = write!(
-                    svg,
-                    r#"<rect class="{class}" x="{:.1}" y="{high:.2}" width="{bar_w:.1}" height="{:.2}"><title>{}</title></rect>"#,
-                    x + (slot - bar_w) / 2.0,
-                    (low - high).max(0.5),
-                    escape(title)
-                );
-            }
-            svg.push_str("</g>");
-            // Label every few bars, counted back from the last so the latest is named.
-            if (self.bars.len() - 1 - i).is_multiple_of(every) {
-                let _ = write!(
-                    svg,
-                    r#"<text class="tick" x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
-                    x + slot / 2.0,
-                    TOP + plot_h + 24.0,
-                    escape(&bar.label)
-                );
-            }
-        }
         let _ = write!(
             svg,
-            r#"<line class="axis" x1="{LEFT}" x2="{}" y1="{:.1}" y2="{:.1}"/></svg>"#,
-            WIDTH - RIGHT,
-            y(0.0),
-            y(0.0)
+            r#"<g class="bar"><title>{}</title><rect class="hit" x="{x:.1}" y="{TOP}" width="{slot:.1}" height="{PLOT_H}"/>"#,
+            escape(&self.title)
         );
-        svg
+        let (mut above, mut below) = (0.0, 0.0);
+        for (value, class, title) in &self.segments {
+            let base = match *value {
+                v if v > 0.0 => &mut above,
+                v if v < 0.0 => &mut below,
+                _ => continue,
+            };
+            let (from, to) = (scale.y(*base), scale.y(*base + value));
+            *base += value;
+            let (low, high) = (from.max(to), from.min(to));
+            let _ = write!(
+                svg,
+                r#"<rect class="{class}" x="{:.1}" y="{high:.2}" width="{bar_w:.1}" height="{:.2}"><title>{}</title></rect>"#,
+                x + (slot - bar_w) / 2.0,
+                (low - high).max(0.5),
+                escape(title)
+            );
+        }
+        svg.push_str("</g>");
+    }
+}
+
+/// The y axis: from `bottom` to `top`, both whole ticks, `step` apart.
+struct Scale {
+    bottom: f64,
+    top: f64,
+    step: f64,
+}
+
+impl Scale {
+    /// The drawing's y of `value`.
+    fn y(&self, value: f64) -> f64 {
+        TOP + PLOT_H - (value - self.bottom) / (self.top - self.bottom) * PLOT_H
     }
 }
 

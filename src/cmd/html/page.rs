@@ -400,17 +400,7 @@ fn changes(html: &mut String, changes: &Changes) {
         to.id
     );
     if !changes.per_field.is_empty() {
-        let per_field = Table {
-            columns: Column::plain(&["field", "keys changed"]),
-            rows: changes
-                .per_field
-                .iter()
-                .map(|(field, keys)| {
-                    vec![Value::Text(field.to_string()), Value::Integer(*keys as i64)]
-                })
-                .collect(),
-        };
-        table(html, &per_field, "changes-per-field");
+        table(html, &per_field(changes), "changes-per-field");
     }
     let searched = match changes.searched {
         Some(syncs) => format!("the window's last {syncs} good syncs"),
@@ -428,33 +418,49 @@ fn changes(html: &mut String, changes: &Changes) {
             "<p class=\"empty\">No change but use in {searched}.</p>"
         );
     } else {
-        let recent = Table {
-            columns: Column::plain(&["sync", "time", "kind", "id", "name", "field", "old", "new"]),
-            rows: changes
-                .recent
-                .iter()
-                .map(|(sync, row)| {
-                    let field = row.field.map(|i| DATA_COLUMNS[i]);
-                    let shown = |value: &Value| match field {
-                        Some(name) => readable_field(name, value.clone()),
-                        None => value.clone(),
-                    };
-                    vec![
-                        Value::Integer(sync.id),
-                        Value::Text(readable_time(sync.started_at)),
-                        Value::Text(row.kind.as_str().to_string()),
-                        Value::Integer(row.id),
-                        row.name.clone(),
-                        field.map_or(Value::Null, |name| Value::Text(name.to_string())),
-                        shown(&row.old),
-                        shown(&row.new),
-                    ]
-                })
-                .collect(),
-        };
-        table(html, &recent, "recent-changes");
+        table(html, &recent_changes(changes), "recent-changes");
     }
     html.push_str("</section>\n");
+}
+
+/// How many keys changed each field.
+fn per_field(changes: &Changes) -> Table {
+    Table {
+        columns: Column::plain(&["field", "keys changed"]),
+        rows: changes
+            .per_field
+            .iter()
+            .map(|(field, keys)| vec![Value::Text(field.to_string()), Value::Integer(*keys as i64)])
+            .collect(),
+    }
+}
+
+/// The most recent changes, one row each, their values as people read them.
+fn recent_changes(changes: &Changes) -> Table {
+    Table {
+        columns: Column::plain(&["sync", "time", "kind", "id", "name", "field", "old", "new"]),
+        rows: changes
+            .recent
+            .iter()
+            .map(|(sync, row)| {
+                let field = row.field.map(|i| DATA_COLUMNS[i]);
+                let shown = |value: &Value| match field {
+                    Some(name) => readable_field(name, value.clone()),
+                    None => value.clone(),
+                };
+                vec![
+                    Value::Integer(sync.id),
+                    Value::Text(readable_time(sync.started_at)),
+                    Value::Text(row.kind.as_str().to_string()),
+                    Value::Integer(row.id),
+                    row.name.clone(),
+                    field.map_or(Value::Null, |name| Value::Text(name.to_string())),
+                    shown(&row.old),
+                    shown(&row.new),
+                ]
+            })
+            .collect(),
+    }
 }
 
 fn exposed(html: &mut String, rows: &Table) {

@@ -1,13 +1,17 @@
 //! The SCD2 write path on an in-memory database: hand-made keys staged and applied as a pull
 //! does it, then the exact rows of `keys`, `key_versions` and `syncs`.
 
+use rusqlite::Connection;
 use rusqlite::types::Value;
 use serde_json::{Value as Json, json};
 
+use super::account::AccountTally;
 use super::*;
-use crate::api::KeyRecord;
 use crate::api::model::mask_key;
+use crate::api::{GatewayStatus, KeyRecord, Listing, Page};
+use crate::error::Error;
 use crate::store::migrated_in_memory;
+use crate::store::quoted_columns;
 
 const NULL: Value = Value::Null;
 const KEY_A: &str = "sk-AAAA0123456789abcdefghijklmnopqrstuvwxyz01234567aaaa";
