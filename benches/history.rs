@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use keysync::api::{GatewayStatus, KeyRecord, Listing, Page};
-use keysync::store::Store;
+use keysync::testing::Store;
+use keysync::testing::{GatewayStatus, KeyRecord, Listing, Page};
 use serde_json::json;
 
 const KEYS: usize = 1000;

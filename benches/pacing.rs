@@ -14,7 +14,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use keysync::fake::{FakeAccount, FakeServer};
+use keysync::testing::{FakeAccount, FakeServer};
 
 const TOKEN: &str = "bench-token";
 const NOW: i64 = 1_766_102_400;

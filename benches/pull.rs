@@ -73,13 +73,13 @@ fn main() {
 
     let db = |build: usize| fresh(build, 0);
     let now_db = db(builds.len() - 1);
-    let before = keysync::store::database_bytes(&now_db);
+    let before = keysync::testing::database_bytes(&now_db);
     let versions_before = count_versions(&now_db);
     let unchanged = measure_builds(runs, &builds, |_, build| {
         pull(&mut launcher, &url, &builds[build], &db(build))
     });
     report("unchanged re-pull", &unchanged, keys);
-    let growth = keysync::store::database_bytes(&now_db) as i64 - before as i64;
+    let growth = keysync::testing::database_bytes(&now_db) as i64 - before as i64;
     let new_versions = count_versions(&now_db) - versions_before;
     println!(
         "  growth over {runs} unchanged re-pulls: {growth} bytes of database + WAL, {new_versions} new version rows"
@@ -331,7 +331,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 fn account(count: usize) -> Vec<Map<String, Json>> {
-    keysync::fake::generate_keys(count, 11, NOW)
+    keysync::testing::generate_keys(count, 11, NOW)
         .into_iter()
         .enumerate()
         .map(|(i, mut item)| {
@@ -370,7 +370,7 @@ fn serve(pages: Pages) -> String {
     let app = axum::Router::new()
         .route("/api/token/", get(page))
         .with_state(pages);
-    keysync::fake::serve_in_background(app).expect("the page server starts")
+    keysync::testing::serve_in_background(app).expect("the page server starts")
 }
 
 async fn page(

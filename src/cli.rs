@@ -17,7 +17,7 @@ use crate::time::parse_time;
 /// in one SQLite file. `keysync demo` shows it working without an account.
 #[derive(Debug, Parser)]
 #[command(name = "keysync", version, after_help = EXIT_CODES_HELP)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
@@ -26,7 +26,7 @@ pub struct Cli {
 
 /// Flags that work before or after the subcommand.
 #[derive(Debug, Args)]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// The SQLite database; also KEYSYNC_DB [default: $XDG_DATA_HOME/keysync/keysync.db]
     #[arg(long, global = true, value_name = "PATH")]
     pub db: Option<PathBuf>,
@@ -49,7 +49,7 @@ pub struct GlobalArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// List every key from the API and record it (one transaction; run it from cron)
     ///
     /// The access token comes from COMETAPI_ACCESS_TOKEN or --token-file (never from a flag, which
@@ -128,7 +128,7 @@ pub enum Command {
 
 impl GlobalArgs {
     /// What `config` needs from the global flags, as plain values.
-    pub fn flags(&self) -> Flags {
+    pub(crate) fn flags(&self) -> Flags {
         Flags {
             db: self.db.clone(),
             quiet: self.quiet,
@@ -143,7 +143,7 @@ impl Command {
     /// `error`, from resolving the settings before the command could start, as the command
     /// reports it: `pull --json` still prints its line, so that a monitor reading stdout learns
     /// why.
-    pub fn could_not_start(&self, error: Error, now: Option<i64>) -> Error {
+    pub(crate) fn could_not_start(&self, error: Error, now: Option<i64>) -> Error {
         match self {
             Command::Pull(args) => cmd::pull::report_unresolved(args, now, error),
             _ => error,

@@ -8,23 +8,23 @@
 use std::process::ExitCode;
 
 /// Exit codes, documented in the README and in `keysync --help`.
-pub mod exit {
-    pub const SUCCESS: u8 = 0;
-    pub const ALARM: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const AUTH: u8 = 3;
-    pub const API: u8 = 4;
-    pub const LOCKED: u8 = 5;
-    pub const DATABASE: u8 = 6;
-    pub const INTERNAL: u8 = 7;
+pub(crate) mod exit {
+    pub(crate) const SUCCESS: u8 = 0;
+    pub(crate) const ALARM: u8 = 1;
+    pub(crate) const USAGE: u8 = 2;
+    pub(crate) const AUTH: u8 = 3;
+    pub(crate) const API: u8 = 4;
+    pub(crate) const LOCKED: u8 = 5;
+    pub(crate) const DATABASE: u8 = 6;
+    pub(crate) const INTERNAL: u8 = 7;
     /// 128 + 2: SIGINT (Ctrl-C) stopped a one-shot pull.
-    pub const SIGINT: u8 = 130;
+    pub(crate) const SIGINT: u8 = 130;
     /// 128 + 15: SIGTERM stopped a one-shot pull.
-    pub const SIGTERM: u8 = 143;
+    pub(crate) const SIGTERM: u8 = 143;
 }
 
 /// The `--help` footer that lists the exit codes.
-pub const EXIT_CODES_HELP: &str = "\
+pub(crate) const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
   1  an alarm you asked for (`diff --exit-code` found differences, `status --max-age` stale)
@@ -77,7 +77,7 @@ pub enum Error {
     Internal(String),
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The stop request a user or a supervisor sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,13 +130,13 @@ fn database_hint(error: &rusqlite::Error) -> &'static str {
 /// How a command that did not fail ended. An alarm is not an error: the command did what was
 /// asked and found what the user asked to be told about (`diff --exit-code` found differences).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Success,
     Alarm,
 }
 
 impl Outcome {
-    pub fn exit_code(self) -> ExitCode {
+    pub(crate) fn exit_code(self) -> ExitCode {
         ExitCode::from(match self {
             Outcome::Success => exit::SUCCESS,
             Outcome::Alarm => exit::ALARM,
@@ -172,7 +172,7 @@ impl Error {
 }
 
 /// Attaches a human context to rusqlite errors: `conn.execute(..).db("recording the sync")?`.
-pub trait DbContext<T> {
+pub(crate) trait DbContext<T> {
     fn db(self, context: &str) -> Result<T>;
 }
 

@@ -1,36 +1,44 @@
 //! keysync: an exact, queryable SQLite record of a CometAPI account's API keys.
 //!
-//! `run` executes a parsed command line; `main` only parses, sets up logging and maps the
-//! result to an exit code, so tests can drive everything here without spawning a process.
+//! [`main`] is the whole program (the binary only calls it): it parses the command line, sets
+//! up logging, has [`run`] execute the command, and maps the result to an exit code. Everything
+//! else is the crate's own; keysync's integration tests and benchmarks reach the few items they
+//! drive directly through [`testing`].
 
-// Public: what `main`, the integration tests and the benchmarks use. The rest is the crate's.
-pub mod api;
-pub mod cli;
+#![warn(unreachable_pub)]
+
+pub(crate) mod api;
+pub(crate) mod cli;
 pub(crate) mod cmd;
 pub(crate) mod config;
-pub mod error;
+pub(crate) mod error;
 pub(crate) mod facts;
-pub mod fake;
+pub(crate) mod fake;
 pub(crate) mod output;
 pub(crate) mod puller;
 pub(crate) mod report;
-pub mod store;
-pub mod terminal;
+pub(crate) mod store;
+pub(crate) mod terminal;
+#[doc(hidden)]
+pub mod testing;
 pub(crate) mod time;
 
-pub use output::escape_for_terminal;
+use std::io::Write;
+use std::process::ExitCode;
 
-use clap::CommandFactory;
+use clap::{CommandFactory, FromArgMatches};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command};
 use crate::config::Settings;
-use crate::error::{Outcome, Result};
+use crate::error::{Outcome, Result, exit};
+use crate::output::escape_for_terminal;
+use crate::terminal::Stream;
 
 /// Runs one command to completion: resolves the settings once, then hands the command its
 /// own arguments. An alarm the user asked for (`diff --exit-code`) is an [`Outcome`], not an
 /// error.
-pub fn run(cli: Cli) -> Result<Outcome> {
+fn run(cli: Cli) -> Result<Outcome> {
     let settings = match Settings::resolve(cli.global.flags()) {
         Ok(settings) => settings,
         Err(error) => return Err(cli.command.could_not_start(error, cli.global.now)),
@@ -60,7 +68,7 @@ fn success((): ()) -> Outcome {
 /// header. Each line starts `keysync: warning:` (or `error:`, `info:`, ...) like keysync's
 /// other messages; colour as `terminal::colour` decides for stderr; while a progress bar is
 /// drawn, lines go above it.
-pub fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8) {
     let level = match verbose {
         0 => "warn",
         1 => "info",
@@ -77,4 +85,93 @@ pub fn init_logging(verbose: u8) {
         .log_internal_errors(false)
         .event_format(terminal::LogFormat)
         .init();
+}
+
+/// The whole program: parse the command line, set up logging, run the command, and map the
+/// outcome (or the error, or a panic) to the exit code, in one place.
+pub fn main() -> ExitCode {
+    report_panics_as_errors();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    init_logging(cli.global.verbose);
+    match std::panic::catch_unwind(move || run(cli)) {
+        Ok(Ok(outcome)) => outcome.exit_code(),
+        Ok(Err(error)) => {
+            // Not `eprintln!`, which panics on a closed stderr; upstream text in the message
+            // must not reach a terminal as control characters.
+            let message = escape_for_terminal(&error.to_string()).into_owned();
+            let prefix = terminal::error_prefix();
+            let _ = writeln!(std::io::stderr(), "{prefix}{message}");
+            error.exit_code()
+        }
+        // The panic hook has printed the error; a panic must not exit 1 (an alarm).
+        Err(_) => ExitCode::from(exit::INTERNAL),
+    }
+}
+
+/// The command line, or the exit code after clap printed help, the version or a usage error.
+/// Usage errors start `keysync: error:` like every other error (clap's own `error:` would be a
+/// second prefix for scripts and log searches to know); help goes to stdout, coloured as
+/// `terminal::colour` decides for it.
+fn parse() -> Result<Cli, ExitCode> {
+    let help_colour = if terminal::colour(Stream::Stdout) {
+        clap::ColorChoice::Always
+    } else {
+        clap::ColorChoice::Never
+    };
+    let command = Cli::command().color(help_colour);
+    let error = match command.try_get_matches() {
+        Ok(matches) => match Cli::from_arg_matches(&matches) {
+            Ok(cli) => return Ok(cli),
+            Err(error) => error,
+        },
+        Err(error) => error,
+    };
+    let code = ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(exit::USAGE));
+    if !error.use_stderr() {
+        // --help and --version; a closed stdout is no failure of theirs.
+        let _ = error.print();
+        return Err(code);
+    }
+    let rendered = error.render();
+    let mut text = if terminal::colour(Stream::Stderr) {
+        rendered.ansi().to_string()
+    } else {
+        rendered.to_string()
+    };
+    if rendered.to_string().starts_with("error:") {
+        text.insert_str(0, "keysync: ");
+    }
+    let _ = write!(std::io::stderr(), "{text}");
+    Err(code)
+}
+
+/// A panic, on any thread, is reported like every other error, in one line: `keysync: error:
+/// internal error: keysync panicked at FILE:LINE: MESSAGE`. With `RUST_BACKTRACE` set, Rust's
+/// own report and the backtrace follow it.
+fn report_panics_as_errors() {
+    let rust_report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        let place = info
+            .location()
+            .map(|at| format!(" at {}:{}", at.file(), at.line()))
+            .unwrap_or_default();
+        let _ = writeln!(
+            std::io::stderr(),
+            "{}internal error: keysync panicked{place}: {}; this is a bug, please report it",
+            terminal::error_prefix(),
+            escape_for_terminal(message)
+        );
+        if std::env::var_os("RUST_BACKTRACE").is_some_and(|value| value != "0") {
+            rust_report(info);
+        }
+    }));
 }

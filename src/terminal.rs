@@ -19,7 +19,7 @@ use tracing_subscriber::registry::LookupSpan;
 /// One of the two streams keysync writes text to; each decides its colour on its own, so that
 /// `keysync query | less` keeps colour in the logs on the terminal and none in the pipe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stream {
+pub(crate) enum Stream {
     /// Tables and summary lines.
     Stdout,
     /// Log lines, warnings, errors and the progress bar.
@@ -38,7 +38,7 @@ impl Stream {
 /// Whether text written to `stream` may carry colour and other SGR styling (bold included).
 /// The environment is read by anstyle-query, as clap's own colour choice (anstream) reads it,
 /// so that `--help`, usage errors and keysync's output agree: see [`colour_by`] for the rule.
-pub fn colour(stream: Stream) -> bool {
+pub(crate) fn colour(stream: Stream) -> bool {
     colour_by(Asked::by_environment(), stream.is_terminal())
 }
 
@@ -89,7 +89,7 @@ fn colour_by(asked: Asked, is_terminal: bool) -> bool {
 /// file never gets wrapped or cut output. On a terminal, `COLUMNS` (when a whole number above
 /// 0) wins over the terminal's own size, as it does for `ls`; a terminal of unknown size is
 /// not wrapped.
-pub fn table_width() -> Option<u16> {
+pub(crate) fn table_width() -> Option<u16> {
     let stdout = io::stdout();
     if !stdout.is_terminal() {
         return None;
@@ -107,7 +107,7 @@ fn width_by(columns: Option<&str>, measured: Option<u16>) -> Option<u16> {
 /// `count` and the noun for it, singular for exactly one: `counted(1, "key")` is "1 key",
 /// `counted(3, "key")` "3 keys", `counted(2, "pass")` "2 passes", `counted(0, "entry")`
 /// "0 entries". Any integer type; only for the regular nouns of keysync's messages.
-pub fn counted(count: impl fmt::Display, noun: &str) -> String {
+pub(crate) fn counted(count: impl fmt::Display, noun: &str) -> String {
     let count = count.to_string();
     if count == "1" {
         return format!("1 {noun}");
@@ -139,7 +139,7 @@ const RESET: &str = "\x1b[0m";
 
 /// The start of every error keysync prints, `keysync: error: `, with the word in bold red
 /// when stderr takes colour.
-pub fn error_prefix() -> String {
+pub(crate) fn error_prefix() -> String {
     prefix("error", BOLD_RED, colour(Stream::Stderr))
 }
 
@@ -154,7 +154,7 @@ fn prefix(word: &str, style: &str, coloured: bool) -> String {
 /// Log lines as the rest of stderr reads: `keysync: error: ...`, `keysync: warning: ...`, and
 /// `keysync: info:` / `debug:` / `trace:` for the lines `-v` adds. No time (cron, journald
 /// and Docker add their own) and no target (only keysync's own events pass the filter).
-pub struct LogFormat;
+pub(crate) struct LogFormat;
 
 impl<S, N> FormatEvent<S, N> for LogFormat
 where
@@ -186,10 +186,10 @@ static BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
 /// While it lives, log lines take `bar` off the screen, are written, and put it back, so no
 /// stale copy of the bar is left between them. Dropping it ends that.
-pub struct LogsAbove(());
+pub(crate) struct LogsAbove(());
 
 impl LogsAbove {
-    pub fn bar(bar: &ProgressBar) -> LogsAbove {
+    pub(crate) fn bar(bar: &ProgressBar) -> LogsAbove {
         *BAR.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
         LogsAbove(())
     }
@@ -202,7 +202,7 @@ impl Drop for LogsAbove {
 }
 
 /// The log subscriber's writer: stderr, above the progress bar while there is one.
-pub struct LogWriter;
+pub(crate) struct LogWriter;
 
 impl<'a> MakeWriter<'a> for LogWriter {
     type Writer = LogLine;
@@ -215,7 +215,7 @@ impl<'a> MakeWriter<'a> for LogWriter {
 /// One formatted log line, written to stderr in one piece when dropped. Write errors are
 /// dropped: a closed stderr must not stop a pull (and the subscriber would report them on that
 /// same stderr).
-pub struct LogLine(Vec<u8>);
+pub(crate) struct LogLine(Vec<u8>);
 
 impl Write for LogLine {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {

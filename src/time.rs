@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{Datelike, Months, NaiveDate, NaiveTime};
 
 /// Now, as unix seconds: `--now` when given, else the system clock.
-pub fn unix_now(fixed: Option<i64>) -> i64 {
+pub(crate) fn unix_now(fixed: Option<i64>) -> i64 {
     fixed.unwrap_or_else(|| chrono::Utc::now().timestamp())
 }
 
@@ -19,7 +19,7 @@ const DAY: i64 = 86_400;
 
 /// `--now`: unix seconds, an RFC 3339 time, or a [`Day`], from 1970 to 9999. `today` and
 /// `yesterday` are read from the system clock: this is the flag that fixes "now" for the rest.
-pub fn parse_time(text: &str) -> Result<i64, String> {
+pub(crate) fn parse_time(text: &str) -> Result<i64, String> {
     if let Some(day) = parse_day(text)? {
         return Ok(day.midnight(unix_now(None)));
     }
@@ -54,7 +54,7 @@ fn parse_instant(text: &str) -> Result<Option<i64>, String> {
 
 /// A UTC day named by the calendar; as a time, it is 00:00:00Z of that day.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Day {
+pub(crate) enum Day {
     /// `2026-11-01`
     Date(NaiveDate),
     /// `today` (0) or `yesterday` (1): days back from the day "now" falls in. Commands learn
@@ -120,7 +120,7 @@ fn digit_fields<const N: usize>(text: &str, widths: &[usize; N]) -> Option<[u32;
 
 /// A calendar month, UTC, as `--month` names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Month {
+pub(crate) enum Month {
     /// `2026-11`, by its first day.
     Starting(NaiveDate),
     /// `last`: the month before the one "now" falls in, known once `--now` is.
@@ -181,7 +181,7 @@ fn first_of_month(at: i64) -> NaiveDate {
 /// A point in time as a user named it on the command line; [`When::at`] resolves it once
 /// "now" is known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum When {
+pub(crate) enum When {
     /// `30d`: that long before now.
     Ago(Duration),
     /// Unix seconds or an RFC 3339 time.
@@ -227,11 +227,11 @@ pub(crate) fn try_parse_when(text: &str) -> Result<Option<When>, String> {
 
 /// The longest duration any flag takes: 100 years. Longer ones cannot mean anything here, and
 /// adding them to a clock overflows it (`--wait 500000000000y` once panicked).
-pub const LONGEST_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
+pub(crate) const LONGEST_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
 
 /// The one duration syntax of every command: `500ms`, `30s`, `15m`, `12h`, `7d`, `2w`, at most
 /// [`LONGEST_DURATION`].
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let duration = humantime::parse_duration(text.trim()).map_err(|e| {
         format!("{e}: expected a duration such as 500ms, 30s, 15m, 12h, 7d or 2w, got {text:?}")
     })?;
@@ -244,7 +244,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// A duration that must be longer than zero: a timeout, an interval, a window, a retention.
-pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     let duration = parse_duration(text)?;
     if duration.is_zero() {
         return Err(format!(
@@ -257,7 +257,7 @@ pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
 
 /// A unix time as people read it, `2025-12-19 08:00:00Z` (UTC; RFC 3339, so `diff` accepts it
 /// back). `-1` is the API's "never" (e.g. `expired_time`).
-pub fn readable_time(unix: i64) -> String {
+pub(crate) fn readable_time(unix: i64) -> String {
     if unix == -1 {
         return "never".to_string();
     }
@@ -303,7 +303,7 @@ pub(crate) fn readable_age(seconds: i64) -> String {
 
 /// A unix time as RFC 3339 with a `T`, `2025-12-19T08:00:00Z`: the form of times in JSON that
 /// monitoring tools parse.
-pub fn rfc3339_time(unix: i64) -> String {
+pub(crate) fn rfc3339_time(unix: i64) -> String {
     chrono::DateTime::from_timestamp(unix, 0).map_or_else(
         || unix.to_string(),
         |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

@@ -17,6 +17,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("facts", &["store"]),
+    ("testing", &["api", "fake", "store"]),
     ("puller", &["store", "api"]),
     ("config", &["api"]),
     ("fake", &["api"]),

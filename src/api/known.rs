@@ -13,10 +13,10 @@
 use sha2::{Digest, Sha256};
 
 /// The first 16 bytes of the SHA-256 of an item's text, as the API sent it.
-pub type ItemDigest = [u8; 16];
+pub(crate) type ItemDigest = [u8; 16];
 
 /// The digest of one `items[]` entry's exact text.
-pub fn item_digest(text: &str) -> ItemDigest {
+pub(crate) fn item_digest(text: &str) -> ItemDigest {
     let full = Sha256::digest(text.as_bytes());
     let mut digest = [0; 16];
     digest.copy_from_slice(&full[..16]);

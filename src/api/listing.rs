@@ -22,13 +22,13 @@ use crate::error::{Error, Result};
 use crate::terminal::counted;
 
 /// How many times one pull lists the account before it settles for a partial result.
-pub const MAX_PASSES: u32 = 3;
+pub(crate) const MAX_PASSES: u32 = 3;
 
 /// Where listed keys go as their pages arrive. Within a pass, and across passes, a key
 /// staged again replaces its earlier observation. Staging is async so that a sink which hands
 /// pages to another thread can wait for room without blocking the runtime (back-pressure); the
 /// future is `Send` so that a pull can run on any runtime.
-pub trait PageSink {
+pub(crate) trait PageSink {
     fn stage(&mut self, pass: u32, page: Page) -> impl Future<Output = Result<()>> + Send;
 }
 
@@ -160,7 +160,7 @@ fn infer_page_size(first: &mut Page) {
 }
 
 /// Lists the whole account into `sink`, passing again while the listing is inconsistent.
-pub async fn list_all(client: &Arc<ApiClient>, sink: &mut impl PageSink) -> Result<Listing> {
+pub(crate) async fn list_all(client: &Arc<ApiClient>, sink: &mut impl PageSink) -> Result<Listing> {
     let mut listing = Listing::default();
     for pass in 1..=MAX_PASSES {
         listing = list_once(client, pass, sink).await?;

@@ -1,20 +1,19 @@
 //! Everything that talks to CometAPI: the HTTP client, the item model, the paging logic
 //! that turns pages into one listing, and the gateway's published price (`gateway`).
 
-pub mod client;
-pub mod gateway;
-pub mod known;
-pub mod listing;
-pub mod model;
-pub mod pacing;
+pub(crate) mod client;
+pub(crate) mod gateway;
+pub(crate) mod known;
+pub(crate) mod listing;
+pub(crate) mod model;
+pub(crate) mod pacing;
 pub(crate) mod raw;
 
-pub use client::{AccessToken, ApiClient, ApiOptions, PAGE_SIZE, Page};
-pub use gateway::GatewayStatus;
-pub use known::KnownItems;
-pub use listing::{Listing, PageSink, list_all};
-pub use model::KeyRecord;
-pub use pacing::{Rate, RequestCounts};
+pub(crate) use client::{AccessToken, ApiClient, ApiOptions, Page};
+pub(crate) use gateway::GatewayStatus;
+pub(crate) use known::KnownItems;
+pub(crate) use listing::{Listing, PageSink, list_all};
+pub(crate) use pacing::{Rate, RequestCounts};
 
 /// Test support only: a pull panics at page N where the tests ask for it, so they can check that
 /// a panic anywhere mid-pull leaves no `running` sync row and exits 7:
@@ -23,7 +22,7 @@ pub use pacing::{Rate, RequestCounts};
 /// `KEYSYNC_DEBUG_PANIC_ON_PAGE=N` on the writer thread as it is about to stage page N. A build
 /// with default features has no such switch.
 #[cfg(feature = "test-support")]
-pub fn panic_on_page_for_tests(var: &str, page: u32) {
+pub(crate) fn panic_on_page_for_tests(var: &str, page: u32) {
     if std::env::var(var).is_ok_and(|n| n == page.to_string()) {
         panic!("{var}: a panic at page {page}");
     }

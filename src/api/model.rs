@@ -26,7 +26,7 @@ pub enum FieldKind {
 
 /// Where the value of a data column comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ColumnSource {
+pub(crate) enum ColumnSource {
     /// The documented API field of the column's name, which must have this JSON type.
     Api(FieldKind),
     /// The API's `key` as its hint: the gateway's mask of it, or the masked value it sent.
@@ -39,7 +39,7 @@ pub enum ColumnSource {
 
 /// One versioned column of `keys` and `key_versions`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DataColumn {
+pub(crate) struct DataColumn {
     /// The column's name in SQL, and the API field's name for [`ColumnSource::Api`].
     pub name: &'static str,
     pub source: ColumnSource,
@@ -74,7 +74,7 @@ const fn derived(name: &'static str, source: ColumnSource) -> DataColumn {
 /// column list the store writes (the staging table, `keys`, `key_versions`) and compares. `id`
 /// and the full `key` are not in it: `id` is the row identity, `key` a secret. The migrations
 /// create these columns; a unit test of the store checks that they match.
-pub const COLUMNS: [DataColumn; 17] = [
+pub(crate) const COLUMNS: [DataColumn; 17] = [
     api("user_id", FieldKind::Integer),
     api("name", FieldKind::Text),
     api("status", FieldKind::Integer),
@@ -131,7 +131,7 @@ pub const API_FIELDS: [(&str, FieldKind); API_FIELD_COUNT] = {
 };
 
 /// The position of a data column in [`DATA_COLUMNS`]; the name must be one of them.
-pub fn data_column(name: &str) -> usize {
+pub(crate) fn data_column(name: &str) -> usize {
     DATA_COLUMNS
         .iter()
         .position(|column| *column == name)
@@ -150,7 +150,7 @@ const TIME_COLUMN_COUNT: usize = {
 };
 
 /// The data columns that hold unix times (`expired_time` -1 means never).
-pub const TIME_COLUMNS: [&str; TIME_COLUMN_COUNT] = {
+pub(crate) const TIME_COLUMNS: [&str; TIME_COLUMN_COUNT] = {
     let mut names = [""; TIME_COLUMN_COUNT];
     let (mut found, mut i) = (0, 0);
     while i < COLUMNS.len() {
@@ -171,7 +171,7 @@ fn api_column(name: &str) -> Option<usize> {
 }
 
 /// The upstream meaning of a key's `status`.
-pub fn status_name(status: i64) -> String {
+pub(crate) fn status_name(status: i64) -> String {
     match status {
         1 => "enabled".to_string(),
         2 => "disabled".to_string(),
@@ -398,7 +398,7 @@ fn key_columns(key: String) -> (Value, Value, Option<String>) {
 /// (`auto_groups`, `DeletedAt`), which changes how a key is represented, not the key. Any
 /// other appearance, disappearance or new value is a difference. Numbers compare by their
 /// exact text.
-pub fn same_extra(a: Option<&str>, b: Option<&str>) -> bool {
+pub(crate) fn same_extra(a: Option<&str>, b: Option<&str>) -> bool {
     fn fields(text: Option<&str>) -> Option<Members<'_>> {
         let raw: &RawValue = serde_json::from_str(text.unwrap_or("{}")).ok()?;
         let mut members = Members::of(raw)?;
@@ -416,7 +416,7 @@ pub fn same_extra(a: Option<&str>, b: Option<&str>) -> bool {
 
 /// Whether two values of the data column at `column` are the same, by the rule the history
 /// keeps: NULL-safe equality, and [`same_extra`] for `extra`.
-pub fn same_column_value(column: usize, a: &Value, b: &Value) -> bool {
+pub(crate) fn same_column_value(column: usize, a: &Value, b: &Value) -> bool {
     if COLUMNS[column].source != ColumnSource::Extra {
         return a == b;
     }
@@ -429,7 +429,7 @@ pub fn same_column_value(column: usize, a: &Value, b: &Value) -> bool {
 
 /// The upstream gateway's masking rule: first 4 + 10 stars + last 4; 5 to 8 characters keep
 /// 2 + 4 stars + 2; up to 4 characters become all stars.
-pub fn mask_key(key: &str) -> String {
+pub(crate) fn mask_key(key: &str) -> String {
     let n = key.chars().count();
     // The byte offset where the `at`th character starts (the end for `n`).
     let offset = |at: usize| key.char_indices().nth(at).map_or(key.len(), |(i, _)| i);
@@ -446,19 +446,8 @@ pub fn mask_key(key: &str) -> String {
     masked
 }
 
-pub fn json_type(value: &Json) -> &'static str {
-    match value {
-        Json::Null => "null",
-        Json::Bool(_) => "a boolean",
-        Json::Number(_) => "a number",
-        Json::String(_) => "a string",
-        Json::Array(_) => "an array",
-        Json::Object(_) => "an object",
-    }
-}
-
 /// One of the versioned data fields, by its column name.
-pub fn parse_field(text: &str) -> Result<&'static str, String> {
+pub(crate) fn parse_field(text: &str) -> Result<&'static str, String> {
     let text = text.trim();
     DATA_COLUMNS
         .iter()

@@ -24,7 +24,7 @@ use crate::time::parse_positive_duration;
 
 /// A rate limit: at most `requests` in any `window`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rate {
+pub(crate) struct Rate {
     pub requests: usize,
     pub window: Duration,
 }
@@ -41,7 +41,7 @@ impl fmt::Display for Rate {
 }
 
 /// `--max-rate` and the profile's `max_rate`: `N/DURATION`, such as `360/180s`.
-pub fn parse_rate(text: &str) -> Result<Rate, String> {
+pub(crate) fn parse_rate(text: &str) -> Result<Rate, String> {
     let expected = "expected N/DURATION, requests per window, such as 360/180s (the gateway's \
                     default)";
     let (count, window) = text
@@ -69,7 +69,7 @@ pub struct RequestCounts {
 
 /// The counts as they grow, shared by the concurrent page fetches.
 #[derive(Debug, Default)]
-pub struct RequestCounter {
+pub(crate) struct RequestCounter {
     requests: AtomicU64,
     rate_limited: AtomicU64,
 }
@@ -83,7 +83,7 @@ impl RequestCounter {
         self.rate_limited.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn counts(&self) -> RequestCounts {
+    pub(crate) fn counts(&self) -> RequestCounts {
         RequestCounts {
             requests: self.requests.load(Ordering::Relaxed),
             rate_limited: self.rate_limited.load(Ordering::Relaxed),
@@ -93,11 +93,11 @@ impl RequestCounter {
 
 /// Probes of an unknown window that do not use up their page's retries: with waits growing by
 /// √2 from 1 s (capped at 60 s) they outlast the gateway's 180 s window.
-pub const FREE_PROBES: u32 = 16;
+pub(crate) const FREE_PROBES: u32 = 16;
 
 /// Who waits before a request answered 429 is sent again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RateLimited {
+pub(crate) enum RateLimited {
     /// The pacer holds the retry until the window has room; it uses up one of the page's
     /// retries.
     Paced,
@@ -109,14 +109,14 @@ pub enum RateLimited {
 
 /// A request the pacer let go, to be told how it was answered.
 #[derive(Clone, Copy, Debug)]
-pub struct Admission {
+pub(crate) struct Admission {
     sent_at: Instant,
     probe: bool,
 }
 
 /// The client's model of the server's window; see the module comment.
 #[derive(Debug)]
-pub struct Pacer {
+pub(crate) struct Pacer {
     state: Mutex<State>,
     /// The first probe's wait after the first 429 (the retry backoff base).
     probe_base: Duration,
@@ -214,7 +214,7 @@ enum Decision {
 }
 
 impl Pacer {
-    pub fn new(rate: Option<Rate>, probe_base: Duration) -> Pacer {
+    pub(crate) fn new(rate: Option<Rate>, probe_base: Duration) -> Pacer {
         Pacer {
             state: Mutex::new(State {
                 rate,
@@ -225,7 +225,7 @@ impl Pacer {
     }
 
     /// About how long until the next request may go, for people (a retry's notice).
-    pub fn wait_hint(&self) -> Duration {
+    pub(crate) fn wait_hint(&self) -> Duration {
         let state = self.lock();
         let now = Instant::now();
         let until = match (&state.learning, state.paused_until, state.rate) {
@@ -239,13 +239,14 @@ impl Pacer {
         until.map_or(Duration::ZERO, |until| until.saturating_duration_since(now))
     }
 
-    /// The window as given or learnt so far.
-    pub fn rate(&self) -> Option<Rate> {
+    /// The window as given or learnt so far (what the tests check the pacer learnt).
+    #[cfg(test)]
+    fn rate(&self) -> Option<Rate> {
         self.lock().rate
     }
 
     /// Waits until the window has room for one more request, and counts it in.
-    pub async fn admit(&self) -> Admission {
+    pub(crate) async fn admit(&self) -> Admission {
         loop {
             match self.decide(Instant::now()) {
                 Decision::Go(admission) => return admission,
@@ -302,7 +303,7 @@ impl Pacer {
     /// The request was answered, and not with 429. The server counted it when it arrived, at
     /// the latest now: its place in the window moves to now, so that pacing by these times can
     /// never send a request the server sees within the window of an earlier one.
-    pub fn passed(&self, admission: Admission) {
+    pub(crate) fn passed(&self, admission: Admission) {
         let mut state = self.lock();
         let now = Instant::now();
         if let Some(at) = state.counted.iter().position(|t| *t == admission.sent_at) {
@@ -328,7 +329,7 @@ impl Pacer {
 
     /// The request got no answer (a reset, a timeout): it may or may not have been counted, and
     /// a probe that got none teaches nothing, so the next one goes after a longer wait.
-    pub fn unanswered(&self, admission: Admission) {
+    pub(crate) fn unanswered(&self, admission: Admission) {
         let mut state = self.lock();
         if let Some(learning) = &mut state.learning
             && admission.probe
@@ -340,7 +341,11 @@ impl Pacer {
 
     /// The request was answered 429 (the server did not count it), with this `Retry-After`
     /// (already kept within keysync's bounds). Says who waits before the retry.
-    pub fn rejected(&self, admission: Admission, retry_after: Option<Duration>) -> RateLimited {
+    pub(crate) fn rejected(
+        &self,
+        admission: Admission,
+        retry_after: Option<Duration>,
+    ) -> RateLimited {
         let mut state = self.lock();
         let state = &mut *state;
         if let Some(at) = state.counted.iter().position(|t| *t == admission.sent_at) {

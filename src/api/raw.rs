@@ -11,7 +11,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 /// The JSON type of a raw value, by its first character.
-pub fn kind(raw: &RawValue) -> &'static str {
+pub(crate) fn kind(raw: &RawValue) -> &'static str {
     match raw.get().trim_ascii_start().as_bytes().first() {
         Some(b'{') => "an object",
         Some(b'[') => "an array",
@@ -22,22 +22,22 @@ pub fn kind(raw: &RawValue) -> &'static str {
     }
 }
 
-pub fn is_null(raw: &RawValue) -> bool {
+pub(crate) fn is_null(raw: &RawValue) -> bool {
     raw.get().trim_ascii() == "null"
 }
 
 /// An object's members in the order written, names borrowed from the body where they hold no
 /// escapes. A name written twice keeps both; readers take the last, as `serde_json` does.
-pub struct Members<'a>(pub Vec<(Cow<'a, str>, &'a RawValue)>);
+pub(crate) struct Members<'a>(pub Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl<'a> Members<'a> {
     /// The members of `raw`, or `None` when it is not an object.
-    pub fn of(raw: &'a RawValue) -> Option<Members<'a>> {
+    pub(crate) fn of(raw: &'a RawValue) -> Option<Members<'a>> {
         serde_json::from_str(raw.get()).ok()
     }
 
     /// Takes the last member named `name` out, and every other of that name.
-    pub fn take(&mut self, name: &str) -> Option<&'a RawValue> {
+    pub(crate) fn take(&mut self, name: &str) -> Option<&'a RawValue> {
         let mut found = None;
         self.0.retain(|(member, value)| {
             let matched = member == name;
@@ -51,7 +51,7 @@ impl<'a> Members<'a> {
 
     /// The members left as one canonical object text: names sorted (the last of a repeated
     /// name wins), values exactly as written less insignificant white space.
-    pub fn canonical_text(self) -> String {
+    pub(crate) fn canonical_text(self) -> String {
         let sorted: BTreeMap<Cow<'a, str>, &RawValue> = self.0.into_iter().collect();
         // Sized up front: an unknown field may be megabytes, and doubling would hold twice that.
         let size: usize = sorted
@@ -116,7 +116,7 @@ impl<'de> Deserialize<'de> for Name<'de> {
 }
 
 /// JSON text without the white space outside strings.
-pub fn compact(text: &str) -> String {
+pub(crate) fn compact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let (mut in_string, mut escaped) = (false, false);
     for c in text.chars() {
@@ -146,7 +146,7 @@ const DEEPEST_COMPARED: usize = 32;
 /// by their exact text (so `1` and `1.0`, or two 30-digit numbers, are told apart). Values
 /// nested deeper than [`DEEPEST_COMPARED`] compare by their compact text alone, so a hostile
 /// depth costs linear time and no deep recursion.
-pub fn same_value(a: &RawValue, b: &RawValue) -> bool {
+pub(crate) fn same_value(a: &RawValue, b: &RawValue) -> bool {
     let (a_text, b_text) = (compact(a.get()), compact(b.get()));
     a_text == b_text
         || (depth(&a_text) <= DEEPEST_COMPARED
@@ -206,12 +206,12 @@ fn elements(raw: &RawValue) -> Option<Vec<&RawValue>> {
 }
 
 /// One value per name, the last written.
-pub fn last_of_each(members: Members<'_>) -> BTreeMap<Cow<'_, str>, &RawValue> {
+pub(crate) fn last_of_each(members: Members<'_>) -> BTreeMap<Cow<'_, str>, &RawValue> {
     members.0.into_iter().collect()
 }
 
 /// Same names, and the same value under each.
-pub fn same_members(
+pub(crate) fn same_members(
     a: &BTreeMap<Cow<'_, str>, &RawValue>,
     b: &BTreeMap<Cow<'_, str>, &RawValue>,
 ) -> bool {

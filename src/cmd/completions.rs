@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The shell to complete for
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
@@ -13,7 +13,7 @@ pub struct Args {
 
 /// Prints the script for `args.shell`, generated from `command`, the whole command line (its
 /// owner, `cli`, passes it down: commands do not import `cli`).
-pub fn run(args: Args, command: clap::Command) -> Result<()> {
+pub(crate) fn run(args: Args, command: clap::Command) -> Result<()> {
     let mut script = Vec::new();
     let mut shown = without_hidden(&command);
     clap_complete::generate(args.shell, &mut shown, "keysync", &mut script);

@@ -16,7 +16,7 @@ use crate::output::{Column, ColumnKind};
 
 /// One row per key with use, largest first (then by id); `top` keeps the first rows. With a
 /// window (the `table` format), each row gains its trend and a totals row ends the table.
-pub fn per_key(
+pub(crate) fn per_key(
     uses: &[KeyUse],
     top: Option<usize>,
     window: Option<&Window>,
@@ -64,7 +64,7 @@ pub fn per_key(
 
 /// One row per period and key whose use there is not zero: by period, then use (largest
 /// first), then id.
-pub fn per_period(uses: &[KeyUse], period: Period) -> Result<Vec<Vec<Value>>> {
+pub(crate) fn per_period(uses: &[KeyUse], period: Period) -> Result<Vec<Vec<Value>>> {
     let mut totals: HashMap<(NaiveDate, i64), (Option<String>, Spend)> = HashMap::new();
     for u in uses {
         totals

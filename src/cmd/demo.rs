@@ -24,7 +24,7 @@ const DEMO_SEED: u64 = 2026;
 const DAY: i64 = 86_400;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Where to make the demo database [default: keysync-demo.db, in the current folder].
     /// KEYSYNC_DB is not read; a file an earlier demo made is replaced, any other refused
     // The same id as the global --db, which clap then leaves out of this command, so that
@@ -39,7 +39,7 @@ pub struct Args {
     pub keys: usize,
 }
 
-pub fn run(settings: &Settings, args: Args) -> Result<()> {
+pub(crate) fn run(settings: &Settings, args: Args) -> Result<()> {
     crate::cmd::runtime()?.block_on(run_demo(settings, &args))
 }
 

@@ -8,7 +8,7 @@ use crate::store::Store;
 use crate::store::points::{SyncRef, parse_sync_ref};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The earlier point: sync id, RFC 3339 time, date, today, yesterday or duration ago
     /// [default: the second most recent good sync]
     #[arg(value_name = "FROM", value_parser = parse_sync_ref)]
@@ -25,7 +25,7 @@ pub struct Args {
     pub format: FormatArgs,
 }
 
-pub fn run(settings: &Settings, args: Args) -> Result<Outcome> {
+pub(crate) fn run(settings: &Settings, args: Args) -> Result<Outcome> {
     let mut store = Store::open_read_only(settings.db()?)?;
     let fields = args.fields.selected();
     let found = store.diff(args.from, args.to, settings.now(), &fields)?;

@@ -17,7 +17,7 @@ use crate::store::history::{KeyRef, Version};
 use crate::time::readable_time;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The key: its id, or its exact (current or last) name
     #[arg(value_name = "KEY")]
     pub key: String,
@@ -38,7 +38,7 @@ const RANGE_COLUMNS: [&str; 7] = [
     "changed",
 ];
 
-pub fn run(settings: &Settings, args: Args) -> Result<()> {
+pub(crate) fn run(settings: &Settings, args: Args) -> Result<()> {
     let store = Store::open_read_only(settings.db()?)?;
     let key = store.find_key(&args.key)?;
     let versions = store.versions(key.id)?;

@@ -3,19 +3,19 @@
 //! what `usage` and `html` both compute from the quota use is in [`consumption`], so that no
 //! command calls another; the flags several commands share are here.
 
-pub mod completions;
-pub mod consumption;
-pub mod demo;
-pub mod diff;
-pub mod history;
-pub mod html;
-pub mod prune;
-pub mod pull;
-pub mod query;
-pub mod show;
-pub mod status;
-pub mod syncs;
-pub mod usage;
+pub(crate) mod completions;
+pub(crate) mod consumption;
+pub(crate) mod demo;
+pub(crate) mod diff;
+pub(crate) mod history;
+pub(crate) mod html;
+pub(crate) mod prune;
+pub(crate) mod pull;
+pub(crate) mod query;
+pub(crate) mod show;
+pub(crate) mod status;
+pub(crate) mod syncs;
+pub(crate) mod usage;
 
 use clap::Args;
 use rusqlite::types::Value;
@@ -52,7 +52,7 @@ pub(crate) fn readable_field(column: &str, value: Value) -> Value {
 
 /// `--fields` / `--ignore`: which of the versioned data fields a command looks at.
 #[derive(Clone, Debug, Default, Args)]
-pub struct FieldArgs {
+pub(crate) struct FieldArgs {
     /// Only these fields, comma-separated (e.g. status,expired_time)
     #[arg(long, value_name = "FIELD,...", value_delimiter = ',', value_parser = parse_field,
           conflicts_with = "ignore")]
@@ -64,7 +64,7 @@ pub struct FieldArgs {
 
 impl FieldArgs {
     /// The positions in `DATA_COLUMNS` of the selected fields, in column order.
-    pub fn selected(&self) -> Vec<usize> {
+    pub(crate) fn selected(&self) -> Vec<usize> {
         DATA_COLUMNS
             .iter()
             .enumerate()
@@ -77,7 +77,7 @@ impl FieldArgs {
 
 /// `--format` and `--no-headers`, shared by every command that prints rows.
 #[derive(Clone, Copy, Debug, Args)]
-pub struct FormatArgs {
+pub(crate) struct FormatArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -87,7 +87,7 @@ pub struct FormatArgs {
 }
 
 impl FormatArgs {
-    pub fn row_format(&self) -> RowFormat {
+    pub(crate) fn row_format(&self) -> RowFormat {
         RowFormat {
             format: self.format,
             headers: !self.no_headers,

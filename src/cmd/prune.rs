@@ -17,7 +17,7 @@ use crate::terminal::counted;
 use crate::time::{parse_duration, parse_positive_duration, readable_time};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Keep the syncs that started within this long before now, e.g. 90d
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     pub keep: Duration,
@@ -35,7 +35,7 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(settings: &Settings, args: Args) -> Result<()> {
+pub(crate) fn run(settings: &Settings, args: Args) -> Result<()> {
     let db = settings.db()?;
     let keep = i64::try_from(args.keep.as_secs()).unwrap_or(i64::MAX);
     let cutoff = settings.now().saturating_sub(keep);

@@ -15,7 +15,7 @@ use crate::puller::{PullFailed, PullOptions, PullTrace, Pulled, pull};
 use crate::time::{parse_duration, unix_now};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The API's base URL; also COMETAPI_BASE_URL [default: https://api.cometapi.com]
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
@@ -65,7 +65,7 @@ pub struct Args {
 
 impl Args {
     /// The flags `config` resolves together with the environment and the profile.
-    pub fn api_flags(&self) -> ApiFlags {
+    pub(crate) fn api_flags(&self) -> ApiFlags {
         ApiFlags {
             base_url: self.base_url.clone(),
             token_file: self.token_file.clone(),
@@ -81,7 +81,7 @@ impl Args {
     }
 }
 
-pub fn run(settings: &Settings, args: Args) -> Result<()> {
+pub(crate) fn run(settings: &Settings, args: Args) -> Result<()> {
     let pull = match resolve_pull(settings, &args.api_flags()) {
         Ok(pull) => pull,
         Err(error) => return Err(report_unresolved(&args, settings.now, error)),
@@ -154,7 +154,7 @@ fn report_failure(json: bool, trace: &PullTrace, error: Error) -> Error {
 
 /// A pull whose settings could not be resolved (no token, a bad profile) still prints its
 /// `--json` line, so a monitor that reads stdout learns why.
-pub fn report_unresolved(args: &Args, now: Option<i64>, error: Error) -> Error {
+pub(crate) fn report_unresolved(args: &Args, now: Option<i64>, error: Error) -> Error {
     let at = unix_now(now);
     let trace = PullTrace {
         sync: None,

@@ -24,7 +24,7 @@ use crate::store::query::{SqlParam, parse_param};
         .required(true)
         .args(["sql", "file", "report", "list_reports"])
 ))]
-pub struct Args {
+pub(crate) struct Args {
     /// The SQL: one statement; `-` reads it from stdin
     #[arg(value_name = "SQL")]
     pub sql: Option<String>,
@@ -57,7 +57,7 @@ pub struct Args {
 }
 
 /// `keysync query`: lists the reports, or runs one report or statement and prints its rows.
-pub fn run(settings: &Settings, args: Args) -> Result<()> {
+pub(crate) fn run(settings: &Settings, args: Args) -> Result<()> {
     let how = args.format.row_format();
     if args.report.is_none() {
         report::refuse_flags_without_report(&args.report_args)?;

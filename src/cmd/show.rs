@@ -17,7 +17,7 @@ use crate::store::sync::SyncStatus;
 use crate::time::as_rfc3339;
 
 /// A pull's summary line, or with `json` one JSON object; nothing when `quiet`.
-pub fn print_summary(summary: &SyncSummary, json: bool, quiet: bool) -> Result<()> {
+pub(crate) fn print_summary(summary: &SyncSummary, json: bool, quiet: bool) -> Result<()> {
     if quiet {
         return Ok(());
     }
@@ -31,7 +31,7 @@ pub fn print_summary(summary: &SyncSummary, json: bool, quiet: bool) -> Result<(
 /// A failed pull as `--json` prints it: one object on one line, printed even with `-q` (which
 /// only quiets success): `{"sync":7,"status":"failed","error":"...","exit_code":4,...}`, with
 /// `sync` only when the pull wrote a row.
-pub fn print_failure_json(trace: &PullTrace, error: &Error) -> Result<()> {
+pub(crate) fn print_failure_json(trace: &PullTrace, error: &Error) -> Result<()> {
     #[derive(serde::Serialize)]
     struct Failure<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,7 +59,7 @@ pub fn print_failure_json(trace: &PullTrace, error: &Error) -> Result<()> {
 const COLUMNS: [&str; 7] = ["kind", "id", "name", "hint", "field", "old", "new"];
 
 /// A diff in `how`'s format; as a table, under a caption that counts it (unless `quiet`).
-pub fn print_diff(diff: &Diff, how: RowFormat, quiet: bool) -> Result<()> {
+pub(crate) fn print_diff(diff: &Diff, how: RowFormat, quiet: bool) -> Result<()> {
     let (from, to, rows) = (diff.from, diff.to, &diff.rows);
     let for_people = how.format.is_for_people();
     if how.format == Format::Table {
@@ -113,7 +113,7 @@ fn values(row: &DiffRow, for_people: bool) -> Vec<Value> {
 
 /// Prints one report of the database at `db`, as `keysync query --report` does. The report's
 /// flags are checked before the database is opened, so a usage error wins.
-pub fn print_report(
+pub(crate) fn print_report(
     db: &std::path::Path,
     now: i64,
     report: Report,
@@ -127,7 +127,7 @@ pub fn print_report(
 
 /// Runs one statement read-only with "now" pinned at `now` and prints its rows as stored: the
 /// SQL is the user's, so keysync cannot know what its columns measure.
-pub fn print_query(
+pub(crate) fn print_query(
     db: &std::path::Path,
     now: i64,
     sql: &str,

@@ -21,7 +21,7 @@ use crate::terminal::counted;
 use crate::time::{parse_positive_duration, readable_time, readable_when};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Exit 1 when the last good sync is older than this, or the last sync failed
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     pub max_age: Option<Duration>,
@@ -30,7 +30,7 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(settings: &Settings, args: Args) -> Result<Outcome> {
+pub(crate) fn run(settings: &Settings, args: Args) -> Result<Outcome> {
     let db = settings.db()?;
     let now = settings.now();
     let store = Store::open_read_only(db)?;

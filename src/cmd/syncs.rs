@@ -13,7 +13,7 @@ use crate::store::points::SYNC_LOG_COLUMNS;
 use crate::time::readable_time;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Show at most this many syncs (0: all)
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub limit: u32,
@@ -21,7 +21,7 @@ pub struct Args {
     pub format: FormatArgs,
 }
 
-pub fn run(settings: &Settings, args: Args) -> Result<()> {
+pub(crate) fn run(settings: &Settings, args: Args) -> Result<()> {
     let store = Store::open_read_only(settings.db()?)?;
     let limit = (args.limit > 0).then_some(args.limit);
     let mut rows = store.sync_log(limit)?;

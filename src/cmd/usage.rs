@@ -20,7 +20,7 @@ use crate::store::Store;
 use crate::time::{Month, When, parse_month, parse_when, readable_time};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Start of the window (exclusive): a duration ago (30d), a date (2026-11-01, 00:00:00Z
     /// UTC), today, yesterday, or an RFC 3339 time
     #[arg(long, value_name = "WHEN", default_value = "30d", value_parser = parse_when)]
@@ -52,7 +52,7 @@ pub struct Args {
     pub format: FormatArgs,
 }
 
-pub fn run(settings: &Settings, args: Args) -> Result<()> {
+pub(crate) fn run(settings: &Settings, args: Args) -> Result<()> {
     let now = settings.now();
     let (since, until) = match args.month {
         Some(month) => month.window(now).map_err(Error::Usage)?,

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 /// One profile's settings; every one is optional and loses to flags and environment.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Profile {
+pub(crate) struct Profile {
     pub db: Option<PathBuf>,
     pub base_url: Option<String>,
     pub token_file: Option<PathBuf>,
@@ -84,7 +84,7 @@ fn timeout<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration
 }
 
 /// The default config file, when a home for it is known.
-pub fn default_path() -> Option<PathBuf> {
+pub(crate) fn default_path() -> Option<PathBuf> {
     xdg_base_dir("XDG_CONFIG_HOME", ".config").map(|dir| dir.join("keysync").join("config.toml"))
 }
 
@@ -94,7 +94,7 @@ pub fn default_path() -> Option<PathBuf> {
 /// A default config file that cannot be looked at (a HOME the user may not read, as cron run
 /// as another user with HOME=/root gives) is no profile too when none is named: nobody asked
 /// for that file. A named profile or `--config` needs the file, so there it stays an error.
-pub fn load_profile(explicit: Option<&Path>, name: Option<&str>) -> Result<Profile> {
+pub(crate) fn load_profile(explicit: Option<&Path>, name: Option<&str>) -> Result<Profile> {
     let Some(path) = explicit.map(Path::to_path_buf).or_else(default_path) else {
         return no_file(name, Path::new("config.toml"));
     };

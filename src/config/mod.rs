@@ -8,7 +8,7 @@
 //! profile's `db`. The access token is read from `--token-file`, `COMETAPI_ACCESS_TOKEN` or the
 //! profile's `token_file` only; there is no flag that takes it, because a flag shows in `ps`.
 
-pub mod file;
+pub(crate) mod file;
 
 use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
@@ -21,16 +21,16 @@ use crate::api::{AccessToken, ApiOptions, Rate};
 use crate::error::{Error, Result};
 use crate::time::{parse_positive_duration, readable_time, unix_now};
 
-pub use file::Profile;
+pub(crate) use file::Profile;
 
-pub const DEFAULT_BASE_URL: &str = "https://api.cometapi.com";
+pub(crate) const DEFAULT_BASE_URL: &str = "https://api.cometapi.com";
 const TOKEN_ENV: &str = "COMETAPI_ACCESS_TOKEN";
 const BASE_URL_ENV: &str = "COMETAPI_BASE_URL";
 const USER_ID_ENV: &str = "COMETAPI_USER_ID";
 
 /// The global flags, as plain values (`cli` fills it; `config` knows no clap type).
 #[derive(Debug, Default)]
-pub struct Flags {
+pub(crate) struct Flags {
     pub db: Option<PathBuf>,
     pub quiet: bool,
     pub now: Option<i64>,
@@ -40,7 +40,7 @@ pub struct Flags {
 
 /// `pull`'s flags that the environment and the profile may also give.
 #[derive(Debug, Default)]
-pub struct ApiFlags {
+pub(crate) struct ApiFlags {
     pub base_url: Option<String>,
     pub token_file: Option<PathBuf>,
     pub user_id: Option<u64>,
@@ -59,7 +59,7 @@ pub struct ApiFlags {
 /// these at its start ([`resolve_pull`]), so that no other command reads a token it does not
 /// use.
 #[derive(Debug)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// The database, or why it cannot be placed (only an error for the commands that use it).
     db: std::result::Result<PathBuf, String>,
     /// `--db` as given: `demo` uses it, never `KEYSYNC_DB` or the profile's database.
@@ -78,7 +78,7 @@ pub struct Settings {
 
 /// `--quota-per-unit` and the profile's `quota_per_unit`: a whole number above zero (a price
 /// of zero units per dollar would divide by zero).
-pub fn parse_quota_per_unit(text: &str) -> Result<NonZeroU64, String> {
+pub(crate) fn parse_quota_per_unit(text: &str) -> Result<NonZeroU64, String> {
     text.trim()
         .parse::<u64>()
         .ok()
@@ -93,7 +93,7 @@ pub fn parse_quota_per_unit(text: &str) -> Result<NonZeroU64, String> {
 
 /// What `pull` needs beyond [`Settings`]: how to reach CometAPI, and the time to record.
 #[derive(Debug)]
-pub struct PullSettings {
+pub(crate) struct PullSettings {
     pub options: ApiOptions,
     /// The healthchecks-style URL to ping; a credential, never logged.
     pub ping_url: Option<String>,
@@ -103,7 +103,7 @@ pub struct PullSettings {
 
 impl Settings {
     /// Reads the config file's profile and places the database.
-    pub fn resolve(flags: Flags) -> Result<Settings> {
+    pub(crate) fn resolve(flags: Flags) -> Result<Settings> {
         let profile = file::load_profile(flags.config.as_deref(), flags.profile.as_deref())?;
         Ok(Settings {
             db: db_path(flags.db.as_deref(), profile.db.as_deref()),
@@ -116,12 +116,12 @@ impl Settings {
     }
 
     /// The database every command but `demo` uses, or a usage error when none can be placed.
-    pub fn db(&self) -> Result<&Path> {
+    pub(crate) fn db(&self) -> Result<&Path> {
         self.db.as_deref().map_err(|why| Error::Usage(why.clone()))
     }
 
     /// Now, as unix seconds: `--now` when given, else the system clock.
-    pub fn now(&self) -> i64 {
+    pub(crate) fn now(&self) -> i64 {
         unix_now(self.now)
     }
 }
@@ -130,7 +130,7 @@ impl Settings {
 /// (a named profile before the environment, see the module's comment). Checked in the order a
 /// user fixes them: the user id, then the database's place, then the base URL, the token, and
 /// `--now`.
-pub fn resolve_pull(settings: &Settings, flags: &ApiFlags) -> Result<PullSettings> {
+pub(crate) fn resolve_pull(settings: &Settings, flags: &ApiFlags) -> Result<PullSettings> {
     let profile = &settings.profile;
     let layers = Layers {
         named_profile: settings.named_profile.as_deref(),
@@ -277,7 +277,7 @@ fn check_base_url(url: &str) -> Result<String> {
 /// Anything else is read as text, so that a URL too broken to parse is shown redacted too: the
 /// user information runs from after the scheme (`http://`, `http:\\`, `http:/`) to the *last*
 /// `@`, because a password may hold `/`, `?` or `#`; after its first `:` it is hidden.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     let plain_web_url = |parsed: reqwest::Url| {
         matches!(parsed.scheme(), "http" | "https") && parsed.password().is_none()
     };
@@ -400,18 +400,18 @@ fn refuse_future_now(now: Option<i64>) -> Result<Option<i64>> {
 
 /// The shortest `--timeout` (and profile `timeout`): below it no request can finish, so every
 /// page would time out and the pull fail however healthy the API.
-pub const SHORTEST_TIMEOUT: Duration = Duration::from_millis(100);
+pub(crate) const SHORTEST_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// The shortest `--every`: below it a scheduled pull is a busy loop against the API.
-pub const SHORTEST_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const SHORTEST_INTERVAL: Duration = Duration::from_secs(1);
 
 /// `--timeout DURATION`: at least [`SHORTEST_TIMEOUT`].
-pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_timeout(text: &str) -> Result<Duration, String> {
     at_least(text, SHORTEST_TIMEOUT, "100ms", "a request timeout")
 }
 
 /// `--every DURATION`: at least [`SHORTEST_INTERVAL`].
-pub fn parse_interval(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_interval(text: &str) -> Result<Duration, String> {
     at_least(text, SHORTEST_INTERVAL, "1s", "the interval between pulls")
 }
 
@@ -427,10 +427,10 @@ fn at_least(text: &str, shortest: Duration, shown: &str, what: &str) -> Result<D
 
 /// The most retries per page `--retries` takes: with waits of up to 60 s each, more would
 /// hold a page for hours rather than fail it.
-pub const MOST_RETRIES: u32 = 100;
+pub(crate) const MOST_RETRIES: u32 = 100;
 
 /// `--retries N`: 0 to [`MOST_RETRIES`].
-pub fn parse_retries(text: &str) -> Result<u32, String> {
+pub(crate) fn parse_retries(text: &str) -> Result<u32, String> {
     let retries: u32 = text.trim().parse().map_err(|_| {
         format!("expected a whole number of retries, 0 to {MOST_RETRIES}, got {text:?}")
     })?;

@@ -34,7 +34,7 @@ pub(crate) fn price_in_force(store: &Store, price_setting: Option<NonZeroU64>) -
 
 /// The periods `--every` groups use by; each is named by its first day (UTC).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Period {
+pub(crate) enum Period {
     Day,
     /// Weeks start on Monday.
     Week,
@@ -43,7 +43,7 @@ pub enum Period {
 
 impl Period {
     /// The first day of the period holding unix time `at`.
-    pub fn start(self, at: i64) -> NaiveDate {
+    pub(crate) fn start(self, at: i64) -> NaiveDate {
         let day = utc_day(at);
         match self {
             Period::Day => day,
@@ -54,7 +54,7 @@ impl Period {
 }
 
 /// The UTC day holding unix time `at`.
-pub fn utc_day(at: i64) -> NaiveDate {
+pub(crate) fn utc_day(at: i64) -> NaiveDate {
     DateTime::from_timestamp(at, 0)
         .expect("times come from the database as checked unix seconds")
         .date_naive()
@@ -63,7 +63,7 @@ pub fn utc_day(at: i64) -> NaiveDate {
 /// Quota used, summed exactly for each price in force apart: what one key, day or window
 /// cost, converted to dollars only when shown.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Spend {
+pub(crate) struct Spend {
     /// Quota units per price (quota units per US dollar), and their sum.
     by_price: BTreeMap<NonZeroU64, i64>,
     used: i64,
@@ -71,7 +71,7 @@ pub struct Spend {
 
 impl Spend {
     /// Adds one use, or fails when a sum leaves 64-bit integers.
-    pub fn add(&mut self, u: &KeyUse) -> Result<()> {
+    pub(crate) fn add(&mut self, u: &KeyUse) -> Result<()> {
         let at_price = self.by_price.entry(u.quota_per_unit).or_default();
         *at_price = at_price.checked_add(u.used).ok_or_else(too_much_quota)?;
         self.used = self.used.checked_add(u.used).ok_or_else(too_much_quota)?;
@@ -79,7 +79,7 @@ impl Spend {
     }
 
     /// The sum of `uses`.
-    pub fn of<'a>(uses: impl IntoIterator<Item = &'a KeyUse>) -> Result<Spend> {
+    pub(crate) fn of<'a>(uses: impl IntoIterator<Item = &'a KeyUse>) -> Result<Spend> {
         let mut spend = Spend::default();
         for u in uses {
             spend.add(u)?;
@@ -88,7 +88,7 @@ impl Spend {
     }
 
     /// The sum of several spends.
-    pub fn total<'a>(spends: impl IntoIterator<Item = &'a Spend>) -> Result<Spend> {
+    pub(crate) fn total<'a>(spends: impl IntoIterator<Item = &'a Spend>) -> Result<Spend> {
         let mut total = Spend::default();
         for spend in spends {
             for (&price, &used) in &spend.by_price {
@@ -104,12 +104,12 @@ impl Spend {
     }
 
     /// Quota units, negative when refunds outweighed use.
-    pub fn used(&self) -> i64 {
+    pub(crate) fn used(&self) -> i64 {
         self.used
     }
 
     /// US dollars, each price's quota converted at that price.
-    pub fn dollars(&self) -> f64 {
+    pub(crate) fn dollars(&self) -> f64 {
         // Folded from +0.0: a float sum starts at -0.0, which prints as a negative zero.
         self.by_price
             .iter()
@@ -118,7 +118,7 @@ impl Spend {
     }
 
     /// US dollars as the exact columns carry them: REAL, rounded to 6 decimals.
-    pub fn usd(&self) -> Value {
+    pub(crate) fn usd(&self) -> Value {
         Value::Real(round(self.dollars(), 6))
     }
 }
@@ -131,7 +131,7 @@ pub(crate) fn round(value: f64, decimals: i32) -> f64 {
 
 /// One key's total over the window.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyTotal {
+pub(crate) struct KeyTotal {
     pub id: i64,
     pub name: Option<String>,
     pub spend: Spend,
@@ -139,7 +139,7 @@ pub struct KeyTotal {
 
 /// Every key whose use in the window is not zero: largest first (then by id), so net refunds
 /// come last.
-pub fn key_totals(uses: &[KeyUse]) -> Result<Vec<KeyTotal>> {
+pub(crate) fn key_totals(uses: &[KeyUse]) -> Result<Vec<KeyTotal>> {
     let mut totals: BTreeMap<i64, KeyTotal> = BTreeMap::new();
     for u in uses {
         totals
@@ -161,13 +161,13 @@ pub fn key_totals(uses: &[KeyUse]) -> Result<Vec<KeyTotal>> {
 }
 
 /// The UTC days of a window `(since, until]`, for trends.
-pub struct Window {
+pub(crate) struct Window {
     first_day: NaiveDate,
     days: usize,
 }
 
 impl Window {
-    pub fn new(since: i64, until: i64) -> Window {
+    pub(crate) fn new(since: i64, until: i64) -> Window {
         let first_day = utc_day(since + 1);
         let days = (utc_day(until) - first_day).num_days() + 1;
         Window {
@@ -177,13 +177,13 @@ impl Window {
     }
 
     /// The window's UTC days, first to last.
-    pub fn days(&self) -> impl Iterator<Item = NaiveDate> + '_ {
+    pub(crate) fn days(&self) -> impl Iterator<Item = NaiveDate> + '_ {
         (0..self.days).map(|i| self.first_day + Days::new(i as u64))
     }
 
     /// The use of `uses` on each day of the window, one slot per day; uses outside it are left
     /// out.
-    pub fn daily<'a>(&self, uses: impl Iterator<Item = &'a KeyUse>) -> Result<Vec<Spend>> {
+    pub(crate) fn daily<'a>(&self, uses: impl Iterator<Item = &'a KeyUse>) -> Result<Vec<Spend>> {
         let mut daily = vec![Spend::default(); self.days];
         for u in uses {
             let day = (utc_day(u.day) - self.first_day).num_days();
@@ -196,7 +196,7 @@ impl Window {
 
     /// One character per day: `▁` for none (or a net refund), then `▂`..`█` scaled to the
     /// busiest day, so a day with any use never looks like a day without.
-    pub fn sparkline<'a>(&self, uses: impl Iterator<Item = &'a KeyUse>) -> Result<String> {
+    pub(crate) fn sparkline<'a>(&self, uses: impl Iterator<Item = &'a KeyUse>) -> Result<String> {
         const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
         let daily: Vec<i128> = self
             .daily(uses)?

@@ -12,15 +12,15 @@
 //! recording (`RecordedRequest`, `requests()`, `max_in_flight()`) and `serve_in_background`;
 //! `answer` marks each place where that layer steps in.
 
-mod generate;
-mod server;
+pub(crate) mod generate;
+pub(crate) mod server;
 
 #[cfg(feature = "test-support")]
-mod faults;
+pub(crate) mod faults;
 #[cfg(feature = "test-support")]
-mod loopback;
+pub(crate) mod loopback;
 #[cfg(feature = "test-support")]
-mod record;
+pub(crate) mod record;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -32,13 +32,9 @@ use crate::api::model::mask_key;
 use server::{Response, json_response};
 
 #[cfg(feature = "test-support")]
-pub use faults::{Drift, Faults, Malformed, Verbatim};
-pub use generate::generate_keys;
-#[cfg(feature = "test-support")]
-pub use loopback::serve_in_background;
-#[cfg(feature = "test-support")]
-pub use record::RecordedRequest;
-pub use server::FakeServer;
+pub(crate) use faults::Faults;
+pub(crate) use generate::generate_keys;
+pub(crate) use server::FakeServer;
 
 /// The fake's whole state: the account's keys and its credentials (and, with test support,
 /// its fault switches and what it has seen).

@@ -31,7 +31,7 @@ use crate::terminal::{self, Stream};
 use table::write_table;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// Aligned columns, for people
     #[default]
     Table,
@@ -50,7 +50,7 @@ pub enum Format {
 impl Format {
     /// Table and Markdown are read by people, so commands show times there as text; the other
     /// formats keep the stored values for the tools that read them.
-    pub fn is_for_people(self) -> bool {
+    pub(crate) fn is_for_people(self) -> bool {
         matches!(self, Format::Table | Format::Markdown)
     }
 }
@@ -61,7 +61,7 @@ impl Format {
 /// what follows it. Only `\n` stays itself: a line break is how a multi-line value has always
 /// shown. A backslash is left as it is: the escapes are for the terminal's safety, and the
 /// exact value is in the CSV, TSV and JSON formats.
-pub fn escape_for_terminal(text: &str) -> Cow<'_, str> {
+pub(crate) fn escape_for_terminal(text: &str) -> Cow<'_, str> {
     if !text.chars().any(needs_escape) {
         return Cow::Borrowed(text);
     }
@@ -229,7 +229,7 @@ pub(crate) fn thousands(number: &str) -> String {
 
 /// How rows are printed, from `--format` and `--no-headers`.
 #[derive(Clone, Copy, Debug)]
-pub struct RowFormat {
+pub(crate) struct RowFormat {
     pub format: Format,
     /// Print the header row (table, csv, tsv; a Markdown table always has one).
     pub headers: bool,
@@ -246,7 +246,7 @@ impl Default for RowFormat {
 }
 
 /// Prints one line to stdout.
-pub fn print_line(text: &str) -> Result<()> {
+pub(crate) fn print_line(text: &str) -> Result<()> {
     finish(writeln!(io::stdout().lock(), "{text}"))
 }
 
@@ -258,7 +258,7 @@ pub(crate) fn print_text(text: &str) -> Result<()> {
 
 /// Prints rows with named columns to stdout in `how.format`, a table fitted to the terminal
 /// when stdout is one; every value as stored.
-pub fn print_rows(
+pub(crate) fn print_rows(
     how: RowFormat,
     columns: &[String],
     rows: impl IntoIterator<Item = Result<Vec<Value>>>,
@@ -282,7 +282,7 @@ pub(crate) fn print_columns(
 /// Writes rows with named columns to `out` in `how.format`, as for a pipe (no wrapping, no
 /// styling); a closed pipe ends quietly. The tests' way in.
 #[cfg(test)]
-pub fn write_rows(
+pub(crate) fn write_rows(
     out: impl Write,
     how: RowFormat,
     columns: &[String],
@@ -332,7 +332,7 @@ fn finish(result: io::Result<()>) -> Result<()> {
 }
 
 /// A value as JSON with its native type: integers stay integers, NULL is null.
-pub fn to_json(value: &Value) -> Json {
+pub(crate) fn to_json(value: &Value) -> Json {
     match value {
         Value::Null => Json::Null,
         Value::Integer(i) => Json::from(*i),
@@ -344,7 +344,7 @@ pub fn to_json(value: &Value) -> Json {
 
 /// A value as text for the text formats: NULL is empty. A REAL keeps a decimal point, as
 /// SQLite writes it (`3.0`, not `3`), so its type shows.
-pub fn to_text(value: &Value) -> String {
+pub(crate) fn to_text(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
         Value::Integer(i) => i.to_string(),

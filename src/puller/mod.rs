@@ -38,7 +38,7 @@ use writer::{Writer, WriterJob};
 
 /// Everything one pull needs, checked.
 #[derive(Debug)]
-pub struct PullOptions {
+pub(crate) struct PullOptions {
     pub db: PathBuf,
     pub api: ApiOptions,
     pub store_secrets: bool,
@@ -51,7 +51,7 @@ pub struct PullOptions {
 
 /// What one pull did; printed as a line, or as JSON with `--json`.
 #[derive(Clone, Debug, Serialize)]
-pub struct SyncSummary {
+pub(crate) struct SyncSummary {
     pub sync: i64,
     pub status: SyncStatus,
     pub keys: usize,
@@ -96,7 +96,7 @@ impl From<PullFailed> for Error {
 
 impl SyncSummary {
     /// `sync 12 ok: 2345 keys, 3 added, 10 changed, 1 removed (1.4s)`
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         format!(
             "sync {} {}: {}, {} added, {} changed, {} removed ({:.1}s)",
             self.sync,
@@ -112,7 +112,7 @@ impl SyncSummary {
 
 /// How a pull ended, when it did not fail.
 #[derive(Debug)]
-pub enum Pulled {
+pub(crate) enum Pulled {
     Done(SyncSummary),
     /// A stop was requested: the sync row, if the pull had begun one, says `failed`, error
     /// `interrupted`.
@@ -127,7 +127,7 @@ enum Recorded {
 
 /// One whole pull: lock, ping, record. A `cancel` that resolves while it waits for the lock
 /// ends the wait; mid-pull it rolls the pull back. A failure says which sync row records it.
-pub async fn pull(
+pub(crate) async fn pull(
     options: &PullOptions,
     progress: bool,
     cancel: impl Future<Output = Signal>,

@@ -11,13 +11,13 @@ use crate::error::{Error, Result, error_chain};
 
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub struct HealthPing {
+pub(crate) struct HealthPing {
     http: reqwest::Client,
     url: reqwest::Url,
 }
 
 impl HealthPing {
-    pub fn new(url: &str) -> Result<HealthPing> {
+    pub(crate) fn new(url: &str) -> Result<HealthPing> {
         let url = reqwest::Url::parse(url.trim())
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
@@ -50,17 +50,17 @@ impl HealthPing {
         url
     }
 
-    pub async fn start(&self) {
+    pub(crate) async fn start(&self) {
         self.send("start", self.http.get(self.url_for(Some("start"))))
             .await;
     }
 
-    pub async fn success(&self, summary: &str) {
+    pub(crate) async fn success(&self, summary: &str) {
         let request = self.http.post(self.url_for(None)).body(summary.to_string());
         self.send("success", request).await;
     }
 
-    pub async fn fail(&self, error: &str) {
+    pub(crate) async fn fail(&self, error: &str) {
         let request = self
             .http
             .post(self.url_for(Some("fail")))

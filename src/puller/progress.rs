@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::terminal::{self, LogsAbove, Stream, counted};
 
 /// Passes pages on to `inner`, advancing a bar on the way.
-pub struct PageProgress<S> {
+pub(crate) struct PageProgress<S> {
     inner: S,
     bar: Option<ProgressBar>,
     keys: u64,
@@ -30,7 +30,7 @@ pub struct PageProgress<S> {
 
 impl<S: PageSink> PageProgress<S> {
     /// A bar only when it is wanted (`show`) and both output streams are terminals.
-    pub fn new(inner: S, show: bool) -> PageProgress<S> {
+    pub(crate) fn new(inner: S, show: bool) -> PageProgress<S> {
         let terminal = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
         let bar = (show && terminal).then(new_bar);
         PageProgress {
@@ -45,7 +45,7 @@ impl<S: PageSink> PageProgress<S> {
 
     /// Shows a retry on the progress line while it waits (`page 7: HTTP 429, retry 2/8 in
     /// 4s`), when there is a bar.
-    pub fn retry_observer(&self) -> Option<RetryObserver> {
+    pub(crate) fn retry_observer(&self) -> Option<RetryObserver> {
         let bar = self.bar.clone()?;
         Some(Box::new(move |notice: &str| {
             bar.set_message(notice.to_string())
@@ -53,7 +53,7 @@ impl<S: PageSink> PageProgress<S> {
     }
 
     /// Takes the bar off the screen; the summary line follows.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

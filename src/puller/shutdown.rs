@@ -8,14 +8,14 @@ use tokio::sync::watch;
 
 use crate::error::{Error, Result, Signal};
 
-pub struct Shutdown {
+pub(crate) struct Shutdown {
     requested: watch::Receiver<Option<Signal>>,
 }
 
 impl Shutdown {
     /// Starts listening for SIGINT (Ctrl-C) and, on Unix, SIGTERM. Both are registered before
     /// this returns, so from then on neither kills the process.
-    pub fn install() -> Result<Shutdown> {
+    pub(crate) fn install() -> Result<Shutdown> {
         let (sender, requested) = watch::channel(None);
         #[cfg(unix)]
         let listen = |kind: tokio::signal::unix::SignalKind, name: &str| {
@@ -44,7 +44,7 @@ impl Shutdown {
     }
 
     /// Resolves with the signal once a stop has been requested (at once if it already was).
-    pub fn requested(&self) -> impl Future<Output = Signal> + Send + 'static {
+    pub(crate) fn requested(&self) -> impl Future<Output = Signal> + Send + 'static {
         let mut requested = self.requested.clone();
         async move {
             let received = requested
@@ -60,7 +60,7 @@ impl Shutdown {
     }
 
     /// The signal received so far, if any.
-    pub fn received(&self) -> Option<Signal> {
+    pub(crate) fn received(&self) -> Option<Signal> {
         *self.requested.borrow()
     }
 }

@@ -73,7 +73,7 @@ enum Written {
 }
 
 /// What the writer needs to know about the pull.
-pub struct WriterJob {
+pub(crate) struct WriterJob {
     pub db: PathBuf,
     pub base_url: String,
     /// `--now`, for the row's start and end times.
@@ -84,7 +84,7 @@ pub struct WriterJob {
 }
 
 /// A pull whose row is written: its sync, and the stored keys its listing may recognise.
-pub struct Begun {
+pub(crate) struct Begun {
     pub sync: i64,
     pub known: Arc<KnownItems>,
 }
@@ -95,7 +95,7 @@ type Answer = thread::Result<Result<Written>>;
 /// The runtime side's end of a writer thread. Dropped before the listing's end was sent (the
 /// runtime side panicked, or gave up the pull), it closes the channel and waits for the writer
 /// to record that on the row, so that no way out leaves the row `running`.
-pub struct Writer {
+pub(crate) struct Writer {
     messages: Option<mpsc::Sender<Message>>,
     begun: oneshot::Receiver<Begun>,
     answer: Option<oneshot::Receiver<Answer>>,
@@ -106,7 +106,7 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer thread, which opens the database and records the sync's start.
-    pub fn start(job: WriterJob) -> Result<Writer> {
+    pub(crate) fn start(job: WriterJob) -> Result<Writer> {
         let (messages, inbox) = mpsc::channel(QUEUED_PAGES);
         let (begun_sender, begun) = oneshot::channel();
         let (answer_sender, answer) = oneshot::channel();
@@ -133,7 +133,7 @@ impl Writer {
 
     /// The sync's id and the stored keys once its row is written, or why it could not be (a
     /// clock going back, a database that does not open).
-    pub async fn begun(&mut self) -> Result<Begun> {
+    pub(crate) async fn begun(&mut self) -> Result<Begun> {
         match (&mut self.begun).await {
             Ok(begun) => Ok(begun),
             Err(_) => Err(self.stopped().await),
@@ -141,7 +141,7 @@ impl Writer {
     }
 
     /// A sink that queues listed pages for the writer.
-    pub fn sink(&self) -> WriterSink {
+    pub(crate) fn sink(&self) -> WriterSink {
         WriterSink(
             self.messages
                 .clone()
@@ -151,7 +151,7 @@ impl Writer {
 
     /// Resolves only when the writer stops before it is told the listing's end: with its own
     /// error (another account's keys, a full disk), or by resuming its panic.
-    pub async fn stopped(&mut self) -> Error {
+    pub(crate) async fn stopped(&mut self) -> Error {
         let Some(answer) = self.answer.as_mut() else {
             return Error::Internal("the writer's answer was taken".into());
         };
@@ -163,7 +163,7 @@ impl Writer {
 
     /// Has the complete listing applied, and the gateway's price recorded; returns the
     /// sync's status and what changed.
-    pub async fn apply(
+    pub(crate) async fn apply(
         self,
         listing: Listing,
         gateway: GatewayStatus,
@@ -178,7 +178,7 @@ impl Writer {
 
     /// Has the listing's `error` recorded and returns it, unless the writer stopped on an error
     /// of its own first: that one is the cause, and the listing's only its echo.
-    pub async fn fail(self, error: Error) -> Error {
+    pub(crate) async fn fail(self, error: Error) -> Error {
         match self.end(Some(Message::Failed(error.to_string()))).await {
             Ok(_) => error,
             Err(own) => own,
@@ -186,7 +186,7 @@ impl Writer {
     }
 
     /// Has the pull recorded as `interrupted`.
-    pub async fn interrupt(self) -> Result<()> {
+    pub(crate) async fn interrupt(self) -> Result<()> {
         self.end(None).await.map(|_| ())
     }
 
@@ -234,7 +234,7 @@ async fn receive(
 }
 
 /// The runtime side's way in to the writer: a [`PageSink`] that queues pages for it.
-pub struct WriterSink(mpsc::Sender<Message>);
+pub(crate) struct WriterSink(mpsc::Sender<Message>);
 
 impl PageSink for WriterSink {
     async fn stage(&mut self, pass: u32, page: Page) -> Result<()> {
@@ -400,7 +400,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::KeyRecord;
+    use crate::api::model::KeyRecord;
 
     /// A writer for a new database in `dir`, its sync row begun.
     async fn begun(dir: &tempfile::TempDir) -> (Writer, i64) {

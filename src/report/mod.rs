@@ -23,7 +23,7 @@ use crate::time::{
 /// pairing with `--report` is checked by `report`: clap's `requires` is void here because
 /// `--report` is in the exclusive SQL-source group.
 #[derive(Clone, Copy, Debug, Default, Args)]
-pub struct ReportArgs {
+pub(crate) struct ReportArgs {
     /// expiring-soon, forecast: how far ahead to look [default: 7d]
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     pub within: Option<Duration>,
@@ -71,7 +71,7 @@ fn parse_limit(text: &str) -> std::result::Result<u32, String> {
 
 /// The reports `--report` takes; the doc comments are their `--help` and `--list-reports` text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Report {
+pub(crate) enum Report {
     /// Enabled keys expiring within --within, soonest first, and those already expired
     ExpiringSoon,
     /// Live keys of any status by used_quota, or with --since by quota used in that window
@@ -88,7 +88,7 @@ pub enum Report {
 
 /// A flag that tunes a report, and the SQL parameter it binds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReportFlag {
+pub(crate) enum ReportFlag {
     Within,
     Since,
     Limit,
@@ -97,15 +97,15 @@ pub enum ReportFlag {
 }
 
 /// `--below`'s default: $1 at the gateway's default of 500000 quota units per US dollar.
-pub const DEFAULT_BELOW: &str = "500000";
-pub const DEFAULT_WITHIN: &str = "7d";
-pub const DEFAULT_SINCE: &str = "7d";
-pub const DEFAULT_LIMIT: &str = "10";
-pub const DEFAULT_FOR: &str = "30d";
+pub(crate) const DEFAULT_BELOW: &str = "500000";
+pub(crate) const DEFAULT_WITHIN: &str = "7d";
+pub(crate) const DEFAULT_SINCE: &str = "7d";
+pub(crate) const DEFAULT_LIMIT: &str = "10";
+pub(crate) const DEFAULT_FOR: &str = "30d";
 
 /// A report ready to run: its SQL and the parameters it binds.
 #[derive(Debug)]
-pub struct ReportQuery {
+pub(crate) struct ReportQuery {
     pub sql: &'static str,
     pub params: Vec<SqlParam>,
 }
@@ -114,7 +114,7 @@ impl ReportQuery {
     /// `--show-sql`: the report's SQL file under a header that says how to run it with the
     /// parameters these flags bind, e.g. `keysync query --file idle.sql --param for=7776000`,
     /// and with the `--now` that was given, which the report's views read.
-    pub fn script(&self, report: Report, now: Option<i64>) -> String {
+    pub(crate) fn script(&self, report: Report, now: Option<i64>) -> String {
         let name = report.name();
         let now = now.map_or_else(String::new, |now| format!(" --now {}", rfc3339_time(now)));
         let params: String = self
@@ -144,12 +144,12 @@ fn sql_literal(value: &Value) -> String {
 
 impl Report {
     /// The name `--report` takes, e.g. `expiring-soon`.
-    pub fn name(self) -> String {
+    pub(crate) fn name(self) -> String {
         self.value().get_name().to_string()
     }
 
     /// One line on what it shows.
-    pub fn summary(self) -> String {
+    pub(crate) fn summary(self) -> String {
         self.value()
             .get_help()
             .map(|h| h.to_string())
@@ -161,7 +161,7 @@ impl Report {
     }
 
     /// The flags this report takes, each with its default (`None`: off unless given).
-    pub fn flags(self) -> &'static [(ReportFlag, Option<&'static str>)] {
+    pub(crate) fn flags(self) -> &'static [(ReportFlag, Option<&'static str>)] {
         use ReportFlag::*;
         match self {
             Report::ExpiringSoon => &[(Within, Some(DEFAULT_WITHIN))],
@@ -174,7 +174,7 @@ impl Report {
     }
 
     /// `--within 7d, --since DURATION`: how --list-reports shows the flags.
-    pub fn flags_text(self) -> String {
+    pub(crate) fn flags_text(self) -> String {
         let shown: Vec<String> = self
             .flags()
             .iter()
@@ -185,7 +185,7 @@ impl Report {
 
     /// The SQL and parameters for these flags, times seen from `now`. A flag the report does
     /// not take is a usage error rather than silently ignored.
-    pub fn query(self, args: &ReportArgs, now: i64) -> Result<ReportQuery> {
+    pub(crate) fn query(self, args: &ReportArgs, now: i64) -> Result<ReportQuery> {
         self.refuse_foreign_flags(args)?;
         let mut params = Vec::new();
         for (flag, default) in self.flags() {
@@ -240,7 +240,7 @@ impl Report {
 }
 
 /// Refuses report flags given without `--report`, which would otherwise be ignored.
-pub fn refuse_flags_without_report(args: &ReportArgs) -> Result<()> {
+pub(crate) fn refuse_flags_without_report(args: &ReportArgs) -> Result<()> {
     match ReportFlag::ALL.iter().find(|flag| flag.given(args)) {
         Some(flag) => Err(Error::Usage(format!(
             "{} only tunes a preset report: add --report NAME (see --list-reports)",
@@ -260,7 +260,7 @@ impl ReportFlag {
     ];
 
     /// The command-line flag.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             ReportFlag::Within => "--within",
             ReportFlag::Since => "--since",
@@ -271,7 +271,7 @@ impl ReportFlag {
     }
 
     /// The SQL parameter, without its `:`.
-    pub fn param(self) -> &'static str {
+    pub(crate) fn param(self) -> &'static str {
         self.name().trim_start_matches('-')
     }
 

@@ -16,7 +16,7 @@ use crate::store::Store;
 
 /// Two points of the history and the rows that differ between them.
 #[derive(Clone, Debug)]
-pub struct Diff {
+pub(crate) struct Diff {
     pub from: SyncPoint,
     pub to: SyncPoint,
     pub rows: Vec<DiffRow>,
@@ -24,14 +24,14 @@ pub struct Diff {
 
 /// What happened to a key between the two points, in the order rows are printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Kind {
+pub(crate) enum Kind {
     Added,
     Changed,
     Removed,
 }
 
 impl Kind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::Added => "added",
             Kind::Changed => "changed",
@@ -42,7 +42,7 @@ impl Kind {
 
 /// How many keys the `rows` of a diff show as `kind`: a changed key has a row per field, and
 /// its rows are next to each other.
-pub fn keys_of(rows: &[DiffRow], kind: Kind) -> usize {
+pub(crate) fn keys_of(rows: &[DiffRow], kind: Kind) -> usize {
     let mut ids: Vec<i64> = rows
         .iter()
         .filter(|r| r.kind == kind)
@@ -54,7 +54,7 @@ pub fn keys_of(rows: &[DiffRow], kind: Kind) -> usize {
 
 /// One printed row: an added or removed key (no field), or one changed field of a key.
 #[derive(Clone, Debug, PartialEq)]
-pub struct DiffRow {
+pub(crate) struct DiffRow {
     pub kind: Kind,
     pub id: i64,
     /// The key's name and hint where it exists: at `to`, or at `from` for a removed key.
@@ -108,7 +108,7 @@ fn points(
 /// The rows for keys whose versions differ, counting only the `fields` (positions in
 /// `DATA_COLUMNS`) for changes: added, then changed, then removed; by id; fields in column
 /// order.
-pub fn diff_rows(keys: &[KeyStates], fields: &[usize]) -> Vec<DiffRow> {
+pub(crate) fn diff_rows(keys: &[KeyStates], fields: &[usize]) -> Vec<DiffRow> {
     let mut rows: Vec<DiffRow> = keys.iter().flat_map(|key| key_rows(key, fields)).collect();
     // Keys arrive by id and fields in column order; a stable sort groups the kinds.
     rows.sort_by_key(|row| row.kind);

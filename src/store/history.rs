@@ -18,14 +18,14 @@ use crate::store::Store;
 /// The data may still be equal (a key removed and restored unchanged); comparing is the
 /// caller's job, field by field.
 #[derive(Clone, Debug, PartialEq)]
-pub struct KeyStates {
+pub(crate) struct KeyStates {
     pub id: i64,
     pub old: Option<Vec<Value>>,
     pub new: Option<Vec<Value>>,
 }
 
 /// The keys whose version at sync `from` is not their version at sync `to`, by id.
-pub fn differing_keys(conn: &Connection, from: i64, to: i64) -> Result<Vec<KeyStates>> {
+pub(crate) fn differing_keys(conn: &Connection, from: i64, to: i64) -> Result<Vec<KeyStates>> {
     let context = "cannot read the key versions";
     let mut statement = conn.prepare_cached(&differing_keys_sql()).db(context)?;
     let width = DATA_COLUMNS.len();
@@ -76,7 +76,7 @@ fn differing_keys_sql() -> String {
 
 /// A key as `history` names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyRef {
+pub(crate) struct KeyRef {
     pub id: i64,
     pub first_seen_sync: i64,
 }
@@ -136,7 +136,7 @@ fn key_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(KeyRef, Option<i64>)> {
 
 /// One stored version of a key, with the start times of the syncs that bound it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Version {
+pub(crate) struct Version {
     pub from_sync: i64,
     /// NULL when that sync was pruned (the version was still valid at the oldest kept sync).
     pub from_time: Option<i64>,

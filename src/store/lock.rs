@@ -105,7 +105,7 @@ mod platform {
 
     /// The lock this process holds on one file, by (device, inode).
     #[derive(Debug)]
-    pub struct Held((u64, u64));
+    pub(super) struct Held((u64, u64));
 
     /// One descriptor per database file, never closed, and whether this process holds the lock
     /// through it. OFD locks of one descriptor do not exclude each other, so a second pull in
@@ -121,7 +121,7 @@ mod platform {
         OPEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn try_lock(db: &Path) -> Result<Option<Held>> {
+    pub(super) fn try_lock(db: &Path) -> Result<Option<Held>> {
         let named = std::fs::metadata(db).map_err(|e| cannot_lock(db, e))?;
         let key = (named.dev(), named.ino());
         let mut open = descriptors();
@@ -164,7 +164,7 @@ mod platform {
         }
     }
 
-    pub fn unlock(held: &Held) {
+    pub(super) fn unlock(held: &Held) {
         if let Some(descriptor) = descriptors()
             .as_mut()
             .and_then(|open| open.get_mut(&held.0))

@@ -5,14 +5,14 @@
 
 pub(crate) mod diff;
 pub(crate) mod history;
-pub mod lock;
+pub(crate) mod lock;
 pub(crate) mod points;
 pub(crate) mod price;
 pub(crate) mod prune;
 pub(crate) mod query;
 pub(crate) mod status;
-pub mod sync;
-pub mod sync_status;
+pub(crate) mod sync;
+pub(crate) mod sync_status;
 pub(crate) mod timeline;
 pub(crate) mod usage;
 pub(crate) mod views;

@@ -15,20 +15,20 @@ use crate::time::{WHEN_FORMS, When, readable_time, try_parse_when};
 
 /// A good sync, as a point to read the state of the account at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SyncPoint {
+pub(crate) struct SyncPoint {
     pub id: i64,
     pub started_at: i64,
 }
 
 impl SyncPoint {
     /// `sync 12 (2025-12-19 08:00:00Z)`
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!("sync {} ({})", self.id, readable_time(self.started_at))
     }
 }
 
 /// The columns of [`sync_log`], in order.
-pub const SYNC_LOG_COLUMNS: [&str; 9] = [
+pub(crate) const SYNC_LOG_COLUMNS: [&str; 9] = [
     "id", "time", "status", "keys", "added", "changed", "removed", "duration", "error",
 ];
 
@@ -56,7 +56,7 @@ fn sync_log(conn: &Connection, limit: Option<u32>) -> Result<Vec<Vec<Value>>> {
 }
 
 /// The sync a user named, which must be a good one that has not been pruned.
-pub fn resolve(conn: &Connection, named: SyncRef, now: i64) -> Result<SyncPoint> {
+pub(crate) fn resolve(conn: &Connection, named: SyncRef, now: i64) -> Result<SyncPoint> {
     match named {
         SyncRef::Id(id) => by_id(conn, id),
         SyncRef::Time(when) => last_good_at(conn, when.at(now)),
@@ -64,7 +64,7 @@ pub fn resolve(conn: &Connection, named: SyncRef, now: i64) -> Result<SyncPoint>
 }
 
 /// The `count` most recent good syncs, newest first.
-pub fn latest_good(conn: &Connection, count: usize) -> Result<Vec<SyncPoint>> {
+pub(crate) fn latest_good(conn: &Connection, count: usize) -> Result<Vec<SyncPoint>> {
     let context = "cannot read the syncs";
     let mut statement = conn
         .prepare("SELECT id, started_at FROM good_syncs ORDER BY id DESC LIMIT ?1")
@@ -182,7 +182,7 @@ fn last_good_at(conn: &Connection, time: i64) -> Result<SyncPoint> {
 
 /// A point in the history named on the command line: `diff FROM TO`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SyncRef {
+pub(crate) enum SyncRef {
     /// A sync id, as `keysync syncs` lists them.
     Id(i64),
     /// The last good sync that started at or before this time.
@@ -191,7 +191,7 @@ pub enum SyncRef {
 
 /// A diff point: a number is a sync id; anything else is a time as `--since` takes it (so unix
 /// seconds are not taken: they read as ids).
-pub fn parse_sync_ref(text: &str) -> Result<SyncRef, String> {
+pub(crate) fn parse_sync_ref(text: &str) -> Result<SyncRef, String> {
     let text = text.trim();
     if let Ok(id) = text.parse::<i64>() {
         return Ok(SyncRef::Id(id));

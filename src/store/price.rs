@@ -14,14 +14,14 @@ use crate::error::{DbContext, Result};
 use crate::store::Store;
 
 /// The gateway's quota units per US dollar when it publishes none (new-api's default).
-pub const DEFAULT_QUOTA_PER_UNIT: NonZeroU64 = NonZeroU64::new(500_000).unwrap();
+pub(crate) const DEFAULT_QUOTA_PER_UNIT: NonZeroU64 = NonZeroU64::new(500_000).unwrap();
 
 /// The schema version that records the gateway's price on each sync.
 const PRICE_SCHEMA: i64 = 8;
 
 /// Where a price in force came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PriceSource {
+pub(crate) enum PriceSource {
     /// Recorded from the gateway by this sync.
     Gateway { sync: i64 },
     /// Set by the user: `--quota-per-unit` or the profile's `quota_per_unit`.
@@ -32,14 +32,14 @@ pub enum PriceSource {
 
 /// Quota units per US dollar, and where that number came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Price {
+pub(crate) struct Price {
     pub quota_per_unit: NonZeroU64,
     pub source: PriceSource,
 }
 
 impl Price {
     /// `gateway`, `profile` or `default`: the names `status --json` gives sources.
-    pub fn source_name(&self) -> &'static str {
+    pub(crate) fn source_name(&self) -> &'static str {
         match self.source {
             PriceSource::Gateway { .. } => "gateway",
             PriceSource::Setting => "profile",
@@ -58,7 +58,7 @@ struct Recorded {
 
 /// Every price in force over the history: what converts each interval's use.
 #[derive(Clone, Debug)]
-pub struct PriceBook {
+pub(crate) struct PriceBook {
     setting: Option<NonZeroU64>,
     /// By sync id, ascending.
     recorded: Vec<Recorded>,
@@ -66,7 +66,7 @@ pub struct PriceBook {
 
 impl PriceBook {
     /// One price for every interval: the user's.
-    pub fn fixed(quota_per_unit: NonZeroU64) -> PriceBook {
+    pub(crate) fn fixed(quota_per_unit: NonZeroU64) -> PriceBook {
         PriceBook {
             setting: Some(quota_per_unit),
             recorded: Vec::new(),
@@ -74,7 +74,7 @@ impl PriceBook {
     }
 
     /// The price in force at good sync `sync`.
-    pub fn at(&self, sync: i64) -> Price {
+    pub(crate) fn at(&self, sync: i64) -> Price {
         if let Some(quota_per_unit) = self.setting {
             return Price {
                 quota_per_unit,
@@ -96,7 +96,7 @@ impl PriceBook {
 
     /// The times a usage window must be cut at so that each piece holds one price: the last
     /// second before each recorded sync whose price differs from the one in force before it.
-    pub fn change_times(&self) -> Vec<i64> {
+    pub(crate) fn change_times(&self) -> Vec<i64> {
         if self.setting.is_some() {
             return Vec::new();
         }

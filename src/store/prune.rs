@@ -23,7 +23,7 @@ const PRUNE_CACHE_KIB: i64 = -128 * 1024;
 
 /// What a prune deletes, or would delete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PrunePlan {
+pub(crate) struct PrunePlan {
     /// The oldest sync that stays; `None` when there are no syncs at all.
     pub oldest_kept: Option<SyncPoint>,
     pub syncs: i64,

@@ -28,7 +28,7 @@ const ATTACH_REFUSED: &str = "keysync query only reads the keysync database: ATT
 
 /// Opens `path` for queries: read-only, with the views' TEMP twins pinned at `now`, and the
 /// ATTACH/DETACH guard installed.
-pub fn open_for_query(path: &Path, now: i64) -> Result<Connection> {
+pub(crate) fn open_for_query(path: &Path, now: i64) -> Result<Connection> {
     let mut conn = open_read_only(path)?;
     views::install_temp_views(&conn, now)?;
     conn.authorizer(Some(
@@ -65,7 +65,7 @@ fn prepare<'c>(conn: &'c Connection, sql: &str) -> Result<Statement<'c>> {
 /// Binds `--param` values to the statement's `:name` parameters. Every parameter the SQL uses
 /// must be given, once, and every one given must be used: SQLite would silently take a missing
 /// one as NULL, and a misspelt one would go unnoticed.
-pub fn bind(statement: &mut Statement<'_>, params: &[SqlParam]) -> Result<()> {
+pub(crate) fn bind(statement: &mut Statement<'_>, params: &[SqlParam]) -> Result<()> {
     refuse_repeated(params)?;
     for index in 1..=statement.parameter_count() {
         let name = statement.parameter_name(index).unwrap_or("?");
@@ -119,12 +119,14 @@ fn refuse_unused(statement: &Statement<'_>, params: &[SqlParam]) -> Result<()> {
 }
 
 /// The statement's column names, in order.
-pub fn column_names(statement: &Statement<'_>) -> Vec<String> {
+pub(crate) fn column_names(statement: &Statement<'_>) -> Vec<String> {
     statement.column_names().map(String::from).collect()
 }
 
 /// Runs a prepared and bound statement; its rows, as they come. The first error ends them.
-pub fn rows<'s>(statement: &'s mut Statement<'_>) -> impl Iterator<Item = Result<Vec<Value>>> + 's {
+pub(crate) fn rows<'s>(
+    statement: &'s mut Statement<'_>,
+) -> impl Iterator<Item = Result<Vec<Value>>> + 's {
     let width = statement.column_count();
     let mut rows = statement.raw_query();
     // A statement that failed must not be stepped again, so the first error is the last item.
@@ -182,7 +184,7 @@ impl Store {
 
 /// One `--param NAME=VALUE`, bound to `:NAME` in a query.
 #[derive(Clone, Debug, PartialEq)]
-pub struct SqlParam {
+pub(crate) struct SqlParam {
     /// Without the leading `:`.
     pub name: String,
     pub value: Value,
@@ -193,7 +195,7 @@ pub struct SqlParam {
 /// INTEGER, a plain decimal (`0.5`, `-2.25`) as REAL, anything else as TEXT, including `007`,
 /// `+1`, `1e3` and the empty string. Compared with a column, SQLite converts a value to the
 /// column's type anyway, so `WHERE id = :id` matches with `007` too.
-pub fn parse_param(text: &str) -> Result<SqlParam, String> {
+pub(crate) fn parse_param(text: &str) -> Result<SqlParam, String> {
     let (name, value) = text
         .split_once('=')
         .ok_or_else(|| format!("expected NAME=VALUE, e.g. id=42, got {text:?}"))?;

@@ -13,7 +13,7 @@ const ACCOUNT_SCHEMA: i64 = 3;
 
 /// Keys by state: live ones by their upstream `status`, and removed ones.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct KeyCounts {
+pub(crate) struct KeyCounts {
     pub live: i64,
     pub removed: i64,
     /// `(status, count)` for live keys, by status.
@@ -22,7 +22,7 @@ pub struct KeyCounts {
 
 /// One `syncs` row, as status shows it.
 #[derive(Debug, PartialEq, Eq)]
-pub struct SyncRow {
+pub(crate) struct SyncRow {
     pub id: i64,
     pub status: SyncStatus,
     pub started_at: i64,

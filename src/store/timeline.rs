@@ -17,15 +17,15 @@ use crate::store::Store;
 use crate::store::points::SyncPoint;
 
 /// The effective statuses a live key can have, in the order the page shows them.
-pub const EFFECTIVE_STATUSES: [&str; 5] =
+pub(crate) const EFFECTIVE_STATUSES: [&str; 5] =
     ["enabled", "disabled", "expired", "exhausted", "unknown"];
 
 /// A window with more good syncs than this is drawn at the last good sync of each UTC day.
-pub const MAX_STATUS_POINTS: usize = 100;
+pub(crate) const MAX_STATUS_POINTS: usize = 100;
 
 /// The live keys by effective status at one good sync.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StatusPoint {
+pub(crate) struct StatusPoint {
     pub sync: SyncPoint,
     /// A count per [`EFFECTIVE_STATUSES`] entry, in that order.
     pub counts: [i64; 5],
@@ -33,7 +33,7 @@ pub struct StatusPoint {
 
 /// Which syncs a status timeline has a point for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Sampling {
+pub(crate) enum Sampling {
     /// Every good sync of the window.
     EverySync,
     /// The last good sync of each UTC day.
@@ -158,7 +158,7 @@ fn last_good_at_or_before(conn: &Connection, time: i64) -> Result<Option<SyncPoi
 
 /// A good sync that changed something, and the good sync before it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ChangingSync {
+pub(crate) struct ChangingSync {
     pub before: SyncPoint,
     pub sync: SyncPoint,
 }

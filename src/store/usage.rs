@@ -20,7 +20,7 @@ use crate::store::price::PriceBook;
 
 /// One key's use in the intervals whose later sync B started on one UTC day, at one price.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyUse {
+pub(crate) struct KeyUse {
     /// The UTC midnight that starts B's day, unix seconds.
     pub day: i64,
     pub key_id: i64,

@@ -25,7 +25,7 @@ const VIEW_MIGRATIONS: [(i64, &str); 2] = [
 
 /// Creates TEMP twins of every view, with `clock` fixed at `now` (unix seconds). Twins that
 /// [`install_missing_views`] gave the connection are replaced.
-pub fn install_temp_views(conn: &Connection, now: i64) -> Result<()> {
+pub(crate) fn install_temp_views(conn: &Connection, now: i64) -> Result<()> {
     let context = "cannot create the query views";
     drop_temp_views(conn).db(context)?;
     conn.execute_batch(&temp_twins_sql(0)).db(context)?;
@@ -39,7 +39,7 @@ pub fn install_temp_views(conn: &Connection, now: i64) -> Result<()> {
 /// Gives a connection to a file of schema version `version` TEMP twins of the views that came
 /// with later migrations, exact ones (SQLite's clock): a reader never migrates a file, yet
 /// reads through the views.
-pub fn install_missing_views(conn: &Connection, version: i64) -> Result<()> {
+pub(crate) fn install_missing_views(conn: &Connection, version: i64) -> Result<()> {
     conn.execute_batch(&temp_twins_sql(version))
         .db("cannot create the views this older database lacks")
 }

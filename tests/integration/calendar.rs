@@ -10,7 +10,7 @@ use serde_json::{Value as Json, json};
 
 use crate::common::{Harness, TOKEN, run};
 use crate::daily_pulls::key;
-use keysync::fake::FakeAccount;
+use keysync::testing::FakeAccount;
 
 /// 2026-11-01T00:00:00Z.
 const NOV_1: i64 = 1_793_491_200;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Output, Stdio};
 
 use assert_cmd::Command;
-use keysync::fake::{FakeAccount, FakeServer};
+use keysync::testing::{FakeAccount, FakeServer};
 use rusqlite::Connection;
 use rusqlite::types::Value;
 use tempfile::TempDir;
@@ -237,9 +237,7 @@ pub fn text(value: &str) -> Value {
 
 /// `id` and the documented API fields, in `keys` column order.
 pub fn api_fields() -> Vec<&'static str> {
-    let documented = keysync::api::model::API_FIELDS
-        .iter()
-        .map(|(name, _)| *name);
+    let documented = keysync::testing::API_FIELDS.iter().map(|(name, _)| *name);
     std::iter::once("id").chain(documented).collect()
 }
 
@@ -288,7 +286,7 @@ impl PingRecorder {
         let app = axum::Router::new()
             .fallback(record)
             .with_state(seen.clone());
-        let url = keysync::fake::serve_in_background(app).expect("the recorder starts");
+        let url = keysync::testing::serve_in_background(app).expect("the recorder starts");
         PingRecorder { url, seen }
     }
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::DateTime;
-use keysync::fake::FakeAccount;
+use keysync::testing::FakeAccount;
 use serde_json::{Map, Value as Json, json};
 
 use crate::common::{Harness, NOW, TOKEN};

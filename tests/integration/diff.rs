@@ -1,7 +1,7 @@
 //! `keysync diff`, `history`, `syncs` and `prune`: the history read back exactly, after real
 //! pulls from the fake with known upstream changes and a fixed `--now` per pull.
 
-use keysync::store::lock::PullLock;
+use keysync::testing::PullLock;
 use pretty_assertions::assert_eq;
 use serde_json::{Value as Json, json};
 
@@ -651,7 +651,7 @@ fn history_of_a_key_changed_removed_and_restored() {
     let mut every_column: Vec<&str> = ["from_sync", "from_time", "to_sync", "to_time"]
         .into_iter()
         .chain(["start", "end", "changed"])
-        .chain(keysync::api::model::DATA_COLUMNS)
+        .chain(keysync::testing::DATA_COLUMNS)
         .collect();
     every_column.sort();
     assert_eq!(columns(&all[0]), every_column);

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use keysync::fake::{Drift, FakeAccount, Malformed};
+use keysync::testing::{Drift, FakeAccount, Malformed};
 use pretty_assertions::assert_eq;
 use rusqlite::types::Value;
 use serde_json::json;

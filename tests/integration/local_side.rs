@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output};
 
-use keysync::fake::{FakeAccount, FakeServer};
+use keysync::testing::{FakeAccount, FakeServer};
 use pretty_assertions::assert_eq;
 use rusqlite::Connection;
 use rusqlite::types::Value;
@@ -325,7 +325,7 @@ fn a_database_from_a_newer_keysync_is_refused_byte_for_byte_journal_mode_include
         &format!(
             "has schema version 99, newer than this keysync understands ({}); keysync left it \
              untouched: upgrade keysync",
-            keysync::store::known_schema_version()
+            keysync::testing::known_schema_version()
         ),
     );
     let mode: String = h
@@ -354,7 +354,7 @@ fn a_failing_migration_says_why_in_one_line_without_its_sql() {
             "keysync: error: cannot bring {} up to schema version {}: error applying update: \
              table account already exists; restore it from a backup, or start a new one with --db",
             h.db.display(),
-            keysync::store::known_schema_version()
+            keysync::testing::known_schema_version()
         )
     );
     assert_eq!(h.dump(&TABLES), before);

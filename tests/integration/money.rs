@@ -55,7 +55,7 @@ fn now() -> String {
 
 /// The two pulls; the keys' ids in [`USED`] order.
 fn two_pulls() -> (Harness, Vec<i64>) {
-    let mut account = keysync::fake::FakeAccount::new(TOKEN);
+    let mut account = keysync::testing::FakeAccount::new(TOKEN);
     let ids: Vec<i64> = USED
         .iter()
         .map(|(name, _)| account.insert(key(name, NOW - 400 * DAY, 0)))

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Child;
 
-use keysync::fake::{FakeAccount, FakeServer};
+use keysync::testing::{FakeAccount, FakeServer};
 use pretty_assertions::assert_eq;
 use rusqlite::types::Value;
 
@@ -516,7 +516,7 @@ fn status_reports_counts_and_syncs_and_alarms_on_stale_or_failed_data() {
     assert_eq!(report["last_good_sync"]["age_seconds"], 600);
     assert_eq!(
         report["schema_version"],
-        keysync::store::known_schema_version()
+        keysync::testing::known_schema_version()
     );
     assert_eq!(report["alarm"], serde_json::Value::Null);
     assert_eq!(report["database"], h.db.display().to_string());

@@ -3,7 +3,7 @@
 //! version on its sync row; a gateway without a usable price never fails a pull, and says so
 //! once in a warning (then at `-v` only).
 
-use keysync::fake::FakeAccount;
+use keysync::testing::FakeAccount;
 use serde_json::{Value as Json, json};
 
 use crate::common::{Harness, NOW, SEED, TOKEN, run};

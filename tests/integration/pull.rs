@@ -2,7 +2,7 @@
 
 use std::io::Read;
 
-use keysync::fake::{FakeAccount, Faults};
+use keysync::testing::{FakeAccount, Faults};
 use pretty_assertions::assert_eq;
 use rusqlite::types::Value;
 use serde_json::json;
@@ -675,7 +675,7 @@ fn a_database_from_a_newer_keysync_is_refused_untouched() {
             "keysync: error: {} has schema version 99, newer than this keysync understands ({}); \
              keysync left it untouched: upgrade keysync\n",
             h.db.display(),
-            keysync::store::known_schema_version()
+            keysync::testing::known_schema_version()
         )
     );
     assert_eq!(h.dump(&["syncs", "keys", "key_versions"]), before);
@@ -707,7 +707,7 @@ fn a_file_that_is_not_a_database_is_exit_6() {
 fn a_second_pull_on_a_locked_database_exits_5() {
     let h = Harness::with_keys(1);
     h.pull(&[]);
-    let lock = keysync::store::lock::PullLock::try_acquire(&h.db).unwrap();
+    let lock = keysync::testing::PullLock::try_acquire(&h.db).unwrap();
     let output = run(h.keysync().arg("pull"), 5);
     assert!(output.stderr.contains(&h.db.display().to_string()));
     assert_eq!(

@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use keysync::fake::{Drift, FakeAccount};
+use keysync::testing::{Drift, FakeAccount};
 use pretty_assertions::assert_eq;
 use serde_json::{Map, Value as Json, json};
 

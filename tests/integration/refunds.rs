@@ -3,7 +3,7 @@
 //! database whose ledger an older keysync wrote (a refund billed as a reset) is corrected by
 //! its upgrade, and read corrected without one.
 
-use keysync::fake::FakeAccount;
+use keysync::testing::FakeAccount;
 use serde_json::{Value as Json, json};
 
 use crate::common::{Harness, TOKEN, int, run};

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
 
-use keysync::store::lock::PullLock;
+use keysync::testing::PullLock;
 use pretty_assertions::assert_eq;
 use rusqlite::types::Value;
 use serde_json::{Value as Json, json};

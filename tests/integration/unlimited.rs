@@ -29,7 +29,7 @@ const KEYS: [(&str, bool, [i64; 2], [i64; 2]); 4] = [
 
 /// Two pulls a day apart; the keys' ids in [`KEYS`] order.
 fn two_pulls() -> (Harness, Vec<i64>) {
-    let mut account = keysync::fake::FakeAccount::new(TOKEN);
+    let mut account = keysync::testing::FakeAccount::new(TOKEN);
     let ids: Vec<i64> = KEYS
         .iter()
         .map(|(name, unlimited, _, _)| {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use keysync::fake::{Drift, FakeAccount, Verbatim};
+use keysync::testing::{Drift, FakeAccount, Verbatim};
 use pretty_assertions::assert_eq;
 use rusqlite::types::Value;
 use serde_json::json;

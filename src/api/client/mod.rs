@@ -13,7 +13,7 @@
 mod errors;
 mod exchange;
 mod options;
-mod page;
+pub(crate) mod page;
 mod retry;
 mod transport;
 
@@ -32,21 +32,21 @@ use page::parse_page_on_pool;
 use retry::Attempt;
 use transport::http_client;
 
-pub use options::{
+pub(crate) use options::{
     AccessToken, ApiOptions, DEFAULT_BACKOFF_BASE, DEFAULT_CONCURRENCY, DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
 };
-pub use page::Page;
+pub(crate) use page::Page;
 
 /// keysync always asks for the API's largest page; a server may echo a smaller one.
-pub const PAGE_SIZE: usize = 100;
+pub(crate) const PAGE_SIZE: usize = 100;
 /// A page of 100 keys is about 50 KB; a body past this (after decompression) is not a page.
 pub(crate) const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 /// Told about every retry before its wait, e.g. to show it on the progress line.
-pub type RetryObserver = Box<dyn Fn(&str) + Send + Sync>;
+pub(crate) type RetryObserver = Box<dyn Fn(&str) + Send + Sync>;
 
-pub struct ApiClient {
+pub(crate) struct ApiClient {
     http: reqwest::Client,
     endpoint: String,
     /// `GET /api/status`, where the gateway publishes its price.
@@ -71,7 +71,7 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
-    pub fn new(options: &ApiOptions) -> Result<ApiClient> {
+    pub(crate) fn new(options: &ApiOptions) -> Result<ApiClient> {
         let url = reqwest::Url::parse(&options.base_url)
             .map_err(|e| Error::Usage(format!("--base-url {:?}: {e}", options.base_url)))?;
         let host = host_of(&url);
@@ -111,42 +111,42 @@ impl ApiClient {
     }
 
     /// Calls `observer` with a one-line notice before every retry's wait. Set once.
-    pub fn observe_retries(&self, observer: RetryObserver) {
+    pub(crate) fn observe_retries(&self, observer: RetryObserver) {
         let _ = self.retry_observer.set(observer);
     }
 
     /// Has items of `known` on pages after the first counted by id, not read. Page 1 is
     /// always read in full: the store checks its account.
-    pub fn recognise(&self, known: Arc<KnownItems>) {
+    pub(crate) fn recognise(&self, known: Arc<KnownItems>) {
         let _ = self.known.set(known);
     }
 
     /// How many page requests may be in flight now. It only goes down during a pull: after a
     /// rate limit, keysync stays gentle rather than probing the limit again.
-    pub fn in_flight_limit(&self) -> usize {
+    pub(crate) fn in_flight_limit(&self) -> usize {
         self.in_flight_limit.load(Ordering::Relaxed)
     }
 
     /// The requests sent so far (429s included) and the 429s among them.
-    pub fn request_counts(&self) -> RequestCounts {
+    pub(crate) fn request_counts(&self) -> RequestCounts {
         self.counter.counts()
     }
 
     /// The live counts, for the writer thread to record on a pull that does not finish.
-    pub fn request_counter(&self) -> Arc<RequestCounter> {
+    pub(crate) fn request_counter(&self) -> Arc<RequestCounter> {
         Arc::clone(&self.counter)
     }
 
     /// Fetches one page, retrying what a retry can fix: rate limits, server errors, resets,
     /// timeouts, and (a few times) an unreachable host.
-    pub async fn fetch_page(&self, page: u32) -> Result<Page> {
+    pub(crate) async fn fetch_page(&self, page: u32) -> Result<Page> {
         self.with_retries(&format!("page {page}"), || self.try_page(page))
             .await
     }
 
     /// Reads what the gateway publishes about itself (`GET /api/status`: its price and
     /// version), with the pages' retries and pacing, and without the token.
-    pub async fn fetch_gateway_status(&self) -> Result<GatewayStatus> {
+    pub(crate) async fn fetch_gateway_status(&self) -> Result<GatewayStatus> {
         self.with_retries("/api/status", || self.try_gateway_status())
             .await
     }

@@ -8,21 +8,21 @@ use std::time::Duration;
 use crate::api::pacing::Rate;
 
 /// The defaults of [`ApiOptions`], for flags and profiles that leave them out.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-pub const DEFAULT_RETRIES: u32 = 8;
-pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(1);
-pub const DEFAULT_CONCURRENCY: usize = 4;
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_RETRIES: u32 = 8;
+pub(crate) const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_CONCURRENCY: usize = 4;
 
 /// The account credential. Its `Debug` is redacted so it cannot slip into a log line.
 #[derive(Clone)]
-pub struct AccessToken(String);
+pub(crate) struct AccessToken(String);
 
 impl AccessToken {
-    pub fn new(token: String) -> AccessToken {
+    pub(crate) fn new(token: String) -> AccessToken {
         AccessToken(token)
     }
 
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -35,7 +35,7 @@ impl fmt::Debug for AccessToken {
 
 /// How to reach the API, resolved from flags, environment and defaults.
 #[derive(Clone, Debug)]
-pub struct ApiOptions {
+pub(crate) struct ApiOptions {
     pub base_url: String,
     pub token: AccessToken,
     pub user_id: Option<u64>,
@@ -55,7 +55,7 @@ pub struct ApiOptions {
 
 impl ApiOptions {
     /// `base_url` with `token` and every other option at its default.
-    pub fn with_defaults(base_url: &str, token: AccessToken) -> ApiOptions {
+    pub(crate) fn with_defaults(base_url: &str, token: AccessToken) -> ApiOptions {
         ApiOptions {
             base_url: base_url.to_string(),
             token,

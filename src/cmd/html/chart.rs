@@ -22,7 +22,7 @@ const PLOT_H: f64 = HEIGHT - TOP - BOTTOM;
 const MAX_X_LABELS: usize = 6;
 
 /// One bar: its label under the axis, its tooltip, and its segments bottom first.
-pub struct Bar {
+pub(super) struct Bar {
     pub label: String,
     pub title: String,
     /// `(value, css class, tooltip)`; zero values draw nothing, negative ones (refunds) stack
@@ -40,7 +40,7 @@ impl Bar {
 }
 
 /// A stacked bar chart: the bars, what the y axis measures, and how its ticks read.
-pub struct BarChart<'a> {
+pub(super) struct BarChart<'a> {
     /// What the chart shows, for screen readers.
     pub description: &'a str,
     /// Written above the y axis, e.g. `US dollars per day`.
@@ -55,7 +55,7 @@ pub struct BarChart<'a> {
 }
 
 impl BarChart<'_> {
-    pub fn svg(&self) -> String {
+    pub(super) fn svg(&self) -> String {
         let scale = self.scale();
         let mut svg = String::new();
         let _ = write!(
@@ -208,7 +208,7 @@ fn nice_step(highest: f64, whole: bool) -> f64 {
 
 /// `$0.05`, `$1,500`, `-$0.02`: dollars with as many decimals as the step between ticks needs
 /// (an axis of tenths of a cent needs them all), the thousands separated as in the tables.
-pub fn dollars(value: f64, step: f64) -> String {
+pub(super) fn dollars(value: f64, step: f64) -> String {
     let decimals = (-step.log10().floor()).clamp(0.0, 8.0) as usize;
     let amount = format!("{:.decimals$}", value.abs());
     // A tick that rounds to zero is `$0`, never `-$0`.
@@ -218,7 +218,7 @@ pub fn dollars(value: f64, step: f64) -> String {
 }
 
 /// A whole count.
-pub fn count(value: f64, _step: f64) -> String {
+pub(super) fn count(value: f64, _step: f64) -> String {
     format!("{value:.0}")
 }
 

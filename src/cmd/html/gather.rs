@@ -30,23 +30,23 @@ use crate::store::status::SyncRow;
 use crate::store::timeline::{Sampling, StatusPoint};
 
 /// How many keys the daily chart draws on their own; the rest are stacked as "others".
-pub const CHART_KEYS: usize = 8;
+pub(super) const CHART_KEYS: usize = 8;
 /// The rows of the top consumers table: `keysync usage --top 25`. An account of thousands of
 /// keys would otherwise make a page nobody scrolls; the rest are counted under the table.
-pub const TABLE_KEYS: usize = 25;
+pub(super) const TABLE_KEYS: usize = 25;
 /// How far ahead the `expiring` section looks (the `expiring-soon` report's `--within`).
-pub const EXPIRING_WITHIN: Duration = Duration::from_secs(14 * 86_400);
+pub(super) const EXPIRING_WITHIN: Duration = Duration::from_secs(14 * 86_400);
 /// How many of the window's most recent changes the `changes` section lists.
-pub const RECENT_CHANGES: usize = 20;
+pub(super) const RECENT_CHANGES: usize = 20;
 /// How many versions the search for them reads at most: it looks at every version each sync
 /// recorded, newest sync first, and a long window of frequent pulls holds millions.
-pub const VERSIONS_SEARCHED: i64 = 20_000;
+pub(super) const VERSIONS_SEARCHED: i64 = 20_000;
 /// Fields that move with every use of a key; `usage` shows that use, so the list of recent
 /// changes leaves them out (the summary still counts them).
-pub const USE_FIELDS: [&str; 3] = ["accessed_time", "used_quota", "remain_quota"];
+pub(super) const USE_FIELDS: [&str; 3] = ["accessed_time", "used_quota", "remain_quota"];
 
 /// Everything the page shows.
-pub struct Page {
+pub(super) struct Page {
     pub db: String,
     /// The account's user id.
     pub account: Option<i64>,
@@ -69,12 +69,12 @@ pub struct Page {
 
 /// Rows with named columns, as a report or `keysync usage` has them: the values as stored,
 /// each column with what people read in it.
-pub struct Table {
+pub(super) struct Table {
     pub columns: Vec<Column>,
     pub rows: Vec<Vec<Value>>,
 }
 
-pub struct Usage {
+pub(super) struct Usage {
     /// `keysync usage --top TABLE_KEYS`'s rows for the window: id, name, used, usd, share.
     pub top_consumers: Table,
     /// The keys with use in the window that the table leaves out.
@@ -85,21 +85,21 @@ pub struct Usage {
 }
 
 /// One stacked series of the daily chart: a key, or all the other keys together.
-pub struct Series {
+pub(super) struct Series {
     /// `None` for the others.
     pub key: Option<KeyTotal>,
     /// Use per day of the window.
     pub per_day: Vec<Spend>,
 }
 
-pub struct Status {
+pub(super) struct Status {
     pub sampling: Sampling,
     pub points: Vec<StatusPoint>,
     /// Live keys by effective status at `now`.
     pub now: [i64; 5],
 }
 
-pub struct Changes {
+pub(super) struct Changes {
     /// The state the window opens on (the last good sync at or before its start, else its
     /// first good sync) and the one it ends on (the last good sync at or before its end); `None`
     /// when there is nothing to compare.
@@ -118,7 +118,7 @@ pub struct Changes {
 
 impl Page {
     /// Reads the page for the window `(since, until]` from the database at `db`.
-    pub fn read(
+    pub(super) fn read(
         db: &Path,
         (since, until): (i64, i64),
         now: i64,

@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::time::{Month, When, parse_month, parse_when, readable_time};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Write the page to FILE, or to stdout with `-`. FILE is replaced (whole, never left half
     /// written) only if it is missing or a page keysync html wrote; through a symbolic link,
     /// the file it points at is replaced and the link kept. Anything else is refused
@@ -53,7 +53,7 @@ pub struct Args {
     pub quota_per_unit: Option<NonZeroU64>,
 }
 
-pub fn run(settings: &Settings, args: Args) -> Result<()> {
+pub(crate) fn run(settings: &Settings, args: Args) -> Result<()> {
     let now = settings.now();
     let (since, until) = match args.month {
         Some(month) => month.window(now).map_err(Error::Usage)?,

@@ -24,7 +24,7 @@ use crate::time::readable_time;
 
 /// Text made safe inside HTML elements and attributes. `://` is written with an entity for
 /// its colon, so a key named after a web address shows as text but the file holds no URL.
-pub fn escape(text: &str) -> Cow<'_, str> {
+pub(super) fn escape(text: &str) -> Cow<'_, str> {
     if !text.contains(['&', '<', '>', '"', '\'']) && !text.contains("://") {
         return Cow::Borrowed(text);
     }
@@ -51,7 +51,7 @@ pub(crate) const HEAD_START: &str = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>
     <meta charset=\"utf-8\">\n<meta name=\"generator\" content=\"keysync ";
 
 /// The whole document.
-pub fn render(page: &Page) -> String {
+pub(super) fn render(page: &Page) -> String {
     let mut html = String::with_capacity(64 * 1024);
     let _ = write!(
         html,

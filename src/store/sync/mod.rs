@@ -41,8 +41,8 @@ use crate::error::Result;
 use crate::store::Store;
 use row::{begin_sync, count_requests, fail_sync, price_lost};
 
-pub use crate::store::sync_status::SyncStatus;
-pub use staging::Staging;
+pub(crate) use crate::store::sync_status::SyncStatus;
+pub(crate) use staging::Staging;
 pub(crate) use unfinished::{PANICKED, UnfinishedSync};
 
 /// What applying one listing did, in keys.

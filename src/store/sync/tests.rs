@@ -7,8 +7,9 @@ use serde_json::{Value as Json, json};
 
 use super::account::AccountTally;
 use super::*;
+use crate::api::model::KeyRecord;
 use crate::api::model::mask_key;
-use crate::api::{GatewayStatus, KeyRecord, Listing, Page};
+use crate::api::{GatewayStatus, Listing, Page};
 use crate::error::Error;
 use crate::store::migrated_in_memory;
 use crate::store::quoted_columns;

@@ -27,7 +27,7 @@ pub(crate) struct UnfinishedSync {
 
 impl UnfinishedSync {
     /// `now` is `--now`, so that the row's end time follows the same clock as its start.
-    pub fn new(db: &Path, sync: i64, now: Option<i64>) -> UnfinishedSync {
+    pub(crate) fn new(db: &Path, sync: i64, now: Option<i64>) -> UnfinishedSync {
         UnfinishedSync {
             db: db.to_path_buf(),
             sync,
@@ -37,7 +37,7 @@ impl UnfinishedSync {
     }
 
     /// The row has been given its final status.
-    pub fn finished(mut self) {
+    pub(crate) fn finished(mut self) {
         self.armed = false;
     }
 }
