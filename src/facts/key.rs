@@ -3,6 +3,8 @@
 //! when the key is used. The `key_info` view (migrations/V2__views.sql) defines the same
 //! `effective_status` for SQL; a test checks that both agree on random keys.
 
+use std::num::NonZeroU64;
+
 use crate::error::Result;
 use crate::store::Store;
 pub(crate) use crate::store::status::KeyState;
@@ -58,6 +60,12 @@ pub(crate) fn live_by_status(store: &Store, now: i64) -> Result<[i64; 5]> {
     Ok(count_by_status(&store.live_key_states()?, now))
 }
 
+// Quota left, low quota and expiry windows are the facts `check`'s `low_quota_usd` and
+// `expiring` rules (issue 25) will read; until it does, only their tests do.
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "check, their first reader, is to come")
+)]
 impl KeyState {
     /// Past its expiry at `now` (`-1` never expires).
     pub(crate) fn is_expired(&self, now: i64) -> bool {
@@ -68,6 +76,38 @@ impl KeyState {
     /// key, so its `remain_quota` goes below zero, and that never makes it exhausted.
     pub(crate) fn is_exhausted(&self) -> bool {
         self.unlimited_quota == Some(false) && self.remain_quota.is_some_and(|q| q <= 0)
+    }
+
+    /// The quota left, for a key with a limit (not unlimited, and a `remain_quota` recorded).
+    pub(crate) fn quota_left(&self) -> Option<i64> {
+        self.remain_quota
+            .filter(|_| self.unlimited_quota == Some(false))
+    }
+
+    /// [`Self::quota_left`] in US dollars at `quota_per_unit`.
+    pub(crate) fn quota_left_usd(&self, quota_per_unit: NonZeroU64) -> Option<f64> {
+        self.quota_left()
+            .map(|left| left as f64 / quota_per_unit.get() as f64)
+    }
+
+    /// An enabled key with a limit and less than `below` quota units left (an exhausted one
+    /// too); the `low-quota` report's rule.
+    pub(crate) fn is_low_on_quota(&self, below: i64) -> bool {
+        self.is_listed_enabled() && self.quota_left().is_some_and(|left| left < below)
+    }
+
+    /// An enabled key whose expiry falls in `(now, now + within]`: a key already expired is
+    /// not expiring.
+    pub(crate) fn expires_within(&self, now: i64, within: i64) -> bool {
+        self.is_listed_enabled()
+            && self
+                .expired_time
+                .is_some_and(|t| t != -1 && now < t && t <= now.saturating_add(within))
+    }
+
+    /// Live, and enabled upstream.
+    fn is_listed_enabled(&self) -> bool {
+        !self.removed && self.status == Some(1)
     }
 
     /// What the key would do if used at `now`.
@@ -145,19 +185,19 @@ mod tests {
         );
     }
 
-    /// Random keys, NULLs included, written to `keys`: the view's `effective_status` at `now`
-    /// is the one this module gives.
-    #[test]
-    fn the_key_info_view_and_this_module_agree_on_random_keys() {
+    /// 500 random keys, NULLs included, written to `keys` of a database whose views read the
+    /// clock at [`NOW`], as `keysync query --now` pins it.
+    fn random_keys() -> (rusqlite::Connection, Vec<KeyState>) {
         let conn = migrated_in_memory();
         let mut rng = fastrand::Rng::with_seed(24);
         let mut keys = Vec::new();
         for id in 1..=500 {
-            // Each column NULL one time in eight.
+            // Each column drawn at random, and NULL one time in eight.
+            let values = [rng.i64(0..6), rng.i64(-3..3), rng.i64(0..4), rng.i64(0..2)];
             let mut maybe = |value: i64| (rng.u8(0..8) != 0).then_some(value);
-            let (status, remain) = (maybe(id % 6), maybe(id % 7 - 3));
-            let expired_time = maybe([-1, NOW - 5, NOW, NOW + 5][(id % 4) as usize]);
-            let unlimited_quota = maybe(id % 3).map(|u| u == 0);
+            let (status, remain) = (maybe(values[0]), maybe(values[1]));
+            let expired_time = maybe([-1, NOW - 5, NOW, NOW + 5][values[2] as usize]);
+            let unlimited_quota = maybe(values[3]).map(|u| u == 1);
             let state = KeyState {
                 id,
                 status,
@@ -182,20 +222,81 @@ mod tests {
             .unwrap();
             keys.push(state);
         }
-        // The views read the clock; pinned here as `keysync query --now` pins it.
         crate::store::views::install_temp_views(&conn, NOW).unwrap();
-        let mut statement = conn
-            .prepare("SELECT effective_status FROM key_info ORDER BY id")
-            .unwrap();
-        let from_sql: Vec<String> = statement
-            .query_map([], |row| row.get(0))
+        (conn, keys)
+    }
+
+    /// The first column of `sql`'s rows, `params` bound by name.
+    fn first_column<T: rusqlite::types::FromSql>(
+        conn: &rusqlite::Connection,
+        sql: &str,
+        params: &[(&str, &dyn rusqlite::ToSql)],
+    ) -> Vec<T> {
+        let mut statement = conn.prepare(sql).unwrap();
+        statement
+            .query_map(params, |row| row.get(0))
             .unwrap()
             .collect::<rusqlite::Result<_>>()
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn the_key_info_view_and_this_module_agree_on_random_keys() {
+        let (conn, keys) = random_keys();
+        let from_sql: Vec<String> = first_column(
+            &conn,
+            "SELECT effective_status FROM key_info ORDER BY id",
+            &[],
+        );
         let from_rust: Vec<&str> = keys
             .iter()
             .map(|k| k.effective_status(NOW).name())
             .collect();
         assert_eq!(from_sql, from_rust);
+    }
+
+    /// The `low-quota` report lists exactly the keys low on quota here.
+    #[test]
+    fn the_low_quota_report_and_this_module_agree_on_random_keys() {
+        let (conn, keys) = random_keys();
+        let sql = include_str!("../report/low-quota.sql");
+        for below in [-2, 0, 1, 3] {
+            let mut from_sql: Vec<i64> = first_column(&conn, sql, &[(":below", &below)]);
+            from_sql.sort_unstable();
+            let from_rust: Vec<i64> = keys
+                .iter()
+                .filter(|k| k.is_low_on_quota(below))
+                .map(|k| k.id)
+                .collect();
+            assert!(!from_rust.is_empty(), "below {below}");
+            assert_eq!(from_sql, from_rust, "below {below}");
+        }
+    }
+
+    /// The `expiring-soon` report's keys that have not expired yet are exactly the keys
+    /// expiring here (the report lists the expired ones too).
+    #[test]
+    fn the_expiring_soon_report_and_this_module_agree_on_random_keys() {
+        let (conn, keys) = random_keys();
+        let sql = include_str!("../report/expiring-soon.sql");
+        for within in [0, 4, 5, 86_400] {
+            let listed: Vec<i64> = first_column(&conn, sql, &[(":within", &within)]);
+            let mut from_sql: Vec<i64> = listed
+                .into_iter()
+                .filter(|id| keys[usize::try_from(*id - 1).unwrap()].expired_time > Some(NOW))
+                .collect();
+            from_sql.sort_unstable();
+            let from_rust: Vec<i64> = keys
+                .iter()
+                .filter(|k| k.expires_within(NOW, within))
+                .map(|k| k.id)
+                .collect();
+            assert_eq!(from_sql, from_rust, "within {within}");
+        }
+        let price = NonZeroU64::new(4).unwrap();
+        assert_eq!(
+            keys.iter().filter_map(|k| k.quota_left_usd(price)).count(),
+            keys.iter().filter(|k| k.quota_left().is_some()).count()
+        );
     }
 }
