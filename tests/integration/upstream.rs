@@ -316,6 +316,10 @@ fn a_page_of_more_items_than_asked_for_is_refused_unread() {
 /// resident memory of that process alone, in KiB. Read from its own rusage (`wait4`), never
 /// from every child's: a child that the test process forks (to run as another user, say)
 /// counts the test process's own pages until it execs, which says nothing of keysync.
+#[expect(
+    clippy::zombie_processes,
+    reason = "wait4 reaps the child, and reads its rusage as it does"
+)]
 fn pull_with_peak_memory(h: &Harness, args: &[&str], code: i32) -> (Run, i64) {
     let mut child = h.spawn(&[&["pull", "--backoff-base", "10ms"], args].concat());
     let read_all = |mut pipe: Box<dyn std::io::Read + Send>| {
