@@ -369,8 +369,18 @@ fn serialise(items: &[Map<String, Json>]) -> Vec<Bytes> {
 fn serve(pages: Pages) -> String {
     let app = axum::Router::new()
         .route("/api/token/", get(page))
+        .route("/api/status", get(gateway_status))
         .with_state(pages);
     keysync::testing::serve_in_background(app).expect("the page server starts")
+}
+
+/// What a gateway answers `GET /api/status` (every pull reads it once): its price, so that the
+/// pulls measured are the ones a real gateway gets, without a warning each.
+async fn gateway_status() -> ([(&'static str, &'static str); 1], &'static str) {
+    (
+        [("content-type", "application/json")],
+        r#"{"success":true,"message":"","data":{"quota_per_unit":500000,"quota_display_type":"USD","usd_exchange_rate":7.3,"version":"v0.9.0"}}"#,
+    )
 }
 
 async fn page(
