@@ -72,9 +72,14 @@ pub(crate) struct Spend {
 impl Spend {
     /// Adds one use, or fails when a sum leaves 64-bit integers.
     pub(crate) fn add(&mut self, u: &KeyUse) -> Result<()> {
-        let at_price = self.by_price.entry(u.quota_per_unit).or_default();
-        *at_price = at_price.checked_add(u.used).ok_or_else(too_much_quota)?;
-        self.used = self.used.checked_add(u.used).ok_or_else(too_much_quota)?;
+        self.add_at(u.quota_per_unit, u.used)
+    }
+
+    /// Adds `used` quota units at `price`: the one checked sum of every spend.
+    fn add_at(&mut self, price: NonZeroU64, used: i64) -> Result<()> {
+        let at_price = self.by_price.entry(price).or_default();
+        *at_price = at_price.checked_add(used).ok_or_else(too_much_quota)?;
+        self.used = self.used.checked_add(used).ok_or_else(too_much_quota)?;
         Ok(())
     }
 
@@ -92,13 +97,8 @@ impl Spend {
         let mut total = Spend::default();
         for spend in spends {
             for (&price, &used) in &spend.by_price {
-                let at_price = total.by_price.entry(price).or_default();
-                *at_price = at_price.checked_add(used).ok_or_else(too_much_quota)?;
+                total.add_at(price, used)?;
             }
-            total.used = total
-                .used
-                .checked_add(spend.used)
-                .ok_or_else(too_much_quota)?;
         }
         Ok(total)
     }
