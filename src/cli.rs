@@ -102,6 +102,17 @@ pub(crate) enum Command {
     /// last sync failed: point monitoring at `keysync status --max-age 2h`.
     #[command(after_help = EXIT_CODES_HELP)]
     Status(cmd::status::Args),
+    /// Evaluate the alert rules; print one row per firing alarm, exit 1 when any fires
+    ///
+    /// Columns: rule, subject (a key id or `account`), name, value, threshold, since (when the
+    /// alarm was first seen firing), message. The rules are set in the profile's
+    /// [profiles.NAME.alerts] table or by the flags below (the flag wins); the README's "Alerts"
+    /// section defines each. With --notify URL, alarms that started or resolved since the last
+    /// delivery to URL are POSTed to it once. Example (from cron):
+    ///
+    ///   keysync pull -q --check --notify "$SLACK_WEBHOOK" --notify-format slack
+    #[command(after_help = EXIT_CODES_HELP, verbatim_doc_comment)]
+    Check(cmd::check::Args),
     /// What each key used, in quota and in US dollars, between consecutive good syncs
     ///
     /// Without --every: one row per key that used anything in the window, largest first

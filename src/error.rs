@@ -27,11 +27,13 @@ pub(crate) mod exit {
 pub(crate) const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
-  1  an alarm you asked for (`diff --exit-code` found differences, `status --max-age` stale)
+  1  an alarm you asked for (`diff --exit-code` found differences, `status --max-age` stale,
+     `check` or `pull --check` found an alarm firing)
   2  usage or configuration error (bad flag, no token, a `Bearer ` token, SQL that tries to
      write, another account's token, a start before the latest sync)
   3  the API rejected the credentials
-  4  the API failed (network, timeouts, HTTP errors after retries, success:false, bad response)
+  4  the API failed (network, timeouts, HTTP errors after retries, success:false, bad response),
+     or a webhook did not take an alarm delivery after retries
   5  another pull holds the database's lock, or overtook this one (nothing was written)
   6  database error (missing or unreadable file, not keysync's, schema newer than this binary)
   7  unexpected internal error (a panic included)

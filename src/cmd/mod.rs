@@ -3,6 +3,7 @@
 //! what `usage` and `html` both compute from the quota use is in [`consumption`], so that no
 //! command calls another; the flags several commands share are here.
 
+pub(crate) mod check;
 pub(crate) mod completions;
 pub(crate) mod consumption;
 pub(crate) mod demo;

@@ -7,7 +7,7 @@ use std::num::NonZeroU64;
 
 use crate::error::Result;
 use crate::store::Store;
-pub(crate) use crate::store::status::KeyState;
+pub(crate) use crate::store::status::{KeyState, LiveKey};
 
 /// What a key would do if used now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -60,12 +60,6 @@ pub(crate) fn live_by_status(store: &Store, now: i64) -> Result<[i64; 5]> {
     Ok(count_by_status(&store.live_key_states()?, now))
 }
 
-// Quota left, low quota and expiry windows are the facts `check`'s `low_quota_usd` and
-// `expiring` rules (issue 25) will read; until it does, only their tests do.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "check, their first reader, is to come")
-)]
 impl KeyState {
     /// Past its expiry at `now` (`-1` never expires).
     pub(crate) fn is_expired(&self, now: i64) -> bool {
@@ -122,6 +116,35 @@ impl KeyState {
             Some(4) => EffectiveStatus::Exhausted,
             _ => EffectiveStatus::Unknown,
         }
+    }
+}
+
+/// The ways an enabled key can be exposed, as the `unrestricted` report names them
+/// (src/report/unrestricted.sql): no spending cap, no IP allowlist, no model limits, no expiry.
+pub(crate) const EXPOSURES: [&str; 4] = ["unlimited-quota", "any-ip", "any-model", "never-expires"];
+
+impl LiveKey {
+    /// The [`EXPOSURES`] this key has, in that order; none unless it is live and enabled
+    /// upstream (the report's rule).
+    pub(crate) fn exposures(&self) -> Vec<&'static str> {
+        if !self.state.is_listed_enabled() {
+            return Vec::new();
+        }
+        let blank = |text: &Option<String>| {
+            text.as_deref()
+                .is_none_or(|t| t.trim_matches([' ', '\t', '\n', '\r']).is_empty())
+        };
+        let has = [
+            self.state.unlimited_quota == Some(true),
+            blank(&self.allow_ips),
+            self.model_limits_enabled != Some(1),
+            self.state.expired_time == Some(-1),
+        ];
+        EXPOSURES
+            .into_iter()
+            .zip(has)
+            .filter_map(|(name, has)| has.then_some(name))
+            .collect()
     }
 }
 

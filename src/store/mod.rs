@@ -3,6 +3,7 @@
 //! writes the commands make. Reports are the only other SQL, and they go through query mode.
 //! Also here: the pull lock, and the pull's own writes (`sync`).
 
+pub(crate) mod alarms;
 pub(crate) mod diff;
 pub(crate) mod history;
 pub(crate) mod lock;

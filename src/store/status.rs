@@ -72,6 +72,48 @@ pub(crate) fn live_key_states(conn: &Connection) -> Result<Vec<KeyState>> {
         .db(context)
 }
 
+/// A live key as the alert rules name and judge it: its [`KeyState`], its name, and the
+/// columns the `unrestricted` report reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct LiveKey {
+    pub(crate) state: KeyState,
+    pub(crate) name: Option<String>,
+    pub(crate) allow_ips: Option<String>,
+    /// 1 when the key may use only its listed models.
+    pub(crate) model_limits_enabled: Option<i64>,
+}
+
+/// Every live key's [`LiveKey`], by id.
+fn live_keys(conn: &Connection) -> Result<Vec<LiveKey>> {
+    let context = "cannot read the keys";
+    let mut statement = conn
+        .prepare(
+            "SELECT id, status, expired_time, remain_quota, unlimited_quota, name, allow_ips,
+                    model_limits_enabled
+             FROM keys WHERE removed_sync IS NULL ORDER BY id",
+        )
+        .db(context)?;
+    statement
+        .query_map([], |row| {
+            Ok(LiveKey {
+                state: KeyState {
+                    id: row.get(0)?,
+                    status: row.get(1)?,
+                    expired_time: row.get(2)?,
+                    remain_quota: row.get(3)?,
+                    unlimited_quota: row.get(4)?,
+                    removed: false,
+                },
+                name: row.get(5)?,
+                allow_ips: row.get(6)?,
+                model_limits_enabled: row.get(7)?,
+            })
+        })
+        .db(context)?
+        .collect::<rusqlite::Result<_>>()
+        .db(context)
+}
+
 fn key_counts(conn: &Connection) -> Result<KeyCounts> {
     let context = "cannot count the keys";
     let (live, removed) = conn
@@ -192,6 +234,11 @@ impl Store {
     /// Every live key's state, by id.
     pub(crate) fn live_key_states(&self) -> Result<Vec<KeyState>> {
         live_key_states(self.conn())
+    }
+
+    /// Every live key with its name and exposure, by id.
+    pub(crate) fn live_keys(&self) -> Result<Vec<LiveKey>> {
+        live_keys(self.conn())
     }
 
     pub(crate) fn key_counts(&self) -> Result<KeyCounts> {
