@@ -278,6 +278,64 @@ mod tests {
         assert_eq!(from_sql, from_rust);
     }
 
+    /// The `unrestricted` report's `risks` are exactly the exposures here, in its order.
+    #[test]
+    fn the_unrestricted_report_and_this_module_agree_on_random_keys() {
+        let conn = migrated_in_memory();
+        let mut rng = fastrand::Rng::with_seed(25);
+        let mut from_rust = Vec::new();
+        for id in 1..=400 {
+            let pick =
+                |rng: &mut fastrand::Rng, values: &[Option<i64>]| values[rng.usize(..values.len())];
+            let ips = ["", " \t", "10.0.0.1", "NULL"][rng.usize(..4)];
+            let key = LiveKey {
+                state: KeyState {
+                    id,
+                    status: pick(&mut rng, &[Some(1), Some(1), Some(2), None]),
+                    expired_time: pick(&mut rng, &[Some(-1), Some(NOW + 5), None]),
+                    remain_quota: Some(1),
+                    unlimited_quota: pick(&mut rng, &[Some(0), Some(1), None]).map(|u| u == 1),
+                    removed: rng.u8(..10) == 0,
+                },
+                name: Some(format!("k{id}")),
+                allow_ips: (ips != "NULL").then(|| ips.to_string()),
+                model_limits_enabled: pick(&mut rng, &[Some(0), Some(1), None]),
+            };
+            conn.execute(
+                "INSERT INTO keys (id, name, status, expired_time, remain_quota, unlimited_quota,
+                                   allow_ips, model_limits_enabled, first_seen_sync, removed_sync)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9)",
+                rusqlite::params![
+                    id,
+                    key.name,
+                    key.state.status,
+                    key.state.expired_time,
+                    key.state.remain_quota,
+                    key.state.unlimited_quota,
+                    key.allow_ips,
+                    key.model_limits_enabled,
+                    key.state.removed.then_some(2)
+                ],
+            )
+            .unwrap();
+            let exposures = key.exposures();
+            if !exposures.is_empty() {
+                from_rust.push((id, exposures.join(", ")));
+            }
+        }
+        crate::store::views::install_temp_views(&conn, NOW).unwrap();
+        let sql = include_str!("../report/unrestricted.sql");
+        let mut statement = conn.prepare(sql).unwrap();
+        let mut from_sql: Vec<(i64, String)> = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        from_sql.sort_unstable();
+        assert!(from_rust.len() > 100, "{}", from_rust.len());
+        assert_eq!(from_sql, from_rust);
+    }
+
     /// The `low-quota` report lists exactly the keys low on quota here.
     #[test]
     fn the_low_quota_report_and_this_module_agree_on_random_keys() {
