@@ -26,8 +26,8 @@ CREATE TABLE alarms (
 CREATE UNIQUE INDEX alarms_firing ON alarms (rule, subject) WHERE resolved_at IS NULL;
 
 -- Each webhook `check --notify` delivers to, known by the SHA-256 of its URL (hex): the URL
--- often holds a secret and is never stored. `since` is the first check that knew it: episodes
--- that resolved before then are none of its business.
+-- often holds a secret and is never stored. `since` is the first check that knew it; the
+-- episodes that had resolved by then are none of its business, and are marked as told.
 CREATE TABLE notify_targets (
     url_sha256 TEXT    PRIMARY KEY,
     since      INTEGER NOT NULL

@@ -149,6 +149,21 @@ impl AfterPull {
     }
 }
 
+impl AfterPull {
+    /// [`Self::check`] under `--every`: the schedule outlives alarms and failed deliveries;
+    /// they are logged, and a failed delivery is sent again after the next pull.
+    async fn check_on_schedule(&self, options: &PullOptions) {
+        match self.check(options).await {
+            Some(Err(error)) => tracing::error!("{error}"),
+            Some(Ok(Checked {
+                undelivered: Some(error),
+                ..
+            })) => tracing::error!("{error}"),
+            _ => {}
+        }
+    }
+}
+
 /// A one-shot pull's exit: the pull's own failure first (the check ran and delivered all the
 /// same), then the check's: 4 for a failed delivery, 1 for an alarm firing.
 fn outcome(pulled: Result<()>, checked: Option<Result<Checked>>) -> Result<Outcome> {
@@ -179,10 +194,8 @@ async fn run_pulls(
         let pulled = match pull(options, progress, shutdown.requested()).await {
             Ok(Pulled::Done(summary)) => print_summary(&summary, args.json, quiet),
             Ok(Pulled::Interrupted(trace)) => {
-                return Err(report(
-                    &trace,
-                    Error::Interrupted(shutdown.received().unwrap_or(Signal::Interrupt)),
-                ));
+                let signal = shutdown.received().unwrap_or(Signal::Interrupt);
+                return Err(report(&trace, Error::Interrupted(signal)));
             }
             Err(PullFailed { trace, error }) => Err(report(&trace, error)),
         };
@@ -213,16 +226,7 @@ async fn run_pulls(
                 return outcome(Err(error), after.check(options).await);
             }
         }
-        // The schedule outlives alarms and failed deliveries too: they are logged, and a
-        // failed delivery is sent again after the next pull.
-        match after.check(options).await {
-            Some(Err(error)) => tracing::error!("{error}"),
-            Some(Ok(Checked {
-                undelivered: Some(error),
-                ..
-            })) => tracing::error!("{error}"),
-            _ => {}
-        }
+        after.check_on_schedule(options).await;
         tokio::select! {
             () = tokio::time::sleep(every.saturating_sub(started.elapsed())) => {}
             _ = shutdown.requested() => return Ok(Outcome::Success),

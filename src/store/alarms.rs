@@ -83,64 +83,61 @@ fn episodes(conn: &Connection, sql: &str, target: &str) -> Result<Vec<(i64, Alar
         .db(context)
 }
 
-/// Opens or updates the episode of each alarm firing now, and resolves every open episode
-/// that is not firing any more.
-fn record_firing(conn: &Connection, firing: &[Alarm], now: i64) -> Result<Vec<Alarm>> {
+/// Opens the episode of `alarm` at `now`, or updates the one open; its id and start.
+fn open_or_update(conn: &Connection, alarm: &Alarm, now: i64) -> Result<(i64, i64)> {
     let context = "cannot record the alarm state";
+    let open: Option<(i64, i64)> = conn
+        .query_row(
+            "SELECT id, started_at FROM alarms
+             WHERE rule = ?1 AND subject = ?2 AND resolved_at IS NULL",
+            params![alarm.rule, alarm.subject],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()
+        .db(context)?;
+    if let Some((id, started_at)) = open {
+        conn.execute(
+            "UPDATE alarms SET name = ?2, value = ?3, threshold = ?4, message = ?5,
+                               last_seen_at = ?6
+             WHERE id = ?1",
+            params![
+                id,
+                alarm.name,
+                alarm.value,
+                alarm.threshold,
+                alarm.message,
+                now
+            ],
+        )
+        .db(context)?;
+        return Ok((id, started_at));
+    }
+    conn.execute(
+        "INSERT INTO alarms (rule, subject, name, value, threshold, message, started_at,
+                             last_seen_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        params![
+            alarm.rule,
+            alarm.subject,
+            alarm.name,
+            alarm.value,
+            alarm.threshold,
+            alarm.message,
+            now
+        ],
+    )
+    .db(context)?;
+    Ok((conn.last_insert_rowid(), now))
+}
+
+/// Opens or updates the episode of each alarm firing now, and resolves every open episode
+/// that is not firing any more; the alarms with their `since`.
+fn record_firing(conn: &Connection, firing: &[Alarm], now: i64) -> Result<Vec<Alarm>> {
     let mut seen = BTreeSet::new();
     let mut recorded = Vec::with_capacity(firing.len());
     for alarm in firing {
-        let open: Option<i64> = conn
-            .query_row(
-                "SELECT id FROM alarms WHERE rule = ?1 AND subject = ?2 AND resolved_at IS NULL",
-                params![alarm.rule, alarm.subject],
-                |row| row.get(0),
-            )
-            .optional()
-            .db(context)?;
-        let id = match open {
-            Some(id) => {
-                conn.execute(
-                    "UPDATE alarms SET name = ?2, value = ?3, threshold = ?4, message = ?5,
-                                       last_seen_at = ?6
-                     WHERE id = ?1",
-                    params![
-                        id,
-                        alarm.name,
-                        alarm.value,
-                        alarm.threshold,
-                        alarm.message,
-                        now
-                    ],
-                )
-                .db(context)?;
-                id
-            }
-            None => {
-                conn.execute(
-                    "INSERT INTO alarms (rule, subject, name, value, threshold, message,
-                                         started_at, last_seen_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-                    params![
-                        alarm.rule,
-                        alarm.subject,
-                        alarm.name,
-                        alarm.value,
-                        alarm.threshold,
-                        alarm.message,
-                        now
-                    ],
-                )
-                .db(context)?;
-                conn.last_insert_rowid()
-            }
-        };
+        let (id, since) = open_or_update(conn, alarm, now)?;
         seen.insert(id);
-        let since = conn
-            .query_row("SELECT started_at FROM alarms WHERE id = ?1", [id], |row| {
-                row.get(0)
-            })
-            .db(context)?;
         recorded.push(Alarm {
             since: Some(since),
             ..alarm.clone()
@@ -152,19 +149,31 @@ fn record_firing(conn: &Connection, firing: &[Alarm], now: i64) -> Result<Vec<Al
          WHERE resolved_at IS NULL AND id NOT IN (SELECT value FROM json_each(?2))",
         params![now, seen],
     )
-    .db(context)?;
+    .db("cannot record the alarm state")?;
     Ok(recorded)
 }
 
 /// What the webhook whose URL has digest `target` has not been told: the episodes firing now
-/// that it has not heard of, and those that resolved since it was first known and that it
-/// has not heard resolved.
+/// that it has not heard of, and those resolved that it has not heard resolved (those that
+/// resolved before it was first known are marked as told when it is).
 fn pending(conn: &Connection, target: &str, now: i64) -> Result<Pending> {
-    conn.execute(
-        "INSERT OR IGNORE INTO notify_targets (url_sha256, since) VALUES (?1, ?2)",
-        params![target, now],
-    )
-    .db("cannot record the webhook")?;
+    let context = "cannot record the webhook";
+    let first_time = conn
+        .execute(
+            "INSERT OR IGNORE INTO notify_targets (url_sha256, since) VALUES (?1, ?2)",
+            params![target, now],
+        )
+        .db(context)?
+        == 1;
+    if first_time {
+        // What resolved before a webhook was known is none of its business.
+        conn.execute(
+            "INSERT INTO alarm_deliveries (url_sha256, alarm_id, delivered)
+             SELECT ?1, id, 'resolved' FROM alarms WHERE resolved_at IS NOT NULL",
+            [target],
+        )
+        .db(context)?;
+    }
     let new = episodes(
         conn,
         &format!(
@@ -180,7 +189,7 @@ fn pending(conn: &Connection, target: &str, now: i64) -> Result<Pending> {
         conn,
         &format!(
             "SELECT {COLUMNS} FROM alarms AS a
-             WHERE resolved_at > (SELECT since FROM notify_targets WHERE url_sha256 = ?1)
+             WHERE resolved_at IS NOT NULL
                AND NOT EXISTS (SELECT 1 FROM alarm_deliveries AS d
                                WHERE d.url_sha256 = ?1 AND d.alarm_id = a.id
                                  AND d.delivered = 'resolved')
