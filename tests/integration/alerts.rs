@@ -630,3 +630,82 @@ fn pull_every_checks_after_every_pull_and_keeps_running() {
     );
     assert!(!out.stderr.contains(SECRET), "{}", out.stderr);
 }
+
+// The README ------------------------------------------------------------------------------------
+
+/// The README's "Alerts" section.
+fn readme_alerts() -> String {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("## Alerts\n")
+        .expect("the README has an Alerts section");
+    let end = readme[start..].find("<!-- END Alerts -->").unwrap();
+    readme[start..start + end].to_string()
+}
+
+/// The keys of an object, and of the objects in its arrays, as `a`, `a[].b`.
+fn shape(value: &Json, prefix: &str, into: &mut std::collections::BTreeSet<String>) {
+    match value {
+        Json::Object(map) => {
+            for (key, value) in map {
+                let path = format!("{prefix}{key}");
+                into.insert(path.clone());
+                shape(value, &format!("{path}."), into);
+            }
+        }
+        Json::Array(items) => {
+            for item in items {
+                shape(item, &format!("{}[].", prefix.trim_end_matches('.')), into);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn the_readme_shows_the_body_a_webhook_is_sent_and_every_rule_check_takes() {
+    let section = readme_alerts();
+    let example = section.split("```json\n").nth(1).unwrap();
+    let example: Json = serde_json::from_str(&example[..example.find("```").unwrap()]).unwrap();
+    // A real body with the same parts: a firing alarm, and a resolved one.
+    let (h, id) = one_low_key();
+    let hook = Receiver::start();
+    let url = hook.url();
+    let args = ["--notify", url.as_str()];
+    h.server
+        .account()
+        .set(id + 1, "expired_time", json!(NOW + DAY));
+    h.pull(&["--now", &NOW.to_string()]);
+    check(&h, NOW + 60, &args, 1);
+    h.server
+        .account()
+        .set(id, "remain_quota", json!(3 * DOLLAR));
+    h.pull(&["--now", &(NOW + 120).to_string()]);
+    check(&h, NOW + 180, &args, 1);
+    let bodies = hook.take();
+    let (mut documented, mut sent) = Default::default();
+    shape(&example, "", &mut documented);
+    // The first body has a new alarm, the second a resolved one.
+    for body in &bodies {
+        shape(body, "", &mut sent);
+    }
+    assert_eq!(documented, sent);
+    // Every flag under "Alert rules" in `check --help` is a row of the README's table.
+    let help = run(h.keysync().args(["check", "--help"]), 0).stdout;
+    let rules = &help[help.find("Alert rules:").unwrap()..help.find("Exit codes:").unwrap()];
+    let flags: Vec<&str> = rules
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("--"))
+        .map(|flag| flag.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(flags.len(), 9, "{flags:?}");
+    for flag in flags {
+        let setting = flag.replace('-', "_");
+        let documented = section.contains(&format!("| `{setting} = "))
+            || section.contains(&format!("(`{setting}`"));
+        assert!(
+            documented,
+            "the README's rule table has no row for {setting}"
+        );
+    }
+}
