@@ -8,7 +8,7 @@
 -- that did not; NULL while it fires). `last_seen_at` is the latest check that saw it, and
 -- name, value, threshold and message are what that check measured. An alarm that fires again
 -- after it resolved is a new episode.
-CREATE TABLE alarms (
+CREATE TABLE IF NOT EXISTS alarms (
     id           INTEGER PRIMARY KEY,
     rule         TEXT    NOT NULL,
     subject      TEXT    NOT NULL,
@@ -23,19 +23,19 @@ CREATE TABLE alarms (
 );
 
 -- At most one firing episode per rule and subject.
-CREATE UNIQUE INDEX alarms_firing ON alarms (rule, subject) WHERE resolved_at IS NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS alarms_firing ON alarms (rule, subject) WHERE resolved_at IS NULL;
 
 -- Each webhook `check --notify` delivers to, known by the SHA-256 of its URL (hex): the URL
 -- often holds a secret and is never stored. `since` is the first check that knew it; the
 -- episodes that had resolved by then are none of its business, and are marked as told.
-CREATE TABLE notify_targets (
+CREATE TABLE IF NOT EXISTS notify_targets (
     url_sha256 TEXT    PRIMARY KEY,
     since      INTEGER NOT NULL
 ) WITHOUT ROWID;
 
 -- What each webhook has been told of each episode: that it fires, or that it resolved. What
 -- it has not been told is pending, and the next check sends it.
-CREATE TABLE alarm_deliveries (
+CREATE TABLE IF NOT EXISTS alarm_deliveries (
     url_sha256 TEXT    NOT NULL REFERENCES notify_targets (url_sha256),
     alarm_id   INTEGER NOT NULL REFERENCES alarms (id) ON DELETE CASCADE,
     delivered  TEXT    NOT NULL CHECK (delivered IN ('firing', 'resolved')),
