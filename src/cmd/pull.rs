@@ -135,12 +135,13 @@ struct AfterPull {
 
 impl AfterPull {
     /// Checks at the pull's `now` (after its pull, whatever became of it) and prints the
-    /// alarms firing; none without `--check`.
+    /// alarms firing, if any, as a table after the pull's summary; none without `--check`.
     async fn check(&self, options: &PullOptions) -> Option<Result<Checked>> {
         let plan = self.plan.as_ref()?;
         let checked = check(&options.db, plan, unix_now(options.now), options.wait).await;
         if let Ok(checked) = &checked
             && !self.quiet
+            && !checked.firing.is_empty()
             && let Err(error) = print_alarms(Default::default(), &checked.firing)
         {
             return Some(Err(error));

@@ -288,6 +288,10 @@ fn each_rule_fires_on_data_built_for_it_and_not_on_data_just_outside_it() {
         0,
     );
     assert!(none.is_empty());
+    // `ignore` takes ids as well as globs.
+    let low = id("low").to_string();
+    let ignored = check(&h, AT, &["--no-state", "--ignore", &low], 1);
+    assert_eq!(alarms(&ignored), [pair("expiring", id("expiring-in-7d"))]);
 }
 
 #[test]
@@ -507,6 +511,23 @@ fn no_state_leaves_the_database_byte_for_byte_unchanged() {
     assert_eq!(database_bytes(&h), before);
 }
 
+#[test]
+fn check_takes_the_pull_lock_and_no_state_needs_none() {
+    let (h, _) = one_low_key();
+    let lock = keysync::testing::PullLock::try_acquire(&h.db).unwrap();
+    let locked = run(h.keysync().args(["check"]), 5);
+    assert!(
+        locked
+            .stderr
+            .starts_with("keysync: error: another keysync pull or prune is running"),
+        "{}",
+        locked.stderr
+    );
+    check(&h, NOW + 60, &["--no-state"], 1);
+    drop(lock);
+    check(&h, NOW + 60, &[], 1);
+}
+
 // pull --check ----------------------------------------------------------------------------------
 
 #[test]
@@ -583,7 +604,13 @@ fn pull_check_exits_with_the_pulls_code_then_4_then_1_then_0() {
         ),
     )
     .unwrap();
-    h.pull_run(&["-q", "--config", config.to_str().unwrap()], 1);
+    let out = h.pull_run(&["--config", config.to_str().unwrap()], 1);
+    // Without -q the summary comes first, then the alarms firing as a table.
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].starts_with("sync 6 ok: 2 keys"), "{}", out.stdout);
+    let cells = crate::common::table_cells(&out.stdout[out.stdout.find('\n').unwrap() + 1..]);
+    let rules: Vec<&str> = cells.iter().map(|row| row[0].as_str()).collect();
+    assert_eq!(rules, ["rule", "low_quota_usd", "low_quota_usd"], "{}", out.stdout);
     let bodies = hook.take();
     assert_eq!(bodies.len(), 1);
     let new: Vec<&str> = bodies[0]["new"]
