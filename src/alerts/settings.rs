@@ -142,7 +142,7 @@ impl Kind {
                     .map(|value| match value {
                         V::String(text) => Ok(text.clone()),
                         V::Integer(id) if self == Kind::Keys => Ok(id.to_string()),
-                        other => Err(format!("expected text, got a {}", other.type_str())),
+                        other => Err(format!("expected text, got {}", a_type(other))),
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 match self {
@@ -152,12 +152,23 @@ impl Kind {
             }
             (_, V::String(text)) => self.parse_text(text),
             (_, other) => Err(format!(
-                "expected {}, or false to turn it off, got a {}",
+                "expected {} (a duration or list in quotes), or false to turn it off, got {}",
                 self.value_name(),
-                other.type_str()
+                a_type(other)
             )),
         }
     }
+}
+
+/// `an integer`, `a table`: what a TOML value is, for messages.
+fn a_type(value: &toml::Value) -> String {
+    let kind = value.type_str();
+    let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {kind}")
 }
 
 fn items(text: &str) -> Vec<String> {

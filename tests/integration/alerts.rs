@@ -19,6 +19,7 @@ struct Receiver {
     base: String,
     seen: Arc<Mutex<Vec<Json>>>,
     failing: Arc<AtomicBool>,
+    headers: Arc<Mutex<Vec<String>>>,
 }
 
 /// The secret part of the receiver's URL, which must never be shown or stored.
@@ -28,11 +29,19 @@ impl Receiver {
     fn start() -> Receiver {
         use axum::extract::State;
         use axum::http::StatusCode;
-        type Shared = (Arc<Mutex<Vec<Json>>>, Arc<AtomicBool>);
+        type Shared = (
+            Arc<Mutex<Vec<Json>>>,
+            Arc<AtomicBool>,
+            Arc<Mutex<Vec<String>>>,
+        );
         async fn record(
-            State((seen, failing)): State<Shared>,
+            State((seen, failing, headers)): State<Shared>,
             request: axum::extract::Request,
         ) -> StatusCode {
+            headers
+                .lock()
+                .unwrap()
+                .push(format!("{:?}", request.headers()));
             let body = axum::body::to_bytes(request.into_body(), 1 << 20)
                 .await
                 .unwrap();
@@ -47,14 +56,18 @@ impl Receiver {
         }
         let seen: Arc<Mutex<Vec<Json>>> = Default::default();
         let failing: Arc<AtomicBool> = Default::default();
-        let app = axum::Router::new()
-            .fallback(record)
-            .with_state((seen.clone(), failing.clone()));
+        let headers: Arc<Mutex<Vec<String>>> = Default::default();
+        let app = axum::Router::new().fallback(record).with_state((
+            seen.clone(),
+            failing.clone(),
+            headers.clone(),
+        ));
         let base = keysync::testing::serve_in_background(app).expect("the receiver starts");
         Receiver {
             base,
             seen,
             failing,
+            headers,
         }
     }
 
@@ -454,6 +467,16 @@ fn alarms_are_delivered_once_as_new_once_as_resolved_and_a_failed_delivery_is_se
     for output in [&failed.stdout, &failed.stderr] {
         assert!(!output.contains(SECRET), "{output}");
     }
+    // The webhook is sent JSON, and never the CometAPI token.
+    let headers = hook.headers.lock().unwrap().clone();
+    assert_eq!(headers.len(), 6);
+    for sent in headers {
+        assert!(
+            sent.contains("\"content-type\": \"application/json\""),
+            "{sent}"
+        );
+        assert!(!sent.contains(TOKEN), "{sent}");
+    }
     let stored = database_bytes(&h);
     let needle = SECRET.as_bytes();
     assert!(!stored.windows(needle.len()).any(|w| w == needle));
@@ -610,7 +633,12 @@ fn pull_check_exits_with_the_pulls_code_then_4_then_1_then_0() {
     assert!(lines[0].starts_with("sync 6 ok: 2 keys"), "{}", out.stdout);
     let cells = crate::common::table_cells(&out.stdout[out.stdout.find('\n').unwrap() + 1..]);
     let rules: Vec<&str> = cells.iter().map(|row| row[0].as_str()).collect();
-    assert_eq!(rules, ["rule", "low_quota_usd", "low_quota_usd"], "{}", out.stdout);
+    assert_eq!(
+        rules,
+        ["rule", "low_quota_usd", "low_quota_usd"],
+        "{}",
+        out.stdout
+    );
     let bodies = hook.take();
     assert_eq!(bodies.len(), 1);
     let new: Vec<&str> = bodies[0]["new"]
