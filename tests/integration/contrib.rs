@@ -1,5 +1,5 @@
 //! The shipped recipes in `contrib/`: the systemd service and timer, and the Dockerfile. The
-//! README shows each file verbatim, systemd accepts the units, and the command lines they run
+//! guide (`docs/guide.md`) shows each file verbatim, systemd accepts the units, and the command lines they run
 //! work against the fake CometAPI, with the paths they name moved into a temporary folder.
 
 use std::path::{Path, PathBuf};
@@ -13,21 +13,21 @@ use crate::common::{Harness, TOKEN, check_exit, int, run, text, wait_until};
 const SERVICE: &str = include_str!("../../contrib/systemd/keysync.service");
 const TIMER: &str = include_str!("../../contrib/systemd/keysync.timer");
 const DOCKERFILE: &str = include_str!("../../contrib/Dockerfile");
-const README: &str = include_str!("../../README.md");
+const GUIDE: &str = include_str!("../../docs/guide.md");
 
 /// The binary path the service's `ExecStart` names.
 const INSTALLED_BINARY: &str = "/usr/local/bin/keysync";
 
 #[test]
-fn the_readme_shows_each_shipped_file_verbatim() {
+fn the_guide_shows_each_shipped_file_verbatim() {
     for (name, file) in [
         ("contrib/systemd/keysync.service", SERVICE),
         ("contrib/systemd/keysync.timer", TIMER),
         ("contrib/Dockerfile", DOCKERFILE),
     ] {
         assert!(
-            README.contains(file),
-            "the README does not show {name} as it is:\n{file}"
+            GUIDE.contains(file),
+            "docs/guide.md does not show {name} as it is:\n{file}"
         );
     }
 }

@@ -43,7 +43,9 @@
 //!   observes nothing, sums past 64 bits, an older ledger corrected by the upgrade.
 //! - `money`: dollars, quota and shares as people read them in `usage`'s table and markdown, the
 //!   reports' tables and the HTML page, and the exact values of csv and json.
-//! - `contrib`: the shipped systemd units and Dockerfile: shown verbatim in the README,
+//! - `docs`: the README and `docs/`: the README's length, links that land on headings, and
+//!   the README's recipes run by `sh` as written.
+//! - `contrib`: the shipped systemd units and Dockerfile: shown verbatim in `docs/guide.md`,
 //!   `systemd-analyze verify`, and their command lines run against the fake.
 //! - `monitoring`: what a monitor reads: ping URLs with a query string, `pull --json` lines with
 //!   times (failed pulls included), `prune --json`.
@@ -73,6 +75,7 @@ mod common;
 mod contrib;
 mod daily_pulls;
 mod diff;
+mod docs;
 mod html;
 mod html_out;
 mod installed;
