@@ -9,6 +9,7 @@ pub(crate) mod demo;
 pub(crate) mod diff;
 pub(crate) mod history;
 pub(crate) mod html;
+pub(crate) mod out;
 pub(crate) mod prune;
 pub(crate) mod pull;
 pub(crate) mod query;

@@ -10,14 +10,15 @@
 
 mod chart;
 mod gather;
-mod out;
 mod page;
+
+pub(crate) use page::HEAD_START;
 
 use std::io::Write;
 use std::num::NonZeroU64;
 use std::path::PathBuf;
 
-use out::Sink;
+use crate::cmd::out::Sink;
 
 use crate::config::{Settings, parse_quota_per_unit};
 use crate::error::{Error, Result};

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
-use super::page::HEAD_START;
+use crate::cmd::html::HEAD_START;
 use crate::error::{Error, Result};
 
 /// Every SQLite database file begins with these bytes (its header string).
