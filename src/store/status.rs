@@ -11,13 +11,11 @@ use crate::store::sync_status::SyncStatus;
 /// The schema version that added the `account` table.
 const ACCOUNT_SCHEMA: i64 = 3;
 
-/// Keys by state: live ones by their upstream `status`, and removed ones.
+/// Keys by state: live ones and removed ones (`facts::key` counts the live ones by status).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct KeyCounts {
     pub live: i64,
     pub removed: i64,
-    /// `(status, count)` for live keys, by status.
-    pub by_status: Vec<(i64, i64)>,
 }
 
 /// One `syncs` row, as status shows it.
@@ -150,34 +148,19 @@ fn sync_cost(conn: &Connection, id: i64) -> Result<Option<SyncCost>> {
 }
 
 fn key_counts(conn: &Connection) -> Result<KeyCounts> {
-    let context = "cannot count the keys";
-    let (live, removed) = conn
-        .query_row(
-            "SELECT count(*) FILTER (WHERE removed_sync IS NULL),
-                    count(*) FILTER (WHERE removed_sync IS NOT NULL)
-             FROM keys",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .db(context)?;
-    let mut statement = conn
-        .prepare(
-            "SELECT status, count(*) FROM keys WHERE removed_sync IS NULL
-             GROUP BY status ORDER BY status",
-        )
-        .db(context)?;
-    let by_status = statement
-        .query_map([], |row| {
-            Ok((row.get::<_, Option<i64>>(0)?.unwrap_or(0), row.get(1)?))
-        })
-        .db(context)?
-        .collect::<rusqlite::Result<_>>()
-        .db(context)?;
-    Ok(KeyCounts {
-        live,
-        removed,
-        by_status,
-    })
+    conn.query_row(
+        "SELECT count(*) FILTER (WHERE removed_sync IS NULL),
+                count(*) FILTER (WHERE removed_sync IS NOT NULL)
+         FROM keys",
+        [],
+        |row| {
+            Ok(KeyCounts {
+                live: row.get(0)?,
+                removed: row.get(1)?,
+            })
+        },
+    )
+    .db("cannot count the keys")
 }
 
 /// The account the database is bound to: `(user_id, bound_sync)`. None before a pull has seen
