@@ -278,7 +278,11 @@ fn refusal(out: &Path, link: Option<&Path>, found: &Found, rule: Rule) -> Error 
         Found::Socket => "a socket",
         Found::Special => "not a regular file",
     };
-    let even_forced = if rule.has_force { ", even with --force" } else { "" };
+    let even_forced = if rule.has_force {
+        ", even with --force"
+    } else {
+        ""
+    };
     let todo = match found {
         Found::Missing => "pick another path, or remove the link".to_string(),
         Found::Database => format!(

@@ -111,7 +111,9 @@ pub(crate) fn run(settings: &Settings, args: Args) -> Result<()> {
         options.db.clone(),
         profile.quota_per_unit,
         settings.now,
-        args.metrics_file.clone().or_else(|| profile.metrics_file.clone()),
+        args.metrics_file
+            .clone()
+            .or_else(|| profile.metrics_file.clone()),
     )?;
     // The profile's address serves only a schedule; a one-shot pull would serve for an instant.
     let listen = args

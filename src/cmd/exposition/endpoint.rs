@@ -84,7 +84,10 @@ async fn accept(listener: TcpListener, text: watch::Receiver<String>) {
 
 fn route(request: &Request<Incoming>, text: &watch::Receiver<String>) -> Response {
     if request.uri().path() != "/metrics" {
-        return response(StatusCode::NOT_FOUND, "not found: the metrics are at /metrics\n");
+        return response(
+            StatusCode::NOT_FOUND,
+            "not found: the metrics are at /metrics\n",
+        );
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut answer = response(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
@@ -94,7 +97,9 @@ fn route(request: &Request<Incoming>, text: &watch::Receiver<String>) -> Respons
     }
     let mut answer = response(StatusCode::OK, text.borrow().clone());
     let exposition = HeaderValue::from_static(CONTENT_TYPE);
-    answer.headers_mut().insert(header::CONTENT_TYPE, exposition);
+    answer
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, exposition);
     answer
 }
 

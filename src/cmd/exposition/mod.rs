@@ -121,7 +121,10 @@ impl Facts {
     fn account_families(&self, text: &mut Text) {
         let states: Vec<_> = self.keys.iter().map(|k| k.state).collect();
         let counts = count_by_status(&states, self.now);
-        text.family("keysync_keys", "Live keys by what they would do if used now.");
+        text.family(
+            "keysync_keys",
+            "Live keys by what they would do if used now.",
+        );
         for (status, count) in EffectiveStatus::LIVE.iter().zip(counts) {
             text.sample("keysync_keys", &[("status", status.name())], count);
         }
@@ -180,7 +183,10 @@ impl Facts {
         }
         if let Some(good) = &self.good {
             let name = "keysync_last_good_sync_timestamp_seconds";
-            text.family(name, "Start of the latest ok or partial pull, in unix seconds.");
+            text.family(
+                name,
+                "Start of the latest ok or partial pull, in unix seconds.",
+            );
             text.sample(name, &[], good.started_at);
         }
     }
@@ -239,14 +245,21 @@ impl Facts {
         help: &str,
         value: &dyn Fn(&KeyFigures) -> Option<(Vec<(&'static str, &'static str)>, i64)>,
     ) {
-        let mut samples = self.keys.iter().filter_map(|k| Some((k, value(k)?))).peekable();
+        let mut samples = self
+            .keys
+            .iter()
+            .filter_map(|k| Some((k, value(k)?)))
+            .peekable();
         if samples.peek().is_none() {
             return;
         }
         text.family(name, help);
         for (key, (more, value)) in samples {
             let id = key.state.id.to_string();
-            let mut labels = vec![("id", id.as_str()), ("name", key.name.as_deref().unwrap_or(""))];
+            let mut labels = vec![
+                ("id", id.as_str()),
+                ("name", key.name.as_deref().unwrap_or("")),
+            ];
             labels.extend(more);
             text.sample(name, &labels, value);
         }

@@ -92,10 +92,8 @@ impl Publisher {
 
     async fn render(&self) -> Result<String> {
         let (db, price, now) = (self.db.clone(), self.price, unix_now(self.now));
-        tokio::task::spawn_blocking(move || {
-            Ok(Facts::read(&db, price, now)?.render(PerKey::Auto))
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("reading the metrics failed: {e}")))?
+        tokio::task::spawn_blocking(move || Ok(Facts::read(&db, price, now)?.render(PerKey::Auto)))
+            .await
+            .map_err(|e| Error::Internal(format!("reading the metrics failed: {e}")))?
     }
 }
