@@ -597,6 +597,16 @@ fn metrics_listen_needs_every_and_a_free_address() {
     );
 }
 
+/// A child process killed when the test ends, passed or failed.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn node_exporters_textfile_collector_reads_the_file() {
     let Some(node_exporter) = tool("prometheus-node-exporter", "prometheus-node-exporter") else {
@@ -612,7 +622,7 @@ fn node_exporters_textfile_collector_reads_the_file() {
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let mut exporter = Command::new(node_exporter)
+    let exporter = Command::new(node_exporter)
         .args(["--collector.disable-defaults", "--collector.textfile"])
         .arg(format!(
             "--collector.textfile.directory={}",
@@ -623,6 +633,7 @@ fn node_exporters_textfile_collector_reads_the_file() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let exporter = KillOnDrop(exporter);
     let mut scraped = String::new();
     wait_until("node_exporter to answer", || {
         TcpStream::connect(&addr).is_ok() && {
@@ -630,8 +641,7 @@ fn node_exporters_textfile_collector_reads_the_file() {
             true
         }
     });
-    exporter.kill().unwrap();
-    exporter.wait().unwrap();
+    drop(exporter);
     assert!(
         scraped.contains("\nnode_textfile_scrape_error 0\n"),
         "{scraped}"
