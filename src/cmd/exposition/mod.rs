@@ -243,7 +243,7 @@ impl Facts {
         text: &mut Text,
         name: &str,
         help: &str,
-        value: &dyn Fn(&KeyFigures) -> Option<(Vec<(&'static str, &'static str)>, i64)>,
+        value: &dyn Fn(&KeyFigures) -> Option<KeySample>,
     ) {
         let mut samples = self
             .keys
@@ -265,6 +265,9 @@ impl Facts {
         }
     }
 }
+
+/// A key's sample in one family: the labels it adds to `id` and `name`, and its value.
+type KeySample = (Vec<(&'static str, &'static str)>, i64);
 
 /// The exposition text under way.
 #[derive(Default)]
