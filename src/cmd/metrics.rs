@@ -21,8 +21,8 @@ pub(crate) struct Args {
     /// live keys
     #[arg(long, value_enum, default_value_t = PerKey::Auto, value_name = "WHEN")]
     pub per_key: PerKey,
-    /// Quota units per US dollar, shown as keysync_quota_per_unit [default: the profile's
-    /// quota_per_unit, else the price the gateway published at the last pull, else 500000]
+    /// Quota units per US dollar, shown as keysync_quota_per_unit [default: the price in force
+    /// that `status` shows: the profile's quota_per_unit, else the gateway's, else 500000]
     #[arg(long, value_name = "N", value_parser = parse_quota_per_unit)]
     pub quota_per_unit: Option<NonZeroU64>,
 }
