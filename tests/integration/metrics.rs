@@ -341,6 +341,7 @@ fn per_key_families_stop_above_1000_keys_with_a_comment_unless_always() {
     let h = Harness::with_keys(1001);
     h.pull(&[]);
     let auto = metrics(&h, &[]);
+    promtool(&["check", "metrics"], &auto);
     let series = parse(&auto);
     assert!(
         series.keys().all(|f| !f.starts_with("keysync_key_")),
