@@ -1,11 +1,14 @@
-//! `keysync pull`: list every key, apply the listing in one transaction, print a summary.
+//! `keysync pull`: list every key, apply the listing in one transaction, print a summary; and
+//! after every pull, the metrics to `--metrics-file` and `--metrics-listen` (`exposition`).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::api::Rate;
 use crate::api::pacing::parse_rate;
 use crate::cmd::check::{AlertArgs, Checked, Plan, check, print_alarms};
+use crate::cmd::exposition::publish::Publisher;
 use crate::cmd::show::{print_failure_json, print_summary};
 use crate::config::{
     ApiFlags, Settings, parse_interval, parse_retries, parse_timeout, resolve_pull,
@@ -59,6 +62,15 @@ pub(crate) struct Args {
     /// it, so none is answered 429 (without it, the limit is learnt from the first 429s)
     #[arg(long, value_name = "N/DURATION", value_parser = parse_rate)]
     pub max_rate: Option<Rate>,
+    /// After every pull, failed ones included, write the Prometheus metrics to FILE, as
+    /// `keysync metrics --out FILE` does (for node_exporter's textfile collector); also the
+    /// profile's metrics_file
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+    /// With --every: serve the Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9184),
+    /// refreshed after every pull; also the profile's metrics_listen
+    #[arg(long, value_name = "ADDR", requires = "every")]
+    pub metrics_listen: Option<SocketAddr>,
     /// After each pull, run `keysync check` with the flags below (also the profile's
     /// `check = true`): exit 1 when an alarm fires, 4 when a webhook delivery failed
     #[arg(long)]
@@ -97,6 +109,10 @@ pub(crate) fn run(settings: &Settings, args: Args) -> Result<Outcome> {
         Ok(checks) => checks,
         Err(error) => return Err(report_unresolved(&args, settings.now, error)),
     };
+    let after = AfterPull {
+        plan: checks,
+        quiet: settings.quiet || args.json,
+    };
     let options = PullOptions {
         db: settings.db()?.to_path_buf(),
         api: pull.options,
@@ -105,11 +121,27 @@ pub(crate) fn run(settings: &Settings, args: Args) -> Result<Outcome> {
         now: pull.now,
         ping_url: pull.ping_url,
     };
-    let after = AfterPull {
-        plan: checks,
-        quiet: settings.quiet || args.json,
+    let profile = &settings.profile;
+    let metrics = Publisher::new(
+        options.db.clone(),
+        profile.quota_per_unit,
+        settings.now,
+        args.metrics_file
+            .clone()
+            .or_else(|| profile.metrics_file.clone()),
+    )?;
+    // The profile's address serves only a schedule; a one-shot pull would serve for an instant.
+    let listen = args
+        .metrics_listen
+        .or(profile.metrics_listen.filter(|_| args.every.is_some()));
+    let run = async {
+        let mut metrics = metrics;
+        if let Some(addr) = listen {
+            metrics.listen(addr, settings.quiet).await?;
+        }
+        run_pulls(&options, &args, (&metrics, &after), settings.quiet).await
     };
-    crate::cmd::runtime()?.block_on(run_pulls(&options, &args, settings.quiet, &after))
+    crate::cmd::runtime()?.block_on(run)
 }
 
 /// `--check` (or the profile's `check = true`): the check to run after each pull. The alert
@@ -120,7 +152,8 @@ fn resolve_checks(settings: &Settings, args: &Args) -> Result<Option<Plan>> {
     }
     if args.alerts.any_given() {
         return Err(Error::Usage(
-            "the alert flags of `pull` (--notify, --expiring, ...) work with --check: add              --check, or set check = true in the profile"
+            "the alert flags of `pull` (--notify, --expiring, ...) work with --check: add \
+             --check, or set check = true in the profile"
                 .into(),
         ));
     }
@@ -180,20 +213,24 @@ fn outcome(pulled: Result<()>, checked: Option<Result<Checked>>) -> Result<Outco
 }
 
 /// One pull, or with `--every` one per interval until a signal. With `--json` every pull
-/// that failed prints its own line too (see [`report_failure`]). With `--check`, a check
-/// follows every pull that was not interrupted.
+/// that failed prints its own line too (see [`report_failure`]). After each pull that began,
+/// the metrics are published; a one-shot pull that could not publish them fails (its own
+/// failure first), a schedule logs it and goes on. With `--check`, a check follows every
+/// pull that was not interrupted.
 async fn run_pulls(
     options: &PullOptions,
     args: &Args,
+    (metrics, after): (&Publisher, &AfterPull),
     quiet: bool,
-    after: &AfterPull,
 ) -> Result<Outcome> {
     let progress = !quiet && !args.json;
     let shutdown = Shutdown::install()?;
     let report = |trace: &PullTrace, error: Error| report_failure(args.json, trace, error);
     let Some(every) = args.every else {
-        let pulled = match pull(options, progress, shutdown.requested()).await {
-            Ok(Pulled::Done(summary)) => print_summary(&summary, args.json, quiet),
+        let pulled = pull(options, progress, shutdown.requested()).await;
+        let published = metrics.publish().await;
+        let pulled = match pulled {
+            Ok(Pulled::Done(summary)) => print_summary(&summary, args.json, quiet).and(published),
             Ok(Pulled::Interrupted(trace)) => {
                 let signal = shutdown.received().unwrap_or(Signal::Interrupt);
                 return Err(report(&trace, Error::Interrupted(signal)));
@@ -204,7 +241,11 @@ async fn run_pulls(
     };
     loop {
         let started = Instant::now();
-        match pull(options, progress, shutdown.requested()).await {
+        let pulled = pull(options, progress, shutdown.requested()).await;
+        if let Err(error) = metrics.publish().await {
+            tracing::error!("{error}");
+        }
+        match pulled {
             Ok(Pulled::Done(summary)) => print_summary(&summary, args.json, quiet)?,
             Ok(Pulled::Interrupted(trace)) => {
                 // A stop between pulls is no failure; one that rolled a pull back left a row.

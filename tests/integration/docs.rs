@@ -20,6 +20,9 @@ const DOCUMENTS: [&str; 5] = [
     "docs/performance.md",
 ];
 
+/// node_exporter's textfile folder in Debian's package, which the Prometheus recipe names.
+const TEXTFILE_DIRECTORY: &str = "/var/lib/prometheus/node-exporter";
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -147,9 +150,13 @@ fn sh(h: &Harness, script: &str) -> std::process::Output {
     let bin = Path::new(env!("CARGO_BIN_EXE_keysync")).parent().unwrap();
     let stubs = h.dir.path().join("stubs");
     let path = format!("{}:{}:/usr/bin:/bin", stubs.display(), bin.display());
+    // System folders a recipe names are moved into the test's folder.
+    let textfile = h.dir.path().join("textfile");
+    std::fs::create_dir_all(&textfile).unwrap();
+    let script = script.replace(TEXTFILE_DIRECTORY, textfile.to_str().unwrap());
     let mut command = std::process::Command::new("sh");
     command
-        .args(["-c", script])
+        .args(["-c", &script])
         .env_clear()
         .env("PATH", path)
         .env("HOME", h.dir.path())
@@ -248,6 +255,11 @@ fn the_recipes_run_as_written() {
         let command = command.join(" ");
         expect_success(&sh(&h, &command), &command);
     }
+    let metrics = std::fs::read_to_string(h.dir.path().join("textfile/keysync.prom")).unwrap();
+    assert!(
+        metrics.contains("\nkeysync_account_used_quota "),
+        "the textfile: {metrics}"
+    );
     let mails = mails(&h);
     let subjects: Vec<&str> = mails
         .iter()

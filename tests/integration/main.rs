@@ -37,6 +37,10 @@
 //! - `html_out`: where `html --out` may write: an earlier page replaced, a database, another
 //!   file, a directory, a FIFO, a socket, a device or a link to one refused and left as it was
 //!   (`--force` for another regular file), `--out -` on stdout.
+//! - `metrics`: `keysync metrics` read back with an independent parser and compared with the
+//!   database and `status`, hostile names, `--per-key`, the file's write and refusals, `pull
+//!   --metrics-file` and `--metrics-listen`, promtool on the text and the shipped rules,
+//!   node_exporter's textfile collector.
 //! - `usage`: `keysync usage`: quota use and dollars by the attribution rule, per key and per
 //!   period, over ten daily pulls with a refund, a newcomer, a removal and a failed pull.
 //! - `refunds`: the gateway's books: a refund is negative use, a pull without `used_quota`
@@ -81,6 +85,7 @@ mod html_out;
 mod installed;
 mod integrity;
 mod local_side;
+mod metrics;
 mod money;
 mod monitoring;
 mod on_a_terminal;
