@@ -667,11 +667,15 @@ fn a_good_sync_recorded_in_the_future_is_corrected_as_the_readme_says() {
         refused
             .stderr
             .contains("before sync 2 did (2099-01-01 00:00:00Z)")
-            && refused.stderr.contains("\"A sync recorded in the future\""),
+            && refused
+                .stderr
+                .contains("\"A SYNC RECORDED IN THE FUTURE\" in the man page"),
         "{}",
         refused.stderr
     );
     let history = h.dump(&["keys", "key_versions"]);
+    // The man page, which the error names, holds the same statements.
+    assert_eq!(readme_recovery_sql(), keysync::testing::FUTURE_SYNC_REPAIR);
 
     h.conn().execute_batch(&readme_recovery_sql()).unwrap();
     assert_eq!(

@@ -60,6 +60,9 @@
 //! - `calendar`: calendar windows over pulls on both sides of a month boundary: `--month`
 //!   against its `--since`/`--until`, dates, `today` and `yesterday` in `usage`, `html`, `diff`,
 //!   the reports' `--since` and `--now`, and the months and times refused.
+//! - `manual`: what a user reads without the repository: `--help` (global options last, exit
+//!   codes at the top only, defaults), `--version`, `keysync man` checked by groff, completion
+//!   values.
 //! - `installed`: an installed binary without a checkout: `query --report --show-sql` run back
 //!   through `--file`, and `demo --db PATH` made again at any path.
 
@@ -73,6 +76,7 @@ mod html_out;
 mod installed;
 mod integrity;
 mod local_side;
+mod manual;
 mod money;
 mod monitoring;
 mod on_a_terminal;
