@@ -84,6 +84,14 @@ pub enum Error {
     /// The database is in a state keysync refuses to work with (missing, newer schema, ...).
     #[error("{0}")]
     DatabaseState(String),
+    /// A pull died while it wrote the database's first keys, and left its rollback journal
+    /// for the next pull to roll back: until then the file cannot be read.
+    #[error(
+        "{}: a pull was interrupted; the next pull recovers the file (run `keysync pull`, or \
+         wait for the next scheduled one)",
+        .0.display()
+    )]
+    PullInterrupted(std::path::PathBuf),
     /// SIGINT or SIGTERM stopped a one-shot pull; its sync row says `failed`, `interrupted`.
     #[error(
         "stopped by {}: the pull did not finish and changed no key (if it had begun, `keysync \
@@ -186,7 +194,9 @@ impl Error {
             Error::Auth(_) => exit::AUTH,
             Error::Api(_) => exit::API,
             Error::Locked(_) => exit::LOCKED,
-            Error::Database { .. } | Error::DatabaseState(_) => exit::DATABASE,
+            Error::Database { .. } | Error::DatabaseState(_) | Error::PullInterrupted(_) => {
+                exit::DATABASE
+            }
             Error::Output(_) | Error::Internal(_) => exit::INTERNAL,
             Error::Interrupted(signal) => signal.exit_code(),
         }
