@@ -7,7 +7,9 @@ use crate::store::known_schema_version;
 
 /// `0.1.0 (commit 1ec2d76)`, then one line each for SQLite and the schema.
 pub(crate) fn text() -> String {
+    // Docker's empty build argument (contrib/Dockerfile) is no commit.
     let commit = option_env!("KEYSYNC_GIT_COMMIT")
+        .filter(|commit| !commit.is_empty())
         .map(|commit| format!(" (commit {commit})"))
         .unwrap_or_default();
     format!(

@@ -11,8 +11,8 @@
 //! - `pull`: `keysync pull` and `demo` on a well-behaved upstream: what lands in `keys` and
 //!   `key_versions`, what is sent (token, user id), flags, summary line, plain failures.
 //! - `integrity`: the pull guarantees under faults from the fake's switches: retries, no false
-//!   removals, no duplicates, clean failures on bad pages, kill -9, cron overlap, hostile values,
-//!   the token nowhere.
+//!   removals, no duplicates, clean failures on bad pages, kill -9 (and the hot journal a first
+//!   pull killed at its final write leaves), cron overlap, hostile values, the token nowhere.
 //! - `upstream`: an upstream that lies or changes: paging that trusts no single number, bounded
 //!   bodies, account rejections, gateway upgrades (recorded bytes), exact unknown values,
 //!   retries that fit the error, HTTPS with a private CA.
@@ -44,7 +44,8 @@
 //! - `money`: dollars, quota and shares as people read them in `usage`'s table and markdown, the
 //!   reports' tables and the HTML page, and the exact values of csv and json.
 //! - `contrib`: the shipped systemd units and Dockerfile: shown verbatim in the README,
-//!   `systemd-analyze verify`, and their command lines run against the fake.
+//!   `systemd-analyze verify` and the service's `security` rating, the image's Rust version,
+//!   labels and `.dockerignore`, and their command lines run against the fake.
 //! - `monitoring`: what a monitor reads: ping URLs with a query string, `pull --json` lines with
 //!   times (failed pulls included), `prune --json`.
 //! - `pacing`: the rate limit: the `requests` / `rate_limited` counts of every pull, `--max-rate`
