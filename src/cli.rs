@@ -40,6 +40,7 @@ pub(crate) struct GlobalArgs {
     pub verbose: u8,
     /// Take this as the current time, for reproducible reports: unix seconds, an RFC 3339 time,
     /// a date (2026-12-01 is its 00:00:00Z, UTC), or today / yesterday (from the system clock)
+    /// [default: the system clock]
     #[arg(long, global = true, value_name = "TIME", value_parser = parse_time)]
     pub now: Option<i64>,
     /// The config file [default: $XDG_CONFIG_HOME/keysync/config.toml]
@@ -160,7 +161,7 @@ pub(crate) fn command() -> clap::Command {
 
 /// The `--help` footer: [`EXIT_CODES`], each meaning wrapped under itself.
 fn exit_codes_help() -> String {
-    const WIDTH: usize = 96;
+    const WIDTH: usize = 80;
     let mut text = String::from("Exit codes:");
     for (code, meaning) in EXIT_CODES {
         let indent = 2 + code.len() + 2;
@@ -259,7 +260,7 @@ mod tests {
     #[test]
     fn the_exit_codes_are_listed_whole_under_80_columns() {
         let help = exit_codes_help();
-        assert!(help.lines().all(|line| line.len() <= 96), "{help}");
+        assert!(help.lines().all(|line| line.len() <= 80), "{help}");
         let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
         for (code, meaning) in EXIT_CODES {
             assert!(

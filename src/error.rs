@@ -29,8 +29,8 @@ pub(crate) const EXIT_CODES: [(&str, &str); 9] = [
     ("0", "success"),
     (
         "1",
-        "an alarm you asked for (`diff --exit-code` found differences, `status --max-age` stale, \
-         or a pull was interrupted and the next pull recovers the file)",
+        "an alarm you asked for (`diff --exit-code` found differences, `status --max-age` found \
+         the record stale, the last pull failed, or a pull interrupted mid-write)",
     ),
     (
         "2",
