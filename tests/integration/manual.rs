@@ -111,7 +111,11 @@ fn the_man_page_is_valid_roff_without_a_warning() {
     // Settings are not read: a config file that cannot be parsed does not matter.
     std::fs::write(dir.path().join("bad.toml"), "this is not toml").unwrap();
     let page = run_in(dir.path(), &["--config", "bad.toml", "man"], 0).stdout;
-    run_in(dir.path(), &["--config", "bad.toml", "completions", "bash"], 0);
+    run_in(
+        dir.path(),
+        &["--config", "bad.toml", "completions", "bash"],
+        0,
+    );
     run_in(dir.path(), &["--config", "bad.toml", "syncs"], 2);
     let Some(checked) = groff(&["-man", "-Tutf8", "-ww", "-z"], &page) else {
         return;
