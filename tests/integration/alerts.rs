@@ -747,9 +747,14 @@ fn the_readme_shows_the_body_a_webhook_is_sent_and_every_rule_check_takes() {
     assert_eq!(documented, sent);
     // Every flag under "Alert rules" in `check --help` is a row of the README's table.
     let help = run(h.keysync().args(["check", "--help"]), 0).stdout;
-    let rules = &help[help.find("Alert rules:").unwrap()..help.find("Exit codes:").unwrap()];
-    let flags: Vec<&str> = rules
+    // The heading's lines, up to the next heading (a line that is not indented).
+    let rules: Vec<&str> = help[help.find("Alert rules:").unwrap()..]
         .lines()
+        .skip(1)
+        .take_while(|line| line.is_empty() || line.starts_with(' '))
+        .collect();
+    let flags: Vec<&str> = rules
+        .iter()
         .filter_map(|line| line.trim().strip_prefix("--"))
         .map(|flag| flag.split(' ').next().unwrap())
         .collect();
