@@ -70,6 +70,7 @@ mod daily_pulls;
 mod diff;
 mod html;
 mod html_out;
+mod html_page;
 mod installed;
 mod integrity;
 mod local_side;

@@ -12,6 +12,7 @@ mod chart;
 mod gather;
 mod out;
 mod page;
+mod sections;
 
 use std::io::Write;
 use std::num::NonZeroU64;
