@@ -365,10 +365,10 @@ mod tests {
         let svg = chart(vec![bar(vec![3.0, -1.0, 2.0]), bar(vec![-2.0])], 0.01);
         // Up to 5 and down to 2: a step of 2, from -$2 to $6.
         assert_eq!(texts(&svg, "text.tick[text-anchor=end]"), ["-$2", "$0", "$2", "$4", "$6"]);
-        // The plot's 212 units span $8: zero sits a quarter up from its bottom at 260.
+        // The plot's 228 units span $8: zero sits a quarter up from its bottom at 276.
         let zero = attrs(&svg, "line.axis", "y1");
-        assert_eq!(zero, ["207.0"]);
-        // $1 is 26.5 units: the 3 and the 2 stack up from zero, the -1 and the -2 hang from it.
+        assert_eq!(zero, ["219.0"]);
+        // $1 is 28.5 units: the 3 and the 2 stack up from zero, the -1 and the -2 hang from it.
         let rects: Vec<(String, String)> = attrs(&svg, "rect.s0", "y")
             .into_iter()
             .zip(attrs(&svg, "rect.s0", "height"))
@@ -377,10 +377,10 @@ mod tests {
         assert_eq!(
             rects,
             [
-                pair("127.50", "79.50"),
-                pair("207.00", "26.50"),
-                pair("74.50", "53.00"),
-                pair("207.00", "53.00"),
+                pair("133.50", "85.50"),
+                pair("219.00", "28.50"),
+                pair("76.50", "57.00"),
+                pair("219.00", "57.00"),
             ]
         );
     }
@@ -402,7 +402,7 @@ mod tests {
         // Bar 0 has a value of 0 and bar 3 no data: no segment.
         assert_eq!(attrs(&svg, "rect.s0", "y").len(), 10);
         assert_eq!(texts(&svg, "g.bar.no-data > title"), ["t"]);
-        assert_eq!(attrs(&svg, "g.no-data rect.no-data-fill", "height"), ["212.0"]);
+        assert_eq!(attrs(&svg, "g.no-data rect.no-data-fill", "height"), ["228.0"]);
         assert_eq!(texts(&svg, "g.failed-pull > title"), ["failed on d4"]);
         // Every second bar is labelled, the last one included.
         assert_eq!(
