@@ -53,7 +53,6 @@ pub(crate) fn count_by_status(keys: &[KeyState], now: i64) -> [i64; 5] {
     counts
 }
 
-
 // Quota left, low quota and expiry windows: the facts `html`'s tiles show and `check`'s
 // `low_quota_usd` and `expiring` rules (issue 25) read.
 impl KeyState {

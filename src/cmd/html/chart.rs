@@ -2,11 +2,12 @@
 //! date under every few bars, and a `<title>` per bar and per segment (the browser's tooltip).
 //! A day without data is drawn as such (`no-data`), never as a zero, and a failed pull is
 //! marked on its day (`failed-pull`). Colours are CSS classes, so the page's light, dark and
-//! print styles decide them. The SVG has a `viewBox` and no fixed size: it takes the width of
-//! the page, and the page's style sizes its text for a phone.
+//! print styles decide them. Tooltips name keys: they go in as [`Shown`], as every name does.
+//! The SVG has a `viewBox` and no fixed size: it takes the width of the page.
 
 use maud::{Markup, html};
 
+use super::page::Shown;
 use crate::output::thousands;
 
 /// A drawing's coordinate system and margins; the page scales it to its width. A page draws
@@ -188,18 +189,18 @@ impl Bar {
         let bar_x = at(x + (slot - bar_w) / 2.0);
         html! {
             g.bar.no-data[self.no_data] {
-                title { (self.title) }
+                title { (Shown(&self.title)) }
                 rect.hit x=(at(x)) y=(at(top)) width=(at(slot)) height=(at(plot_h)) {}
                 @if self.no_data {
                     rect.no-data-fill x=(bar_x) y=(at(top)) width=(at(bar_w)) height=(at(plot_h)) {}
                 }
                 @for (class, top, height, title) in self.stack(scale) {
                     rect class=(class) x=(bar_x) y=(format!("{top:.2}")) width=(at(bar_w))
-                        height=(format!("{height:.2}")) { title { (title) } }
+                        height=(format!("{height:.2}")) { title { (Shown(title)) } }
                 }
                 @if let Some(failed) = &self.failed {
                     g.failed-pull {
-                        title { (failed) }
+                        title { (Shown(failed)) }
                         path d=(format!("M{:.1},{:.1} l-8,-14 h16 z", x + slot / 2.0, top - 2.0)) {}
                     }
                 }
@@ -364,7 +365,10 @@ mod tests {
     fn negative_segments_stack_below_a_zero_axis_with_negative_ticks() {
         let svg = chart(vec![bar(vec![3.0, -1.0, 2.0]), bar(vec![-2.0])], 0.01);
         // Up to 5 and down to 2: a step of 2, from -$2 to $6.
-        assert_eq!(texts(&svg, "text.tick[text-anchor=end]"), ["-$2", "$0", "$2", "$4", "$6"]);
+        assert_eq!(
+            texts(&svg, "text.tick[text-anchor=end]"),
+            ["-$2", "$0", "$2", "$4", "$6"]
+        );
         // The plot's 228 units span $8: zero sits a quarter up from its bottom at 276.
         let zero = attrs(&svg, "line.axis", "y1");
         assert_eq!(zero, ["219.0"]);
@@ -402,7 +406,10 @@ mod tests {
         // Bar 0 has a value of 0 and bar 3 no data: no segment.
         assert_eq!(attrs(&svg, "rect.s0", "y").len(), 10);
         assert_eq!(texts(&svg, "g.bar.no-data > title"), ["t"]);
-        assert_eq!(attrs(&svg, "g.no-data rect.no-data-fill", "height"), ["228.0"]);
+        assert_eq!(
+            attrs(&svg, "g.no-data rect.no-data-fill", "height"),
+            ["228.0"]
+        );
         assert_eq!(texts(&svg, "g.failed-pull > title"), ["failed on d4"]);
         // Every second bar is labelled, the last one included.
         assert_eq!(

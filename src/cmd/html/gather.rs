@@ -171,7 +171,9 @@ pub(super) enum DayData {
     /// A good sync that had one before it started on it; its use began after that one, on
     /// the day given when that is an earlier day than the one before (the use of several
     /// days).
-    Data { since: Option<NaiveDate> },
+    Data {
+        since: Option<NaiveDate>,
+    },
 }
 
 /// One stacked series of the daily chart: a key, or all the other keys together.
@@ -524,7 +526,10 @@ fn changes(store: &mut Store, since: i64, until: i64) -> Result<Changes> {
         .rows
         .iter()
         .filter(|r| r.kind == Kind::Changed)
-        .filter(|r| r.field.is_some_and(|i| !USE_FIELDS.contains(&DATA_COLUMNS[i])))
+        .filter(|r| {
+            r.field
+                .is_some_and(|i| !USE_FIELDS.contains(&DATA_COLUMNS[i]))
+        })
         .map(|r| r.id)
         .collect();
     found.changed_otherwise = otherwise.len();

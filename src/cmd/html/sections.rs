@@ -11,7 +11,9 @@ use super::gather::{
     CHART_KEYS, DayData, EXPIRING_WITHIN, EXPOSED_KEYS, KeyPanel, Page, RECENT_CHANGES, Series,
     Table, USE_FIELDS, Usage,
 };
-use super::page::{Shown, TOP_KEYS, column_class, data_sync, money, more_keys, quota_text, spend_text, table};
+use super::page::{
+    Shown, TOP_KEYS, column_class, data_sync, money, more_keys, quota_text, spend_text, table,
+};
 use crate::api::model::{DATA_COLUMNS, status_name};
 use crate::cmd::readable_field;
 use crate::facts::key::EffectiveStatus;
@@ -124,15 +126,14 @@ fn usage_chart<'a>(usage: &Usage) -> BarChart<'a> {
                     bar
                 }
                 DayData::Data { since } => {
-                    let spans = since.map(|s| {
-                        format!(" (use between {} and {date})", s.format("%Y-%m-%d"))
-                    });
+                    let spans = since
+                        .map(|s| format!(" (use between {} and {date})", s.format("%Y-%m-%d")));
                     day_bar(usage, d, &date, label, spans.unwrap_or_default())
                 }
             };
-            bar.failed = day
-                .failed_pull
-                .then(|| format!("{date}: a pull failed (its use is counted at the next good sync)"));
+            bar.failed = day.failed_pull.then(|| {
+                format!("{date}: a pull failed (its use is counted at the next good sync)")
+            });
             bar
         })
         .collect();
@@ -257,7 +258,9 @@ fn value_text(field: &str, value: &Value) -> String {
 pub(super) fn status(page: &Page) -> Markup {
     let status = &page.status;
     let at = match status.sampling {
-        Sampling::EverySync => format!("at each of the window's {} good syncs", status.points.len()),
+        Sampling::EverySync => {
+            format!("at each of the window's {} good syncs", status.points.len())
+        }
         Sampling::LastOfEachDay => format!(
             "at the last good sync of each UTC day ({} points; the window has more syncs than \
              the chart can show one by one)",
@@ -344,7 +347,12 @@ pub(super) fn expiring(page: &Page) -> Markup {
     let past = |row: &Vec<Value>| matches!(row.last(), Some(Value::Integer(1)));
     let part = |expired: bool| Table {
         columns: report.columns.clone(),
-        rows: report.rows.iter().filter(|r| past(r) == expired).cloned().collect(),
+        rows: report
+            .rows
+            .iter()
+            .filter(|r| past(r) == expired)
+            .cloned()
+            .collect(),
     };
     let (soon, expired) = (part(false), part(true));
     html! {
