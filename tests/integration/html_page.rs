@@ -47,9 +47,12 @@ pub struct Story {
     pub roles: BTreeMap<&'static str, i64>,
 }
 
-/// The story's keys, besides the generated ones: `(role, name, expiry from now in days (None:
-/// never), unlimited, allow_ips, remain_quota)`.
-const ROLES: [(&str, &str, Option<i64>, bool, &str, i64); 9] = [
+/// One of the story's keys: `(role, name, expiry from now in days (None: never), unlimited,
+/// allow_ips, remain_quota)`.
+type Role = (&'static str, &'static str, Option<i64>, bool, &'static str, i64);
+
+/// The story's keys, besides the generated ones.
+const ROLES: [Role; 9] = [
     ("hostile", HOSTILE_NAME, None, true, "", 0),
     ("bidi", BIDI_NAME, None, true, "", 0),
     (

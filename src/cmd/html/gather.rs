@@ -519,29 +519,7 @@ fn changes(store: &mut Store, since: i64, until: i64) -> Result<Changes> {
         until,
         &every_field,
     )?;
-    found.added = keys_of(&diff.rows, Kind::Added);
-    found.removed = keys_of(&diff.rows, Kind::Removed);
-    found.changed = keys_of(&diff.rows, Kind::Changed);
-    let otherwise: HashSet<i64> = diff
-        .rows
-        .iter()
-        .filter(|r| r.kind == Kind::Changed)
-        .filter(|r| {
-            r.field
-                .is_some_and(|i| !USE_FIELDS.contains(&DATA_COLUMNS[i]))
-        })
-        .map(|r| r.id)
-        .collect();
-    found.changed_otherwise = otherwise.len();
-    found.only_used = found.changed - otherwise.len();
-    found.per_field = every_field
-        .iter()
-        .map(|&i| {
-            let keys = diff.rows.iter().filter(|r| r.field == Some(i)).count();
-            (DATA_COLUMNS[i], keys)
-        })
-        .filter(|(_, keys)| *keys > 0)
-        .collect();
+    count_changes(&mut found, &diff.rows);
     found.span = Some((from, to));
     let after = match store.search_start(since, until, VERSIONS_SEARCHED)? {
         Some((after, searched)) => {
@@ -552,6 +530,29 @@ fn changes(store: &mut Store, since: i64, until: i64) -> Result<Changes> {
     };
     found.recent = recent_changes(store, since, until, after)?;
     Ok(found)
+}
+
+/// Counts the window's net diff into `found`: keys added, removed, changed (in something other
+/// than quota use, or only in that), and keys per field.
+fn count_changes(found: &mut Changes, rows: &[DiffRow]) {
+    found.added = keys_of(rows, Kind::Added);
+    found.removed = keys_of(rows, Kind::Removed);
+    found.changed = keys_of(rows, Kind::Changed);
+    let not_use = |i: usize| !USE_FIELDS.contains(&DATA_COLUMNS[i]);
+    let otherwise: HashSet<i64> = rows
+        .iter()
+        .filter(|r| r.kind == Kind::Changed && r.field.is_some_and(not_use))
+        .map(|r| r.id)
+        .collect();
+    found.changed_otherwise = otherwise.len();
+    found.only_used = found.changed - otherwise.len();
+    found.per_field = (0..DATA_COLUMNS.len())
+        .map(|i| {
+            let keys = rows.iter().filter(|r| r.field == Some(i)).count();
+            (DATA_COLUMNS[i], keys)
+        })
+        .filter(|(_, keys)| *keys > 0)
+        .collect();
 }
 
 /// The [`RECENT_CHANGES`] most recent changes but those of [`USE_FIELDS`]: the diffs of the
