@@ -49,7 +49,14 @@ pub struct Story {
 
 /// One of the story's keys: `(role, name, expiry from now in days (None: never), unlimited,
 /// allow_ips, remain_quota)`.
-type Role = (&'static str, &'static str, Option<i64>, bool, &'static str, i64);
+type Role = (
+    &'static str,
+    &'static str,
+    Option<i64>,
+    bool,
+    &'static str,
+    i64,
+);
 
 /// The story's keys, besides the generated ones.
 const ROLES: [Role; 9] = [
