@@ -502,6 +502,30 @@ fn money_and_statuses_are_words_and_sections_are_in_the_order_people_need() {
         texts(&page, "table#status-now td.col-status"),
         ["enabled", "disabled", "expired", "exhausted", "unknown"]
     );
+    // The low-quota keys: the report's rows, its is_exhausted flag as the status it means.
+    let low: Vec<Vec<String>> = page
+        .select(&sel("table#low-quota-keys tbody tr"))
+        .map(|tr| {
+            tr.select(&sel("td"))
+                .map(|td| td.text().collect())
+                .collect()
+        })
+        .collect();
+    let report = csv(h, &["query", "--report", "low-quota", "--below", "500000"]);
+    assert_eq!(low.len(), report.len());
+    for (row, record) in low.iter().zip(&report) {
+        let word = if record[4] == "1" {
+            "exhausted"
+        } else {
+            "enabled"
+        };
+        assert_eq!((&row[0], row[4].as_str()), (&record[0], word));
+    }
+    let nearly_out = story.roles["nearly-out"].to_string();
+    assert!(
+        low.iter()
+            .any(|r| r[0] == nearly_out && r[4] == "exhausted")
+    );
     let panel = |id: i64, css: &str| texts(&page, &format!("article#key-{id} {css}")).concat();
     assert_eq!(panel(story.roles["control"], "dd.status"), "disabled");
     assert!(

@@ -345,13 +345,15 @@ pub(super) fn expiring(page: &Page) -> Markup {
     let report = &page.expiring;
     // The `expiring-soon` report's last column: 1 for a key already past its expiry.
     let past = |row: &Vec<Value>| matches!(row.last(), Some(Value::Integer(1)));
+    // Each part says by where it stands whether its keys expired: the flag column is left out.
+    let shown = report.columns.len().saturating_sub(1);
     let part = |expired: bool| Table {
-        columns: report.columns.clone(),
+        columns: report.columns[..shown].to_vec(),
         rows: report
             .rows
             .iter()
             .filter(|r| past(r) == expired)
-            .cloned()
+            .map(|r| r[..shown].to_vec())
             .collect(),
     };
     let (soon, expired) = (part(false), part(true));
@@ -379,7 +381,27 @@ pub(super) fn expiring(page: &Page) -> Markup {
 
 /// Enabled limited keys exhausted or nearly: the `low-quota` report's rows.
 pub(super) fn quota(page: &Page) -> Markup {
-    let rows = &page.low_quota;
+    let report = &page.low_quota;
+    // The report's last column, `is_exhausted`, as the status it means.
+    let mut columns = report.columns.clone();
+    if let Some(last) = columns.last_mut() {
+        *last = Column::plain(&["status"]).remove(0);
+    }
+    let status = |flag: &Value| match flag {
+        Value::Integer(1) => EffectiveStatus::Exhausted.name(),
+        _ => EffectiveStatus::Enabled.name(),
+    };
+    let rows = &Table {
+        columns,
+        rows: report
+            .rows
+            .iter()
+            .map(|row| match row.split_last() {
+                Some((flag, rest)) => [rest, &[Value::Text(status(flag).to_string())]].concat(),
+                None => Vec::new(),
+            })
+            .collect(),
+    };
     html! {
         section #quota data-sync=(data_sync(page)) {
             h2 { "Low on quota" }
