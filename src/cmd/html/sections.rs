@@ -18,7 +18,7 @@ use crate::api::model::{DATA_COLUMNS, status_name};
 use crate::cmd::readable_field;
 use crate::facts::key::EffectiveStatus;
 use crate::facts::spend::Spend;
-use crate::output::Column;
+use crate::output::{Column, ColumnKind};
 use crate::store::diff::DiffRow;
 use crate::store::points::SyncPoint;
 use crate::store::timeline::Sampling;
@@ -78,7 +78,7 @@ fn top_consumers(rows: &Table) -> Markup {
                     @for (value, column) in row.iter().zip(&rows.columns) {
                         @let text = column.kind.text(value);
                         @if column.name == "name" {
-                            td.col-name { a.ellipsis href=(format!("#key-{}", column_text(&row[0])))
+                            td.col-name { a.ellipsis href=(format!("#key-{}", ColumnKind::Plain.text(&row[0])))
                                 title=(Shown(&text)) { (Shown(&text)) } }
                         } @else {
                             td class=(column_class(&column.name, true)) { (text) }
@@ -88,10 +88,6 @@ fn top_consumers(rows: &Table) -> Markup {
             }
         }
     }
-}
-
-fn column_text(value: &Value) -> String {
-    Column::plain(&["id"])[0].kind.text(value)
 }
 
 /// `acme-prod (#7)`, or `other keys` for the stack of the rest.
@@ -249,9 +245,7 @@ fn change_text(sync: &SyncPoint, row: &DiffRow) -> Markup {
 fn value_text(field: &str, value: &Value) -> String {
     match (field, value) {
         ("status", Value::Integer(status)) => status_name(*status),
-        _ => Column::plain(&[field])[0]
-            .kind
-            .text(&readable_field(field, value.clone())),
+        _ => ColumnKind::Plain.text(&readable_field(field, value.clone())),
     }
 }
 
@@ -507,13 +501,18 @@ pub(super) fn exposed(page: &Page) -> Markup {
             vec![
                 Value::Integer(k.id),
                 k.name.clone().map_or(Value::Null, Value::Text),
-                Value::Text(spend_text(&k.spend)),
+                k.spend.usd(),
                 Value::Text(k.risks.clone()),
             ]
         })
         .collect();
     let shown = Table {
-        columns: Column::plain(&["id", "name", "spent", "risks"]),
+        columns: vec![
+            Column::new("id", ColumnKind::Plain),
+            Column::new("name", ColumnKind::Plain),
+            Column::new("spent", ColumnKind::Dollars),
+            Column::new("risks", ColumnKind::Plain),
+        ],
         rows,
     };
     html! {
