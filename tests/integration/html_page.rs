@@ -753,6 +753,121 @@ fn one_snapshot_while_a_pull_commits_between_two_reads() {
     assert_eq!(synced, HashSet::from([(before + 1).to_string()]));
 }
 
+/// Measures the page in a 390 px frame, as a phone shows it, once it has loaded: the script is
+/// the test's, in the frame's parent; the page itself has none.
+const PHONE_PROBE: &str = r##"<!DOCTYPE html><html><body>
+<iframe id="page" src="page.html" style="width:390px;height:900px;border:0"></iframe>
+<pre id="probe"></pre>
+<script>
+window.addEventListener("load", function () {
+  var d = document.getElementById("page").contentDocument;
+  var shown = function (el) { return el.getClientRects().length > 0; };
+  var chart = d.querySelector("#usage svg.chart.narrow");
+  var scale = chart.getBoundingClientRect().width / chart.viewBox.baseVal.width;
+  var labels = Array.from(chart.querySelectorAll("text")).map(function (t) {
+    return parseFloat(getComputedStyle(t).fontSize) * scale;
+  });
+  var right = function (css) {
+    return Math.max.apply(null, Array.from(d.querySelectorAll(css)).map(function (el) {
+      return el.getBoundingClientRect().right;
+    }));
+  };
+  document.getElementById("probe").textContent = JSON.stringify({
+    scroll_width: d.documentElement.scrollWidth,
+    viewport: d.documentElement.clientWidth,
+    smallest_label: Math.min.apply(null, labels),
+    wide_chart_shown: shown(d.querySelector("#usage svg.chart.wide")),
+    id_column_shown: shown(d.querySelector("#top-consumers td.col-id")),
+    names_right: right("#top-consumers td.col-name"),
+    dollars_right: right("#top-consumers td.col-usd"),
+    background: getComputedStyle(d.body).backgroundColor
+  });
+});
+</script></body></html>"##;
+
+/// What [`PHONE_PROBE`] measured in headless Chromium (with `flags`), or `None` when this
+/// machine has no Chromium.
+fn on_a_phone(dir: &std::path::Path, flags: &[&str]) -> Option<serde_json::Value> {
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|name| {
+            std::process::Command::new(name)
+                .arg("--version")
+                .output()
+                .is_ok()
+        })?;
+    std::fs::write(dir.join("phone.html"), PHONE_PROBE).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--allow-file-access-from-files",
+            // Phones draw scrollbars over the page: all 390 px are the page's.
+            "--hide-scrollbars",
+            "--window-size=600,900",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(flags)
+        .arg(format!("file://{}", dir.join("phone.html").display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8(output.stdout).unwrap();
+    let probe = Html::parse_document(&dom);
+    let json = texts(&probe, "pre#probe").concat();
+    Some(serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {dom}")))
+}
+
+#[test]
+fn on_a_390_px_phone_nothing_scrolls_sideways_and_names_dollars_and_labels_read() {
+    let story = twelve_days();
+    let h = &story.h;
+    let now = page_now().to_string();
+    let out = h.dir.path().join("page.html");
+    run(
+        h.keysync()
+            .args(["html", "-q", "--now", &now, "--out"])
+            .arg(&out),
+        0,
+    );
+    let Some(light) = on_a_phone(h.dir.path(), &[]) else {
+        eprintln!("skipped: no Chromium on this machine");
+        return;
+    };
+    assert_eq!(light["viewport"], 390, "{light}");
+    assert_eq!(light["scroll_width"], light["viewport"], "{light}");
+    assert!(light["smallest_label"].as_f64().unwrap() >= 11.0, "{light}");
+    assert_eq!(light["wide_chart_shown"], false);
+    assert_eq!(light["id_column_shown"], false);
+    let viewport = light["viewport"].as_f64().unwrap();
+    assert!(
+        light["names_right"].as_f64().unwrap() <= viewport,
+        "{light}"
+    );
+    assert!(
+        light["dollars_right"].as_f64().unwrap() <= viewport,
+        "{light}"
+    );
+    assert_eq!(light["background"], "rgb(255, 255, 255)");
+    // The reader's dark setting: the page follows it.
+    let dark = on_a_phone(
+        h.dir.path(),
+        &[
+            "--force-dark-mode",
+            "--blink-settings=preferredColorScheme=0",
+        ],
+    )
+    .unwrap();
+    assert_eq!(dark["background"], "rgb(15, 19, 24)", "{dark}");
+    assert_eq!(dark["scroll_width"], dark["viewport"], "{dark}");
+}
+
 /// Not a test: writes the story's database to `$KEYSYNC_SHOTS_DB`, for the README's
 /// screenshots (`cargo test --test integration html_page::write_the_screenshot_database --
 /// --ignored`).
