@@ -223,7 +223,11 @@ fn spend_tile(page: &Page) -> Tile {
         section: "usage",
         value: plain_dollars(now.dollars()),
         shown: spend_text(now),
-        label: format!("Spent in the last {days}"),
+        label: if page.until == page.now {
+            format!("Spent in the last {days}")
+        } else {
+            format!("Spent in these {days}")
+        },
         note: change,
     }
 }
