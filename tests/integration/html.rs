@@ -166,7 +166,10 @@ fn the_page_shows_what_usage_and_the_reports_print() {
     assert_eq!(header("account"), "user 5678");
     assert_eq!(
         header("latest-sync"),
-        format!("sync {latest} (ok), started {}", readable(latest_at))
+        format!(
+            "sync {latest} (ok), started {} (30m 0s ago)",
+            readable(latest_at)
+        )
     );
     assert_eq!(header("now"), format!("{} (--now)", readable(now())));
 

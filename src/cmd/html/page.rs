@@ -17,7 +17,7 @@ use crate::facts::spend::Spend;
 use crate::output::{ColumnKind, escape_for_terminal};
 use crate::store::price::PriceSource;
 use crate::terminal::counted;
-use crate::time::readable_time;
+use crate::time::{readable_time, readable_when};
 
 const STYLE: &str = include_str!("page.css");
 
@@ -94,11 +94,13 @@ fn header(page: &Page) -> Markup {
         None => "none yet (no pull has seen keys)".to_string(),
     };
     let latest = match &page.latest {
+        // As `keysync status` says it.
         Some(sync) => format!(
-            "sync {} ({}), started {}",
+            "sync {} ({}), started {} ({})",
             sync.id,
             sync.status,
-            readable_time(sync.started_at)
+            readable_time(sync.started_at),
+            readable_when(page.now - sync.started_at)
         ),
         None => "none yet: run keysync pull".to_string(),
     };
