@@ -1,14 +1,18 @@
 //! One module per subcommand: each owns its clap `Args` and runs as `run(&Settings, Args)`.
 //! What several commands show the same way (diffs, sync summaries, reports) is in [`show`], and
-//! what `usage` and `html` both compute from the quota use is in [`consumption`], so that no
-//! command calls another; the flags several commands share are here.
+//! what `usage` and `html` both compute from the quota use is in [`consumption`], the metrics
+//! `metrics` and `pull` write in [`exposition`], and where a file may be written in [`out`], so
+//! that no command calls another; the flags several commands share are here.
 
 pub(crate) mod completions;
 pub(crate) mod consumption;
 pub(crate) mod demo;
 pub(crate) mod diff;
+pub(crate) mod exposition;
 pub(crate) mod history;
 pub(crate) mod html;
+pub(crate) mod metrics;
+pub(crate) mod out;
 pub(crate) mod prune;
 pub(crate) mod pull;
 pub(crate) mod query;

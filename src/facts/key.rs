@@ -5,6 +5,8 @@
 
 use std::num::NonZeroU64;
 
+use crate::error::Result;
+use crate::store::Store;
 pub(crate) use crate::store::status::KeyState;
 
 /// What a key would do if used now.
@@ -51,6 +53,11 @@ pub(crate) fn count_by_status(keys: &[KeyState], now: i64) -> [i64; 5] {
         }
     }
     counts
+}
+
+/// The store's live keys by effective status at `now` ([`count_by_status`]).
+pub(crate) fn live_by_status(store: &Store, now: i64) -> Result<[i64; 5]> {
+    Ok(count_by_status(&store.live_key_states()?, now))
 }
 
 // Quota left, low quota and expiry windows: the facts `html`'s tiles show and `check`'s

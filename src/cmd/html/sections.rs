@@ -14,9 +14,9 @@ use super::gather::{
 use super::page::{
     Shown, TOP_KEYS, column_class, data_sync, money, more_keys, quota_text, spend_text, table,
 };
-use crate::api::model::{DATA_COLUMNS, status_name};
+use crate::api::model::DATA_COLUMNS;
 use crate::cmd::readable_field;
-use crate::facts::key::EffectiveStatus;
+use crate::facts::key::{EffectiveStatus, KeyState};
 use crate::facts::spend::Spend;
 use crate::output::{Column, ColumnKind};
 use crate::store::diff::DiffRow;
@@ -244,8 +244,21 @@ fn change_text(sync: &SyncPoint, row: &DiffRow) -> Markup {
 /// A field's value as people read it: times as the terminal writes them, statuses as words.
 fn value_text(field: &str, value: &Value) -> String {
     match (field, value) {
-        ("status", Value::Integer(status)) => status_name(*status),
+        ("status", Value::Integer(status)) => status_word(*status),
         _ => ColumnKind::Plain.text(&readable_field(field, value.clone())),
+    }
+}
+
+/// Upstream's `status` code as its word (`2` is `disabled`), as the facts about keys name it;
+/// `status 7` for a code this keysync does not know.
+fn status_word(code: i64) -> String {
+    let listed = KeyState {
+        status: Some(code),
+        ..KeyState::default()
+    };
+    match listed.effective_status(0) {
+        EffectiveStatus::Unknown => format!("status {code}"),
+        known => known.name().to_string(),
     }
 }
 
