@@ -60,12 +60,8 @@ pub(crate) fn live_by_status(store: &Store, now: i64) -> Result<[i64; 5]> {
     Ok(count_by_status(&store.live_key_states()?, now))
 }
 
-// Quota left, low quota and expiry windows are the facts `check`'s `low_quota_usd` and
-// `expiring` rules (issue 25) will read; until it does, only their tests do.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "check, their first reader, is to come")
-)]
+// Quota left, low quota and expiry windows: the facts `html`'s tiles show and `check`'s
+// `low_quota_usd` and `expiring` rules (issue 25) read.
 impl KeyState {
     /// Past its expiry at `now` (`-1` never expires).
     pub(crate) fn is_expired(&self, now: i64) -> bool {

@@ -34,6 +34,11 @@
 //! - `html`: `keysync html`: the page parsed as a browser would, its numbers against `usage`
 //!   and the reports' output, no script or external URL, escaping, and a file never half
 //!   written.
+//! - `html_page`: the page people read first, over issue 27's history (250 keys, 12 daily
+//!   pulls, a failed pull, a refund day, hostile names): each tile against `usage`, `status` and
+//!   the reports, the chart's no-data days, failed pull, spans and refund, money and statuses in
+//!   words, the sections' order, key panels, escaped names, one snapshot while a pull commits,
+//!   and the page on a 390 px phone in headless Chromium (skipped where none is installed).
 //! - `html_out`: where `html --out` may write: an earlier page replaced, a database, another
 //!   file, a directory, a FIFO, a socket, a device or a link to one refused and left as it was
 //!   (`--force` for another regular file), `--out -` on stdout.
@@ -81,6 +86,7 @@ mod diff;
 mod docs;
 mod html;
 mod html_out;
+mod html_page;
 mod installed;
 mod integrity;
 mod local_side;
