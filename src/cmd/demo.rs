@@ -83,7 +83,7 @@ async fn run_demo(settings: &Settings, args: &Args) -> Result<()> {
         print_line(&format!("database: {}", db.display()))?;
         let every_field = crate::cmd::FieldArgs::default().selected();
         let latest = Store::open_read_only(&db)?.diff(None, None, now, &every_field)?;
-        print_diff(&latest, RowFormat::default(), false)?;
+        print_diff(&latest, RowFormat::default(), false, false)?;
         print_reports(&db, settings.now, now)?;
     }
     Ok(())

@@ -136,18 +136,61 @@ impl ColumnKind {
     }
 }
 
-/// A column of printed rows: its name, and what its values measure.
+/// A column of printed rows: its name, what its values measure, and how a table on a narrow
+/// terminal gives its room away.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Column {
     pub(crate) name: String,
     pub(crate) kind: ColumnKind,
+    pub(crate) fit: Fit,
 }
 
+/// How a table on a terminal too narrow for it treats a column. Each built-in table declares
+/// it with its columns ([`Column::whole`], [`Column::cut`]); a column keysync knows nothing
+/// about (a user's own SQL) wraps.
+///
+/// The table keeps the columns in order of priority (1 first, then left to right) while their
+/// least widths fit, hides the rest and names them in a line under the table; a `Wrap` column
+/// is always kept. Then the widest columns that may narrow give way, down to their least width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fit {
+    /// Wrapped between words; never hidden. Its least width is its longest word.
+    Wrap,
+    /// Shown whole or hidden: times, ids, hints, numbers, sparklines.
+    Whole { priority: u8 },
+    /// Free text (errors, names): each line longer than the column is cut with `…`, down to
+    /// `least` columns (or the header's width, or the longest line, if that is less), or hidden.
+    Cut { priority: u8, least: u16 },
+}
+
+/// How narrow a cut column of names may get: enough to tell most names apart.
+pub(crate) const NAME_WIDTH: u16 = 10;
+/// How narrow a cut column that may also hold times may get: `2025-12-19 08:00:00Z`.
+pub(crate) const TIME_WIDTH: u16 = 20;
+
 impl Column {
+    /// A column that wraps between words ([`Fit::Wrap`]).
     pub(crate) fn new(name: &str, kind: ColumnKind) -> Column {
         Column {
             name: name.to_string(),
             kind,
+            fit: Fit::Wrap,
+        }
+    }
+
+    /// This column, shown whole or hidden at `priority` (1 is hidden last).
+    pub(crate) fn whole(self, priority: u8) -> Column {
+        Column {
+            fit: Fit::Whole { priority },
+            ..self
+        }
+    }
+
+    /// This column, cut with `…` down to `least` display columns, or hidden at `priority`.
+    pub(crate) fn cut(self, priority: u8, least: u16) -> Column {
+        Column {
+            fit: Fit::Cut { priority, least },
+            ..self
         }
     }
 
@@ -254,6 +297,39 @@ pub(crate) fn print_line(text: &str) -> Result<()> {
 pub(crate) fn print_text(text: &str) -> Result<()> {
     let mut out = io::stdout().lock();
     finish(out.write_all(text.as_bytes()).and_then(|()| out.flush()))
+}
+
+/// Prints `parts` to stdout as one line, joined by spaces. On a terminal too narrow for it the
+/// line breaks between parts, never inside one (a part is a time, or a count with its noun),
+/// each further line indented by `indent` spaces; a part wider than the terminal is cut with
+/// `…`. Anywhere else the line is printed whole.
+pub(crate) fn print_parts(parts: &[String], indent: usize) -> Result<()> {
+    print_text(&wrap_parts(parts, indent, terminal::table_width().map(usize::from)))
+}
+
+/// [`print_parts`]'s text for a screen of `width` columns (none: one line).
+fn wrap_parts(parts: &[String], indent: usize, width: Option<usize>) -> String {
+    let Some(width) = width else {
+        return format!("{}\n", parts.join(" "));
+    };
+    let mut text = String::new();
+    let mut used = 0;
+    for (i, part) in parts.iter().enumerate() {
+        let part = escape_for_terminal(part);
+        if i > 0 && used + 1 + unicode_width::UnicodeWidthStr::width(&*part) > width {
+            text.push('\n');
+            text.push_str(&" ".repeat(indent));
+            used = indent;
+        } else if i > 0 {
+            text.push(' ');
+            used += 1;
+        }
+        let part = table::cut_line(&part, width.saturating_sub(used).max(1));
+        used += unicode_width::UnicodeWidthStr::width(&*part);
+        text.push_str(&part);
+    }
+    text.push('\n');
+    text
 }
 
 /// Prints rows with named columns to stdout in `how.format`, a table fitted to the terminal
