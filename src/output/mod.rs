@@ -310,7 +310,7 @@ pub(crate) fn print_parts(parts: &[String], indent: usize) -> Result<()> {
 /// [`print_parts`]'s text for a screen of `width` columns (none: one line).
 fn wrap_parts(parts: &[String], indent: usize, width: Option<usize>) -> String {
     let Some(width) = width else {
-        return format!("{}\n", parts.join(" "));
+        return format!("{}\n", escape_for_terminal(&parts.join(" ")));
     };
     let mut text = String::new();
     let mut used = 0;

@@ -363,7 +363,7 @@ fn the_page_shows_what_usage_and_the_reports_print() {
         newest,
         [
             (steady.to_string(), "name".into(), HOSTILE_NAME.into()),
-            (refunded.to_string(), "status".into(), "2".into()),
+            (refunded.to_string(), "status".into(), "disabled".into()),
             (
                 idle.to_string(),
                 "expired_time".into(),
