@@ -849,6 +849,81 @@ mod tests {
         );
     }
 
+    fn declared(screen: Screen, columns: &[Column], rows: Vec<Vec<Value>>) -> String {
+        let mut out = Vec::new();
+        let rows = rows.into_iter().map(Ok);
+        write_rows_on(&mut out, RowFormat::default(), screen, columns, rows).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_narrow_screen_hides_columns_by_priority_cuts_free_text_and_names_what_it_hid() {
+        let columns = [
+            Column::new("id", ColumnKind::Plain).whole(1),
+            Column::new("time", ColumnKind::Plain).whole(1),
+            Column::new("name", ColumnKind::Plain).cut(2, NAME_WIDTH),
+            Column::new("used", ColumnKind::Quota).whole(3),
+            Column::new("hint", ColumnKind::Plain).whole(4),
+        ];
+        let rows = || {
+            vec![vec![
+                Value::Integer(7),
+                Value::Text("2025-12-19 08:00:00Z".into()),
+                Value::Text("エージェント production key".into()),
+                Value::Integer(1_234_567),
+                Value::Text("V22m**********qul2".into()),
+            ]]
+        };
+        let at = |width| Screen {
+            width: Some(width),
+            bold_header: false,
+        };
+        // The hint goes first; the name is cut to what is left.
+        assert_eq!(
+            declared(at(60), &columns, rows()),
+            "┌────┬──────────────────────┬──────────────────┬───────────┐\n\
+             │ id ┆ time                 ┆ name             ┆      used │\n\
+             ╞════╪══════════════════════╪══════════════════╪═══════════╡\n\
+             │  7 ┆ 2025-12-19 08:00:00Z ┆ エージェント pr… ┆ 1,234,567 │\n\
+             └────┴──────────────────────┴──────────────────┴───────────┘\n\
+             hidden to fit: hint\n"
+        );
+        // Narrower, the used quota (priority 3) is hidden before the name (priority 2).
+        assert_eq!(
+            declared(at(50), &columns, rows()),
+            "┌────┬──────────────────────┬────────────────────┐\n\
+             │ id ┆ time                 ┆ name               │\n\
+             ╞════╪══════════════════════╪════════════════════╡\n\
+             │  7 ┆ 2025-12-19 08:00:00Z ┆ エージェント prod… │\n\
+             └────┴──────────────────────┴────────────────────┘\n\
+             hidden to fit: used, hint\n"
+        );
+        // Wide enough, nothing is hidden or cut; piped, never.
+        for screen in [at(92), Screen::default()] {
+            let whole = declared(screen, &columns, rows());
+            assert!(whole.contains("エージェント production key") && !whole.contains("hidden"));
+        }
+    }
+
+    #[test]
+    fn parts_break_between_parts_indented_and_a_part_too_wide_is_cut() {
+        let parts: Vec<String> = ["last sync:     ", "3 failed,", "2025-12-19 08:00:00Z (1h ago):"]
+            .into_iter()
+            .chain(["error: HTTP 500 from the gateway after 3 attempts"])
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            wrap_parts(&parts, 16, None),
+            "last sync:      3 failed, 2025-12-19 08:00:00Z (1h ago): error: HTTP 500 from the \
+             gateway after 3 attempts\n"
+        );
+        assert_eq!(
+            wrap_parts(&parts, 16, Some(60)),
+            "last sync:      3 failed, 2025-12-19 08:00:00Z (1h ago):\n\
+             \x20               error: HTTP 500 from the gateway after 3 at…\n"
+        );
+    }
+
     #[test]
     fn control_and_bidi_characters_are_shown_escaped_and_only_newline_breaks_a_line() {
         let cases = [
