@@ -28,7 +28,11 @@ pub(crate) fn run(settings: &Settings, args: Args) -> Result<()> {
     if args.format.format.is_for_people() {
         rows.iter_mut().for_each(|row| make_readable(row));
     }
-    print_columns(args.format.row_format(), &columns(), rows.into_iter().map(Ok))
+    print_columns(
+        args.format.row_format(),
+        &columns(),
+        rows.into_iter().map(Ok),
+    )
 }
 
 /// The sync log's columns, and what a narrow terminal gives up first: the duration, then the

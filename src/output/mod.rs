@@ -304,7 +304,11 @@ pub(crate) fn print_text(text: &str) -> Result<()> {
 /// each further line indented by `indent` spaces; a part wider than the terminal is cut with
 /// `…`. Anywhere else the line is printed whole.
 pub(crate) fn print_parts(parts: &[String], indent: usize) -> Result<()> {
-    print_text(&wrap_parts(parts, indent, terminal::table_width().map(usize::from)))
+    print_text(&wrap_parts(
+        parts,
+        indent,
+        terminal::table_width().map(usize::from),
+    ))
 }
 
 /// [`print_parts`]'s text for a screen of `width` columns (none: one line).
@@ -907,11 +911,15 @@ mod tests {
 
     #[test]
     fn parts_break_between_parts_indented_and_a_part_too_wide_is_cut() {
-        let parts: Vec<String> = ["last sync:     ", "3 failed,", "2025-12-19 08:00:00Z (1h ago):"]
-            .into_iter()
-            .chain(["error: HTTP 500 from the gateway after 3 attempts"])
-            .map(String::from)
-            .collect();
+        let parts: Vec<String> = [
+            "last sync:     ",
+            "3 failed,",
+            "2025-12-19 08:00:00Z (1h ago):",
+        ]
+        .into_iter()
+        .chain(["error: HTTP 500 from the gateway after 3 attempts"])
+        .map(String::from)
+        .collect();
         assert_eq!(
             wrap_parts(&parts, 16, None),
             "last sync:      3 failed, 2025-12-19 08:00:00Z (1h ago): error: HTTP 500 from the \

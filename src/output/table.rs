@@ -211,10 +211,7 @@ fn align_numbers(table: &mut comfy_table::Table, rows: &[Vec<Value>], kept: &[us
 
 /// The display width of the longest line of `text`.
 fn longest_line(text: &str) -> usize {
-    text.lines()
-        .map(UnicodeWidthStr::width)
-        .max()
-        .unwrap_or(0)
+    text.lines().map(UnicodeWidthStr::width).max().unwrap_or(0)
 }
 
 /// The display width of the longest word of `text`: a column narrower than that would break a

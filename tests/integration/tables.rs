@@ -43,7 +43,10 @@ fn history() -> (Harness, Vec<i64>) {
     }
     h.pull(&["--now", &(NOW + DAY).to_string()]);
     h.server.account().faults.fail_every = Some(1);
-    h.pull_run(&["--retries", "2", "--now", &(NOW + 2 * DAY).to_string()], 4);
+    h.pull_run(
+        &["--retries", "2", "--now", &(NOW + 2 * DAY).to_string()],
+        4,
+    );
     h.server.account().faults.fail_every = None;
     (h, ids)
 }
@@ -119,9 +122,12 @@ fn assert_fits(h: &Harness, args: &str, shown: &str, columns: usize) {
     let left_out = |row: &serde_json::Map<String, Json>| {
         args.starts_with("diff")
             && !args.contains("--all")
-            && row.get("field").and_then(Json::as_str).is_some_and(|field| {
-                ["accessed_time", "used_quota", "remain_quota"].contains(&field)
-            })
+            && row
+                .get("field")
+                .and_then(Json::as_str)
+                .is_some_and(|field| {
+                    ["accessed_time", "used_quota", "remain_quota"].contains(&field)
+                })
     };
     let mut wanted: BTreeMap<String, usize> = BTreeMap::new();
     for row in rows.iter().filter(|row| !left_out(row)) {
@@ -135,7 +141,10 @@ fn assert_fits(h: &Harness, args: &str, shown: &str, columns: usize) {
     }
     for (time, count) in wanted {
         let found = shown.matches(&time).count();
-        assert!(found >= count, "{time} {found} times, not {count}: {context}");
+        assert!(
+            found >= count,
+            "{time} {found} times, not {count}: {context}"
+        );
     }
 }
 
@@ -267,7 +276,10 @@ fn a_diff_for_people_leaves_out_keys_that_only_used_quota_and_says_so() {
     assert_eq!(status[5..], ["enabled", "disabled"]);
 
     let all = h.run(&["diff", "1", "2", "--all"], 0).stdout;
-    let every: Vec<String> = table_cells(&all)[1..].iter().map(|r| r[1].clone()).collect();
+    let every: Vec<String> = table_cells(&all)[1..]
+        .iter()
+        .map(|r| r[1].clone())
+        .collect();
     let mut distinct = every.clone();
     distinct.dedup();
     assert_eq!(distinct.len(), 8, "{all}");
@@ -279,18 +291,32 @@ fn a_diff_for_people_leaves_out_keys_that_only_used_quota_and_says_so() {
         md_lines[md_lines.len() - 2..],
         ["", "6 keys only used quota: --all shows them"]
     );
-    let md_rows: Vec<&str> = md_lines.iter().filter(|l| l.starts_with("| ")).copied().collect();
+    let md_rows: Vec<&str> = md_lines
+        .iter()
+        .filter(|l| l.starts_with("| "))
+        .copied()
+        .collect();
     // The header, the separator, the rename and the status change.
     assert_eq!(md_rows.len(), 4, "{markdown}");
     assert!(
-        md_rows.contains(&format!("| changed | {disabled} | {CJK_NAME} | {} | status | enabled | disabled |", hint(&h, ids[1])).as_str()),
+        md_rows.contains(
+            &format!(
+                "| changed | {disabled} | {CJK_NAME} | {} | status | enabled | disabled |",
+                hint(&h, ids[1])
+            )
+            .as_str()
+        ),
         "{markdown}"
     );
-    let md_all = h.run(&["diff", "1", "2", "--format", "markdown", "--all"], 0).stdout;
+    let md_all = h
+        .run(&["diff", "1", "2", "--format", "markdown", "--all"], 0)
+        .stdout;
     assert!(!md_all.contains("only used quota") && md_all.contains("| used_quota |"));
 
     // Naming the fields shows what they name, quota use too.
-    let named = h.run(&["diff", "1", "2", "--fields", "used_quota"], 0).stdout;
+    let named = h
+        .run(&["diff", "1", "2", "--fields", "used_quota"], 0)
+        .stdout;
     assert_eq!(table_cells(&named).len(), 7, "{named}");
 }
 
@@ -323,9 +349,21 @@ fn the_machine_formats_keep_every_change_and_the_status_codes() {
     // history shows statuses as words for people, codes for tools.
     let id = ids[1].to_string();
     let table = h.run(&["history", &id, "--fields", "status"], 0).stdout;
-    let words: Vec<String> = table_cells(&table)[1..].iter().map(|r| r[7].clone()).collect();
+    let words: Vec<String> = table_cells(&table)[1..]
+        .iter()
+        .map(|r| r[7].clone())
+        .collect();
     assert_eq!(words, ["enabled", "disabled"]);
-    let csv = h.run(&["history", &id, "--fields", "status", "--format", "csv"], 0).stdout;
-    let codes: Vec<&str> = csv.lines().skip(1).map(|l| l.rsplit(',').next().unwrap()).collect();
+    let csv = h
+        .run(
+            &["history", &id, "--fields", "status", "--format", "csv"],
+            0,
+        )
+        .stdout;
+    let codes: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap())
+        .collect();
     assert_eq!(codes, ["1", "2"]);
 }
