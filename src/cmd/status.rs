@@ -13,7 +13,7 @@ use crate::config::Settings;
 use crate::error::{Outcome, Result};
 use crate::facts::freshness::alarm;
 use crate::facts::spend::price_in_force;
-use crate::output::{escape_for_terminal, print_line, print_parts, thousands};
+use crate::output::{escape_for_terminal, print_line, print_parts, thousands, words};
 use crate::store::Store;
 use crate::store::price::{Price, PriceSource};
 use crate::store::status::{KeyCounts, SyncRow};
@@ -118,21 +118,20 @@ impl Seen {
             let label = format!("{label:<15}");
             print_parts(&[vec![label], value].concat(), 16)
         };
-        let words = |text: String| text.split(' ').map(String::from).collect::<Vec<_>>();
         say(
             "database:",
-            words(format!(
+            words(&format!(
                 "{} ({}, schema version {})",
                 db.display(),
                 bytes(self.size),
                 self.version
             )),
         )?;
-        say("keys:", words(keys_line(&self.counts)))?;
-        say("account:", words(account_line(self.account)))?;
+        say("keys:", words(&keys_line(&self.counts)))?;
+        say("account:", words(&account_line(self.account)))?;
         say("last sync:", sync_line(self.last.as_ref(), now))?;
         say("last good sync:", sync_line(self.good.as_ref(), now))?;
-        say("price:", words(price_line(&self.price)))
+        say("price:", words(&price_line(&self.price)))
     }
 }
 

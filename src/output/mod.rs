@@ -311,6 +311,11 @@ pub(crate) fn print_parts(parts: &[String], indent: usize) -> Result<()> {
     ))
 }
 
+/// `text`'s words, as parts for [`print_parts`] to break a line between.
+pub(crate) fn words(text: &str) -> Vec<String> {
+    text.split(' ').map(String::from).collect()
+}
+
 /// [`print_parts`]'s text for a screen of `width` columns (none: one line).
 fn wrap_parts(parts: &[String], indent: usize, width: Option<usize>) -> String {
     let Some(width) = width else {

@@ -367,3 +367,25 @@ fn the_machine_formats_keep_every_change_and_the_status_codes() {
         .collect();
     assert_eq!(codes, ["1", "2"]);
 }
+
+#[test]
+fn the_demo_a_newcomer_runs_first_fits_60_columns() {
+    let h = Harness::with_keys(0);
+    for size in [(80, 24), (60, 0)] {
+        let shown = on_tty_sized(
+            &h,
+            &[("NO_COLOR", "1")],
+            "keysync demo --db demo.db",
+            0,
+            size,
+        )
+        .replace('\r', "");
+        for line in shown.lines() {
+            assert!(line.width() <= size.0, "{} wide:\n{shown}", line.width());
+        }
+        assert!(
+            shown.contains("only used quota: --all shows them"),
+            "{shown}"
+        );
+    }
+}
