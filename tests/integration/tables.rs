@@ -275,6 +275,15 @@ fn a_diff_for_people_leaves_out_keys_that_only_used_quota_and_says_so() {
     let status = cells.iter().find(|row| row[4] == "status").unwrap();
     assert_eq!(status[5..], ["enabled", "disabled"]);
 
+    // At 60 columns too: old and new are only as wide as a value that must stay whole (here
+    // a status), so the name is hidden before either of them, and the new name is cut.
+    let narrow = seen(&h, "diff 1 2", (60, 24));
+    let narrow_cells = table_cells(&narrow);
+    assert_eq!(narrow_cells[0], ["kind", "id", "field", "old", "new"], "{narrow}");
+    assert_eq!(narrow_cells[2][2..], ["status", "enabled", "disabled"], "{narrow}");
+    assert!(narrow_cells[1][4].ends_with('…'), "{narrow}");
+    assert!(narrow.contains("\nhidden to fit: name, hint\n"), "{narrow}");
+
     let all = h.run(&["diff", "1", "2", "--all"], 0).stdout;
     let every: Vec<String> = table_cells(&all)[1..]
         .iter()
