@@ -2,12 +2,13 @@
 //! and `demo`), a sync summary (`pull` and `demo`) and a report (`query` and `demo`).
 
 use rusqlite::types::Value;
+use unicode_width::UnicodeWidthStr;
 
 use crate::api::model::DATA_COLUMNS;
-use crate::cmd::readable_field;
+use crate::cmd::{field_column, readable_field};
 use crate::error::{Error, Result};
-use crate::output::{Column, ColumnKind, Format, NAME_WIDTH, RowFormat, TIME_WIDTH};
-use crate::output::{print_columns, print_line, print_parts};
+use crate::output::{Column, ColumnKind, Fit, Format, NAME_WIDTH, RowFormat};
+use crate::output::{print_columns, print_line, print_parts, to_text};
 use crate::puller::{PullTrace, SyncSummary};
 use crate::report::{Report, ReportArgs};
 use crate::store::Store;
@@ -59,8 +60,8 @@ pub(crate) fn print_failure_json(trace: &PullTrace, error: &Error) -> Result<()>
 
 /// The columns every format prints, in order, and what a narrow terminal gives up first: the
 /// hint, the name, the kind (the old and new values show it), then the old value. Old and new
-/// values are cut, but never narrower than a time.
-fn diff_columns() -> [Column; 7] {
+/// values are cut down to `least` columns.
+fn diff_columns(least: u16) -> [Column; 7] {
     let column = |name| Column::new(name, ColumnKind::Plain);
     [
         column("kind").whole(4),
@@ -68,9 +69,27 @@ fn diff_columns() -> [Column; 7] {
         column("name").cut(5, NAME_WIDTH),
         column("hint").whole(6),
         column("field").whole(1),
-        column("old").cut(3, TIME_WIDTH),
-        column("new").cut(2, TIME_WIDTH),
+        column("old").cut(3, least),
+        column("new").cut(2, least),
     ]
+}
+
+/// How narrow the old and new values of a diff may be cut: as wide as the widest value of a
+/// field shown whole (a time, a number, a status), so that only free text (a name, the model
+/// limits, `extra`) is ever cut; and wide enough to tell names apart.
+fn least_value_width(rows: &[&DiffRow], values: &[Vec<Value>]) -> u16 {
+    let is_whole = |row: &&DiffRow| {
+        row.field
+            .is_some_and(|i| matches!(field_column(i, 1).fit, Fit::Whole { .. }))
+    };
+    let widest = rows
+        .iter()
+        .zip(values)
+        .filter(|(row, _)| is_whole(row))
+        .flat_map(|(_, values)| [&values[5], &values[6]])
+        .map(|value| to_text(value).width())
+        .fold(usize::from(NAME_WIDTH), usize::max);
+    u16::try_from(widest).unwrap_or(u16::MAX)
 }
 
 /// The fields that change when a key is only used: a diff for people leaves out the keys
@@ -96,11 +115,9 @@ pub(crate) fn print_diff(diff: &Diff, how: RowFormat, quiet: bool, all: bool) ->
         print_parts(&caption(from, to, rows), 2)?;
     }
     if how.format != Format::Table || !shown.is_empty() {
-        print_columns(
-            how,
-            &diff_columns(),
-            shown.iter().map(|row| Ok(values(row, for_people))),
-        )?;
+        let values: Vec<Vec<Value>> = shown.iter().map(|row| values(row, for_people)).collect();
+        let columns = diff_columns(least_value_width(&shown, &values));
+        print_columns(how, &columns, values.into_iter().map(Ok))?;
     }
     if only_used.is_empty() || quiet {
         return Ok(());

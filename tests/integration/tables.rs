@@ -279,8 +279,16 @@ fn a_diff_for_people_leaves_out_keys_that_only_used_quota_and_says_so() {
     // a status), so the name is hidden before either of them, and the new name is cut.
     let narrow = seen(&h, "diff 1 2", (60, 24));
     let narrow_cells = table_cells(&narrow);
-    assert_eq!(narrow_cells[0], ["kind", "id", "field", "old", "new"], "{narrow}");
-    assert_eq!(narrow_cells[2][2..], ["status", "enabled", "disabled"], "{narrow}");
+    assert_eq!(
+        narrow_cells[0],
+        ["kind", "id", "field", "old", "new"],
+        "{narrow}"
+    );
+    assert_eq!(
+        narrow_cells[2][2..],
+        ["status", "enabled", "disabled"],
+        "{narrow}"
+    );
     assert!(narrow_cells[1][4].ends_with('…'), "{narrow}");
     assert!(narrow.contains("\nhidden to fit: name, hint\n"), "{narrow}");
 
