@@ -7,9 +7,13 @@
 //! (`keysync ... | head`) is not an error: the reader has what it wanted, so output stops
 //! quietly.
 //!
-//! A table on a terminal fits its width (`COLUMNS`, else the terminal's size), wrapping long
-//! cells, and has a bold header when stdout takes colour; anywhere else it is printed whole
-//! and plain, so piped output stays exact ([`crate::terminal`] decides both).
+//! A table on a terminal fits its width (`COLUMNS`, else the terminal's size) as each column's
+//! [`Fit`] allows: keysync's own tables hide their least important columns (and say which in a
+//! line under the table) and cut free text with `…`, never splitting a time, an id, a hint, a
+//! number or a sparkline; the columns of a user's SQL wrap between words. It has a bold header
+//! when stdout takes colour; anywhere else it is printed whole and plain, so piped output stays
+//! exact ([`crate::terminal`] decides both). A line of parts ([`print_parts`]) breaks between
+//! them the same way.
 //!
 //! Text for people goes through [`escape_for_terminal`] (the tables here, and the lines of
 //! `status`, `diff` and the error messages): a key's name comes from the API, and control
