@@ -122,6 +122,18 @@ pub(crate) enum Command {
     ///   keysync -q html --since 7d --out - | mail -a 'Content-Type: text/html' -s keys ops@x.org
     #[command(after_help = EXIT_CODES_HELP, verbatim_doc_comment)]
     Html(cmd::html::Args),
+    /// Print the database's facts as Prometheus metrics (text format 0.0.4), or write them to a file
+    ///
+    /// Live keys by status, the account's quota use and price, the latest sync, and per live
+    /// key its status, quota used and left, expiry and last use; every family a gauge. For
+    /// node_exporter's textfile collector, write the file into its directory:
+    ///
+    ///   keysync metrics --out /var/lib/prometheus/node-exporter/keysync.prom
+    ///
+    /// `pull --metrics-file FILE` writes it after every pull, and `pull --every D
+    /// --metrics-listen ADDR` serves it at http://ADDR/metrics.
+    #[command(after_help = EXIT_CODES_HELP, verbatim_doc_comment)]
+    Metrics(cmd::metrics::Args),
     /// Print a shell completion script, e.g. `keysync completions bash > ~/.local/share/bash-completion/completions/keysync`
     Completions(cmd::completions::Args),
 }

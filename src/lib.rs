@@ -54,6 +54,7 @@ fn run(cli: Cli) -> Result<Outcome> {
         Command::Query(args) => cmd::query::run(&settings, args).map(success),
         Command::Usage(args) => cmd::usage::run(&settings, args).map(success),
         Command::Html(args) => cmd::html::run(&settings, args).map(success),
+        Command::Metrics(args) => cmd::metrics::run(&settings, args).map(success),
         Command::Completions(args) => cmd::completions::run(args, Cli::command()).map(success),
     }
 }

@@ -170,17 +170,6 @@ fn api_column(name: &str) -> Option<usize> {
         .position(|column| matches!(column.source, ColumnSource::Api(_)) && column.name == name)
 }
 
-/// The upstream meaning of a key's `status`.
-pub(crate) fn status_name(status: i64) -> String {
-    match status {
-        1 => "enabled".to_string(),
-        2 => "disabled".to_string(),
-        3 => "expired".to_string(),
-        4 => "exhausted".to_string(),
-        other => format!("status {other}"),
-    }
-}
-
 /// One key as one listing observed it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KeyRecord {

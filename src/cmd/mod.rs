@@ -1,14 +1,18 @@
 //! One module per subcommand: each owns its clap `Args` and runs as `run(&Settings, Args)`.
 //! What several commands show the same way (diffs, sync summaries, reports) is in [`show`], and
-//! what `usage` and `html` both compute from the quota use is in [`consumption`], so that no
-//! command calls another; the flags several commands share are here.
+//! what `usage` and `html` both compute from the quota use is in [`consumption`], the metrics
+//! `metrics` and `pull` write in [`exposition`], and where a file may be written in [`out`], so
+//! that no command calls another; the flags several commands share are here.
 
 pub(crate) mod completions;
 pub(crate) mod consumption;
 pub(crate) mod demo;
 pub(crate) mod diff;
+pub(crate) mod exposition;
 pub(crate) mod history;
 pub(crate) mod html;
+pub(crate) mod metrics;
+pub(crate) mod out;
 pub(crate) mod prune;
 pub(crate) mod pull;
 pub(crate) mod query;
@@ -20,9 +24,10 @@ pub(crate) mod usage;
 use clap::Args;
 use rusqlite::types::Value;
 
+use crate::api::model::parse_field;
 use crate::api::model::{COLUMNS, ColumnSource, DATA_COLUMNS, FieldKind, TIME_COLUMNS};
-use crate::api::model::{parse_field, status_name};
 use crate::error::{Error, Result};
+use crate::facts::key::EffectiveStatus;
 use crate::output::{Column, ColumnKind, Format, NAME_WIDTH, RowFormat};
 use crate::time::readable_time;
 
@@ -47,7 +52,9 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 pub(crate) fn readable_field(column: &str, value: Value) -> Value {
     match value {
         Value::Integer(time) if TIME_COLUMNS.contains(&column) => Value::Text(readable_time(time)),
-        Value::Integer(code) if column == "status" => Value::Text(status_name(code)),
+        Value::Integer(code) if column == "status" => {
+            Value::Text(EffectiveStatus::of_code(Some(code)).name().to_string())
+        }
         other => other,
     }
 }

@@ -1,10 +1,13 @@
-//! `keysync pull`: list every key, apply the listing in one transaction, print a summary.
+//! `keysync pull`: list every key, apply the listing in one transaction, print a summary; and
+//! after every pull, the metrics to `--metrics-file` and `--metrics-listen` (`exposition`).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::api::Rate;
 use crate::api::pacing::parse_rate;
+use crate::cmd::exposition::publish::Publisher;
 use crate::cmd::show::{print_failure_json, print_summary};
 use crate::config::{
     ApiFlags, Settings, parse_interval, parse_retries, parse_timeout, resolve_pull,
@@ -58,6 +61,15 @@ pub(crate) struct Args {
     /// it, so none is answered 429 (without it, the limit is learnt from the first 429s)
     #[arg(long, value_name = "N/DURATION", value_parser = parse_rate)]
     pub max_rate: Option<Rate>,
+    /// After every pull, failed ones included, write the Prometheus metrics to FILE, as
+    /// `keysync metrics --out FILE` does (for node_exporter's textfile collector); also the
+    /// profile's metrics_file
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+    /// With --every: serve the Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9184),
+    /// refreshed after every pull; also the profile's metrics_listen
+    #[arg(long, value_name = "ADDR", requires = "every")]
+    pub metrics_listen: Option<SocketAddr>,
     /// The first wait between retries (doubling after each); for tests
     #[arg(long, hide = true, value_name = "DURATION", value_parser = parse_duration)]
     pub backoff_base: Option<Duration>,
@@ -94,18 +106,50 @@ pub(crate) fn run(settings: &Settings, args: Args) -> Result<()> {
         now: pull.now,
         ping_url: pull.ping_url,
     };
-    crate::cmd::runtime()?.block_on(run_pulls(&options, &args, settings.quiet))
+    let profile = &settings.profile;
+    let metrics = Publisher::new(
+        options.db.clone(),
+        profile.quota_per_unit,
+        settings.now,
+        args.metrics_file
+            .clone()
+            .or_else(|| profile.metrics_file.clone()),
+    )?;
+    // The profile's address serves only a schedule; a one-shot pull would serve for an instant.
+    let listen = args
+        .metrics_listen
+        .or(profile.metrics_listen.filter(|_| args.every.is_some()));
+    let run = async {
+        let mut metrics = metrics;
+        if let Some(addr) = listen {
+            metrics.listen(addr, settings.quiet).await?;
+        }
+        run_pulls(&options, &args, &metrics, settings.quiet).await
+    };
+    crate::cmd::runtime()?.block_on(run)
 }
 
 /// One pull, or with `--every` one per interval until a signal. With `--json` every pull
-/// that failed prints its own line too (see [`report_failure`]).
-async fn run_pulls(options: &PullOptions, args: &Args, quiet: bool) -> Result<()> {
+/// that failed prints its own line too (see [`report_failure`]). After each pull that began,
+/// the metrics are published; a one-shot pull that could not publish them fails (its own
+/// failure first), a schedule logs it and goes on.
+async fn run_pulls(
+    options: &PullOptions,
+    args: &Args,
+    metrics: &Publisher,
+    quiet: bool,
+) -> Result<()> {
     let progress = !quiet && !args.json;
     let shutdown = Shutdown::install()?;
     let report = |trace: &PullTrace, error: Error| report_failure(args.json, trace, error);
     let Some(every) = args.every else {
-        return match pull(options, progress, shutdown.requested()).await {
-            Ok(Pulled::Done(summary)) => print_summary(&summary, args.json, quiet),
+        let pulled = pull(options, progress, shutdown.requested()).await;
+        let published = metrics.publish().await;
+        return match pulled {
+            Ok(Pulled::Done(summary)) => {
+                print_summary(&summary, args.json, quiet)?;
+                published
+            }
             Ok(Pulled::Interrupted(trace)) => Err(report(
                 &trace,
                 Error::Interrupted(shutdown.received().unwrap_or(Signal::Interrupt)),
@@ -115,7 +159,11 @@ async fn run_pulls(options: &PullOptions, args: &Args, quiet: bool) -> Result<()
     };
     loop {
         let started = Instant::now();
-        match pull(options, progress, shutdown.requested()).await {
+        let pulled = pull(options, progress, shutdown.requested()).await;
+        if let Err(error) = metrics.publish().await {
+            tracing::error!("{error}");
+        }
+        match pulled {
             Ok(Pulled::Done(summary)) => print_summary(&summary, args.json, quiet)?,
             Ok(Pulled::Interrupted(trace)) => {
                 // A stop between pulls is no failure; one that rolled a pull back left a row.

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use serde_json::{Value as Json, json};
 
-use crate::api::model::status_name;
 use crate::config::Settings;
 use crate::error::{Outcome, Result};
 use crate::facts::freshness::alarm;
+use crate::facts::key::{EffectiveStatus, live_by_status};
 use crate::facts::spend::price_in_force;
 use crate::output::{escape_for_terminal, print_line, print_parts, thousands, words};
 use crate::store::Store;
@@ -56,6 +56,8 @@ struct Seen {
     size: u64,
     version: i64,
     counts: KeyCounts,
+    /// Live keys by what they would do if used now, one per [`EffectiveStatus::LIVE`].
+    by_status: [i64; 5],
     account: Option<(i64, i64)>,
     last: Option<SyncRow>,
     good: Option<SyncRow>,
@@ -84,6 +86,7 @@ impl Seen {
         };
         Ok(Seen {
             counts: store.key_counts()?,
+            by_status: live_by_status(store, now)?,
             account: store.account()?,
             last: store.last_sync()?,
             good,
@@ -99,7 +102,7 @@ impl Seen {
             "database": db.display().to_string(),
             "size_bytes": self.size,
             "schema_version": self.version,
-            "keys": keys_json(&self.counts),
+            "keys": keys_json(&self.counts, &self.by_status),
             "account": self.account.map(|(user_id, bound_sync)| {
                 json!({"user_id": user_id, "bound_sync": bound_sync})
             }),
@@ -127,7 +130,7 @@ impl Seen {
                 self.version
             )),
         )?;
-        say("keys:", words(&keys_line(&self.counts)))?;
+        say("keys:", words(&keys_line(&self.counts, &self.by_status)))?;
         say("account:", words(&account_line(self.account)))?;
         say("last sync:", sync_line(self.last.as_ref(), now))?;
         say("last good sync:", sync_line(self.good.as_ref(), now))?;
@@ -174,11 +177,18 @@ fn bytes(size: u64) -> String {
     }
 }
 
-fn keys_line(counts: &KeyCounts) -> String {
-    let by_status: Vec<String> = counts
-        .by_status
+/// The statuses some live key has, with their counts, in [`EffectiveStatus::LIVE`] order.
+fn present_statuses(by_status: &[i64; 5]) -> impl Iterator<Item = (&'static str, i64)> {
+    EffectiveStatus::LIVE
         .iter()
-        .map(|(status, n)| format!("{n} {}", status_name(*status)))
+        .zip(by_status)
+        .filter(|(_, n)| **n > 0)
+        .map(|(status, n)| (status.name(), *n))
+}
+
+fn keys_line(counts: &KeyCounts, by_status: &[i64; 5]) -> String {
+    let by_status: Vec<String> = present_statuses(by_status)
+        .map(|(status, n)| format!("{n} {status}"))
         .collect();
     let detail = if by_status.is_empty() {
         String::new()
@@ -188,11 +198,9 @@ fn keys_line(counts: &KeyCounts) -> String {
     format!("{} live{detail}, {} removed", counts.live, counts.removed)
 }
 
-fn keys_json(counts: &KeyCounts) -> Json {
-    let by_status: serde_json::Map<String, Json> = counts
-        .by_status
-        .iter()
-        .map(|(status, n)| (status_name(*status), json!(n)))
+fn keys_json(counts: &KeyCounts, by_status: &[i64; 5]) -> Json {
+    let by_status: serde_json::Map<String, Json> = present_statuses(by_status)
+        .map(|(status, n)| (status.to_string(), json!(n)))
         .collect();
     json!({"live": counts.live, "removed": counts.removed, "by_status": by_status})
 }

@@ -2,8 +2,8 @@
 //!
 //! `$XDG_CONFIG_HOME/keysync/config.toml` (else `~/.config/keysync/config.toml`), or
 //! `--config PATH`. Each `[profiles.NAME]` table may set `db`, `base_url`, `token_file`,
-//! `user_id`, `timeout`, `retries`, `ping_url`, `ca_cert`, `max_rate` and `quota_per_unit` (for
-//! `usage`);
+//! `user_id`, `timeout`, `retries`, `ping_url`, `ca_cert`, `max_rate`, `quota_per_unit` (for
+//! `usage`), `metrics_file` and `metrics_listen` (for `pull`);
 //! `--profile NAME` / `KEYSYNC_PROFILE` picks one, and without it the profile named `default` applies when there is one. Relative paths
 //! are relative to the config file's folder, and `~/` is the home folder. A mistake in the
 //! file is an error naming the file, the line and the key.
@@ -40,6 +40,10 @@ pub(crate) struct Profile {
     /// The server's rate limit to pace `pull` to, as `--max-rate` takes it (`"360/180s"`).
     #[serde(default, deserialize_with = "max_rate")]
     pub max_rate: Option<Rate>,
+    /// `pull --metrics-file`: the Prometheus textfile written after every pull.
+    pub metrics_file: Option<PathBuf>,
+    /// `pull --every --metrics-listen`: where to serve `/metrics` (`"127.0.0.1:9184"`).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -184,6 +188,7 @@ impl Profile {
         self.db = self.db.map(anchor);
         self.token_file = self.token_file.map(anchor);
         self.ca_cert = self.ca_cert.map(anchor);
+        self.metrics_file = self.metrics_file.map(anchor);
         self
     }
 }

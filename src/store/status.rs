@@ -11,13 +11,11 @@ use crate::store::sync_status::SyncStatus;
 /// The schema version that added the `account` table.
 const ACCOUNT_SCHEMA: i64 = 3;
 
-/// Keys by state: live ones by their upstream `status`, and removed ones.
+/// Keys by state: live ones and removed ones (`facts::key` counts the live ones by status).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct KeyCounts {
     pub live: i64,
     pub removed: i64,
-    /// `(status, count)` for live keys, by status.
-    pub by_status: Vec<(i64, i64)>,
 }
 
 /// One `syncs` row, as status shows it.
@@ -47,24 +45,62 @@ pub(crate) struct KeyState {
     pub(crate) removed: bool,
 }
 
+/// The columns [`key_state`] reads, first in a `SELECT` of `keys`.
+const KEY_STATE_COLUMNS: &str = "id, status, expired_time, remain_quota, unlimited_quota";
+
+/// A live key's [`KeyState`] from the first columns of a row ([`KEY_STATE_COLUMNS`]).
+fn key_state(row: &Row<'_>) -> rusqlite::Result<KeyState> {
+    Ok(KeyState {
+        id: row.get(0)?,
+        status: row.get(1)?,
+        expired_time: row.get(2)?,
+        remain_quota: row.get(3)?,
+        unlimited_quota: row.get(4)?,
+        removed: false,
+    })
+}
+
 /// Every live key's [`KeyState`], by id.
 pub(crate) fn live_key_states(conn: &Connection) -> Result<Vec<KeyState>> {
     let context = "cannot read the keys";
     let mut statement = conn
-        .prepare(
-            "SELECT id, status, expired_time, remain_quota, unlimited_quota FROM keys
-             WHERE removed_sync IS NULL ORDER BY id",
-        )
+        .prepare(&format!(
+            "SELECT {KEY_STATE_COLUMNS} FROM keys WHERE removed_sync IS NULL ORDER BY id"
+        ))
+        .db(context)?;
+    statement
+        .query_map([], key_state)
+        .db(context)?
+        .collect::<rusqlite::Result<_>>()
+        .db(context)
+}
+
+/// A live key as `metrics` shows it: its [`KeyState`], and its name and use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct KeyFigures {
+    pub(crate) state: KeyState,
+    pub(crate) name: Option<String>,
+    pub(crate) used_quota: Option<i64>,
+    /// Unix seconds of its last use; 0 (or none) if never used.
+    pub(crate) accessed_time: Option<i64>,
+}
+
+/// Every live key's [`KeyFigures`], by id.
+fn live_key_figures(conn: &Connection) -> Result<Vec<KeyFigures>> {
+    let context = "cannot read the keys";
+    let mut statement = conn
+        .prepare(&format!(
+            "SELECT {KEY_STATE_COLUMNS}, name, used_quota, accessed_time FROM keys
+             WHERE removed_sync IS NULL ORDER BY id"
+        ))
         .db(context)?;
     statement
         .query_map([], |row| {
-            Ok(KeyState {
-                id: row.get(0)?,
-                status: row.get(1)?,
-                expired_time: row.get(2)?,
-                remain_quota: row.get(3)?,
-                unlimited_quota: row.get(4)?,
-                removed: false,
+            Ok(KeyFigures {
+                state: key_state(row)?,
+                name: row.get(5)?,
+                used_quota: row.get(6)?,
+                accessed_time: row.get(7)?,
             })
         })
         .db(context)?
@@ -72,35 +108,59 @@ pub(crate) fn live_key_states(conn: &Connection) -> Result<Vec<KeyState>> {
         .db(context)
 }
 
+/// What a finished sync cost: how long it ran and the requests it sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SyncCost {
+    /// Seconds from start to finish.
+    pub(crate) duration: i64,
+    pub(crate) requests: i64,
+    /// Requests answered 429.
+    pub(crate) rate_limited: i64,
+}
+
+/// The schema version that added the request counts.
+const REQUEST_COUNTS_SCHEMA: i64 = 7;
+
+/// The cost of sync `id`; none while it runs. A database from before the request counts has
+/// none of its requests counted (0).
+fn sync_cost(conn: &Connection, id: i64) -> Result<Option<SyncCost>> {
+    let counts = if schema_version(conn)? < REQUEST_COUNTS_SCHEMA {
+        "0, 0"
+    } else {
+        "requests, rate_limited"
+    };
+    conn.query_row(
+        &format!(
+            "SELECT finished_at - started_at, {counts} FROM syncs
+             WHERE id = ?1 AND finished_at IS NOT NULL"
+        ),
+        [id],
+        |row| {
+            Ok(SyncCost {
+                duration: row.get(0)?,
+                requests: row.get(1)?,
+                rate_limited: row.get(2)?,
+            })
+        },
+    )
+    .optional()
+    .db("cannot read the sync log")
+}
+
 fn key_counts(conn: &Connection) -> Result<KeyCounts> {
-    let context = "cannot count the keys";
-    let (live, removed) = conn
-        .query_row(
-            "SELECT count(*) FILTER (WHERE removed_sync IS NULL),
-                    count(*) FILTER (WHERE removed_sync IS NOT NULL)
-             FROM keys",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .db(context)?;
-    let mut statement = conn
-        .prepare(
-            "SELECT status, count(*) FROM keys WHERE removed_sync IS NULL
-             GROUP BY status ORDER BY status",
-        )
-        .db(context)?;
-    let by_status = statement
-        .query_map([], |row| {
-            Ok((row.get::<_, Option<i64>>(0)?.unwrap_or(0), row.get(1)?))
-        })
-        .db(context)?
-        .collect::<rusqlite::Result<_>>()
-        .db(context)?;
-    Ok(KeyCounts {
-        live,
-        removed,
-        by_status,
-    })
+    conn.query_row(
+        "SELECT count(*) FILTER (WHERE removed_sync IS NULL),
+                count(*) FILTER (WHERE removed_sync IS NOT NULL)
+         FROM keys",
+        [],
+        |row| {
+            Ok(KeyCounts {
+                live: row.get(0)?,
+                removed: row.get(1)?,
+            })
+        },
+    )
+    .db("cannot count the keys")
 }
 
 /// The account the database is bound to: `(user_id, bound_sync)`. None before a pull has seen
@@ -192,6 +252,24 @@ impl Store {
     /// Every live key's state, by id.
     pub(crate) fn live_key_states(&self) -> Result<Vec<KeyState>> {
         live_key_states(self.conn())
+    }
+
+    /// Every live key's state, name and use, by id.
+    pub(crate) fn live_key_figures(&self) -> Result<Vec<KeyFigures>> {
+        live_key_figures(self.conn())
+    }
+
+    /// How long sync `id` ran and the requests it sent; none while it runs.
+    pub(crate) fn sync_cost(&self, id: i64) -> Result<Option<SyncCost>> {
+        sync_cost(self.conn(), id)
+    }
+
+    /// One read transaction: every read until it is dropped sees the same syncs, even while a
+    /// pull commits.
+    pub(crate) fn snapshot(&self) -> Result<rusqlite::Transaction<'_>> {
+        self.conn()
+            .unchecked_transaction()
+            .db("cannot start reading the database")
     }
 
     pub(crate) fn key_counts(&self) -> Result<KeyCounts> {

@@ -101,7 +101,7 @@ mod tests {
     }
 
     #[test]
-    fn the_stored_views_and_the_readme_sql_run_on_sqlite_3_31() {
+    fn the_stored_views_and_the_documented_sql_run_on_sqlite_3_31() {
         let dir = tempfile::tempdir().unwrap();
         let conn = open(&dir.path().join("k.db")).unwrap();
         let views: Vec<String> =
@@ -110,9 +110,17 @@ mod tests {
         for view in &views {
             assert_eq!(newer_than_3_31(view), [] as [&str; 0], "{view}");
         }
-        // Every fenced block of the README that holds SQL: the `sql` ones and shell lines.
-        let readme = include_str!("../../README.md");
-        let blocks: Vec<&str> = readme.split("```").skip(1).step_by(2).collect();
+        // Every fenced block of the README and docs that holds SQL: the `sql` ones and shell
+        // lines.
+        let docs = [
+            include_str!("../../README.md"),
+            include_str!("../../docs/guide.md"),
+            include_str!("../../docs/database.md"),
+        ];
+        let blocks: Vec<&str> = docs
+            .iter()
+            .flat_map(|doc| doc.split("```").skip(1).step_by(2))
+            .collect();
         let with_sql: Vec<&&str> = blocks
             .iter()
             .filter(|b| b.starts_with("sql\n") || b.contains("SELECT "))

@@ -1,5 +1,6 @@
-//! The shipped recipes in `contrib/`: the systemd service and timer, and the Dockerfile. The
-//! README shows each file verbatim, systemd accepts the units, and the command lines they run
+//! The shipped recipes in `contrib/`: the systemd service and timer, the Dockerfile, and the
+//! Prometheus rules (which `metrics` tests with promtool). The guide (`docs/guide.md`) shows
+//! each file verbatim, systemd accepts the units, and the command lines they run
 //! work against the fake CometAPI, with the paths they name moved into a temporary folder.
 
 use std::path::{Path, PathBuf};
@@ -13,21 +14,23 @@ use crate::common::{Harness, TOKEN, check_exit, int, run, text, wait_until};
 const SERVICE: &str = include_str!("../../contrib/systemd/keysync.service");
 const TIMER: &str = include_str!("../../contrib/systemd/keysync.timer");
 const DOCKERFILE: &str = include_str!("../../contrib/Dockerfile");
-const README: &str = include_str!("../../README.md");
+const RULES: &str = include_str!("../../contrib/prometheus/keysync.rules.yml");
+const GUIDE: &str = include_str!("../../docs/guide.md");
 
 /// The binary path the service's `ExecStart` names.
 const INSTALLED_BINARY: &str = "/usr/local/bin/keysync";
 
 #[test]
-fn the_readme_shows_each_shipped_file_verbatim() {
+fn the_guide_shows_each_shipped_file_verbatim() {
     for (name, file) in [
         ("contrib/systemd/keysync.service", SERVICE),
         ("contrib/systemd/keysync.timer", TIMER),
         ("contrib/Dockerfile", DOCKERFILE),
+        ("contrib/prometheus/keysync.rules.yml", RULES),
     ] {
         assert!(
-            README.contains(file),
-            "the README does not show {name} as it is:\n{file}"
+            GUIDE.contains(file),
+            "docs/guide.md does not show {name} as it is:\n{file}"
         );
     }
 }
@@ -140,6 +143,17 @@ fn set_mode(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
+/// The body of `GET http://URL` (`HOST:PORT/PATH`), read whole over HTTP/1.0.
+fn scrape(url: &str) -> String {
+    use std::io::{Read, Write};
+    let (host, path) = url.split_once('/').unwrap();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
 /// The JSON array of a Dockerfile instruction in exec form, e.g. `CMD ["pull", ...]`: the
 /// words after `prefix` on the one line that starts with it.
 fn exec_form(prefix: &str) -> Vec<String> {
@@ -205,13 +219,34 @@ fn the_container_pulls_on_its_schedule_and_its_health_check_passes() {
     let unhealthy = keysync(&health).output().unwrap();
     check_exit(unhealthy, 6, "the health check before any pull");
 
-    let schedule: Vec<String> = [exec_form("ENTRYPOINT "), exec_form("CMD ")].concat();
-    assert_eq!(schedule, ["keysync", "pull", "--every", "15m"]);
-    let child = keysync(&schedule)
+    let mut schedule: Vec<String> = [exec_form("ENTRYPOINT "), exec_form("CMD ")].concat();
+    assert_eq!(
+        schedule,
+        [
+            "keysync",
+            "pull",
+            "--every",
+            "15m",
+            "--metrics-listen",
+            "0.0.0.0:9184"
+        ]
+    );
+    assert!(DOCKERFILE.contains("\nEXPOSE 9184\n"));
+    // Any free port on loopback here, as the container's own network would be.
+    schedule[5] = "127.0.0.1:0".to_string();
+    let mut child = keysync(&schedule)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut serving = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut serving).unwrap();
+    let metrics_at = serving
+        .strip_prefix("keysync: serving metrics at http://")
+        .and_then(|rest| rest.strip_suffix("\n"))
+        .unwrap_or_else(|| panic!("{serving:?}"))
+        .to_string();
     let db: PathBuf = volume.join("keysync.db");
     wait_until("the first pull", || {
         rusqlite::Connection::open(&db)
@@ -221,6 +256,9 @@ fn the_container_pulls_on_its_schedule_and_its_health_check_passes() {
                 })
             })
             .is_ok_and(|n| n == 1)
+    });
+    wait_until("the first pull's metrics", || {
+        scrape(&metrics_at).contains("\nkeysync_last_sync_success 1\n")
     });
     // SAFETY: sending a signal to our own child process.
     assert_eq!(

@@ -636,20 +636,21 @@ fn a_pull_given_a_now_after_the_clock_is_refused_before_writing() {
     h.run(&["status", "--now", "2099-01-01T00:00:00Z"], 0);
 }
 
-/// The SQL under "A sync recorded in the future" in the README, as a user would paste it.
-fn readme_recovery_sql() -> String {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let section = readme
+/// The SQL under "A sync recorded in the future" in `docs/database.md`, as a user would paste it.
+fn documented_recovery_sql() -> String {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/database.md"))
+            .unwrap();
+    let section = doc
         .split_once("### A sync recorded in the future")
-        .expect("the README has the section")
+        .expect("docs/database.md has the section")
         .1;
     let block = section.split_once("```sql\n").expect("an SQL block").1;
     block.split_once("```").unwrap().0.to_string()
 }
 
 #[test]
-fn a_good_sync_recorded_in_the_future_is_corrected_as_the_readme_says() {
+fn a_good_sync_recorded_in_the_future_is_corrected_as_the_docs_say() {
     let h = Harness::with_keys(2);
     h.pull(&[]);
     h.server.account().set(1, "name", json!("renamed"));
@@ -673,7 +674,7 @@ fn a_good_sync_recorded_in_the_future_is_corrected_as_the_readme_says() {
     );
     let history = h.dump(&["keys", "key_versions"]);
 
-    h.conn().execute_batch(&readme_recovery_sql()).unwrap();
+    h.conn().execute_batch(&documented_recovery_sql()).unwrap();
     assert_eq!(
         h.dump(&["keys", "key_versions"]),
         history,

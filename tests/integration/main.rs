@@ -40,13 +40,19 @@
 //! - `html_out`: where `html --out` may write: an earlier page replaced, a database, another
 //!   file, a directory, a FIFO, a socket, a device or a link to one refused and left as it was
 //!   (`--force` for another regular file), `--out -` on stdout.
+//! - `metrics`: `keysync metrics` read back with an independent parser and compared with the
+//!   database and `status`, hostile names, `--per-key`, the file's write and refusals, `pull
+//!   --metrics-file` and `--metrics-listen`, promtool on the text and the shipped rules,
+//!   node_exporter's textfile collector.
 //! - `usage`: `keysync usage`: quota use and dollars by the attribution rule, per key and per
 //!   period, over ten daily pulls with a refund, a newcomer, a removal and a failed pull.
 //! - `refunds`: the gateway's books: a refund is negative use, a pull without `used_quota`
 //!   observes nothing, sums past 64 bits, an older ledger corrected by the upgrade.
 //! - `money`: dollars, quota and shares as people read them in `usage`'s table and markdown, the
 //!   reports' tables and the HTML page, and the exact values of csv and json.
-//! - `contrib`: the shipped systemd units and Dockerfile: shown verbatim in the README,
+//! - `docs`: the README and `docs/`: the README's length, links that land on headings, and
+//!   the README's recipes run by `sh` as written.
+//! - `contrib`: the shipped systemd units and Dockerfile: shown verbatim in `docs/guide.md`,
 //!   `systemd-analyze verify`, and their command lines run against the fake.
 //! - `monitoring`: what a monitor reads: ping URLs with a query string, `pull --json` lines with
 //!   times (failed pulls included), `prune --json`.
@@ -71,11 +77,13 @@ mod common;
 mod contrib;
 mod daily_pulls;
 mod diff;
+mod docs;
 mod html;
 mod html_out;
 mod installed;
 mod integrity;
 mod local_side;
+mod metrics;
 mod money;
 mod monitoring;
 mod on_a_terminal;

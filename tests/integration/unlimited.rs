@@ -70,12 +70,12 @@ fn status_and_the_key_info_view_never_call_an_unlimited_key_exhausted() {
     let status = run(h.keysync().args(["status", "--json"]), 0).json();
     assert_eq!(
         status["keys"],
-        json!({"live": 4, "removed": 0, "by_status": {"enabled": 4}})
+        json!({"live": 4, "removed": 0, "by_status": {"enabled": 3, "exhausted": 1}})
     );
     let lines = run(h.keysync().arg("status"), 0).stdout;
     assert_eq!(
         lines.lines().nth(1),
-        Some("keys:           4 live (4 enabled), 0 removed")
+        Some("keys:           4 live (3 enabled, 1 exhausted), 0 removed")
     );
     let keys = query_json(
         &h,

@@ -10,14 +10,13 @@
 
 mod chart;
 mod gather;
-mod out;
 mod page;
 
 use std::io::Write;
 use std::num::NonZeroU64;
 use std::path::PathBuf;
 
-use out::Sink;
+use crate::cmd::out::{Rule, Sink};
 
 use crate::config::{Settings, parse_quota_per_unit};
 use crate::error::{Error, Result};
@@ -67,7 +66,7 @@ pub(crate) fn run(settings: &Settings, args: Args) -> Result<()> {
         )));
     }
     let db = settings.db()?;
-    let sink = Sink::open(&args.out, args.force)?;
+    let sink = Sink::open(&args.out, out_rule(args.force))?;
     let page = gather::Page::read(
         db,
         (since, until),
@@ -90,4 +89,19 @@ pub(crate) fn run(settings: &Settings, args: Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Where a page may go: over a missing file or an earlier page, or with `--force` over another
+/// regular file; private to its owner, as the page was always written.
+fn out_rule(force: bool) -> Rule {
+    Rule {
+        flag: "--out",
+        writer: "keysync html",
+        what: "page",
+        example: "report.html",
+        own_start: page::HEAD_START,
+        replaces_other_files: force,
+        has_force: true,
+        mode: 0o600,
+    }
 }
