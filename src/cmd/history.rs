@@ -43,8 +43,11 @@ fn range_columns() -> [Column; 7] {
     ]
 }
 
-/// The priority of the data fields: after how a version began, before how it ended.
-const FIELD_PRIORITY: u8 = 2;
+/// The priority of the data fields: after how a version began, before how it ended; the
+/// fields named with `--fields` are what was asked for, hidden last.
+fn field_priority(fields: &FieldArgs) -> u8 {
+    if fields.fields.is_empty() { 2 } else { 1 }
+}
 
 pub(crate) fn run(settings: &Settings, args: Args) -> Result<()> {
     let store = Store::open_read_only(settings.db()?)?;
@@ -57,9 +60,10 @@ pub(crate) fn run(settings: &Settings, args: Args) -> Result<()> {
         );
     }
     let fields = args.fields.selected();
+    let priority = field_priority(&args.fields);
     let columns: Vec<Column> = range_columns()
         .into_iter()
-        .chain(fields.iter().map(|&i| field_column(i, FIELD_PRIORITY)))
+        .chain(fields.iter().map(|&i| field_column(i, priority)))
         .collect();
     let for_people = args.format.format.is_for_people();
     let rows = (0..versions.len()).map(|i| {

@@ -215,6 +215,15 @@ fn long_names_and_errors_are_cut_and_hidden_columns_are_named() {
         for column in ["id", "time", "status"] {
             assert!(header.contains(&column.to_string()), "{syncs}");
         }
+        // The fields named with --fields are hidden last.
+        let status = seen(
+            &h,
+            &format!("history {} --fields status", ids[1]),
+            (60, size.1),
+        );
+        let status_cells = table_cells(&status);
+        assert_eq!(status_cells[0].last().unwrap(), "status", "{status}");
+        assert_eq!(status_cells[2].last().unwrap(), "disabled", "{status}");
         let history = seen(&h, &format!("history {}", ids[0]), size);
         assert!(history.contains("┆ a key name…"), "{history}");
         assert!(!history.contains(LONG_NAME), "{history}");
