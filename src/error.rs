@@ -7,7 +7,7 @@
 
 use std::process::ExitCode;
 
-/// Exit codes, documented in the README and in `keysync --help`.
+/// Exit codes, documented in `keysync --help` and the man page's EXIT STATUS ([`EXIT_CODES`]).
 pub(crate) mod exit {
     pub(crate) const SUCCESS: u8 = 0;
     pub(crate) const ALARM: u8 = 1;
@@ -23,19 +23,41 @@ pub(crate) mod exit {
     pub(crate) const SIGTERM: u8 = 143;
 }
 
-/// The `--help` footer that lists the exit codes.
-pub(crate) const EXIT_CODES_HELP: &str = "\
-Exit codes:
-  0  success
-  1  an alarm you asked for (`diff --exit-code` found differences, `status --max-age` stale)
-  2  usage or configuration error (bad flag, no token, a `Bearer ` token, SQL that tries to
-     write, another account's token, a start before the latest sync)
-  3  the API rejected the credentials
-  4  the API failed (network, timeouts, HTTP errors after retries, success:false, bad response)
-  5  another pull holds the database's lock, or overtook this one (nothing was written)
-  6  database error (missing or unreadable file, not keysync's, schema newer than this binary)
-  7  unexpected internal error (a panic included)
-  130, 143  a one-shot pull stopped by SIGINT / SIGTERM (its sync is recorded as failed)";
+/// The exit codes and what each means, as `keysync --help` and the man page's EXIT STATUS list
+/// them.
+pub(crate) const EXIT_CODES: [(&str, &str); 9] = [
+    ("0", "success"),
+    (
+        "1",
+        "an alarm you asked for (`diff --exit-code` found differences, `status --max-age` found \
+         the record stale, the last pull failed, or a pull interrupted mid-write)",
+    ),
+    (
+        "2",
+        "usage or configuration error (bad flag, no token, a `Bearer ` token, SQL that tries to \
+         write, another account's token, a start before the latest sync)",
+    ),
+    ("3", "the API rejected the credentials"),
+    (
+        "4",
+        "the API failed (network, timeouts, HTTP errors after retries, success:false, bad \
+         response)",
+    ),
+    (
+        "5",
+        "another pull holds the database's lock, or overtook this one (nothing was written)",
+    ),
+    (
+        "6",
+        "database error (missing or unreadable file, not keysync's, schema newer than this \
+         binary)",
+    ),
+    ("7", "unexpected internal error (a panic included)"),
+    (
+        "130, 143",
+        "a one-shot pull stopped by SIGINT / SIGTERM (its sync is recorded as failed)",
+    ),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -62,6 +84,14 @@ pub enum Error {
     /// The database is in a state keysync refuses to work with (missing, newer schema, ...).
     #[error("{0}")]
     DatabaseState(String),
+    /// A pull died while it wrote the database's first keys, and left its rollback journal
+    /// for the next pull to roll back: until then the file cannot be read.
+    #[error(
+        "{}: a pull was interrupted; the next pull recovers the file (run `keysync pull`, or \
+         wait for the next scheduled one)",
+        .0.display()
+    )]
+    PullInterrupted(std::path::PathBuf),
     /// SIGINT or SIGTERM stopped a one-shot pull; its sync row says `failed`, `interrupted`.
     #[error(
         "stopped by {}: the pull did not finish and changed no key (if it had begun, `keysync \
@@ -164,7 +194,9 @@ impl Error {
             Error::Auth(_) => exit::AUTH,
             Error::Api(_) => exit::API,
             Error::Locked(_) => exit::LOCKED,
-            Error::Database { .. } | Error::DatabaseState(_) => exit::DATABASE,
+            Error::Database { .. } | Error::DatabaseState(_) | Error::PullInterrupted(_) => {
+                exit::DATABASE
+            }
             Error::Output(_) | Error::Internal(_) => exit::INTERNAL,
             Error::Interrupted(signal) => signal.exit_code(),
         }

@@ -26,7 +26,7 @@ pub(crate) mod time;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches};
+use clap::FromArgMatches;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command};
@@ -39,6 +39,14 @@ use crate::terminal::Stream;
 /// own arguments. An alarm the user asked for (`diff --exit-code`) is an [`Outcome`], not an
 /// error.
 fn run(cli: Cli) -> Result<Outcome> {
+    // The commands of `cli::WITHOUT_SETTINGS`: a bad config file does not stop them.
+    match cli.command {
+        Command::Completions(args) => {
+            return cmd::completions::run(args, cli::command()).map(success);
+        }
+        Command::Man => return cmd::man::run(cli::command()).map(success),
+        _ => {}
+    }
     let settings = match Settings::resolve(cli.global.flags()) {
         Ok(settings) => settings,
         Err(error) => return Err(cli.command.could_not_start(error, cli.global.now)),
@@ -55,7 +63,7 @@ fn run(cli: Cli) -> Result<Outcome> {
         Command::Usage(args) => cmd::usage::run(&settings, args).map(success),
         Command::Html(args) => cmd::html::run(&settings, args).map(success),
         Command::Metrics(args) => cmd::metrics::run(&settings, args).map(success),
-        Command::Completions(args) => cmd::completions::run(args, Cli::command()).map(success),
+        Command::Completions(_) | Command::Man => unreachable!("started above"),
     }
 }
 
@@ -122,7 +130,7 @@ fn parse() -> Result<Cli, ExitCode> {
     } else {
         clap::ColorChoice::Never
     };
-    let command = Cli::command().color(help_colour);
+    let command = cli::command().color(help_colour);
     let error = match command.try_get_matches() {
         Ok(matches) => match Cli::from_arg_matches(&matches) {
             Ok(cli) => return Ok(cli),

@@ -21,4 +21,5 @@ pub use crate::fake::loopback::serve_in_background;
 pub use crate::fake::record::RecordedRequest;
 pub use crate::fake::server::FakeServer;
 pub use crate::store::lock::PullLock;
+pub use crate::store::sync::FUTURE_SYNC_REPAIR;
 pub use crate::store::{Store, database_bytes, known_schema_version};

@@ -211,7 +211,7 @@ pub(crate) fn parse_when(text: &str) -> Result<When, String> {
 }
 
 /// [`parse_when`]'s forms; `None` when the text is none of them, for a caller with forms of its
-/// own. A value of one form that cannot work (`101y`, `2026-02-30`) is an error about it.
+/// own. A value of one form that cannot work (`5300w`, `3y`, `2026-02-30`) is an error about it.
 pub(crate) fn try_parse_when(text: &str) -> Result<Option<When>, String> {
     let text = text.trim();
     // humantime's own syntax first: a duration it reads but keysync refuses (over 100 years)
@@ -229,12 +229,29 @@ pub(crate) fn try_parse_when(text: &str) -> Result<Option<When>, String> {
 /// adding them to a clock overflows it (`--wait 500000000000y` once panicked).
 pub(crate) const LONGEST_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
 
-/// The one duration syntax of every command: `500ms`, `30s`, `15m`, `12h`, `7d`, `2w`, at most
-/// [`LONGEST_DURATION`].
+/// The units durations take, as the documentation names them. humantime reads more (`y`, `M`,
+/// `min`, `ns`, ...), which would pass silently where a user meant something else (`M`
+/// months for minutes) or nothing sensible (`--max-rate 3/1y`).
+pub(crate) const DURATION_UNITS: [&str; 6] = ["ms", "s", "m", "h", "d", "w"];
+
+/// The syntax of a duration, for messages.
+const DURATION_FORMS: &str =
+    "a whole number and a unit of ms, s, m, h, d or w, such as 500ms, 30s, 15m, 12h, 7d or 2w";
+
+/// The one duration syntax of every command: `500ms`, `30s`, `15m`, `12h`, `7d`, `2w` (and
+/// sums such as `1h30m`), at most [`LONGEST_DURATION`].
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let duration = humantime::parse_duration(text.trim()).map_err(|e| {
-        format!("{e}: expected a duration such as 500ms, 30s, 15m, 12h, 7d or 2w, got {text:?}")
-    })?;
+    let trimmed = text.trim();
+    let other_unit = trimmed
+        .split(|c: char| !c.is_alphabetic())
+        .find(|unit| !unit.is_empty() && !DURATION_UNITS.contains(unit));
+    if let Some(unit) = other_unit.filter(|_| trimmed.starts_with(|c: char| c.is_ascii_digit())) {
+        return Err(format!(
+            "{text:?} has the unit {unit:?}, which keysync does not take: give {DURATION_FORMS}"
+        ));
+    }
+    let duration = humantime::parse_duration(trimmed)
+        .map_err(|_| format!("expected {DURATION_FORMS}, got {text:?}"))?;
     if duration > LONGEST_DURATION {
         return Err(format!(
             "{text:?} is longer than 100 years, the longest duration keysync takes"
@@ -351,13 +368,38 @@ mod tests {
         assert_eq!(parse_duration("2w"), Ok(Duration::from_secs(1_209_600)));
         assert!(parse_duration("7").is_err());
         assert!(parse_duration("soon").is_err());
-        assert_eq!(parse_duration("100y"), Ok(LONGEST_DURATION));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("36525d"), Ok(LONGEST_DURATION));
         assert!(
-            parse_duration("101y")
+            parse_duration("36526d")
                 .unwrap_err()
                 .contains("longer than 100 years")
         );
-        assert!(parse_duration("500000000000y").is_err());
+        assert!(parse_duration("500000000000w").is_err());
+        // humantime's other units are refused, naming the ones keysync takes.
+        for (text, unit) in [
+            ("1y", "y"),
+            ("2M", "M"),
+            ("3year", "year"),
+            ("5min", "min"),
+            ("1ns", "ns"),
+            ("1h 2sec", "sec"),
+            ("4µs", "µs"),
+        ] {
+            assert_eq!(
+                parse_duration(text).unwrap_err(),
+                format!(
+                    "{text:?} has the unit {unit:?}, which keysync does not take: give a whole \
+                     number and a unit of ms, s, m, h, d or w, such as 500ms, 30s, 15m, 12h, 7d \
+                     or 2w"
+                )
+            );
+        }
+        assert_eq!(
+            parse_duration("7").unwrap_err(),
+            "expected a whole number and a unit of ms, s, m, h, d or w, such as 500ms, 30s, \
+             15m, 12h, 7d or 2w, got \"7\""
+        );
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
         assert!(
             parse_positive_duration("0s")
@@ -472,11 +514,12 @@ mod tests {
         // A value of one form that cannot work says why, not which forms exist.
         assert!(parse_when("2025-02-30").unwrap_err().contains("not a day"));
         assert!(
-            parse_when("101y")
+            parse_when("5300w")
                 .unwrap_err()
                 .contains("longer than 100 years")
         );
         assert!(parse_when("-1").unwrap_err().contains("is outside 1970"));
+        assert!(parse_when("3y").unwrap_err().contains("has the unit \"y\""));
         assert_eq!(try_parse_when("soon"), Ok(None));
     }
 

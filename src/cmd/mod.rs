@@ -11,6 +11,7 @@ pub(crate) mod diff;
 pub(crate) mod exposition;
 pub(crate) mod history;
 pub(crate) mod html;
+pub(crate) mod man;
 pub(crate) mod metrics;
 pub(crate) mod out;
 pub(crate) mod prune;
@@ -20,6 +21,7 @@ pub(crate) mod show;
 pub(crate) mod status;
 pub(crate) mod syncs;
 pub(crate) mod usage;
+pub(crate) mod version;
 
 use clap::Args;
 use rusqlite::types::Value;
@@ -76,12 +78,39 @@ pub(crate) fn field_column(i: usize, priority: u8) -> Column {
 #[derive(Clone, Debug, Default, Args)]
 pub(crate) struct FieldArgs {
     /// Only these fields, comma-separated (e.g. status,expired_time)
-    #[arg(long, value_name = "FIELD,...", value_delimiter = ',', value_parser = parse_field,
-          conflicts_with = "ignore")]
+    #[arg(long, value_name = "FIELD,...", value_delimiter = ',', value_parser = FieldParser,
+          hide_possible_values = true, conflicts_with = "ignore")]
     pub fields: Vec<&'static str>,
     /// Every field but these, comma-separated (e.g. accessed_time,used_quota,remain_quota)
-    #[arg(long, value_name = "FIELD,...", value_delimiter = ',', value_parser = parse_field)]
+    #[arg(long, value_name = "FIELD,...", value_delimiter = ',', value_parser = FieldParser,
+          hide_possible_values = true)]
     pub ignore: Vec<&'static str>,
+}
+
+/// A field name, as [`parse_field`] reads it, and the names for shell completion: clap_complete
+/// offers an argument's possible values, which a plain function parser has none of.
+#[derive(Clone, Copy, Debug)]
+struct FieldParser;
+
+impl clap::builder::TypedValueParser for FieldParser {
+    type Value = &'static str;
+
+    fn parse_ref(
+        &self,
+        command: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> std::result::Result<&'static str, clap::Error> {
+        parse_field.parse_ref(command, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            DATA_COLUMNS.iter().map(clap::builder::PossibleValue::new),
+        ))
+    }
 }
 
 impl FieldArgs {

@@ -43,6 +43,7 @@ pub(crate) struct Args {
     #[arg(long, value_name = "N", value_parser = parse_retries)]
     pub retries: Option<u32>,
     /// Pages requested at once after page 1, 1 to 8 (1 = one at a time); halved on rate limits
+    /// [default: 4]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=8))]
     pub concurrency: Option<u16>,
     /// Keep running: a pull every DURATION (start to start, at least 1s) until SIGINT/SIGTERM

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value as Json, json};
 
 use crate::config::Settings;
-use crate::error::{Outcome, Result};
+use crate::error::{Error, Outcome, Result};
 use crate::facts::freshness::alarm;
 use crate::facts::key::{EffectiveStatus, live_by_status};
 use crate::facts::spend::price_in_force;
@@ -33,22 +33,36 @@ pub(crate) struct Args {
 pub(crate) fn run(settings: &Settings, args: Args) -> Result<Outcome> {
     let db = settings.db()?;
     let now = settings.now();
-    let store = Store::open_read_only(db)?;
+    let store = match Store::open_read_only(db) {
+        // Not damage: the next pull mends it. A monitor asked about freshness hears an alarm.
+        Err(error @ Error::PullInterrupted(_)) if args.max_age.is_some() => {
+            if args.json {
+                print_line(
+                    &json!({"database": db.display().to_string(), "alarm": error.to_string()})
+                        .to_string(),
+                )?;
+            }
+            return Ok(raise_alarm(&error.to_string()));
+        }
+        opened => opened?,
+    };
     let seen = Seen::read(&store, settings.profile.quota_per_unit, args.max_age, now)?;
     if args.json {
         print_line(&seen.json(db, now).to_string())?;
     } else if !settings.quiet {
         seen.print_lines(db, now)?;
     }
-    match seen.alarm {
-        Some(reason) => {
-            let reason = escape_for_terminal(&reason).into_owned();
-            // Not `eprintln!`, which panics on a closed stderr.
-            let _ = writeln!(std::io::stderr(), "keysync: alarm: {reason}");
-            Ok(Outcome::Alarm)
-        }
-        None => Ok(Outcome::Success),
-    }
+    Ok(seen
+        .alarm
+        .map_or(Outcome::Success, |reason| raise_alarm(&reason)))
+}
+
+/// Says why on stderr: `keysync: alarm: REASON`.
+fn raise_alarm(reason: &str) -> Outcome {
+    let reason = escape_for_terminal(reason).into_owned();
+    // Not `eprintln!`, which panics on a closed stderr.
+    let _ = writeln!(std::io::stderr(), "keysync: alarm: {reason}");
+    Outcome::Alarm
 }
 
 /// What `status` read from the database, and the alarm it raises, if any.

@@ -43,7 +43,7 @@ pub(crate) struct Args {
     /// One row per period and key instead of one per key
     #[arg(long, value_enum, value_name = "PERIOD")]
     pub every: Option<Period>,
-    /// Keep only the first N rows (without --every)
+    /// Keep only the first N rows (without --every) [default: all]
     #[arg(long, value_name = "N", conflicts_with = "every")]
     pub top: Option<usize>,
     /// Quota units per US dollar, for every interval [default: the profile's quota_per_unit,

@@ -234,7 +234,7 @@ mod tests {
             message.contains("config.toml:2:") && message.contains("30s"),
             "{message}"
         );
-        let (_dir, path) = write("[profiles.a]\ntimeout = \"1ns\"\n");
+        let (_dir, path) = write("[profiles.a]\ntimeout = \"1ms\"\n");
         let message = load_profile(Some(&path), None).unwrap_err().to_string();
         assert!(
             message.contains("config.toml:2:") && message.contains("the minimum is 100ms"),

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::store::status::SyncRow;
+use crate::store::sync::FUTURE_SYNC_HELP;
 use crate::store::sync_status::SyncStatus;
 use crate::time::{readable_age, readable_time, readable_when};
 
@@ -33,8 +34,7 @@ pub(crate) fn alarm(
     if age < -FUTURE_TOLERANCE {
         return Some(format!(
             "the last good sync ({}) started at {}, {}: the clock was ahead when it ran, and \
-             pulls are refused until its time is corrected (see \"A sync recorded in the \
-             future\" in the README)",
+             pulls are refused until its time is corrected as {FUTURE_SYNC_HELP}",
             good.id,
             readable_time(good.started_at),
             readable_when(age)
@@ -72,7 +72,8 @@ mod tests {
             Some(
                 "the last good sync (2) started at 2099-01-01 00:00:00Z, 1h 0m in the future: \
                  the clock was ahead when it ran, and pulls are refused until its time is \
-                 corrected (see \"A sync recorded in the future\" in the README)"
+                 corrected as \"A SYNC RECORDED IN THE FUTURE\" in the man page (`keysync man \
+                 | man -l -`) shows"
                     .to_string()
             )
         );

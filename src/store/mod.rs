@@ -165,6 +165,7 @@ pub(crate) fn open_read_only(path: &Path) -> Result<Connection> {
     let conn = match check_schema(&conn, path) {
         Ok(()) => conn,
         Err(Error::Database { source, .. }) if on_read_only_media(&source) => {
+            refuse_hot_journal(path)?;
             tracing::info!(
                 "{} is on read-only media ({source}): reading the file as immutable",
                 path.display()
@@ -186,6 +187,27 @@ pub(crate) fn open_read_only(path: &Path) -> Result<Connection> {
     }
     views::install_missing_views(&conn, version)?;
     Ok(conn)
+}
+
+/// The bytes a rollback journal begins with once it holds what a commit must undo.
+const JOURNAL_MAGIC: [u8; 8] = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
+
+/// A pull killed while it wrote a database's first keys (through a rollback journal: see
+/// [`wal::BulkJournal`]) leaves that journal "hot" beside the file, and the file half written.
+/// A read-only connection may not roll it back, so SQLite refuses to read (as it does on
+/// read-only media), and reading the file without the journal would read the half-written
+/// pages as damage. The next pull rolls the journal back; until then readers say so. Only
+/// asked after SQLite refused: a running pull's journal starts the same way, and readers wait
+/// for that one.
+fn refuse_hot_journal(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let mut start = [0u8; 8];
+    let read = std::fs::File::open(sibling(path, "-journal"))
+        .and_then(|mut journal| journal.read_exact(&mut start));
+    match read {
+        Ok(()) if start == JOURNAL_MAGIC => Err(Error::PullInterrupted(path.to_path_buf())),
+        _ => Ok(()),
+    }
 }
 
 fn connect_read_only(path: &Path, immutable: bool) -> Result<Connection> {

@@ -79,6 +79,40 @@ fn systemd_analyze_verifies_the_units() {
     );
 }
 
+/// The exposure `systemd-analyze security` gives the service's sandbox, from 0 (SAFE) to 10
+/// (UNSAFE): at most 2.0, "OK", as a sandboxed network client can be. Offline, it rates the
+/// file itself, so no systemd needs to run it.
+#[test]
+fn systemd_rates_the_service_sandbox_ok() {
+    let Ok(version) = StdCommand::new("systemd-analyze").arg("--version").output() else {
+        eprintln!("skipped: no systemd-analyze on this machine");
+        return;
+    };
+    assert!(version.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let service = dir.path().join("keysync.service");
+    std::fs::write(&service, SERVICE).unwrap();
+    let output = StdCommand::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(&service)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let rated = stdout
+        .lines()
+        .find_map(|line| line.split_once("Overall exposure level for keysync.service: "))
+        .and_then(|(_, rating)| rating.split_whitespace().next())
+        .and_then(|score| score.parse::<f64>().ok());
+    let Some(score) = rated else {
+        panic!(
+            "no rating from systemd-analyze security: {}\n{stdout}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    assert!(score <= 2.0, "exposure {score}, above 2.0 (OK):\n{stdout}");
+}
+
 /// The values of `KEY=` lines in a unit file, in order.
 fn unit_values<'a>(unit: &'a str, key: &str) -> Vec<&'a str> {
     let prefix = format!("{key}=");
@@ -152,6 +186,82 @@ fn scrape(url: &str) -> String {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     answer
+}
+
+/// What the image says it is, from the one place each is defined: the Rust it is built with is
+/// Cargo.toml's `rust-version`, its OCI labels are the package's version and description.
+#[test]
+fn the_image_is_built_with_the_declared_rust_and_labelled_as_the_package() {
+    let manifest: toml::Table =
+        toml::from_str(include_str!("../../Cargo.toml")).expect("Cargo.toml parses");
+    let package = &manifest["package"];
+    let rust = package["rust-version"].as_str().unwrap();
+    let from = DOCKERFILE
+        .lines()
+        .find_map(|line| line.strip_prefix("FROM rust:"))
+        .expect("a rust build stage");
+    let tag = from.split_whitespace().next().unwrap();
+    assert!(
+        tag.starts_with(&format!("{rust}.")) && tag.ends_with("-slim-bookworm"),
+        "FROM rust:{tag} is not rust-version {rust}"
+    );
+    let label = |name: &str| {
+        let prefix = format!("org.opencontainers.image.{name}=\"");
+        let at = DOCKERFILE
+            .find(&prefix)
+            .unwrap_or_else(|| panic!("no {name} label"));
+        let rest = &DOCKERFILE[at + prefix.len()..];
+        rest[..rest.find('"').unwrap()].to_string()
+    };
+    assert_eq!(label("version"), env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        label("description"),
+        package["description"].as_str().unwrap()
+    );
+    assert_eq!(label("licenses"), package["license"].as_str().unwrap());
+    assert_eq!(label("title"), "keysync");
+    // The registry and the target folder are cached across builds.
+    for cache in ["/usr/local/cargo/registry", "/src/target"] {
+        assert!(
+            DOCKERFILE.contains(&format!("--mount=type=cache,target={cache},")),
+            "no cache mount for {cache}"
+        );
+    }
+}
+
+/// The build context is the repository: `.dockerignore` lets through exactly what the
+/// Dockerfile copies from it, so neither target/ nor .git is sent to the daemon.
+#[test]
+fn dockerignore_sends_only_what_the_image_copies() {
+    let ignore = include_str!("../../.dockerignore");
+    let rules: Vec<&str> = ignore
+        .lines()
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect();
+    assert_eq!(rules.first(), Some(&"*"), "everything is left out first");
+    let let_through: Vec<&str> = rules[1..]
+        .iter()
+        .map(|rule| rule.strip_prefix('!').expect("only exceptions after *"))
+        .collect();
+    let copied: Vec<&str> = DOCKERFILE
+        .lines()
+        .filter_map(|line| line.strip_prefix("COPY "))
+        .filter(|args| !args.starts_with("--from"))
+        .flat_map(|args| {
+            let words: Vec<&str> = args.split_whitespace().collect();
+            words[..words.len() - 1].to_vec()
+        })
+        .collect();
+    assert_eq!(
+        let_through, copied,
+        ".dockerignore lets through what COPY takes"
+    );
+    for each in &copied {
+        assert!(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(each).exists(),
+            "{each}"
+        );
+    }
 }
 
 /// The JSON array of a Dockerfile instruction in exec form, e.g. `CMD ["pull", ...]`: the

@@ -351,6 +351,51 @@ fn kill_9_at_any_moment_leaves_the_previous_snapshot_intact() {
     );
 }
 
+/// SQLite's rollback journal begins with these bytes once it holds what a commit needs to undo.
+const JOURNAL_MAGIC: [u8; 8] = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
+
+/// A first pull writes its keys through a rollback journal; killed at its final write, it
+/// leaves that journal hot beside the file. Readers cannot roll it back (they open the file
+/// read-only): they say what happened and what mends it, `status --max-age` raises an alarm
+/// (exit 1, not 6), and the next pull recovers the file.
+#[test]
+fn a_first_pull_killed_at_its_final_write_is_an_alarm_until_the_next_pull() {
+    let h = Harness::with_keys(3000);
+    let killed = h
+        .keysync()
+        .env("KEYSYNC_DEBUG_KILL_BEFORE_COMMIT", "1")
+        .args(["pull", "-q"])
+        .output()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(killed.status.signal(), Some(libc::SIGKILL), "{killed:?}");
+    let journal = std::fs::read(format!("{}-journal", h.db.display())).unwrap();
+    assert_eq!(journal[..8], JOURNAL_MAGIC, "the pull left a hot journal");
+
+    let said = "a pull was interrupted; the next pull recovers the file";
+    for (args, code) in [
+        (&["status", "--max-age", "1h"][..], 1),
+        (&["status", "--max-age", "1h", "--json"], 1),
+        (&["status"], 6),
+        (&["query", "SELECT count(*) FROM keys"], 6),
+        (&["syncs"], 6),
+    ] {
+        let output = h.run(args, code);
+        assert!(output.stderr.contains(said), "{args:?}: {}", output.stderr);
+        assert!(!output.stderr.contains("malformed"), "{}", output.stderr);
+    }
+
+    let summary = h.pull(&[]);
+    assert_eq!(summary["status"], "ok");
+    assert!(!std::path::Path::new(&format!("{}-journal", h.db.display())).exists());
+    assert_eq!(
+        h.rows("SELECT id, status FROM syncs ORDER BY id"),
+        vec![vec![int(1), text("failed")], vec![int(2), text("ok")]]
+    );
+    assert_eq!(h.count("SELECT count(*) FROM keys"), 3000);
+    h.run(&["status", "--max-age", "1h"], 0);
+}
+
 // 6. Cron overlap -------------------------------------------------------------------------------
 
 /// Waits until the fake has had `more` requests beyond the ones it had already.

@@ -572,8 +572,8 @@ fn a_pull_that_starts_before_the_latest_sync_is_refused_before_writing() {
         "keysync: error: this pull would start at 2020-01-01 00:00:00Z, before sync 2 did \
          (2026-01-01 00:00:00Z): the history must move forward. Check the system clock and \
          any --now you gave. If sync 2's own time is what is wrong (the \
-         clock was ahead when it ran), correct it as the README's \"A sync recorded in the \
-         future\" shows"
+         clock was ahead when it ran), correct it as \"A SYNC RECORDED IN THE FUTURE\" in the \
+         man page (`keysync man | man -l -`) shows"
     );
     assert_eq!(h.dump(&TABLES), before);
     // Two pulls of one page each, its re-read and /api/status: nothing from the refused one.
@@ -668,11 +668,18 @@ fn a_good_sync_recorded_in_the_future_is_corrected_as_the_docs_say() {
         refused
             .stderr
             .contains("before sync 2 did (2099-01-01 00:00:00Z)")
-            && refused.stderr.contains("\"A sync recorded in the future\""),
+            && refused
+                .stderr
+                .contains("\"A SYNC RECORDED IN THE FUTURE\" in the man page"),
         "{}",
         refused.stderr
     );
     let history = h.dump(&["keys", "key_versions"]);
+    // The man page, which the error names, holds the same statements.
+    assert_eq!(
+        documented_recovery_sql(),
+        keysync::testing::FUTURE_SYNC_REPAIR
+    );
 
     h.conn().execute_batch(&documented_recovery_sql()).unwrap();
     assert_eq!(

@@ -11,8 +11,8 @@
 //! - `pull`: `keysync pull` and `demo` on a well-behaved upstream: what lands in `keys` and
 //!   `key_versions`, what is sent (token, user id), flags, summary line, plain failures.
 //! - `integrity`: the pull guarantees under faults from the fake's switches: retries, no false
-//!   removals, no duplicates, clean failures on bad pages, kill -9, cron overlap, hostile values,
-//!   the token nowhere.
+//!   removals, no duplicates, clean failures on bad pages, kill -9 (and the hot journal a first
+//!   pull killed at its final write leaves), cron overlap, hostile values, the token nowhere.
 //! - `upstream`: an upstream that lies or changes: paging that trusts no single number, bounded
 //!   bodies, account rejections, gateway upgrades (recorded bytes), exact unknown values,
 //!   retries that fit the error, HTTPS with a private CA.
@@ -53,7 +53,8 @@
 //! - `docs`: the README and `docs/`: the README's length, links that land on headings, and
 //!   the README's recipes run by `sh` as written.
 //! - `contrib`: the shipped systemd units and Dockerfile: shown verbatim in `docs/guide.md`,
-//!   `systemd-analyze verify`, and their command lines run against the fake.
+//!   `systemd-analyze verify` and the service's `security` rating, the image's Rust version,
+//!   labels and `.dockerignore`, and their command lines run against the fake.
 //! - `monitoring`: what a monitor reads: ping URLs with a query string, `pull --json` lines with
 //!   times (failed pulls included), `prune --json`.
 //! - `pacing`: the rate limit: the `requests` / `rate_limited` counts of every pull, `--max-rate`
@@ -69,6 +70,9 @@
 //! - `calendar`: calendar windows over pulls on both sides of a month boundary: `--month`
 //!   against its `--since`/`--until`, dates, `today` and `yesterday` in `usage`, `html`, `diff`,
 //!   the reports' `--since` and `--now`, and the months and times refused.
+//! - `manual`: what a user reads without the repository: `--help` (global options last, exit
+//!   codes at the top only, defaults), `--version`, `keysync man` checked by groff, completion
+//!   values.
 //! - `installed`: an installed binary without a checkout: `query --report --show-sql` run back
 //!   through `--file`, and `demo --db PATH` made again at any path.
 
@@ -83,6 +87,7 @@ mod html_out;
 mod installed;
 mod integrity;
 mod local_side;
+mod manual;
 mod metrics;
 mod money;
 mod monitoring;

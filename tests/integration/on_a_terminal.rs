@@ -420,7 +420,7 @@ fn usage_errors_from_the_parser_share_keysync_s_error_prefix() {
     let help = h.run(&["pull", "--help"], 0);
     assert!(help.stdout.starts_with("List every key"), "{}", help.stdout);
     assert_eq!(help.stderr, "");
-    assert_eq!(h.run(&["--version"], 0).stdout, "keysync 0.1.0\n");
+    assert!(h.run(&["--version"], 0).stdout.starts_with("keysync 0.1.0"));
     // keysync's own errors: the same prefix.
     let output = h.run(&["history", "no-such-key"], 6);
     assert!(

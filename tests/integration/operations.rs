@@ -438,7 +438,7 @@ fn an_unreadable_home_is_no_config_file_unless_one_is_asked_for() {
     let config = home.join(".config/keysync/config.toml");
     let closed = if as_root { 0o700 } else { 0o000 };
 
-    let output = run_as_user(&["-v", "completions", "bash"], 0);
+    let output = run_as_user(&["-v", "query", "--list-reports"], 0);
     let denied = format!("{}", config.display());
     assert!(!output.stdout.is_empty());
     assert!(
@@ -447,11 +447,16 @@ fn an_unreadable_home_is_no_config_file_unless_one_is_asked_for() {
         output.stderr
     );
     set_mode(&home, closed);
-    let quiet = run_as_user(&["completions", "bash"], 0);
+    let quiet = run_as_user(&["query", "--list-reports"], 0);
     assert_eq!(quiet.stderr, "");
     for refused in [
-        &["--profile", "work", "completions", "bash"][..],
-        &["--config", config.to_str().unwrap(), "completions", "bash"],
+        &["--profile", "work", "query", "--list-reports"][..],
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "query",
+            "--list-reports",
+        ],
     ] {
         set_mode(&home, closed);
         let refused = run_as_user(refused, 2);

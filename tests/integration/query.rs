@@ -808,8 +808,9 @@ fn report_flags_that_do_not_apply_are_refused() {
             ),
             (
                 &["--report", "idle", "--for", "soon"],
-                "keysync: error: invalid value 'soon' for '--for <DURATION>': expected number at 0: \
-                 expected a duration such as 500ms, 30s, 15m, 12h, 7d or 2w, got \"soon\"",
+                "keysync: error: invalid value 'soon' for '--for <DURATION>': expected a whole \
+                 number and a unit of ms, s, m, h, d or w, such as 500ms, 30s, 15m, 12h, 7d or \
+                 2w, got \"soon\"",
             ),
         ],
     );

@@ -491,6 +491,12 @@ fn values_that_cannot_work_are_usage_errors_that_change_nothing() {
             format!("\"{value}\" is longer than 100 years, the longest duration keysync takes");
         invalid(value, flag, &why)
     };
+    let other_unit = |value: &str, unit: &str| {
+        format!(
+            "\"{value}\" has the unit \"{unit}\", which keysync does not take: give a whole \
+             number and a unit of ms, s, m, h, d or w, such as 500ms, 30s, 15m, 12h, 7d or 2w"
+        )
+    };
     let outside = |value: &str| {
         let why = format!(
             "\"{value}\" is outside 1970-01-01T00:00:00Z..9999-12-31T23:59:59Z, the times \
@@ -500,16 +506,37 @@ fn values_that_cannot_work_are_usage_errors_that_change_nothing() {
     };
     let cases: &[(&[&str], String)] = &[
         (
-            &["pull", "--wait", "500000000000y"],
-            too_long("500000000000y", "--wait <DURATION>"),
+            &["pull", "--wait", "500000000000w"],
+            too_long("500000000000w", "--wait <DURATION>"),
         ),
         (
-            &["pull", "--wait", "101y"],
-            too_long("101y", "--wait <DURATION>"),
+            &["pull", "--wait", "5300w"],
+            too_long("5300w", "--wait <DURATION>"),
         ),
         (
             &["pull", "--timeout", "0"],
             zero("0", "--timeout <DURATION>"),
+        ),
+        // Only the units the documentation names: `y` and `M` would pass silently otherwise.
+        (
+            &["pull", "--max-rate", "3/1y"],
+            invalid(
+                "3/1y",
+                "--max-rate <N/DURATION>",
+                &format!(
+                    "expected N/DURATION, requests per window, such as 360/180s (the gateway's \
+                     default): {}",
+                    other_unit("1y", "y")
+                ),
+            ),
+        ),
+        (
+            &["status", "--max-age", "2M"],
+            invalid("2M", "--max-age <DURATION>", &other_unit("2M", "M")),
+        ),
+        (
+            &["usage", "--since", "3year"],
+            invalid("3year", "--since <WHEN>", &other_unit("3year", "year")),
         ),
         (
             &["pull", "--timeout", "0s"],
@@ -517,11 +544,11 @@ fn values_that_cannot_work_are_usage_errors_that_change_nothing() {
         ),
         (&["pull", "--every", "0s"], zero("0s", "--every <DURATION>")),
         (
-            &["pull", "--every", "1ns"],
+            &["pull", "--every", "1ms"],
             invalid(
-                "1ns",
+                "1ms",
                 "--every <DURATION>",
-                "\"1ns\" is too short for the interval between pulls: the minimum is 1s",
+                "\"1ms\" is too short for the interval between pulls: the minimum is 1s",
             ),
         ),
         (
@@ -533,11 +560,11 @@ fn values_that_cannot_work_are_usage_errors_that_change_nothing() {
             ),
         ),
         (
-            &["pull", "--timeout", "1ns"],
+            &["pull", "--timeout", "1ms"],
             invalid(
-                "1ns",
+                "1ms",
                 "--timeout <DURATION>",
-                "\"1ns\" is too short for a request timeout: the minimum is 100ms",
+                "\"1ms\" is too short for a request timeout: the minimum is 100ms",
             ),
         ),
         (
@@ -580,12 +607,12 @@ fn values_that_cannot_work_are_usage_errors_that_change_nothing() {
         ),
         (&["prune", "--keep", "0s"], zero("0s", "--keep <DURATION>")),
         (
-            &["prune", "--keep", "500000000000y"],
-            too_long("500000000000y", "--keep <DURATION>"),
+            &["prune", "--keep", "500000000000w"],
+            too_long("500000000000w", "--keep <DURATION>"),
         ),
         (
-            &["diff", "500000000000y"],
-            too_long("500000000000y", "[FROM]"),
+            &["diff", "500000000000w"],
+            too_long("500000000000w", "[FROM]"),
         ),
         (
             &["query", "--report", "expiring-soon", "--within", "0s"],

@@ -33,6 +33,8 @@ impl Staging<'_> {
         };
         let tx = Transaction::new_unchecked(self.conn, TransactionBehavior::Immediate)
             .db("cannot start the write transaction")?;
+        #[cfg(feature = "test-support")]
+        let crash = CrashForTests::arm(&tx);
         let sync = self.sync;
         refuse_if_overtaken(&tx, sync)?;
         tracing::info!(
@@ -49,6 +51,8 @@ impl Staging<'_> {
         };
         finish_sync(&tx, sync, status, listing, counts, now)?;
         record_gateway(&tx, sync, gateway)?;
+        #[cfg(feature = "test-support")]
+        crash.kill();
         tx.commit().db("cannot commit the sync")?;
         Ok((status, counts))
     }
@@ -316,4 +320,31 @@ fn count_changes(tx: &Transaction<'_>) -> Result<ApplyCounts> {
         removed: count("'removed'")?,
         secrets_cleared: 0,
     })
+}
+
+/// Test support only: `KEYSYNC_DEBUG_KILL_BEFORE_COMMIT=1` makes a pull SIGKILL itself with
+/// its one transaction written but not committed, as `kill -9` at the final write would. The
+/// page cache is made small first, so that the writes spill into the file as a large account's
+/// do: a first pull's rollback journal (`BulkJournal`) is then left hot beside the file, for the
+/// tests of what readers say about it. A build with default features has no such switch.
+#[cfg(feature = "test-support")]
+struct CrashForTests(bool);
+
+#[cfg(feature = "test-support")]
+impl CrashForTests {
+    fn arm(conn: &Connection) -> CrashForTests {
+        let armed = std::env::var_os("KEYSYNC_DEBUG_KILL_BEFORE_COMMIT").is_some();
+        if armed {
+            conn.pragma_update(Some("main"), "cache_size", 8)
+                .expect("the cache size is set");
+        }
+        CrashForTests(armed)
+    }
+
+    fn kill(&self) {
+        if self.0 {
+            // SAFETY: getpid and kill have no preconditions; SIGKILL ends the process here.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
+    }
 }

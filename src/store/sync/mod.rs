@@ -42,6 +42,8 @@ use crate::store::Store;
 use row::{begin_sync, count_requests, fail_sync, price_lost};
 
 pub(crate) use crate::store::sync_status::SyncStatus;
+pub(crate) use row::FUTURE_SYNC_HELP;
+pub use row::FUTURE_SYNC_REPAIR;
 pub(crate) use staging::Staging;
 pub(crate) use unfinished::{PANICKED, UnfinishedSync};
 

@@ -9,6 +9,26 @@ use crate::api::{GatewayStatus, Listing, RequestCounts};
 use crate::error::{DbContext, Error, Result};
 use crate::time::readable_time;
 
+/// Where a user finds [`FUTURE_SYNC_REPAIR`]: the man page's section of that name (messages go
+/// to people who installed a binary, and have no README).
+pub(crate) const FUTURE_SYNC_HELP: &str =
+    "\"A SYNC RECORDED IN THE FUTURE\" in the man page (`keysync man | man -l -`) shows";
+
+/// The repair of a sync recorded while the clock was ahead, for `sqlite3` once the clock is
+/// right, while no pull runs and after a backup. The man page prints it; the README shows the
+/// same statements (a test holds them equal and runs them).
+pub const FUTURE_SYNC_REPAIR: &str = "\
+-- A failed (or interrupted) pull wrote no keys: nothing points at its row, so it can go.
+DELETE FROM syncs
+ WHERE started_at > CAST(strftime('%s', 'now') AS INTEGER) AND status IN ('failed', 'running');
+-- A good pull recorded the keys as they were; only its time is wrong. key_versions, keys and
+-- account name it by id, so never delete it: move its start to now, keeping its duration.
+UPDATE syncs
+   SET finished_at = CAST(strftime('%s', 'now') AS INTEGER) + (finished_at - started_at),
+       started_at = CAST(strftime('%s', 'now') AS INTEGER)
+ WHERE started_at > CAST(strftime('%s', 'now') AS INTEGER);
+";
+
 /// Records the start of a pull and returns its sync id. Any `running` row left by a process
 /// that died is closed as failed first: the caller holds the pull lock, so none is alive.
 /// A start earlier than the latest recorded sync's is refused before anything is written.
@@ -48,7 +68,7 @@ fn refuse_going_back(conn: &Connection, now: i64) -> Result<()> {
             "this pull would start at {}, before sync {id} did ({}): the history must move \
              forward. Check the system clock and any --now you gave. If \
              sync {id}'s own time is what is wrong (the clock was ahead when it ran), correct \
-             it as the README's \"A sync recorded in the future\" shows",
+             it as {FUTURE_SYNC_HELP}",
             readable_time(now),
             readable_time(started)
         ))),
