@@ -24,6 +24,9 @@
 //! - `on_a_terminal`: keysync on a pseudo-terminal and in pipes: colour per stream (`NO_COLOR`,
 //!   `CLICOLOR_FORCE`), tables that fit `COLUMNS`, log lines above the progress bar, the
 //!   `keysync: error:` / `keysync: warning:` prefixes, plurals, a `Bearer ` token, completions.
+//! - `tables`: the built-in tables on a pseudo-terminal of 80 and 60 columns (with and without
+//!   a row count): lines that fit, times whole, hidden columns named, names and errors cut; the
+//!   diff for people without keys that only used quota, `--all`, statuses as words.
 //! - `operations`: running for months: health pings, `pull --every`, config profiles and their
 //!   precedence, completions, `status` and its alarms.
 //! - `diff`: `diff`, `history`, `syncs` and `prune`: the history read back exactly.
@@ -101,6 +104,7 @@ mod price;
 mod pull;
 mod query;
 mod refunds;
+mod tables;
 mod terminal;
 mod unchanged;
 mod unlimited;
