@@ -107,6 +107,14 @@ pub fn main() -> ExitCode {
         Err(code) => return code,
     };
     init_logging(cli.global.verbose);
+    let code = run_and_report(cli);
+    #[cfg(feature = "test-support")]
+    write_peak_memory_for_tests();
+    code
+}
+
+/// Runs the command and maps its result (or panic) to the exit code.
+fn run_and_report(cli: Cli) -> ExitCode {
     match std::panic::catch_unwind(move || run(cli)) {
         Ok(Ok(outcome)) => outcome.exit_code(),
         Ok(Err(error)) => {
@@ -120,6 +128,25 @@ pub fn main() -> ExitCode {
         // The panic hook has printed the error; a panic must not exit 1 (an alarm).
         Err(_) => ExitCode::from(exit::INTERNAL),
     }
+}
+
+/// Test support only: `KEYSYNC_DEBUG_PEAK_MEMORY_FILE=PATH` writes the process's peak resident
+/// memory (`VmHWM`, in KiB) to PATH as it ends. The memory tests cannot read it from `wait4`:
+/// a child's `ru_maxrss` starts at its parent's resident size when it is spawned (vfork or
+/// fork, until exec), and the test process is often larger than the pull it measures.
+#[cfg(feature = "test-support")]
+fn write_peak_memory_for_tests() {
+    let Some(path) = std::env::var_os("KEYSYNC_DEBUG_PEAK_MEMORY_FILE") else {
+        return;
+    };
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let peak = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().strip_suffix("kB"))
+        .map(str::trim)
+        .unwrap_or("unknown");
+    let _ = std::fs::write(path, peak);
 }
 
 /// The command line, or the exit code after clap printed help, the version or a usage error.

@@ -87,14 +87,17 @@ fn colour_by(asked: Asked, is_terminal: bool) -> bool {
 
 /// The width tables on stdout must fit in, or `None` to print them as they are: a pipe or a
 /// file never gets wrapped or cut output. On a terminal, `COLUMNS` (when a whole number above
-/// 0) wins over the terminal's own size, as it does for `ls`; a terminal of unknown size is
-/// not wrapped.
+/// 0) wins over the terminal's own size, as it does for `ls`; a terminal of unknown width is
+/// not wrapped. The width is read on its own: a terminal that reports 0 rows (a serial
+/// console, some CI and container terminals) still has its columns honoured.
 pub(crate) fn table_width() -> Option<u16> {
     let stdout = io::stdout();
     if !stdout.is_terminal() {
         return None;
     }
-    let measured = terminal_size::terminal_size_of(&stdout).map(|(width, _)| width.0);
+    let measured = rustix::termios::tcgetwinsize(&stdout)
+        .ok()
+        .map(|size| size.ws_col);
     width_by(std::env::var("COLUMNS").ok().as_deref(), measured)
 }
 

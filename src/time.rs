@@ -170,6 +170,13 @@ impl Month {
     }
 }
 
+/// The UTC month holding unix time `at`: from 00:00:00Z of its first day to that of the next
+/// month's.
+pub(crate) fn month_around(at: i64) -> (i64, i64) {
+    let first = first_of_month(at);
+    (date_midnight(first), date_midnight(first + Months::new(1)))
+}
+
 /// The first day of the UTC month holding unix time `at`.
 fn first_of_month(at: i64) -> NaiveDate {
     chrono::DateTime::from_timestamp(at, 0)

@@ -14,7 +14,7 @@ use crate::alerts::{self, Alarm, Rules, Unit, unit_of};
 use crate::cmd::FormatArgs;
 use crate::config::Settings;
 use crate::error::{Error, Outcome, Result};
-use crate::output::{ColumnKind, RowFormat, print_rows};
+use crate::output::{Column, ColumnKind, NAME_WIDTH, RowFormat, print_columns};
 use crate::store::lock::PullLock;
 use crate::store::{self, Store};
 use crate::time::{parse_duration, readable_age, rfc3339_time};
@@ -246,11 +246,26 @@ pub(crate) fn run(settings: &Settings, args: Args) -> Result<Outcome> {
     checked.outcome()
 }
 
-/// The firing alarms as rows: numbers exact for machines, readable for people.
+/// The firing alarms as rows: numbers exact for machines, readable for people. On a narrow
+/// terminal the message wraps and is never hidden; `since`, then the numbers, then the name
+/// give way first.
 pub(crate) fn print_alarms(how: RowFormat, alarms: &[Alarm]) -> Result<()> {
     let for_people = how.format.is_for_people();
     let rows = alarms.iter().map(|alarm| Ok(row(alarm, for_people)));
-    print_rows(how, &COLUMNS.map(String::from), rows)
+    let columns: Vec<Column> = COLUMNS
+        .iter()
+        .map(|name| {
+            let column = Column::new(name, ColumnKind::Plain);
+            match *name {
+                "rule" | "subject" => column.whole(1),
+                "name" => column.cut(2, NAME_WIDTH),
+                "value" | "threshold" => column.whole(3),
+                "since" => column.whole(4),
+                _ => column,
+            }
+        })
+        .collect();
+    print_columns(how, &columns, rows)
 }
 
 fn row(alarm: &Alarm, for_people: bool) -> Vec<Value> {

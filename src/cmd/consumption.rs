@@ -12,7 +12,7 @@ use rusqlite::types::Value;
 
 use crate::error::Result;
 use crate::facts::spend::{KeyUse, Period, Spend, Window, key_totals, round};
-use crate::output::{Column, ColumnKind};
+use crate::output::{Column, ColumnKind, NAME_WIDTH};
 
 /// One row per key with use, largest first (then by id); `top` keeps the first rows. With a
 /// window (the `table` format), each row gains its trend and a totals row ends the table.
@@ -94,25 +94,32 @@ pub(crate) fn per_period(uses: &[KeyUse], period: Period) -> Result<Vec<Vec<Valu
         .collect())
 }
 
-/// The columns of [`per_key`]'s rows (without the trend), and what people read in them.
+/// The columns of [`per_key`]'s rows (without the trend), what people read in them, and what
+/// a narrow terminal gives up first: the share, then the name's end.
 pub(crate) fn per_key_columns() -> Vec<Column> {
     vec![
-        Column::new("id", ColumnKind::Plain),
-        Column::new("name", ColumnKind::Plain),
-        Column::new("used", ColumnKind::Quota),
-        Column::new("usd", ColumnKind::Dollars),
-        Column::new("share", ColumnKind::Share),
+        Column::new("id", ColumnKind::Plain).whole(1),
+        Column::new("name", ColumnKind::Plain).cut(1, NAME_WIDTH),
+        Column::new("used", ColumnKind::Quota).whole(1),
+        Column::new("usd", ColumnKind::Dollars).whole(1),
+        Column::new("share", ColumnKind::Share).whole(3),
     ]
+}
+
+/// The `trend` column `usage`'s table adds to [`per_key_columns`]: a sparkline of each key's
+/// daily use, kept before the share.
+pub(crate) fn trend_column() -> Column {
+    Column::new("trend", ColumnKind::Plain).whole(2)
 }
 
 /// The columns of [`per_period`]'s rows.
 pub(crate) fn per_period_columns() -> Vec<Column> {
     vec![
-        Column::new("period", ColumnKind::Plain),
-        Column::new("id", ColumnKind::Plain),
-        Column::new("name", ColumnKind::Plain),
-        Column::new("used", ColumnKind::Quota),
-        Column::new("usd", ColumnKind::Dollars),
+        Column::new("period", ColumnKind::Plain).whole(1),
+        Column::new("id", ColumnKind::Plain).whole(1),
+        Column::new("name", ColumnKind::Plain).cut(2, NAME_WIDTH),
+        Column::new("used", ColumnKind::Quota).whole(1),
+        Column::new("usd", ColumnKind::Dollars).whole(1),
     ]
 }
 

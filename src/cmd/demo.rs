@@ -12,7 +12,7 @@ use crate::cmd::show::{print_diff, print_report, print_summary};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::fake::{FakeAccount, FakeServer};
-use crate::output::{RowFormat, print_line};
+use crate::output::{RowFormat, print_line, print_parts, words};
 use crate::puller::{PullOptions, Pulled, SyncSummary, pull};
 use crate::report::{Report, ReportArgs};
 use crate::store::{self, Store};
@@ -75,7 +75,7 @@ async fn run_demo(settings: &Settings, args: &Args) -> Result<()> {
     print_summary(&first, args.json, quiet)?;
     let story = change_upstream(&mut server.account(), now);
     if !quiet && !args.json {
-        print_line(&format!("upstream changes: {story}"))?;
+        print_parts(&words(&format!("upstream changes: {story}")), 2)?;
     }
     let second = pulled(pull(&options, false, std::future::pending()).await?)?;
     print_summary(&second, args.json, quiet)?;
@@ -83,7 +83,7 @@ async fn run_demo(settings: &Settings, args: &Args) -> Result<()> {
         print_line(&format!("database: {}", db.display()))?;
         let every_field = crate::cmd::FieldArgs::default().selected();
         let latest = Store::open_read_only(&db)?.diff(None, None, now, &every_field)?;
-        print_diff(&latest, RowFormat::default(), false)?;
+        print_diff(&latest, RowFormat::default(), false, false)?;
         print_reports(&db, settings.now, now)?;
     }
     Ok(())

@@ -19,6 +19,10 @@ pub(crate) struct Args {
     /// Exit 1 when there are differences (0 when there are none), for cron alerts
     #[arg(long)]
     pub exit_code: bool,
+    /// Show every changed key in table and markdown, those that only used quota too
+    /// (accessed_time, used_quota, remain_quota); csv, tsv, json and jsonl always do
+    #[arg(long)]
+    pub all: bool,
     #[command(flatten)]
     pub fields: FieldArgs,
     #[command(flatten)]
@@ -29,7 +33,9 @@ pub(crate) fn run(settings: &Settings, args: Args) -> Result<Outcome> {
     let mut store = Store::open_read_only(settings.db()?)?;
     let fields = args.fields.selected();
     let found = store.diff(args.from, args.to, settings.now(), &fields)?;
-    crate::cmd::show::print_diff(&found, args.format.row_format(), settings.quiet)?;
+    // Fields named with --fields are what the user asked to see, quota use included.
+    let all = args.all || !args.fields.fields.is_empty();
+    crate::cmd::show::print_diff(&found, args.format.row_format(), settings.quiet, all)?;
     Ok(if args.exit_code && !found.rows.is_empty() {
         Outcome::Alarm
     } else {

@@ -8,10 +8,10 @@
 use rusqlite::types::Value;
 
 use crate::api::model::DATA_COLUMNS;
-use crate::cmd::{FieldArgs, FormatArgs, readable_field};
+use crate::cmd::{FieldArgs, FormatArgs, field_column, readable_field};
 use crate::config::Settings;
 use crate::error::Result;
-use crate::output::print_rows;
+use crate::output::{Column, ColumnKind, NAME_WIDTH, print_columns};
 use crate::store::Store;
 use crate::store::history::{KeyRef, Version};
 use crate::time::readable_time;
@@ -27,16 +27,27 @@ pub(crate) struct Args {
     pub format: FormatArgs,
 }
 
-/// The columns before the data fields, in order.
-const RANGE_COLUMNS: [&str; 7] = [
-    "from_sync",
-    "from_time",
-    "to_sync",
-    "to_time",
-    "start",
-    "end",
-    "changed",
-];
+/// The columns before the data fields, in order, and what a narrow terminal gives up first:
+/// where a version ended (its sync, time and how) goes before the fields; the list of changed
+/// fields is cut.
+fn range_columns() -> [Column; 7] {
+    let column = |name| Column::new(name, ColumnKind::Plain);
+    [
+        column("from_sync").whole(1),
+        column("from_time").whole(1),
+        column("to_sync").whole(3),
+        column("to_time").whole(3),
+        column("start").whole(2),
+        column("end").whole(3),
+        column("changed").cut(2, NAME_WIDTH),
+    ]
+}
+
+/// The priority of the data fields: after how a version began, before how it ended; the
+/// fields named with `--fields` are what was asked for, hidden last.
+fn field_priority(fields: &FieldArgs) -> u8 {
+    if fields.fields.is_empty() { 2 } else { 1 }
+}
 
 pub(crate) fn run(settings: &Settings, args: Args) -> Result<()> {
     let store = Store::open_read_only(settings.db()?)?;
@@ -49,17 +60,17 @@ pub(crate) fn run(settings: &Settings, args: Args) -> Result<()> {
         );
     }
     let fields = args.fields.selected();
-    let columns: Vec<String> = RANGE_COLUMNS
-        .iter()
-        .chain(fields.iter().map(|i| &DATA_COLUMNS[*i]))
-        .map(|c| c.to_string())
+    let priority = field_priority(&args.fields);
+    let columns: Vec<Column> = range_columns()
+        .into_iter()
+        .chain(fields.iter().map(|&i| field_column(i, priority)))
         .collect();
     let for_people = args.format.format.is_for_people();
     let rows = (0..versions.len()).map(|i| {
         let (previous, next) = (i.checked_sub(1).map(|p| &versions[p]), versions.get(i + 1));
         Ok(row(&key, &versions[i], previous, next, &fields, for_people))
     });
-    print_rows(args.format.row_format(), &columns, rows)
+    print_columns(args.format.row_format(), &columns, rows)
 }
 
 fn row(

@@ -27,9 +27,11 @@ pub(crate) mod version;
 use clap::Args;
 use rusqlite::types::Value;
 
-use crate::api::model::{DATA_COLUMNS, TIME_COLUMNS, parse_field};
+use crate::api::model::parse_field;
+use crate::api::model::{COLUMNS, ColumnSource, DATA_COLUMNS, FieldKind, TIME_COLUMNS};
 use crate::error::{Error, Result};
-use crate::output::{Format, RowFormat};
+use crate::facts::key::EffectiveStatus;
+use crate::output::{Column, ColumnKind, Format, NAME_WIDTH, RowFormat};
 use crate::time::readable_time;
 
 /// The async runtime of the commands that talk HTTP or wait for the pull lock. One thread: the
@@ -48,12 +50,28 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))
 }
 
-/// A data field's value as people read it: the unix times of [`TIME_COLUMNS`] as dates,
-/// everything else as stored.
+/// A data field's value as people read it: the unix times of [`TIME_COLUMNS`] as dates, a
+/// `status` code as its word (`enabled`, `disabled`, ...), everything else as stored.
 pub(crate) fn readable_field(column: &str, value: Value) -> Value {
     match value {
         Value::Integer(time) if TIME_COLUMNS.contains(&column) => Value::Text(readable_time(time)),
+        Value::Integer(code) if column == "status" => {
+            Value::Text(EffectiveStatus::of_code(Some(code)).name().to_string())
+        }
         other => other,
+    }
+}
+
+/// Data field `i` as a column of a table, hidden at `priority` on a narrow terminal: text
+/// from upstream (a name, the model limits, the IPs, the group, the unknown fields) is cut,
+/// everything else (times, numbers, flags, the hint and the digest) shown whole.
+pub(crate) fn field_column(i: usize, priority: u8) -> Column {
+    let column = Column::new(DATA_COLUMNS[i], ColumnKind::Plain);
+    match COLUMNS[i].source {
+        ColumnSource::Api(FieldKind::Text) | ColumnSource::Extra => {
+            column.cut(priority, NAME_WIDTH)
+        }
+        _ => column.whole(priority),
     }
 }
 

@@ -2,11 +2,13 @@
 //! and `demo`), a sync summary (`pull` and `demo`) and a report (`query` and `demo`).
 
 use rusqlite::types::Value;
+use unicode_width::UnicodeWidthStr;
 
 use crate::api::model::DATA_COLUMNS;
-use crate::cmd::readable_field;
+use crate::cmd::{field_column, readable_field};
 use crate::error::{Error, Result};
-use crate::output::{Column, ColumnKind, Format, RowFormat, print_columns, print_line, print_rows};
+use crate::output::{Column, ColumnKind, Fit, Format, NAME_WIDTH, RowFormat};
+use crate::output::{print_columns, print_line, print_parts, to_text};
 use crate::puller::{PullTrace, SyncSummary};
 use crate::report::{Report, ReportArgs};
 use crate::store::Store;
@@ -14,6 +16,7 @@ use crate::store::diff::{Diff, DiffRow, Kind, keys_of};
 use crate::store::points::SyncPoint;
 use crate::store::query::{self, SqlParam};
 use crate::store::sync::SyncStatus;
+use crate::terminal::counted;
 use crate::time::as_rfc3339;
 
 /// A pull's summary line, or with `json` one JSON object; nothing when `quiet`.
@@ -55,31 +58,104 @@ pub(crate) fn print_failure_json(trace: &PullTrace, error: &Error) -> Result<()>
     print_line(&serde_json::to_string(&failure).expect("a failure serialises"))
 }
 
-/// The columns every format prints, in order.
-const COLUMNS: [&str; 7] = ["kind", "id", "name", "hint", "field", "old", "new"];
-
-/// A diff in `how`'s format; as a table, under a caption that counts it (unless `quiet`).
-pub(crate) fn print_diff(diff: &Diff, how: RowFormat, quiet: bool) -> Result<()> {
-    let (from, to, rows) = (diff.from, diff.to, &diff.rows);
-    let for_people = how.format.is_for_people();
-    if how.format == Format::Table {
-        if !quiet {
-            print_line(&caption(from, to, rows))?;
-        }
-        if rows.is_empty() {
-            return Ok(());
-        }
-    }
-    let columns = COLUMNS.map(String::from);
-    print_rows(
-        how,
-        &columns,
-        rows.iter().map(|row| Ok(values(row, for_people))),
-    )
+/// The columns every format prints, in order, and what a narrow terminal gives up first: the
+/// hint, the name, the kind (the old and new values show it), then the old value. Old and new
+/// values are cut down to `least` columns.
+fn diff_columns(least: u16) -> [Column; 7] {
+    let column = |name| Column::new(name, ColumnKind::Plain);
+    [
+        column("kind").whole(4),
+        column("id").whole(1),
+        column("name").cut(5, NAME_WIDTH),
+        column("hint").whole(6),
+        column("field").whole(1),
+        column("old").cut(3, least),
+        column("new").cut(2, least),
+    ]
 }
 
-/// `sync 3 (2025-12-19 08:00:00Z) → sync 5 (2025-12-19 09:00:00Z): 1 added, 2 changed, 0 removed`
-fn caption(from: SyncPoint, to: SyncPoint, rows: &[DiffRow]) -> String {
+/// How narrow the old and new values of a diff may be cut: as wide as the widest value of a
+/// field shown whole (a time, a number, a status), so that only free text (a name, the model
+/// limits, `extra`) is ever cut; and wide enough to tell names apart.
+fn least_value_width(rows: &[&DiffRow], values: &[Vec<Value>]) -> u16 {
+    let is_whole = |row: &&DiffRow| {
+        row.field
+            .is_some_and(|i| matches!(field_column(i, 1).fit, Fit::Whole { .. }))
+    };
+    let widest = rows
+        .iter()
+        .zip(values)
+        .filter(|(row, _)| is_whole(row))
+        .flat_map(|(_, values)| [&values[5], &values[6]])
+        .map(|value| to_text(value).width())
+        .fold(usize::from(NAME_WIDTH), usize::max);
+    u16::try_from(widest).unwrap_or(u16::MAX)
+}
+
+/// The fields that change when a key is only used: a diff for people leaves out the keys
+/// whose every change is to one of them, unless asked for all.
+const QUOTA_USE_FIELDS: [&str; 3] = ["accessed_time", "used_quota", "remain_quota"];
+
+/// A diff in `how`'s format; as a table, under a caption that counts it (unless `quiet`). The
+/// formats for people (`table`, `markdown`) leave out the keys that only used quota, unless
+/// `all`, and say how many they left out (unless `quiet`); the others print every row.
+pub(crate) fn print_diff(diff: &Diff, how: RowFormat, quiet: bool, all: bool) -> Result<()> {
+    let (from, to, rows) = (diff.from, diff.to, &diff.rows);
+    let for_people = how.format.is_for_people();
+    let only_used = if for_people && !all {
+        keys_that_only_used_quota(rows)
+    } else {
+        Vec::new()
+    };
+    let shown: Vec<&DiffRow> = rows
+        .iter()
+        .filter(|row| only_used.binary_search(&row.id).is_err())
+        .collect();
+    if how.format == Format::Table && !quiet {
+        print_parts(&caption(from, to, rows), 2)?;
+    }
+    if how.format != Format::Table || !shown.is_empty() {
+        let values: Vec<Vec<Value>> = shown.iter().map(|row| values(row, for_people)).collect();
+        let columns = diff_columns(least_value_width(&shown, &values));
+        print_columns(how, &columns, values.into_iter().map(Ok))?;
+    }
+    if only_used.is_empty() || quiet {
+        return Ok(());
+    }
+    if how.format == Format::Markdown {
+        // A line right after a Markdown table would be read as one more row.
+        print_line("")?;
+    }
+    let them = if only_used.len() == 1 { "it" } else { "them" };
+    print_line(&format!(
+        "{} only used quota: --all shows {them}",
+        counted(only_used.len(), "key")
+    ))
+}
+
+/// The ids of the changed keys whose every changed field is one of [`QUOTA_USE_FIELDS`],
+/// sorted.
+fn keys_that_only_used_quota(rows: &[DiffRow]) -> Vec<i64> {
+    let is_quota_use = |row: &DiffRow| {
+        row.kind == Kind::Changed
+            && row
+                .field
+                .is_some_and(|i| QUOTA_USE_FIELDS.contains(&DATA_COLUMNS[i]))
+    };
+    let mut ids: Vec<i64> = rows
+        .iter()
+        .filter(|row| row.kind == Kind::Changed)
+        .map(|row| row.id)
+        .filter(|&id| rows.iter().filter(|r| r.id == id).all(is_quota_use))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// `sync 3 (2025-12-19 08:00:00Z) → sync 5 (2025-12-19 09:00:00Z): 1 added, 2 changed, 0
+/// removed`, in the parts a narrow terminal may break it into.
+fn caption(from: SyncPoint, to: SyncPoint, rows: &[DiffRow]) -> Vec<String> {
     let keys = |kind| keys_of(rows, kind);
     let counts = if rows.is_empty() {
         "no differences".to_string()
@@ -91,7 +167,7 @@ fn caption(from: SyncPoint, to: SyncPoint, rows: &[DiffRow]) -> String {
             keys(Kind::Removed)
         )
     };
-    format!("{} → {}: {counts}", from.describe(), to.describe())
+    vec![from.describe(), format!("→ {}:", to.describe()), counts]
 }
 
 fn values(row: &DiffRow, for_people: bool) -> Vec<Value> {
@@ -142,19 +218,28 @@ pub(crate) fn print_query(
 /// `unlimited_quota` is a flag, not an amount).
 const REPORT_QUOTA_COLUMNS: [&str; 4] = ["used_quota", "remain_quota", "used_in_window", "per_day"];
 
-/// A preset report's columns, with what people read in them.
+/// A preset report's columns, with what people read in them and what a narrow terminal gives
+/// up first: the window a row was measured over, then the yes/no flags; a name or the list of
+/// risks is cut.
 pub(crate) fn report_columns(names: &[String]) -> Vec<Column> {
-    let kind = |name: &str| {
-        if REPORT_QUOTA_COLUMNS.contains(&name) {
+    let column = |name: &str| {
+        let kind = if REPORT_QUOTA_COLUMNS.contains(&name) {
             ColumnKind::Quota
         } else {
             ColumnKind::Plain
+        };
+        let column = Column::new(name, kind);
+        match name {
+            "id" => column.whole(1),
+            "name" => column.cut(1, NAME_WIDTH),
+            "risks" => column.cut(2, NAME_WIDTH),
+            "from_sync" | "from_iso" | "to_sync" | "to_iso" => column.whole(4),
+            "unlimited_quota" | "any_ip" | "any_model" | "never_expires" => column.whole(3),
+            flag if flag.starts_with("is_") => column.whole(3),
+            _ => column.whole(2),
         }
     };
-    names
-        .iter()
-        .map(|name| Column::new(name, kind(name)))
-        .collect()
+    names.iter().map(|name| column(name)).collect()
 }
 
 fn print_statement(

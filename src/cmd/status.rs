@@ -13,7 +13,7 @@ use crate::error::{Error, Outcome, Result};
 use crate::facts::freshness::alarm;
 use crate::facts::key::{EffectiveStatus, live_by_status};
 use crate::facts::spend::price_in_force;
-use crate::output::{escape_for_terminal, print_line, thousands};
+use crate::output::{escape_for_terminal, print_line, print_parts, thousands, words};
 use crate::store::Store;
 use crate::store::price::{Price, PriceSource};
 use crate::store::status::{KeyCounts, SyncRow};
@@ -127,29 +127,28 @@ impl Seen {
         })
     }
 
+    /// One line a fact, its value after a label; on a narrow terminal a value goes on over
+    /// indented lines, broken between words (between the parts of a sync, whose time is one
+    /// part), and an error too long for the terminal is cut.
     fn print_lines(&self, db: &Path, now: i64) -> Result<()> {
-        // The path and an upstream error message are text from outside.
-        let say = |line: &str| print_line(&escape_for_terminal(line));
-        say(&format!(
-            "database:       {} ({}, schema version {})",
-            db.display(),
-            bytes(self.size),
-            self.version
-        ))?;
-        say(&format!(
-            "keys:           {}",
-            keys_line(&self.counts, &self.by_status)
-        ))?;
-        say(&format!("account:        {}", account_line(self.account)))?;
-        say(&format!(
-            "last sync:      {}",
-            sync_line(self.last.as_ref(), now)
-        ))?;
-        say(&format!(
-            "last good sync: {}",
-            sync_line(self.good.as_ref(), now)
-        ))?;
-        say(&format!("price:          {}", price_line(&self.price)))
+        let say = |label: &str, value: Vec<String>| {
+            let label = format!("{label:<15}");
+            print_parts(&[vec![label], value].concat(), 16)
+        };
+        say(
+            "database:",
+            words(&format!(
+                "{} ({}, schema version {})",
+                db.display(),
+                bytes(self.size),
+                self.version
+            )),
+        )?;
+        say("keys:", words(&keys_line(&self.counts, &self.by_status)))?;
+        say("account:", words(&account_line(self.account)))?;
+        say("last sync:", sync_line(self.last.as_ref(), now))?;
+        say("last good sync:", sync_line(self.good.as_ref(), now))?;
+        say("price:", words(&price_line(&self.price)))
     }
 }
 
@@ -220,26 +219,29 @@ fn keys_json(counts: &KeyCounts, by_status: &[i64; 5]) -> Json {
     json!({"live": counts.live, "removed": counts.removed, "by_status": by_status})
 }
 
-fn sync_line(sync: Option<&SyncRow>, now: i64) -> String {
+/// `12 ok, 2025-12-19 08:00:00Z (2 hours ago): 300 keys, 1 added, 2 changed, 0 removed;
+/// error: ...`, in the parts a narrow terminal may put on lines of their own.
+fn sync_line(sync: Option<&SyncRow>, now: i64) -> Vec<String> {
     let Some(s) = sync else {
-        return "none yet".to_string();
+        return vec!["none".to_string(), "yet".to_string()];
     };
-    let error = s
-        .error
-        .as_deref()
-        .map(|e| format!("; error: {e}"))
-        .unwrap_or_default();
-    format!(
-        "{} {}, {} ({}): {}, {} added, {} changed, {} removed{error}",
-        s.id,
-        s.status,
-        readable_time(s.started_at),
-        readable_when(now - s.started_at),
-        counted(s.keys, "key"),
-        s.added,
-        s.changed,
-        s.removed
-    )
+    let mut parts = vec![
+        format!("{} {},", s.id, s.status),
+        format!(
+            "{} ({}):",
+            readable_time(s.started_at),
+            readable_when(now - s.started_at)
+        ),
+        format!("{},", counted(s.keys, "key")),
+        format!("{} added,", s.added),
+        format!("{} changed,", s.changed),
+        format!("{} removed", s.removed),
+    ];
+    if let Some(error) = &s.error {
+        parts[5].push(';');
+        parts.push(format!("error: {error}"));
+    }
+    parts
 }
 
 fn sync_json(s: &SyncRow, now: i64) -> Json {

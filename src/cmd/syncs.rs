@@ -7,7 +7,7 @@ use rusqlite::types::Value;
 use crate::cmd::FormatArgs;
 use crate::config::Settings;
 use crate::error::Result;
-use crate::output::print_rows;
+use crate::output::{Column, ColumnKind, TIME_WIDTH, print_columns};
 use crate::store::Store;
 use crate::store::points::SYNC_LOG_COLUMNS;
 use crate::time::readable_time;
@@ -28,8 +28,29 @@ pub(crate) fn run(settings: &Settings, args: Args) -> Result<()> {
     if args.format.format.is_for_people() {
         rows.iter_mut().for_each(|row| make_readable(row));
     }
-    let columns = SYNC_LOG_COLUMNS.map(String::from);
-    print_rows(args.format.row_format(), &columns, rows.into_iter().map(Ok))
+    print_columns(
+        args.format.row_format(),
+        &columns(),
+        rows.into_iter().map(Ok),
+    )
+}
+
+/// The sync log's columns, and what a narrow terminal gives up first: the duration, then the
+/// counts; an error is cut, never a time.
+fn columns() -> Vec<Column> {
+    SYNC_LOG_COLUMNS
+        .iter()
+        .map(|&name| {
+            let column = Column::new(name, ColumnKind::Plain);
+            match name {
+                "id" | "time" | "status" => column.whole(1),
+                "error" => column.cut(2, TIME_WIDTH),
+                "keys" => column.whole(3),
+                "duration" => column.whole(5),
+                _ => column.whole(4),
+            }
+        })
+        .collect()
 }
 
 /// The time as a date and the duration as `1m 5s`, for people.

@@ -11,11 +11,13 @@
 use std::num::NonZeroU64;
 
 use crate::cmd::FormatArgs;
-use crate::cmd::consumption::{per_key, per_key_columns, per_period, per_period_columns};
+use crate::cmd::consumption::{
+    per_key, per_key_columns, per_period, per_period_columns, trend_column,
+};
 use crate::config::{Settings, parse_quota_per_unit};
 use crate::error::{Error, Result};
 use crate::facts::spend::{Period, Window, use_in_window};
-use crate::output::{Column, ColumnKind, Format, print_columns};
+use crate::output::{Format, print_columns};
 use crate::store::Store;
 use crate::time::{Month, When, parse_month, parse_when, readable_time};
 
@@ -82,7 +84,7 @@ pub(crate) fn run(settings: &Settings, args: Args) -> Result<()> {
             let for_people = args.format.format == Format::Table;
             let mut columns = per_key_columns();
             if for_people {
-                columns.push(Column::new("trend", ColumnKind::Plain));
+                columns.push(trend_column());
             }
             let rows = per_key(&uses, args.top, for_people.then_some(&window))?;
             print_columns(format, &columns, rows.into_iter().map(Ok))

@@ -30,6 +30,19 @@ impl EffectiveStatus {
         EffectiveStatus::Unknown,
     ];
 
+    /// What upstream's `status` code says on its own: 1 enabled, 2 disabled, 3 expired,
+    /// 4 exhausted, anything else unknown. A diff or a history shows a recorded status as this
+    /// word; what the key would do now is [`KeyState::effective_status`].
+    pub(crate) fn of_code(code: Option<i64>) -> EffectiveStatus {
+        match code {
+            Some(1) => EffectiveStatus::Enabled,
+            Some(2) => EffectiveStatus::Disabled,
+            Some(3) => EffectiveStatus::Expired,
+            Some(4) => EffectiveStatus::Exhausted,
+            _ => EffectiveStatus::Unknown,
+        }
+    }
+
     /// The word for it, as `key_info.effective_status` writes it.
     pub(crate) fn name(self) -> &'static str {
         match self {
@@ -60,6 +73,8 @@ pub(crate) fn live_by_status(store: &Store, now: i64) -> Result<[i64; 5]> {
     Ok(count_by_status(&store.live_key_states()?, now))
 }
 
+// Quota left, low quota and expiry windows: the facts `html`'s tiles show and `check`'s
+// `low_quota_usd` and `expiring` rules (issue 25) read.
 impl KeyState {
     /// Past its expiry at `now` (`-1` never expires).
     pub(crate) fn is_expired(&self, now: i64) -> bool {
@@ -110,11 +125,7 @@ impl KeyState {
             _ if self.removed => EffectiveStatus::Removed,
             Some(1) if self.is_expired(now) => EffectiveStatus::Expired,
             Some(1) if self.is_exhausted() => EffectiveStatus::Exhausted,
-            Some(1) => EffectiveStatus::Enabled,
-            Some(2) => EffectiveStatus::Disabled,
-            Some(3) => EffectiveStatus::Expired,
-            Some(4) => EffectiveStatus::Exhausted,
-            _ => EffectiveStatus::Unknown,
+            code => EffectiveStatus::of_code(code),
         }
     }
 }

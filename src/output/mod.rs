@@ -7,9 +7,13 @@
 //! (`keysync ... | head`) is not an error: the reader has what it wanted, so output stops
 //! quietly.
 //!
-//! A table on a terminal fits its width (`COLUMNS`, else the terminal's size), wrapping long
-//! cells, and has a bold header when stdout takes colour; anywhere else it is printed whole
-//! and plain, so piped output stays exact ([`crate::terminal`] decides both).
+//! A table on a terminal fits its width (`COLUMNS`, else the terminal's size) as each column's
+//! [`Fit`] allows: keysync's own tables hide their least important columns (and say which in a
+//! line under the table) and cut free text with `…`, never splitting a time, an id, a hint, a
+//! number or a sparkline; the columns of a user's SQL wrap between words. It has a bold header
+//! when stdout takes colour; anywhere else it is printed whole and plain, so piped output stays
+//! exact ([`crate::terminal`] decides both). A line of parts ([`print_parts`]) breaks between
+//! them the same way.
 //!
 //! Text for people goes through [`escape_for_terminal`] (the tables here, and the lines of
 //! `status`, `diff` and the error messages): a key's name comes from the API, and control
@@ -136,18 +140,61 @@ impl ColumnKind {
     }
 }
 
-/// A column of printed rows: its name, and what its values measure.
+/// A column of printed rows: its name, what its values measure, and how a table on a narrow
+/// terminal gives its room away.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Column {
     pub(crate) name: String,
     pub(crate) kind: ColumnKind,
+    pub(crate) fit: Fit,
 }
 
+/// How a table on a terminal too narrow for it treats a column. Each built-in table declares
+/// it with its columns ([`Column::whole`], [`Column::cut`]); a column keysync knows nothing
+/// about (a user's own SQL) wraps.
+///
+/// The table keeps the columns in order of priority (1 first, then left to right) while their
+/// least widths fit, hides the rest and names them in a line under the table; a `Wrap` column
+/// is always kept. Then the widest columns that may narrow give way, down to their least width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fit {
+    /// Wrapped between words; never hidden. Its least width is its longest word.
+    Wrap,
+    /// Shown whole or hidden: times, ids, hints, numbers, sparklines.
+    Whole { priority: u8 },
+    /// Free text (errors, names): each line longer than the column is cut with `…`, down to
+    /// `least` columns (or the header's width, or the longest line, if that is less), or hidden.
+    Cut { priority: u8, least: u16 },
+}
+
+/// How narrow a cut column of names may get: enough to tell most names apart.
+pub(crate) const NAME_WIDTH: u16 = 10;
+/// How narrow a cut column that may also hold times may get: `2025-12-19 08:00:00Z`.
+pub(crate) const TIME_WIDTH: u16 = 20;
+
 impl Column {
+    /// A column that wraps between words ([`Fit::Wrap`]).
     pub(crate) fn new(name: &str, kind: ColumnKind) -> Column {
         Column {
             name: name.to_string(),
             kind,
+            fit: Fit::Wrap,
+        }
+    }
+
+    /// This column, shown whole or hidden at `priority` (1 is hidden last).
+    pub(crate) fn whole(self, priority: u8) -> Column {
+        Column {
+            fit: Fit::Whole { priority },
+            ..self
+        }
+    }
+
+    /// This column, cut with `…` down to `least` display columns, or hidden at `priority`.
+    pub(crate) fn cut(self, priority: u8, least: u16) -> Column {
+        Column {
+            fit: Fit::Cut { priority, least },
+            ..self
         }
     }
 
@@ -254,6 +301,48 @@ pub(crate) fn print_line(text: &str) -> Result<()> {
 pub(crate) fn print_text(text: &str) -> Result<()> {
     let mut out = io::stdout().lock();
     finish(out.write_all(text.as_bytes()).and_then(|()| out.flush()))
+}
+
+/// Prints `parts` to stdout as one line, joined by spaces. On a terminal too narrow for it the
+/// line breaks between parts, never inside one (a part is a time, or a count with its noun),
+/// each further line indented by `indent` spaces; a part wider than the terminal is cut with
+/// `…`. Anywhere else the line is printed whole.
+pub(crate) fn print_parts(parts: &[String], indent: usize) -> Result<()> {
+    print_text(&wrap_parts(
+        parts,
+        indent,
+        terminal::table_width().map(usize::from),
+    ))
+}
+
+/// `text`'s words, as parts for [`print_parts`] to break a line between.
+pub(crate) fn words(text: &str) -> Vec<String> {
+    text.split(' ').map(String::from).collect()
+}
+
+/// [`print_parts`]'s text for a screen of `width` columns (none: one line).
+fn wrap_parts(parts: &[String], indent: usize, width: Option<usize>) -> String {
+    let Some(width) = width else {
+        return format!("{}\n", escape_for_terminal(&parts.join(" ")));
+    };
+    let mut text = String::new();
+    let mut used = 0;
+    for (i, part) in parts.iter().enumerate() {
+        let part = escape_for_terminal(part);
+        if i > 0 && used + 1 + unicode_width::UnicodeWidthStr::width(&*part) > width {
+            text.push('\n');
+            text.push_str(&" ".repeat(indent));
+            used = indent;
+        } else if i > 0 {
+            text.push(' ');
+            used += 1;
+        }
+        let part = table::cut_line(&part, width.saturating_sub(used).max(1));
+        used += unicode_width::UnicodeWidthStr::width(&*part);
+        text.push_str(&part);
+    }
+    text.push('\n');
+    text
 }
 
 /// Prints rows with named columns to stdout in `how.format`, a table fitted to the terminal
@@ -770,6 +859,85 @@ mod tests {
         assert!(
             squeezed.lines().all(|l| l.chars().count() <= 40),
             "{squeezed}"
+        );
+    }
+
+    fn declared(screen: Screen, columns: &[Column], rows: Vec<Vec<Value>>) -> String {
+        let mut out = Vec::new();
+        let rows = rows.into_iter().map(Ok);
+        write_rows_on(&mut out, RowFormat::default(), screen, columns, rows).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_narrow_screen_hides_columns_by_priority_cuts_free_text_and_names_what_it_hid() {
+        let columns = [
+            Column::new("id", ColumnKind::Plain).whole(1),
+            Column::new("time", ColumnKind::Plain).whole(1),
+            Column::new("name", ColumnKind::Plain).cut(2, NAME_WIDTH),
+            Column::new("used", ColumnKind::Quota).whole(3),
+            Column::new("hint", ColumnKind::Plain).whole(4),
+        ];
+        let rows = || {
+            vec![vec![
+                Value::Integer(7),
+                Value::Text("2025-12-19 08:00:00Z".into()),
+                Value::Text("エージェント production key".into()),
+                Value::Integer(1_234_567),
+                Value::Text("V22m**********qul2".into()),
+            ]]
+        };
+        let at = |width| Screen {
+            width: Some(width),
+            bold_header: false,
+        };
+        // The hint goes first; the name is cut to what is left.
+        assert_eq!(
+            declared(at(60), &columns, rows()),
+            "┌────┬──────────────────────┬──────────────────┬───────────┐\n\
+             │ id ┆ time                 ┆ name             ┆      used │\n\
+             ╞════╪══════════════════════╪══════════════════╪═══════════╡\n\
+             │  7 ┆ 2025-12-19 08:00:00Z ┆ エージェント pr… ┆ 1,234,567 │\n\
+             └────┴──────────────────────┴──────────────────┴───────────┘\n\
+             hidden to fit: hint\n"
+        );
+        // Narrower, the used quota (priority 3) is hidden before the name (priority 2).
+        assert_eq!(
+            declared(at(50), &columns, rows()),
+            "┌────┬──────────────────────┬────────────────────┐\n\
+             │ id ┆ time                 ┆ name               │\n\
+             ╞════╪══════════════════════╪════════════════════╡\n\
+             │  7 ┆ 2025-12-19 08:00:00Z ┆ エージェント prod… │\n\
+             └────┴──────────────────────┴────────────────────┘\n\
+             hidden to fit: used, hint\n"
+        );
+        // Wide enough, nothing is hidden or cut; piped, never.
+        for screen in [at(92), Screen::default()] {
+            let whole = declared(screen, &columns, rows());
+            assert!(whole.contains("エージェント production key") && !whole.contains("hidden"));
+        }
+    }
+
+    #[test]
+    fn parts_break_between_parts_indented_and_a_part_too_wide_is_cut() {
+        let parts: Vec<String> = [
+            "last sync:     ",
+            "3 failed,",
+            "2025-12-19 08:00:00Z (1h ago):",
+        ]
+        .into_iter()
+        .chain(["error: HTTP 500 from the gateway after 3 attempts"])
+        .map(String::from)
+        .collect();
+        assert_eq!(
+            wrap_parts(&parts, 16, None),
+            "last sync:      3 failed, 2025-12-19 08:00:00Z (1h ago): error: HTTP 500 from the \
+             gateway after 3 attempts\n"
+        );
+        assert_eq!(
+            wrap_parts(&parts, 16, Some(60)),
+            "last sync:      3 failed, 2025-12-19 08:00:00Z (1h ago):\n\
+             \x20               error: HTTP 500 from the gateway after 3 at…\n"
         );
     }
 

@@ -77,7 +77,7 @@ fn diff(
 ) -> Result<Diff> {
     // One read transaction: a prune that commits meanwhile cannot delete a resolved point's
     // versions between resolving it and reading its state.
-    let conn = conn.transaction().db("cannot start reading")?;
+    let conn = conn.savepoint().db("cannot start reading")?;
     let (from, to) = points(&conn, from, to, now)?;
     let rows = diff_rows(&differing_keys(&conn, from.id, to.id)?, fields);
     Ok(Diff { from, to, rows })

@@ -88,6 +88,17 @@ impl Store {
     pub(crate) fn conn_mut(&mut self) -> &mut Connection {
         &mut self.conn
     }
+
+    /// Starts one read transaction and reads at once, so that every read after this one sees
+    /// the same snapshot of the database, whatever a pull commits meanwhile (in WAL, a reader
+    /// keeps the snapshot its transaction began with). It lasts until the store is dropped.
+    pub(crate) fn begin_snapshot(&self) -> Result<()> {
+        let context = "cannot start reading";
+        self.conn.execute_batch("BEGIN DEFERRED").db(context)?;
+        self.conn
+            .query_row("SELECT count(*) FROM syncs", [], |_| Ok(()))
+            .db(context)
+    }
 }
 
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

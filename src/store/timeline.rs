@@ -300,6 +300,24 @@ impl Store {
         window_syncs(self.conn(), since, until, Sampling::EverySync)
     }
 
+    /// When each failed sync that started in `(since, until]` started, oldest first: the days
+    /// the page marks as failed pulls.
+    pub(crate) fn failed_syncs_between(&self, since: i64, until: i64) -> Result<Vec<i64>> {
+        let context = "cannot read the failed syncs of the window";
+        let mut statement = self
+            .conn()
+            .prepare_cached(
+                "SELECT started_at FROM syncs
+                 WHERE status = 'failed' AND started_at > ?1 AND started_at <= ?2
+                 ORDER BY id",
+            )
+            .db(context)?;
+        let rows = statement
+            .query_map([since, until], |row| row.get(0))
+            .db(context)?;
+        rows.collect::<rusqlite::Result<_>>().db(context)
+    }
+
     /// Where to start searching the window `(since, until]` for recent changes so that at most
     /// `budget` versions are read: `(after this sync id, syncs searched)`, or `None` for all.
     pub(crate) fn search_start(

@@ -349,3 +349,22 @@ fn the_command_line_shows_the_args_with_the_token_masked() {
         "keysync pull --token-file \"/tmp/<token>\" \"a b\" -v"
     );
 }
+
+/// A tool the tests run for real: its path, or none outside CI (the test says it skipped).
+/// Under CI a missing tool fails the test: `.ci/run` installs it.
+pub fn real_tool(name: &str, package: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|path| path.is_file())
+    });
+    if found.is_none() {
+        let message = format!(
+            "{name} is missing: install it with `apt-get install --no-install-recommends \
+             {package}` (as .ci/run does)"
+        );
+        assert!(std::env::var_os("CI").is_none(), "{message}");
+        eprintln!("skipped: {message}");
+    }
+    found
+}

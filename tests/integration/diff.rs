@@ -277,7 +277,7 @@ fn diffs_between_pulls_are_exact_and_compose() {
 #[test]
 fn the_table_names_the_points_and_shows_times_readable() {
     let h = three_pulls();
-    let table = h.run(&["diff", "1", "2"], 0);
+    let table = h.run(&["diff", "1", "2", "--all"], 0);
     let first_line = table.stdout.lines().next().unwrap();
     assert_eq!(
         first_line,

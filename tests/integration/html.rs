@@ -166,7 +166,10 @@ fn the_page_shows_what_usage_and_the_reports_print() {
     assert_eq!(header("account"), "user 5678");
     assert_eq!(
         header("latest-sync"),
-        format!("sync {latest} (ok), started {}", readable(latest_at))
+        format!(
+            "sync {latest} (ok), started {} (30m 0s ago)",
+            readable(latest_at)
+        )
     );
     assert_eq!(header("now"), format!("{} (--now)", readable(now())));
 
@@ -212,42 +215,52 @@ fn the_page_shows_what_usage_and_the_reports_print() {
     }
     assert_eq!(per_day, by_rule);
     let titles: Vec<String> = page
-        .select(&sel("section#usage svg g.bar > title"))
+        .select(&sel("section#usage svg.wide g.bar > title"))
         .map(text_of)
         .collect();
     assert_eq!(titles.len(), 31, "(now - 30d, now] touches 31 UTC days");
+    // The narrow drawing, for phones, has the same bars.
+    assert_eq!(
+        texts(&page, "section#usage svg.narrow g.bar > title"),
+        titles
+    );
     let first_day = now() - 30 * DAY + 1;
+    // Days with use to show: those of the good pulls after the first.
+    let pulled: Vec<String> = (1..10).map(|d| day_of(pull_time(d))).collect();
     for (d, title) in titles.iter().enumerate() {
         let day = day_of(first_day + d as i64 * DAY);
         let used = per_day.get(&day).copied().unwrap_or(0);
-        assert_eq!(
-            *title,
+        let want = if pulled.contains(&day) {
             format!("{day}: {} quota, {}", grouped(used), dollars(used, 500_000))
-        );
+        } else {
+            assert_eq!(used, 0, "{day}");
+            format!("{day}: no data (no good sync on this day)")
+        };
+        assert_eq!(*title, want);
     }
     assert_eq!(
-        titles.last().unwrap(),
-        &format!(
-            "{}: {} quota, {}",
-            day_of(now()),
-            grouped(by_rule[&day_of(now())]),
-            dollars(by_rule[&day_of(now())], 500_000)
-        )
+        texts(&page, "section#usage svg.wide g.bar.no-data > title").len(),
+        31 - 9
     );
-    // Six keys used something: six series, no "others", each in the legend.
+    // Six keys used something: six series, no "others", each in the legend with its total,
+    // then the legend of no data and of a failed pull.
     let legend: Vec<String> = page
         .select(&sel("section#usage .legend li"))
         .map(text_of)
         .collect();
-    assert_eq!(legend.len(), 6);
+    assert_eq!(legend.len(), 8);
     assert_eq!(
         legend[0],
-        format!("{} (#{})", consumers[0][1], consumers[0][0])
+        format!(
+            "{} (#{}): {}",
+            consumers[0][1], consumers[0][0], consumers[0][3]
+        )
     );
+    assert_eq!(legend[6..], ["no data", "a pull failed"]);
 
     // Status: one bar per good sync in the window, the counts judged at each.
     let bars: Vec<String> = page
-        .select(&sel("section#status svg g.bar > title"))
+        .select(&sel("section#status svg.wide g.bar > title"))
         .map(text_of)
         .collect();
     let live = [4, 4, 4, 5, 5, 6, 7, 6, 6, 6];
@@ -290,8 +303,31 @@ fn the_page_shows_what_usage_and_the_reports_print() {
             "csv",
         ],
     ));
-    assert_eq!(table_head(&page, "table#expiring-keys"), head);
-    assert_eq!(table_rows(&page, "table#expiring-keys"), expiring);
+    // Expiring: the report's rows of keys still to expire, then those past their expiry in
+    // a folded list.
+    // Without the report's is_expired flag, which where a key stands says.
+    let flagless = |rows: &[Vec<String>]| -> Vec<Vec<String>> {
+        rows.iter().map(|r| r[..r.len() - 1].to_vec()).collect()
+    };
+    assert_eq!(head.last().unwrap(), "is_expired");
+    assert_eq!(
+        table_head(&page, "table#expiring-keys"),
+        head[..head.len() - 1]
+    );
+    assert_eq!(
+        table_rows(&page, "table#expiring-keys"),
+        flagless(&expiring[1..])
+    );
+    assert_eq!(
+        table_rows(&page, "details#expired table#expired-keys"),
+        flagless(&expiring[..1])
+    );
+    assert_eq!(
+        texts(&page, "details#expired summary"),
+        [
+            "1 key expired but still enabled (upstream marks a key expired only when it is next used)"
+        ]
+    );
     let expiring_ids: Vec<(String, String)> = expiring
         .iter()
         .map(|row| (row[0].clone(), row[3].clone()))
@@ -303,14 +339,21 @@ fn the_page_shows_what_usage_and_the_reports_print() {
             (idle.to_string(), "3.0".to_string())
         ]
     );
-    let (head, exposed) = csv_rows(&output(
+    // Exposed: the enabled keys with unlimited quota and no IP allowlist: none here, whose
+    // keys all have a limit.
+    let (_, unrestricted) = csv_rows(&output(
         &h,
         &["query", "--report", "unrestricted", "--format", "csv"],
     ));
-    assert_eq!(table_head(&page, "table#exposed-keys"), head);
-    assert_eq!(table_rows(&page, "table#exposed-keys"), exposed);
-    // Every enabled live key: all but the disabled `refunded` and the removed key.
-    assert_eq!(exposed.len(), 5);
+    assert_eq!(unrestricted.len(), 5);
+    assert_eq!(
+        texts(&page, "#exposed-count"),
+        [
+            "0 enabled keys with unlimited quota and no IP allowlist, the most spent in the window \
+          first (all the risks of each: keysync query --report unrestricted)."
+        ]
+    );
+    assert_eq!(page.select(&sel("table#exposed-keys")).count(), 0);
 
     // Changes: the window's net diff counted as `keysync diff` has it, then the latest
     // changes, newest first, without the use counters.
@@ -363,7 +406,7 @@ fn the_page_shows_what_usage_and_the_reports_print() {
         newest,
         [
             (steady.to_string(), "name".into(), HOSTILE_NAME.into()),
-            (refunded.to_string(), "status".into(), "2".into()),
+            (refunded.to_string(), "status".into(), "disabled".into()),
             (
                 idle.to_string(),
                 "expired_time".into(),
@@ -460,7 +503,10 @@ fn a_window_without_use_says_so_instead_of_drawing_an_empty_chart() {
         "No use recorded in this window."
     );
     // The one sync still shows the keys' status; there is nothing to compare yet.
-    assert_eq!(page.select(&sel("section#status g.bar")).count(), 1);
+    assert_eq!(
+        page.select(&sel("section#status svg.wide g.bar")).count(),
+        1
+    );
     let changes = text_of(page.select(&sel("section#changes p.empty")).next().unwrap());
     assert_eq!(
         changes,

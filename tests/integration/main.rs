@@ -24,6 +24,9 @@
 //! - `on_a_terminal`: keysync on a pseudo-terminal and in pipes: colour per stream (`NO_COLOR`,
 //!   `CLICOLOR_FORCE`), tables that fit `COLUMNS`, log lines above the progress bar, the
 //!   `keysync: error:` / `keysync: warning:` prefixes, plurals, a `Bearer ` token, completions.
+//! - `tables`: the built-in tables on a pseudo-terminal of 80 and 60 columns (with and without
+//!   a row count): lines that fit, times whole, hidden columns named, names and errors cut; the
+//!   diff for people without keys that only used quota, `--all`, statuses as words.
 //! - `operations`: running for months: health pings, `pull --every`, config profiles and their
 //!   precedence, completions, `status` and its alarms.
 //! - `diff`: `diff`, `history`, `syncs` and `prune`: the history read back exactly.
@@ -34,6 +37,11 @@
 //! - `html`: `keysync html`: the page parsed as a browser would, its numbers against `usage`
 //!   and the reports' output, no script or external URL, escaping, and a file never half
 //!   written.
+//! - `html_page`: the page people read first, over issue 27's history (250 keys, 12 daily
+//!   pulls, a failed pull, a refund day, hostile names): each tile against `usage`, `status` and
+//!   the reports, the chart's no-data days, failed pull, spans and refund, money and statuses in
+//!   words, the sections' order, key panels, escaped names, one snapshot while a pull commits,
+//!   and the page on a 390 px phone in headless Chromium (skipped where none is installed).
 //! - `html_out`: where `html --out` may write: an earlier page replaced, a database, another
 //!   file, a directory, a FIFO, a socket, a device or a link to one refused and left as it was
 //!   (`--force` for another regular file), `--out -` on stdout.
@@ -86,6 +94,7 @@ mod diff;
 mod docs;
 mod html;
 mod html_out;
+mod html_page;
 mod installed;
 mod integrity;
 mod local_side;
@@ -100,6 +109,7 @@ mod price;
 mod pull;
 mod query;
 mod refunds;
+mod tables;
 mod terminal;
 mod unchanged;
 mod unlimited;

@@ -18,7 +18,7 @@ use openmetrics_parser::{PrometheusType, PrometheusValue};
 use rusqlite::types::Value;
 use serde_json::json;
 
-use crate::common::{Harness, NOW, check_exit, run, wait_until};
+use crate::common::{Harness, NOW, check_exit, real_tool, run, wait_until};
 
 /// Every series of one exposition: family → labels → value.
 type Series = BTreeMap<String, BTreeMap<BTreeMap<String, String>, i64>>;
@@ -79,28 +79,9 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// A tool the tests run for real: its path, or none outside CI (the test says it skipped).
-/// Under CI a missing tool fails the test: `.ci/run` installs it.
-fn tool(name: &str, package: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|path| path.is_file())
-    });
-    if found.is_none() {
-        let message = format!(
-            "{name} is missing: install it with `apt-get install --no-install-recommends \
-             {package}` (as .ci/run does)"
-        );
-        assert!(std::env::var_os("CI").is_none(), "{message}");
-        eprintln!("skipped: {message}");
-    }
-    found
-}
-
 /// Runs `promtool ARGS` with `stdin`, expecting success and no complaint.
 fn promtool(args: &[&str], stdin: &str) {
-    let Some(promtool) = tool("promtool", "prometheus") else {
+    let Some(promtool) = real_tool("promtool", "prometheus") else {
         return;
     };
     let mut child = Command::new(promtool)
@@ -630,7 +611,8 @@ impl Drop for KillOnDrop {
 
 #[test]
 fn node_exporters_textfile_collector_reads_the_file() {
-    let Some(node_exporter) = tool("prometheus-node-exporter", "prometheus-node-exporter") else {
+    let Some(node_exporter) = real_tool("prometheus-node-exporter", "prometheus-node-exporter")
+    else {
         return;
     };
     let h = hostile();

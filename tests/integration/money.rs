@@ -235,19 +235,20 @@ fn the_page_writes_its_totals_tooltips_axis_and_tables_as_people_read_money() {
 
     let intro = &texts("section#usage > p")[0];
     assert!(
-        intro.ends_with(
-            "each key that used anything. 1,851,859,336 quota units in all, $3,703.72. A key's \
-             use between two pulls is dated at the later one; a refund is negative use."
+        intro.contains(
+            "each key that used anything. $3,703.72 in all (1,851,859,336 quota units). A key's \
+             use between two pulls is counted on the day of the later one; a refund is negative \
+             use, drawn below the axis."
         ),
         "{intro}"
     );
     let day = day_of(second_pull());
-    let bars = texts("section#usage svg g.bar > title");
+    let bars = texts("section#usage svg.wide g.bar > title");
     assert_eq!(
         bars.last().unwrap(),
         &format!("{day}: 1,851,859,336 quota, $3,703.72")
     );
-    let blocks = texts("section#usage svg g.bar rect > title");
+    let blocks = texts("section#usage svg.wide g.bar rect > title");
     assert_eq!(
         blocks,
         [
@@ -258,7 +259,7 @@ fn the_page_writes_its_totals_tooltips_axis_and_tables_as_people_read_money() {
         ]
     );
     assert_eq!(
-        texts("section#usage svg text.tick[text-anchor=end]"),
+        texts("section#usage svg.wide text.tick[text-anchor=end]"),
         ["$0", "$1,000", "$2,000", "$3,000", "$4,000"]
     );
 

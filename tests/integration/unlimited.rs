@@ -148,7 +148,7 @@ fn the_pages_status_chart_and_counts_never_call_an_unlimited_key_exhausted() {
     };
     // At the first pull the limited key still had 990 left; at the second it is overdrawn.
     assert_eq!(
-        counts(texts("section#status svg g.bar > title")),
+        counts(texts("section#status svg.wide g.bar > title")),
         [
             "4 enabled, 0 disabled, 0 expired, 0 exhausted, 0 unknown",
             "3 enabled, 0 disabled, 0 expired, 1 exhausted, 0 unknown",

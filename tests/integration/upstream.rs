@@ -12,7 +12,7 @@ use pretty_assertions::assert_eq;
 use rusqlite::types::Value;
 use serde_json::json;
 
-use crate::common::{Harness, Run, TOKEN, check_exit, int, run, text};
+use crate::common::{Harness, Run, TOKEN, int, run, text};
 
 /// A successful pull's `--json` summary as (status, keys, added, changed, removed, pages).
 fn summary_of(output: &Run) -> (String, i64, i64, i64, i64, i64) {
@@ -313,35 +313,22 @@ fn a_page_of_more_items_than_asked_for_is_refused_unread() {
 }
 
 /// `keysync pull ARGS` with fast retries, expecting exit `code`: what it printed, and the peak
-/// resident memory of that process alone, in KiB. Read from its own rusage (`wait4`), never
-/// from every child's: a child that the test process forks (to run as another user, say)
-/// counts the test process's own pages until it execs, which says nothing of keysync.
-#[expect(
-    clippy::zombie_processes,
-    reason = "wait4 reaps the child, and reads its rusage as it does"
-)]
+/// resident memory of that process alone, in KiB, as it reports it (`VmHWM`). Not its rusage
+/// from `wait4`: a spawned child's `ru_maxrss` starts at the test process's own resident size
+/// (vfork shares it until exec, fork copies it), so a test process larger than the bound would
+/// fail the test whatever keysync used.
 fn pull_with_peak_memory(h: &Harness, args: &[&str], code: i32) -> (Run, i64) {
-    let mut child = h.spawn(&[&["pull", "--backoff-base", "10ms"], args].concat());
-    let read_all = |mut pipe: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            pipe.read_to_end(&mut bytes).unwrap();
-            bytes
-        })
-    };
-    let stdout = read_all(Box::new(child.stdout.take().unwrap()));
-    let stderr = read_all(Box::new(child.stderr.take().unwrap()));
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
-    let (mut status, mut usage): (libc::c_int, libc::rusage) = (0, unsafe { std::mem::zeroed() });
-    // SAFETY: wait4 reaps the child this test spawned and only writes the two it is given.
-    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
-    let output = std::process::Output {
-        status: std::os::unix::process::ExitStatusExt::from_raw(status),
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    };
-    eprintln!("the pull peaked at {} KiB", usage.ru_maxrss);
-    (check_exit(output, code, "keysync pull"), usage.ru_maxrss)
+    let peak_file = h.dir.path().join("peak-memory");
+    let output = run(
+        h.keysync()
+            .env("KEYSYNC_DEBUG_PEAK_MEMORY_FILE", &peak_file)
+            .args(["pull", "--backoff-base", "10ms"])
+            .args(args),
+        code,
+    );
+    let peak = std::fs::read_to_string(&peak_file).expect("the pull wrote its peak memory");
+    eprintln!("the pull peaked at {peak} KiB");
+    (output, peak.parse().expect("VmHWM in KiB"))
 }
 
 // 3. Account rejections are auth failures -----------------------------------------------------

@@ -3,7 +3,7 @@
 //! elsewhere: `consumption` (as `keysync usage`), the preset reports (as `keysync query
 //! --report`), `store::diff` (as `keysync diff`) and `store::timeline`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU64;
 use std::path::Path;
 use std::time::Duration;
@@ -15,9 +15,9 @@ use crate::api::model::DATA_COLUMNS;
 use crate::cmd::consumption::{per_key, per_key_columns};
 use crate::cmd::show::report_columns;
 use crate::error::Result;
-use crate::facts::key::live_by_status;
+use crate::facts::key::{KeyState, count_by_status};
 use crate::facts::spend::{
-    KeyTotal, KeyUse, Spend, Window, key_totals, price_in_force, use_in_window,
+    KeyTotal, KeyUse, Spend, Window, key_totals, price_in_force, use_in_window, utc_day,
 };
 use crate::output::Column;
 use crate::report::{Report, ReportArgs};
@@ -45,12 +45,25 @@ pub(super) const VERSIONS_SEARCHED: i64 = 20_000;
 /// changes leaves them out (the summary still counts them).
 pub(super) const USE_FIELDS: [&str; 3] = ["accessed_time", "used_quota", "remain_quota"];
 
+/// How far ahead the `tile-expiring` tile looks.
+pub(super) const EXPIRING_TILE: i64 = 7 * 86_400;
+/// A limited key with less than this many US dollars of quota left counts in `tile-quota`.
+pub(super) const LOW_QUOTA_DOLLARS: u64 = 1;
+/// The month's forecast goes on at the daily rate of at most this many last days.
+pub(super) const FORECAST_DAYS: i64 = 7;
+/// The rows of the exposed table; the rest are counted under it.
+pub(super) const EXPOSED_KEYS: usize = 25;
+const DAY: i64 = 86_400;
+
 /// Everything the page shows.
 pub(super) struct Page {
     pub db: String,
     /// The account's user id.
     pub account: Option<i64>,
     pub latest: Option<SyncRow>,
+    /// The latest good sync at or before the window's end: the state every section describes
+    /// (`data-sync`).
+    pub sync: Option<SyncPoint>,
     /// The window is `(since, until]`: `until` is `now` unless `--month` ends it before.
     pub since: i64,
     pub until: i64,
@@ -60,11 +73,44 @@ pub(super) struct Page {
     pub now_given: bool,
     /// The price in force at the latest good sync, and where it came from.
     pub price: Price,
+    pub tiles: Tiles,
     pub usage: Usage,
     pub status: Status,
     pub expiring: Table,
+    /// The `low-quota` report's rows below [`LOW_QUOTA_DOLLARS`] at the price in force.
+    pub low_quota: Table,
     pub changes: Changes,
-    pub exposed: Table,
+    pub exposed: Exposed,
+    /// One panel per key of the top consumers table, in its order.
+    pub panels: Vec<KeyPanel>,
+}
+
+/// The numbers of the summary tiles that the sections do not already hold.
+pub(super) struct Tiles {
+    /// The window's use, and that of the equal window just before it.
+    pub spend: Spend,
+    pub before: Spend,
+    pub month: MonthToDate,
+    /// Enabled keys expiring within [`EXPIRING_TILE`] (not those already expired).
+    pub expiring: usize,
+    /// Enabled limited keys with less than [`LOW_QUOTA_DOLLARS`] of quota left.
+    pub low_quota: usize,
+}
+
+/// The use of the UTC month the window ends in, up to its end.
+pub(super) struct MonthToDate {
+    /// `(first second, end)` of the month: `(since, until]` as `usage --month` reads it.
+    pub month: (i64, i64),
+    pub spend: Spend,
+    pub forecast: Option<Forecast>,
+}
+
+/// The month's use at its end if the recent daily rate goes on.
+pub(super) struct Forecast {
+    /// The days the rate was measured over (at most [`FORECAST_DAYS`]).
+    pub days: f64,
+    pub per_day: f64,
+    pub total: f64,
 }
 
 /// Rows with named columns, as a report or `keysync usage` has them: the values as stored,
@@ -74,14 +120,60 @@ pub(super) struct Table {
     pub rows: Vec<Vec<Value>>,
 }
 
+/// The exposed keys: enabled, unlimited and with no IP allowlist, most spent in the window
+/// first (then by id).
+pub(super) struct Exposed {
+    pub keys: Vec<ExposedKey>,
+}
+
+pub(super) struct ExposedKey {
+    pub id: i64,
+    pub name: Option<String>,
+    pub spend: Spend,
+    /// The `unrestricted` report's `risks`.
+    pub risks: String,
+}
+
+/// A top consumer: its daily use, state now and last changes.
+pub(super) struct KeyPanel {
+    pub id: i64,
+    pub name: Option<String>,
+    pub spend: Spend,
+    pub daily: Vec<Spend>,
+    /// `None` for a key removed since.
+    pub state: Option<KeyState>,
+    pub changes: Vec<(SyncPoint, DiffRow)>,
+}
+
 pub(super) struct Usage {
     /// `keysync usage --top TABLE_KEYS`'s rows for the window: id, name, used, usd, share.
     pub top_consumers: Table,
     /// The keys with use in the window that the table leaves out.
     pub keys_left_out: usize,
-    pub days: Vec<NaiveDate>,
+    pub days: Vec<Day>,
     /// The stacked series, bottom first: the [`CHART_KEYS`] largest keys, then the others.
     pub series: Vec<Series>,
+}
+
+/// One UTC day of the window, as the chart draws it.
+pub(super) struct Day {
+    pub date: NaiveDate,
+    pub data: DayData,
+    /// Whether a pull failed on it.
+    pub failed_pull: bool,
+}
+
+/// What is known of a day's use. Use is dated at the good sync that saw it, so a day with no
+/// good sync has none to show: not zero, unknown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum DayData {
+    NoData,
+    /// A good sync that had one before it started on it; its use began after that one, on
+    /// the day given when that is an earlier day than the one before (the use of several
+    /// days).
+    Data {
+        since: Option<NaiveDate>,
+    },
 }
 
 /// One stacked series of the daily chart: a key, or all the other keys together.
@@ -90,6 +182,8 @@ pub(super) struct Series {
     pub key: Option<KeyTotal>,
     /// Use per day of the window.
     pub per_day: Vec<Spend>,
+    /// Use over the window.
+    pub total: Spend,
 }
 
 pub(super) struct Status {
@@ -107,6 +201,9 @@ pub(super) struct Changes {
     pub added: usize,
     pub removed: usize,
     pub changed: usize,
+    /// Changed keys with a change in a field other than [`USE_FIELDS`], and those without.
+    pub changed_otherwise: usize,
+    pub only_used: usize,
     /// Keys changed per field, in column order; only fields that changed.
     pub per_field: Vec<(&'static str, usize)>,
     /// The most recent changes, newest sync first, each with the sync that recorded it.
@@ -117,7 +214,8 @@ pub(super) struct Changes {
 }
 
 impl Page {
-    /// Reads the page for the window `(since, until]` from the database at `db`.
+    /// Reads the page for the window `(since, until]` from the database at `db`, in one read
+    /// transaction: every section describes the same syncs, whatever a pull commits meanwhile.
     pub(super) fn read(
         db: &Path,
         (since, until): (i64, i64),
@@ -127,22 +225,42 @@ impl Page {
     ) -> Result<Page> {
         // Query mode pins the views' clock at `now`, as `keysync query --now` does.
         let mut store = Store::open_for_query(db, now)?;
+        store.begin_snapshot()?;
+        let latest = store.last_good_sync()?;
+        #[cfg(feature = "test-support")]
+        pause_for_tests();
         let uses = use_in_window(&store, (since, until), price_setting)?;
         let (sampling, points) = store.status_timeline(since, until)?;
+        let price = price_in_force(&store, price_setting)?;
+        let keys = store.live_key_states()?;
+        let window = Window::new(since, until);
+        let usage = usage(&uses, &window, days(&store, &window, since, until)?)?;
+        let changes = changes(&mut store, since, until)?;
+        let exposed = exposed(&store, &uses, now)?;
+        let below = i64::try_from(price.quota_per_unit.get().saturating_mul(LOW_QUOTA_DOLLARS))
+            .unwrap_or(i64::MAX);
+        let low_quota = ReportArgs {
+            below: Some(below),
+            ..ReportArgs::default()
+        };
         Ok(Page {
             db: db.display().to_string(),
             account: store.account()?.map(|(user_id, _)| user_id),
-            price: price_in_force(&store, price_setting)?,
-            latest: store.last_good_sync()?,
+            sync: store.last_good_at_or_before(until)?,
+            tiles: tiles(&store, (since, until), now, price_setting, &keys, below)?,
+            low_quota: report_table(&store, Report::LowQuota, &low_quota, now)?,
+            panels: panels(&uses, &keys, &changes, since, until)?,
+            price,
+            latest,
             since,
             until,
             now,
             now_given,
-            usage: usage(&uses, since, until)?,
+            usage,
             status: Status {
                 sampling,
                 points,
-                now: live_by_status(&store, now)?,
+                now: count_by_status(&keys, now),
             },
             expiring: report_table(
                 &store,
@@ -153,14 +271,86 @@ impl Page {
                 },
                 now,
             )?,
-            exposed: report_table(&store, Report::Unrestricted, &ReportArgs::default(), now)?,
-            changes: changes(&mut store, since, until)?,
+            exposed,
+            changes,
         })
     }
 }
 
-fn usage(uses: &[KeyUse], since: i64, until: i64) -> Result<Usage> {
-    let window = Window::new(since, until);
+/// Test support only: with `KEYSYNC_DEBUG_HTML_PAUSE` set, the page stops after its first
+/// read, says so on stderr and waits for a line on stdin, so that a test can commit a pull
+/// between two of its reads. A build with default features has no such switch.
+#[cfg(feature = "test-support")]
+fn pause_for_tests() {
+    use std::io::{BufRead, Write};
+    if std::env::var_os("KEYSYNC_DEBUG_HTML_PAUSE").is_some() {
+        let _ = writeln!(std::io::stderr(), "keysync: paused between reads");
+        let _ = std::io::stdin().lock().read_line(&mut String::new());
+    }
+}
+
+fn tiles(
+    store: &Store,
+    (since, until): (i64, i64),
+    now: i64,
+    price_setting: Option<NonZeroU64>,
+    keys: &[KeyState],
+    below: i64,
+) -> Result<Tiles> {
+    let spend_in = |window: (i64, i64)| -> Result<Spend> {
+        Spend::of(&use_in_window(store, window, price_setting)?)
+    };
+    let before = (since - (until - since), since);
+    Ok(Tiles {
+        spend: spend_in((since, until))?,
+        before: spend_in(before)?,
+        month: month_to_date(store, until, &spend_in)?,
+        expiring: keys
+            .iter()
+            .filter(|k| k.expires_within(now, EXPIRING_TILE))
+            .count(),
+        low_quota: keys.iter().filter(|k| k.is_low_on_quota(below)).count(),
+    })
+}
+
+/// The month the window ends in, to its end, and its forecast at the rate of the last
+/// [`FORECAST_DAYS`] with good syncs (none with less than a day of them).
+fn month_to_date(
+    store: &Store,
+    until: i64,
+    spend_in: &dyn Fn((i64, i64)) -> Result<Spend>,
+) -> Result<MonthToDate> {
+    let (first, end) = crate::time::month_around(until - 1);
+    let spend = spend_in((first, until))?;
+    let recent = until - FORECAST_DAYS * DAY;
+    let measured_from = match store.last_good_at_or_before(recent)? {
+        Some(_) => Some(recent),
+        None => store
+            .good_syncs_between(recent, until)?
+            .first()
+            .map(|s| s.started_at),
+    };
+    let forecast = match measured_from {
+        Some(from) if until - from >= DAY => {
+            let days = (until - from) as f64 / DAY as f64;
+            let per_day = spend_in((from, until))?.dollars() / days;
+            let left = (end - until) as f64 / DAY as f64;
+            Some(Forecast {
+                days,
+                per_day,
+                total: spend.dollars() + per_day * left,
+            })
+        }
+        _ => None,
+    };
+    Ok(MonthToDate {
+        month: (first, end),
+        spend,
+        forecast,
+    })
+}
+
+fn usage(uses: &[KeyUse], window: &Window, days: Vec<Day>) -> Result<Usage> {
     let keys = key_totals(uses)?;
     let drawn = keys.len().min(CHART_KEYS);
     let mut series: Vec<Series> = keys[..drawn]
@@ -168,15 +358,18 @@ fn usage(uses: &[KeyUse], since: i64, until: i64) -> Result<Usage> {
         .map(|key| {
             Ok(Series {
                 per_day: window.daily(uses.iter().filter(|u| u.key_id == key.id))?,
+                total: key.spend.clone(),
                 key: Some(key.clone()),
             })
         })
         .collect::<Result<_>>()?;
     if keys.len() > drawn {
         let charted: HashSet<i64> = keys[..drawn].iter().map(|k| k.id).collect();
+        let others = || uses.iter().filter(|u| !charted.contains(&u.key_id));
         series.push(Series {
             key: None,
-            per_day: window.daily(uses.iter().filter(|u| !charted.contains(&u.key_id)))?,
+            per_day: window.daily(others())?,
+            total: Spend::of(others())?,
         });
     }
     Ok(Usage {
@@ -185,9 +378,103 @@ fn usage(uses: &[KeyUse], since: i64, until: i64) -> Result<Usage> {
             rows: per_key(uses, Some(TABLE_KEYS), None)?,
         },
         keys_left_out: keys.len().saturating_sub(TABLE_KEYS),
-        days: window.days().collect(),
+        days,
         series,
     })
+}
+
+/// The window's days: which have use to show (a good sync started on them), since when, and
+/// which saw a pull fail.
+fn days(store: &Store, window: &Window, since: i64, until: i64) -> Result<Vec<Day>> {
+    let good = store.good_syncs_between(since, until)?;
+    let failed: HashSet<NaiveDate> = store
+        .failed_syncs_between(since, until)?
+        .into_iter()
+        .map(utc_day)
+        .collect();
+    let mut previous = store
+        .last_good_at_or_before(since)?
+        .map(|s| utc_day(s.started_at));
+    let mut synced = good.iter().map(|s| utc_day(s.started_at)).peekable();
+    let mut days = Vec::new();
+    for date in window.days() {
+        let mut data = DayData::NoData;
+        // The first good sync ever ends no interval: its day has no use to show either.
+        while synced.next_if(|d| *d <= date).is_some() {
+            if let Some(before) = previous {
+                data = DayData::Data {
+                    since: Some(before).filter(|p| (date - *p).num_days() > 1),
+                };
+            }
+            previous = Some(date);
+        }
+        days.push(Day {
+            date,
+            data,
+            failed_pull: failed.contains(&date),
+        });
+    }
+    Ok(days)
+}
+
+/// The exposed keys, ranked by their use in the window.
+fn exposed(store: &Store, uses: &[KeyUse], now: i64) -> Result<Exposed> {
+    let report = report_table(store, Report::Unrestricted, &ReportArgs::default(), now)?;
+    let spent: HashMap<i64, Spend> = key_totals(uses)?
+        .into_iter()
+        .map(|k| (k.id, k.spend))
+        .collect();
+    let flag = |value: &Value| matches!(value, Value::Integer(1));
+    let mut keys: Vec<ExposedKey> = report
+        .rows
+        .iter()
+        .filter(|row| flag(&row[3]) && flag(&row[4]))
+        .filter_map(|row| match (&row[0], &row[1], &row[2]) {
+            (Value::Integer(id), name, Value::Text(risks)) => Some(ExposedKey {
+                id: *id,
+                name: match name {
+                    Value::Text(name) => Some(name.clone()),
+                    _ => None,
+                },
+                spend: spent.get(id).cloned().unwrap_or_default(),
+                risks: risks.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    keys.sort_by(|a, b| b.spend.used().cmp(&a.spend.used()).then(a.id.cmp(&b.id)));
+    Ok(Exposed { keys })
+}
+
+/// The panels of the top consumers: the table's keys in its order.
+fn panels(
+    uses: &[KeyUse],
+    keys: &[KeyState],
+    changes: &Changes,
+    since: i64,
+    until: i64,
+) -> Result<Vec<KeyPanel>> {
+    let window = Window::new(since, until);
+    let states: HashMap<i64, &KeyState> = keys.iter().map(|k| (k.id, k)).collect();
+    key_totals(uses)?
+        .into_iter()
+        .take(TABLE_KEYS)
+        .map(|key| {
+            Ok(KeyPanel {
+                daily: window.daily(uses.iter().filter(|u| u.key_id == key.id))?,
+                state: states.get(&key.id).map(|s| **s),
+                changes: changes
+                    .recent
+                    .iter()
+                    .filter(|(_, row)| row.id == key.id)
+                    .cloned()
+                    .collect(),
+                id: key.id,
+                name: key.name,
+                spend: key.spend,
+            })
+        })
+        .collect()
 }
 
 /// A preset report's rows, run as `keysync query --report` runs it.
@@ -213,6 +500,8 @@ fn changes(store: &mut Store, since: i64, until: i64) -> Result<Changes> {
         added: 0,
         removed: 0,
         changed: 0,
+        changed_otherwise: 0,
+        only_used: 0,
         per_field: Vec::new(),
         recent: Vec::new(),
         searched: None,
@@ -230,17 +519,7 @@ fn changes(store: &mut Store, since: i64, until: i64) -> Result<Changes> {
         until,
         &every_field,
     )?;
-    found.added = keys_of(&diff.rows, Kind::Added);
-    found.removed = keys_of(&diff.rows, Kind::Removed);
-    found.changed = keys_of(&diff.rows, Kind::Changed);
-    found.per_field = every_field
-        .iter()
-        .map(|&i| {
-            let keys = diff.rows.iter().filter(|r| r.field == Some(i)).count();
-            (DATA_COLUMNS[i], keys)
-        })
-        .filter(|(_, keys)| *keys > 0)
-        .collect();
+    count_changes(&mut found, &diff.rows);
     found.span = Some((from, to));
     let after = match store.search_start(since, until, VERSIONS_SEARCHED)? {
         Some((after, searched)) => {
@@ -251,6 +530,29 @@ fn changes(store: &mut Store, since: i64, until: i64) -> Result<Changes> {
     };
     found.recent = recent_changes(store, since, until, after)?;
     Ok(found)
+}
+
+/// Counts the window's net diff into `found`: keys added, removed, changed (in something other
+/// than quota use, or only in that), and keys per field.
+fn count_changes(found: &mut Changes, rows: &[DiffRow]) {
+    found.added = keys_of(rows, Kind::Added);
+    found.removed = keys_of(rows, Kind::Removed);
+    found.changed = keys_of(rows, Kind::Changed);
+    let not_use = |i: usize| !USE_FIELDS.contains(&DATA_COLUMNS[i]);
+    let otherwise: HashSet<i64> = rows
+        .iter()
+        .filter(|r| r.kind == Kind::Changed && r.field.is_some_and(not_use))
+        .map(|r| r.id)
+        .collect();
+    found.changed_otherwise = otherwise.len();
+    found.only_used = found.changed - otherwise.len();
+    found.per_field = (0..DATA_COLUMNS.len())
+        .map(|i| {
+            let keys = rows.iter().filter(|r| r.field == Some(i)).count();
+            (DATA_COLUMNS[i], keys)
+        })
+        .filter(|(_, keys)| *keys > 0)
+        .collect();
 }
 
 /// The [`RECENT_CHANGES`] most recent changes but those of [`USE_FIELDS`]: the diffs of the
@@ -300,7 +602,19 @@ fn recent_changes(
 mod tests {
     use super::*;
 
-    const DAY: i64 = 86_400;
+    /// The usage of `uses` in `(since, until]`, every day without data.
+    fn usage_of(uses: &[KeyUse], since: i64, until: i64) -> Usage {
+        let window = Window::new(since, until);
+        let days = window
+            .days()
+            .map(|date| Day {
+                date,
+                data: DayData::NoData,
+                failed_pull: false,
+            })
+            .collect();
+        usage(uses, &window, days).unwrap()
+    }
 
     #[test]
     fn the_chart_stacks_the_largest_keys_and_then_the_others_together() {
@@ -317,7 +631,7 @@ mod tests {
                 })
             })
             .collect();
-        let usage = usage(&uses, 0, 3 * DAY - 1).unwrap();
+        let usage = usage_of(&uses, 0, 3 * DAY - 1);
         assert_eq!(usage.days.len(), 3);
         let drawn: Vec<Option<i64>> = usage
             .series
@@ -355,7 +669,7 @@ mod tests {
                 quota_per_unit: price,
             })
             .collect();
-        let usage = usage(&uses, 0, 2 * DAY).unwrap();
+        let usage = usage_of(&uses, 0, 2 * DAY);
         let ids: Vec<&Value> = usage.top_consumers.rows.iter().map(|r| &r[0]).collect();
         assert_eq!(ids.len(), TABLE_KEYS);
         assert_eq!((ids[0], ids[24]), (&Value::Integer(30), &Value::Integer(6)));

@@ -11,6 +11,7 @@
 mod chart;
 mod gather;
 mod page;
+mod sections;
 
 use std::io::Write;
 use std::num::NonZeroU64;

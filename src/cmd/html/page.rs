@@ -1,46 +1,23 @@
 //! The page itself: one HTML5 document with its style inline and its charts as inline SVG. No
 //! script, no external resource, nothing a mail client or an offline browser would block.
-//! Every text from the database goes through [`escape`].
+//!
+//! Built with `maud`, which escapes every value written into the document unless it is marked
+//! as markup: only the fixed opening ([`HEAD_START`]), the style sheet and the SVG the page
+//! builds itself are. Text from the database goes in as [`Shown`], which also shows control
+//! and bidi characters escaped, as the terminal formats show them.
 
-use std::borrow::Cow;
-use std::fmt::Write;
-
+use maud::{Markup, PreEscaped, Render, html};
 use rusqlite::types::Value;
 
-use super::chart::{Bar, BarChart, count, dollars};
 use super::gather::{
-    CHART_KEYS, Changes, EXPIRING_WITHIN, Page, RECENT_CHANGES, Series, Status, TABLE_KEYS, Table,
-    USE_FIELDS, Usage,
+    EXPIRING_TILE, FORECAST_DAYS, LOW_QUOTA_DOLLARS, MonthToDate, Page, TABLE_KEYS, Table,
 };
-use crate::api::model::DATA_COLUMNS;
-use crate::cmd::readable_field;
-use crate::facts::key::EffectiveStatus;
+use super::sections;
 use crate::facts::spend::Spend;
-use crate::output::{Column, ColumnKind};
+use crate::output::{ColumnKind, escape_for_terminal};
 use crate::store::price::PriceSource;
-use crate::store::timeline::Sampling;
 use crate::terminal::counted;
-use crate::time::readable_time;
-
-/// Text made safe inside HTML elements and attributes. `://` is written with an entity for
-/// its colon, so a key named after a web address shows as text but the file holds no URL.
-pub(super) fn escape(text: &str) -> Cow<'_, str> {
-    if !text.contains(['&', '<', '>', '"', '\'']) && !text.contains("://") {
-        return Cow::Borrowed(text);
-    }
-    let mut safe = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        match c {
-            '&' => safe.push_str("&amp;"),
-            '<' => safe.push_str("&lt;"),
-            '>' => safe.push_str("&gt;"),
-            '"' => safe.push_str("&quot;"),
-            '\'' => safe.push_str("&#39;"),
-            c => safe.push(c),
-        }
-    }
-    Cow::Owned(safe.replace("://", "&#58;//"))
-}
+use crate::time::{readable_time, readable_when};
 
 const STYLE: &str = include_str!("page.css");
 
@@ -50,31 +27,51 @@ const STYLE: &str = include_str!("page.css");
 pub(crate) const HEAD_START: &str = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n\
     <meta charset=\"utf-8\">\n<meta name=\"generator\" content=\"keysync ";
 
+/// Text from the database (a name, a value) as the page shows it: control and bidi characters
+/// escaped as the terminal formats show them (`\u{202e}`), then escaped for HTML, with `://`
+/// written with an entity for its colon, so a name that is an address shows as text but the
+/// file holds no URL.
+pub(super) struct Shown<'a>(pub &'a str);
+
+impl Render for Shown<'_> {
+    fn render_to(&self, buffer: &mut String) {
+        let mut html = String::new();
+        escape_for_terminal(self.0).as_ref().render_to(&mut html);
+        buffer.push_str(&html.replace("://", "&#58;//"));
+    }
+}
+
 /// The whole document.
 pub(super) fn render(page: &Page) -> String {
-    let mut html = String::with_capacity(64 * 1024);
-    let _ = write!(
-        html,
-        "{HEAD_START}{}\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"color-scheme\" content=\"light dark\">\n\
-         <title>keysync report: {}</title>\n<style>\n{STYLE}</style>\n</head>\n<body>\n",
-        env!("CARGO_PKG_VERSION"),
-        escape(&window_text(page))
-    );
-    header(&mut html, page);
-    usage(&mut html, page);
-    status(&mut html, &page.status, page.now);
-    expiring(&mut html, &page.expiring);
-    changes(&mut html, &page.changes);
-    exposed(&mut html, &page.exposed);
-    let _ = write!(
-        html,
-        "<footer>Written by keysync {} for {}. Times are UTC.</footer>\n</body>\n</html>\n",
-        env!("CARGO_PKG_VERSION"),
-        escape(&readable_time(page.now))
-    );
-    html
+    let version = env!("CARGO_PKG_VERSION");
+    let head = html! {
+        (version) (PreEscaped("\">"))
+        meta name="viewport" content="width=device-width, initial-scale=1";
+        meta name="color-scheme" content="light dark";
+        title { "keysync report: " (window_text(page)) }
+        style { (PreEscaped(STYLE)) }
+    };
+    let body = html! {
+        (header(page))
+        (tiles(page))
+        main {
+            (sections::usage(page))
+            (sections::panels(page))
+            (sections::status(page))
+            (sections::expiring(page))
+            (sections::quota(page))
+            (sections::changes(page))
+            (sections::exposed(page))
+        }
+        footer { "Written by keysync " (version) " for " (readable_time(page.now)) ". Times are UTC." }
+    };
+    // The document is opened and its head and body are closed as text: maud writes elements
+    // whole, and the page must begin with the fixed bytes `--out` recognises.
+    format!(
+        "{HEAD_START}{}\n</head>\n<body>\n{}\n</body>\n</html>\n",
+        head.into_string(),
+        body.into_string()
+    )
 }
 
 /// `2025-11-19 01:00:00Z to 2025-12-19 01:00:00Z`
@@ -86,48 +83,46 @@ fn window_text(page: &Page) -> String {
     )
 }
 
-fn header(html: &mut String, page: &Page) {
+/// The `data-sync` every section carries: the latest good sync it describes (empty before any).
+pub(super) fn data_sync(page: &Page) -> String {
+    page.sync.map(|s| s.id.to_string()).unwrap_or_default()
+}
+
+fn header(page: &Page) -> Markup {
     let account = match page.account {
         Some(user_id) => format!("user {user_id}"),
         None => "none yet (no pull has seen keys)".to_string(),
     };
     let latest = match &page.latest {
+        // As `keysync status` says it.
         Some(sync) => format!(
-            "sync {} ({}), started {}",
+            "sync {} ({}), started {} ({})",
             sync.id,
             sync.status,
-            readable_time(sync.started_at)
+            readable_time(sync.started_at),
+            readable_when(page.now - sync.started_at)
         ),
         None => "none yet: run keysync pull".to_string(),
     };
-    let now = if page.now_given {
-        format!("{} (--now)", readable_time(page.now))
-    } else {
-        format!("{} (the clock)", readable_time(page.now))
-    };
-    let _ = write!(
-        html,
-        "<header>\n<h1>keysync report</h1>\n<dl class=\"facts\">\n\
-         <dt>Database</dt><dd id=\"database\">{}</dd>\n\
-         <dt>Account</dt><dd id=\"account\">{}</dd>\n\
-         <dt>Latest good sync</dt><dd id=\"latest-sync\">{}</dd>\n\
-         <dt>Window</dt><dd id=\"window\">after {} up to {}</dd>\n\
-         <dt>Now</dt><dd id=\"now\">{}</dd>\n\
-         <dt>Price</dt><dd id=\"price\">{}</dd>\n</dl>\n\
-         <nav><a href=\"#usage\">Usage</a> <a href=\"#status\">Status</a> \
-         <a href=\"#expiring\">Expiring</a> <a href=\"#changes\">Changes</a> \
-         <a href=\"#exposed\">Exposed</a></nav>\n</header>\n",
-        escape(&page.db),
-        escape(&account),
-        escape(&latest),
-        escape(&readable_time(page.since)),
-        escape(&readable_time(page.until)),
-        escape(&now),
-        escape(&price_text(page))
-    );
+    let clock = if page.now_given { "--now" } else { "the clock" };
+    html! {
+        header data-sync=(data_sync(page)) {
+            h1 { "keysync report" }
+            dl.facts {
+                dt { "Database" } dd #database { (Shown(&page.db)) }
+                dt { "Account" } dd #account { (account) }
+                dt { "Latest good sync" } dd #latest-sync { (latest) }
+                dt { "Window" } dd #window {
+                    "after " (readable_time(page.since)) " up to " (readable_time(page.until))
+                }
+                dt { "Now" } dd #now { (readable_time(page.now)) " (" (clock) ")" }
+                dt { "Price" } dd #price { (price_text(page)) }
+            }
+        }
+    }
 }
 
-/// `500000 quota units per US dollar, published by the gateway at sync 12` (or set by the
+/// `500,000 quota units per US dollar, published by the gateway at sync 12` (or set by the
 /// user, or the gateway's default when neither).
 fn price_text(page: &Page) -> String {
     let origin = match page.price.source {
@@ -139,387 +134,239 @@ fn price_text(page: &Page) -> String {
     format!("{} quota units per US dollar, {origin}", quota_text(units))
 }
 
-fn usage(html: &mut String, page: &Page) {
-    let usage = &page.usage;
-    html.push_str("<section id=\"usage\">\n<h2>Usage</h2>\n");
-    let total = match Spend::total(usage.series.iter().flat_map(|s| &s.per_day)) {
-        Ok(total) => total,
-        Err(error) => {
-            let _ = writeln!(
-                html,
-                "<p class=\"empty\">{}</p>\n</section>",
-                escape(&error.to_string())
-            );
-            return;
+/// One summary tile: its id, the section it links to, its headline as a plain number and as
+/// people read it, what it counts, and a line more.
+struct Tile {
+    id: &'static str,
+    section: &'static str,
+    value: String,
+    shown: String,
+    label: String,
+    note: String,
+}
+
+/// The answers first: a row of tiles, each linking to its section.
+fn tiles(page: &Page) -> Markup {
+    let t = &page.tiles;
+    let changes = &page.changes;
+    let exposed = page.exposed.keys.len();
+    let row = [
+        spend_tile(page),
+        month_tile(&t.month, page.until),
+        Tile {
+            id: "tile-expiring",
+            section: "expiring",
+            value: t.expiring.to_string(),
+            shown: t.expiring.to_string(),
+            label: format!("Expiring within {} days", EXPIRING_TILE / 86_400),
+            note: "enabled keys, soonest first in Expiring".to_string(),
+        },
+        Tile {
+            id: "tile-quota",
+            section: "quota",
+            value: t.low_quota.to_string(),
+            shown: t.low_quota.to_string(),
+            label: "Low on quota".to_string(),
+            note: format!("enabled limited keys exhausted or under ${LOW_QUOTA_DOLLARS} left"),
+        },
+        Tile {
+            id: "tile-changes",
+            section: "changes",
+            value: (changes.added + changes.removed + changes.changed_otherwise).to_string(),
+            shown: (changes.added + changes.removed + changes.changed_otherwise).to_string(),
+            label: "Keys changed".to_string(),
+            note: format!(
+                "{} added, {} removed, {} changed (not counting quota use)",
+                changes.added, changes.removed, changes.changed_otherwise
+            ),
+        },
+        Tile {
+            id: "tile-exposed",
+            section: "exposed",
+            value: exposed.to_string(),
+            shown: exposed.to_string(),
+            label: "Exposed keys".to_string(),
+            note: "enabled, unlimited quota, no IP allowlist".to_string(),
+        },
+        // `tile-alerts` (issue 25: alert rules) goes here, last in the row: the firing count
+        // as its value, linking to the alerts' section.
+    ];
+    html! {
+        nav.tiles aria-label="Summary" data-sync=(data_sync(page)) {
+            @for tile in &row {
+                a.tile id=(tile.id) href=(format!("#{}", tile.section)) data-value=(tile.value) {
+                    span.tile-label { (tile.label) }
+                    span.tile-value { (tile.shown) }
+                    span.tile-note { (tile.note) }
+                }
+            }
         }
+    }
+}
+
+/// The window's spend, against the equal window just before it.
+fn spend_tile(page: &Page) -> Tile {
+    let (now, before) = (&page.tiles.spend, &page.tiles.before);
+    let days = readable_span(page.until - page.since);
+    let delta = now.dollars() - before.dollars();
+    let change = if before.used() == 0 {
+        format!("no use in the {days} before")
+    } else {
+        let percent = delta / before.dollars().abs() * 100.0;
+        format!(
+            "{}{percent:.1}% ({}{}) on the {days} before",
+            if percent > 0.0 { "+" } else { "" },
+            if delta > 0.0 { "+" } else { "" },
+            money(delta)
+        )
     };
-    if usage.series.is_empty() {
-        html.push_str("<p class=\"empty\">No use recorded in this window.</p>\n</section>\n");
-        return;
+    Tile {
+        id: "tile-spend",
+        section: "usage",
+        value: plain_dollars(now.dollars()),
+        shown: spend_text(now),
+        label: if page.until == page.now {
+            format!("Spent in the last {days}")
+        } else {
+            format!("Spent in these {days}")
+        },
+        note: change,
     }
-    let stacked = match usage.series.iter().filter(|s| s.key.is_none()).count() {
-        0 => "each key that used anything".to_string(),
-        _ => format!("the {CHART_KEYS} keys that used the most, then all others together"),
+}
+
+/// `30 days`, or `36h 0m` for a window of no whole number of days.
+fn readable_span(seconds: i64) -> String {
+    match seconds % 86_400 {
+        0 => counted(seconds / 86_400, "day"),
+        _ => crate::time::readable_age(seconds),
+    }
+}
+
+/// The month to date, and where it is heading.
+fn month_tile(month: &MonthToDate, until: i64) -> Tile {
+    let first = readable_time(month.month.0);
+    let name = chrono::DateTime::from_timestamp(month.month.0, 0)
+        .map(|t| t.format("%B").to_string())
+        .unwrap_or(first);
+    let last_day = chrono::DateTime::from_timestamp(month.month.1 - 1, 0)
+        .map(|t| t.format("%b %-d").to_string())
+        .unwrap_or_default();
+    let note = match &month.forecast {
+        _ if until >= month.month.1 => "the whole month".to_string(),
+        Some(f) => format!(
+            "forecast {} by {last_day}, at {} a day (the last {} days' rate)",
+            money(f.total),
+            money(f.per_day),
+            f.days.min(FORECAST_DAYS as f64).round()
+        ),
+        None => "no forecast yet: less than a day of good syncs".to_string(),
     };
-    let _ = writeln!(
-        html,
-        "<p>Quota used per UTC day, in US dollars, stacked by key: {stacked}. {} quota units \
-         in all, {}. A key's use between two pulls is dated at the later one; a refund is \
-         negative use.</p>",
-        quota_text(total.used()),
-        usd_text(&total.usd())
-    );
-    html.push_str("<figure class=\"chart-box\">\n");
-    html.push_str(&usage_chart(usage).svg());
-    html.push_str("\n<figcaption><ul class=\"legend\">");
-    for (i, series) in usage.series.iter().enumerate() {
-        let _ = write!(
-            html,
-            "<li><span class=\"swatch s{i}\"></span>{}</li>",
-            escape(&series_name(series))
-        );
+    Tile {
+        id: "tile-month",
+        section: "usage",
+        value: plain_dollars(month.spend.dollars()),
+        shown: spend_text(&month.spend),
+        label: format!("{name} to date"),
+        note,
     }
-    html.push_str("</ul></figcaption>\n</figure>\n<h3>Top consumers</h3>\n");
-    let _ = writeln!(
-        html,
-        "<p>The rows of <code>keysync usage --top {TABLE_KEYS}</code> for the same window \
-         (<code>--format csv</code> has the exact amounts).</p>"
-    );
-    table(html, &usage.top_consumers, "top-consumers");
-    if usage.keys_left_out > 0 {
-        let _ = writeln!(
-            html,
-            "<p class=\"empty\">{} with less use in the window: <code>keysync usage</code> \
-             lists every key.</p>",
-            counted(usage.keys_left_out, "more key")
-        );
+}
+
+/// `$1,234.56`: US dollars as people read them on the page and in the terminal.
+pub(super) fn money(dollars: f64) -> String {
+    ColumnKind::Dollars.text(&Value::Real(dollars))
+}
+
+/// A spend in dollars as people read it.
+pub(super) fn spend_text(spend: &Spend) -> String {
+    ColumnKind::Dollars.text(&spend.usd())
+}
+
+/// `1234.56`: the dollars people read, as a plain number for `data-value` (`0.00` for an
+/// amount under a cent, which people read as `<$0.01`).
+fn plain_dollars(dollars: f64) -> String {
+    let shown = money(dollars);
+    if shown.contains('<') {
+        return "0.00".to_string();
     }
-    html.push_str("</section>\n");
+    shown.replace(['$', ','], "")
 }
 
 /// `232,075,351`: quota as the page's tables write it.
-fn quota_text(used: i64) -> String {
+pub(super) fn quota_text(used: i64) -> String {
     ColumnKind::Quota.text(&Value::Integer(used))
 }
 
-/// `$41.39`: an amount in US dollars as the page's tables write it.
-fn usd_text(usd: &Value) -> String {
-    ColumnKind::Dollars.text(usd)
-}
-
-/// `acme-prod (#7)`, or `other keys` for the stack of the rest.
-fn series_name(series: &Series) -> String {
-    match &series.key {
-        Some(key) => format!(
-            "{} (#{})",
-            key.name.as_deref().unwrap_or("(no name)"),
-            key.id
-        ),
-        None => "other keys".to_string(),
-    }
-}
-
-fn usage_chart<'a>(usage: &Usage) -> BarChart<'a> {
-    let bars = usage
-        .days
-        .iter()
-        .enumerate()
-        .map(|(d, day)| {
-            let date = day.format("%Y-%m-%d").to_string();
-            let day_total =
-                Spend::total(usage.series.iter().map(|s| &s.per_day[d])).unwrap_or_default();
-            let segments = usage
-                .series
-                .iter()
-                .enumerate()
-                .map(|(i, series)| {
-                    let spend = &series.per_day[d];
-                    let title = format!(
-                        "{date}, {}: {} quota, {}",
-                        series_name(series),
-                        quota_text(spend.used()),
-                        usd_text(&spend.usd())
-                    );
-                    (spend.dollars(), format!("s{i}"), title)
-                })
-                .collect();
-            Bar {
-                label: day.format("%b %-d").to_string(),
-                title: format!(
-                    "{date}: {} quota, {}",
-                    quota_text(day_total.used()),
-                    usd_text(&day_total.usd())
-                ),
-                segments,
-            }
-        })
-        .collect();
-    BarChart {
-        description: "Daily quota use in US dollars, stacked by key",
-        y_title: "US dollars per day",
-        x_title: "day (UTC)",
-        bars,
-        tick_label: &dollars,
-        whole: false,
-    }
-}
-
-fn status(html: &mut String, status: &Status, now: i64) {
-    html.push_str("<section id=\"status\">\n<h2>Key status</h2>\n");
-    if status.points.is_empty() {
-        html.push_str("<p class=\"empty\">No good sync in this window.</p>\n");
-    } else {
-        let at = match status.sampling {
-            Sampling::EverySync => {
-                format!("at each of the window's {} good syncs", status.points.len())
-            }
-            Sampling::LastOfEachDay => format!(
-                "at the last good sync of each UTC day ({} points; the window has more syncs \
-                 than the chart can show one by one)",
-                status.points.len()
-            ),
-        };
-        let _ = write!(
-            html,
-            "<p>Live keys by effective status {at}, judged at the time each sync started: an \
-             enabled key past its expiry counts as expired, an enabled limited key with no \
-             quota left as exhausted.</p>\n<figure class=\"chart-box\">\n{}\n\
-             <figcaption><ul class=\"legend\">",
-            status_chart(status).svg()
-        );
-        for (i, name) in live_status_names().iter().enumerate() {
-            let _ = write!(html, "<li><span class=\"swatch st{i}\"></span>{name}</li>");
-        }
-        html.push_str("</ul></figcaption>\n</figure>\n");
-    }
-    let _ = write!(
-        html,
-        "<h3>Now</h3>\n<p>Live keys by effective status at {}.</p>\n",
-        readable_time(now)
-    );
-    let rows = live_status_names()
-        .iter()
-        .zip(status.now)
-        .map(|(name, keys)| vec![Value::Text(name.to_string()), Value::Integer(keys)])
-        .collect();
-    let now_table = Table {
-        columns: Column::plain(&["status", "keys"]),
-        rows,
-    };
-    table(html, &now_table, "status-now");
-    html.push_str("</section>\n");
-}
-
-/// The words for the live effective statuses, in the order of every count of them.
-fn live_status_names() -> [&'static str; 5] {
-    EffectiveStatus::LIVE.map(EffectiveStatus::name)
-}
-
-fn status_chart<'a>(status: &Status) -> BarChart<'a> {
-    let bars = status
-        .points
-        .iter()
-        .map(|point| {
-            let when = readable_time(point.sync.started_at);
-            let counted: Vec<String> = live_status_names()
-                .iter()
-                .zip(point.counts)
-                .map(|(name, keys)| format!("{keys} {name}"))
-                .collect();
-            let segments = live_status_names()
-                .iter()
-                .zip(point.counts)
-                .enumerate()
-                .map(|(i, (name, keys))| {
-                    (
-                        keys as f64,
-                        format!("st{i}"),
-                        format!("sync {} ({when}): {keys} {name}", point.sync.id),
-                    )
-                })
-                .collect();
-            let date = chrono::DateTime::from_timestamp(point.sync.started_at, 0)
-                .map(|t| t.format("%b %-d").to_string())
-                .unwrap_or_default();
-            Bar {
-                label: date,
-                title: format!("sync {} ({when}): {}", point.sync.id, counted.join(", ")),
-                segments,
-            }
-        })
-        .collect();
-    BarChart {
-        description: "Live keys by effective status at each good sync",
-        y_title: "live keys",
-        x_title: "sync (UTC date)",
-        bars,
-        tick_label: &count,
-        whole: true,
-    }
-}
-
-fn expiring(html: &mut String, rows: &Table) {
-    let days = EXPIRING_WITHIN.as_secs() / 86_400;
-    let _ = write!(
-        html,
-        "<section id=\"expiring\">\n<h2>Expiring soon</h2>\n<p>Enabled keys that expire in the \
-         next {days} days, soonest first, and those already past their expiry (negative days \
-         left): <code>keysync query --report expiring-soon --within {days}d</code>.</p>\n"
-    );
-    if rows.rows.is_empty() {
-        let _ = writeln!(
-            html,
-            "<p class=\"empty\">No enabled key expires in the next {days} days.</p>"
-        );
-    } else {
-        table(html, rows, "expiring-keys");
-    }
-    html.push_str("</section>\n");
-}
-
-fn changes(html: &mut String, changes: &Changes) {
-    html.push_str("<section id=\"changes\">\n<h2>Changes</h2>\n");
-    let Some((from, to)) = changes.span else {
-        html.push_str(
-            "<p class=\"empty\">Nothing to compare: the window needs two good syncs.</p>\n\
-             </section>\n",
-        );
-        return;
-    };
-    let _ = writeln!(
-        html,
-        "<p id=\"changes-summary\">From {} to {}: <strong>{} added</strong>, \
-         <strong>{} changed</strong>, <strong>{} removed</strong> (keys; as <code>keysync diff \
-         {} {}</code> counts them).</p>",
-        escape(&from.describe()),
-        escape(&to.describe()),
-        changes.added,
-        changes.changed,
-        changes.removed,
-        from.id,
-        to.id
-    );
-    if !changes.per_field.is_empty() {
-        table(html, &per_field(changes), "changes-per-field");
-    }
-    let searched = match changes.searched {
-        Some(syncs) => format!("the window's last {syncs} good syncs"),
-        None => "the window's syncs".to_string(),
-    };
-    let _ = writeln!(
-        html,
-        "<h3>Most recent</h3>\n<p>The last {RECENT_CHANGES} changes of {searched}, newest \
-         first, without {} (they move with every use: see Usage).</p>",
-        USE_FIELDS.join(", ")
-    );
-    if changes.recent.is_empty() {
-        let _ = writeln!(
-            html,
-            "<p class=\"empty\">No change but use in {searched}.</p>"
-        );
-    } else {
-        table(html, &recent_changes(changes), "recent-changes");
-    }
-    html.push_str("</section>\n");
-}
-
-/// How many keys changed each field.
-fn per_field(changes: &Changes) -> Table {
-    Table {
-        columns: Column::plain(&["field", "keys changed"]),
-        rows: changes
-            .per_field
-            .iter()
-            .map(|(field, keys)| vec![Value::Text(field.to_string()), Value::Integer(*keys as i64)])
-            .collect(),
-    }
-}
-
-/// The most recent changes, one row each, their values as people read them.
-fn recent_changes(changes: &Changes) -> Table {
-    Table {
-        columns: Column::plain(&["sync", "time", "kind", "id", "name", "field", "old", "new"]),
-        rows: changes
-            .recent
-            .iter()
-            .map(|(sync, row)| {
-                let field = row.field.map(|i| DATA_COLUMNS[i]);
-                let shown = |value: &Value| match field {
-                    Some(name) => readable_field(name, value.clone()),
-                    None => value.clone(),
-                };
-                vec![
-                    Value::Integer(sync.id),
-                    Value::Text(readable_time(sync.started_at)),
-                    Value::Text(row.kind.as_str().to_string()),
-                    Value::Integer(row.id),
-                    row.name.clone(),
-                    field.map_or(Value::Null, |name| Value::Text(name.to_string())),
-                    shown(&row.old),
-                    shown(&row.new),
-                ]
-            })
-            .collect(),
-    }
-}
-
-fn exposed(html: &mut String, rows: &Table) {
-    html.push_str(
-        "<section id=\"exposed\">\n<h2>Exposed keys</h2>\n<p>Enabled keys with unlimited \
-         quota, no IP allowlist, no model limits or no expiry, most exposed first: \
-         <code>keysync query --report unrestricted</code>.</p>\n",
-    );
-    if rows.rows.is_empty() {
-        html.push_str("<p class=\"empty\">No enabled key is exposed.</p>\n");
-    } else {
-        table(html, rows, "exposed-keys");
-    }
-    html.push_str("</section>\n");
-}
-
-/// Text up to this long is kept on one line in a table cell.
-const SHORT_TEXT: usize = 24;
-
 /// A table in a wrapper that scrolls sideways on a narrow screen; numbers align right. Cells
 /// are written as keysync's tables write them: dollars, quota and shares as people read them.
-fn table(html: &mut String, table: &Table, id: &str) {
-    let _ = write!(
-        html,
-        "<div class=\"table-wrap\"><table id=\"{id}\">\n<thead><tr>"
-    );
-    for column in &table.columns {
-        let _ = write!(html, "<th>{}</th>", escape(&column.name));
-    }
-    html.push_str("</tr></thead>\n<tbody>\n");
-    for row in &table.rows {
-        html.push_str("<tr>");
-        for (value, column) in row.iter().zip(&table.columns) {
-            let text = column.kind.text(value);
-            // Short text (a time, a name) stays on one line and the table scrolls; only long
-            // text wraps.
-            let class = match value {
-                Value::Integer(_) | Value::Real(_) => " class=\"num\"",
-                _ if text.chars().count() <= SHORT_TEXT => " class=\"short\"",
-                _ => "",
-            };
-            let _ = write!(html, "<td{class}>{}</td>", escape(&text));
+/// Each cell has its column's name as a class (`col-usd`), so the style can leave columns out
+/// on a phone.
+pub(super) fn table(table: &Table, id: &str) -> Markup {
+    html! {
+        div.table-wrap {
+            table id=(id) {
+                thead { tr { @for column in &table.columns {
+                    th class=(column_class(&column.name, false)) { (Shown(&column.name)) }
+                } } }
+                tbody { @for row in &table.rows {
+                    tr { @for (value, column) in row.iter().zip(&table.columns) {
+                        @let number = matches!(value, Value::Integer(_) | Value::Real(_));
+                        td class=(column_class(&column.name, number)) {
+                            (Shown(&column.kind.text(value)))
+                        }
+                    } }
+                } }
+            }
         }
-        html.push_str("</tr>\n");
     }
-    html.push_str("</tbody>\n</table></div>\n");
 }
+
+/// `col-usd num`: a cell's classes, its column's name as one (`keys changed` as
+/// `col-keys-changed`), and `num` for a number.
+pub(super) fn column_class(name: &str, number: bool) -> String {
+    let name: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    if number {
+        format!("col-{name} num")
+    } else {
+        format!("col-{name}")
+    }
+}
+
+/// `148 more keys: keysync usage lists them all.`: the keys a table leaves out.
+pub(super) fn more_keys(left_out: usize, command: &str) -> Markup {
+    html! {
+        @if left_out > 0 {
+            p.more { (counted(left_out, "more key")) ": " code { (command) } " lists them all." }
+        }
+    }
+}
+
+/// The top consumers table's size, for the text around it.
+pub(super) const TOP_KEYS: usize = TABLE_KEYS;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn text_is_escaped_and_addresses_lose_their_scheme_separator() {
-        assert_eq!(escape("plain"), "plain");
+    fn text_is_escaped_shown_as_the_terminal_shows_it_and_addresses_lose_their_separator() {
+        let shown = |text: &str| html! { (Shown(text)) }.into_string();
+        assert_eq!(shown("plain"), "plain");
         assert_eq!(
-            escape(r#"<b>"a" & 'b'</b>"#),
-            "&lt;b&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/b&gt;"
+            shown(r#"<b>"a" & 'b'</b>"#),
+            "&lt;b&gt;&quot;a&quot; &amp; 'b'&lt;/b&gt;"
         );
-        assert_eq!(escape("see https://x.test"), "see https&#58;//x.test");
+        assert_eq!(shown("see https://x.test"), "see https&#58;//x.test");
+        assert_eq!(shown("a\u{202e}b\0c\x1b"), "a\\u{202e}b\\x00c\\x1b");
+    }
+
+    #[test]
+    fn plain_dollars_are_the_dollars_people_read() {
+        assert_eq!(plain_dollars(1234.555), "1234.56");
+        assert_eq!(plain_dollars(0.004), "0.00");
+        assert_eq!(plain_dollars(-0.02), "-0.02");
+        assert_eq!(plain_dollars(1_000_000.0), "1000000.00");
     }
 }
