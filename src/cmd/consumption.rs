@@ -3,7 +3,7 @@
 //! columns people read them in. Both commands show the same numbers.
 //!
 //! `usd` is the window's dollars rounded to 6 decimals and `share` a percentage rounded to 2,
-//! both REAL, as the README's "Usage and dollars" states.
+//! both REAL, as docs/guide.md's "Usage and dollars" states.
 
 use std::collections::HashMap;
 

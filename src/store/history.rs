@@ -1,6 +1,6 @@
 //! Reading the history back: the state of every key at two syncs, and every version of one key.
 //!
-//! The state at sync `S` is the README's contract: the versions with `valid_from_sync <= S`
+//! The state at sync `S` is the history contract (docs/database.md): the versions with `valid_from_sync <= S`
 //! and `valid_to_sync` NULL or `> S`. It is found per key through the primary key
 //! `(key_id, valid_from_sync)` (the one version that can be valid at `S` is the key's last to
 //! start at or before `S`), so reading two states costs two index seeks per key, however long

@@ -1,6 +1,6 @@
 //! What each key used, day by day: the reads of the use ledger
 //! (migrations/V8__refunds_and_prices.sql), where the attribution rule of `keysync usage`
-//! (README, "Usage and dollars") is applied, once, as each pull is recorded.
+//! (docs/guide.md, "Usage and dollars") is applied, once, as each pull is recorded.
 //!
 //! An interval runs between two consecutive good syncs A and B, and its use is dated at B's
 //! start. Use is signed: the gateway never resets a key's `used_quota`, it lowers it only when

@@ -1,7 +1,7 @@
 //! The ten daily pulls with known quota use that `usage` and `html` are tested on: a refund, a
 //! key created between syncs, a key first seen long after its creation, a removed key
-//! and a failed pull. The expected use is computed here, by the README's rule, from what the
-//! fake served at each good pull, never from the database.
+//! and a failed pull. The expected use is computed here, by the rule in docs/guide.md ("Usage
+//! and dollars"), from what the fake served at each good pull, never from the database.
 
 use std::collections::BTreeMap;
 

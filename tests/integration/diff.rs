@@ -102,7 +102,7 @@ fn columns(object: &Json) -> Vec<&str> {
     names
 }
 
-/// The state of the account at sync `s`, by the README's contract, for "unchanged" checks.
+/// The state of the account at sync `s`, by the history contract (docs/database.md), for "unchanged" checks.
 fn state_at(h: &Harness, sync: i64) -> Vec<Vec<rusqlite::types::Value>> {
     h.rows(&format!(
         "SELECT * FROM key_versions WHERE valid_from_sync <= {sync}

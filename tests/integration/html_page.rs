@@ -860,7 +860,7 @@ fn on_a_390_px_phone_nothing_scrolls_sideways_and_names_dollars_and_labels_read(
     assert_eq!(dark["scroll_width"], dark["viewport"], "{dark}");
 }
 
-/// Not a test: writes the story's database to `$KEYSYNC_SHOTS_DB`, for the README's
+/// Not a test: writes the story's database to `$KEYSYNC_SHOTS_DB`, for the page's
 /// screenshots (`cargo test --test integration html_page::write_the_screenshot_database --
 /// --ignored`).
 #[test]

@@ -1,6 +1,6 @@
 //! `keysync usage`: quota use and dollars per key and per day, read from the ten daily pulls of
 //! `daily_pulls` (a refund, a key created between syncs, a key first seen long after its
-//! creation, a removed key and a failed pull), against the use computed there by the README's
+//! creation, a removed key and a failed pull), against the use computed there by the guide's
 //! rule.
 
 use std::collections::BTreeMap;

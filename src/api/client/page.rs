@@ -82,7 +82,7 @@ impl Page {
 /// [`parse_page`] on the runtime's blocking pool. Parsing is most of a listing's CPU: on the
 /// runtime's one thread it held up the requests, and with 2 cores the first pull of 1,000,000
 /// keys took up to 10% longer (8.6 s against 7.6 s, medians of 7 alternated runs of each build;
-/// README, Performance). A panic while parsing goes on from here, as on the runtime.
+/// docs/performance.md). A panic while parsing goes on from here, as on the runtime.
 pub(super) async fn parse_page_on_pool(
     page: u32,
     body: Vec<u8>,

@@ -15,8 +15,8 @@ pub(crate) const FUTURE_SYNC_HELP: &str =
     "\"A SYNC RECORDED IN THE FUTURE\" in the man page (`keysync man | man -l -`) shows";
 
 /// The repair of a sync recorded while the clock was ahead, for `sqlite3` once the clock is
-/// right, while no pull runs and after a backup. The man page prints it; the README shows the
-/// same statements (a test holds them equal and runs them).
+/// right, while no pull runs and after a backup. The man page prints it; docs/database.md shows
+/// the same statements (a test holds them equal and runs them).
 pub const FUTURE_SYNC_REPAIR: &str = "\
 -- A failed (or interrupted) pull wrote no keys: nothing points at its row, so it can go.
 DELETE FROM syncs
