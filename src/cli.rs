@@ -67,7 +67,8 @@ pub(crate) enum Command {
     /// refused with exit 2. The tables: `keys` (each key's current values), `key_versions`
     /// (every version of each key, valid from one sync to another), `syncs` (one row per pull),
     /// `account` (the account the file belongs to), `use_ledger` (quota used per key between
-    /// good syncs), `key_digests` (what each key was last written from) and
+    /// good syncs), `key_digests` (what each key was last written from), `alarms`,
+    /// `notify_targets` and `alarm_deliveries` (what `check` found and told each webhook) and
     /// `refinery_schema_history` (the schema's migrations). The views: `key_info` (keys with
     /// ISO times, `status_name`, `is_expired`, `is_exhausted`, ...), `sync_info`, `clock` (the
     /// "now" they use, which --now fixes), `good_syncs` (the ok and partial syncs) and
@@ -102,6 +103,18 @@ pub(crate) enum Command {
     /// With --max-age, exit 1 when the last good sync (ok or partial) is older than that, or the
     /// last sync failed: point monitoring at `keysync status --max-age 2h`.
     Status(cmd::status::Args),
+    /// Evaluate the alert rules; print one row per firing alarm, exit 1 when any fires
+    ///
+    /// Columns: rule, subject (a key id or `account`), name, value, threshold, since (when the
+    /// alarm was first seen firing), message. The rules are set in the profile's
+    /// [profiles.NAME.alerts] table or by the flags under "Alert rules" (the flag wins). With
+    /// --notify URL, alarms that started or resolved since the last delivery to URL are POSTed
+    /// to it once; a failed delivery is exit 4 and is sent again by the next run. Example (from
+    /// cron):
+    ///
+    ///   keysync pull -q --check --notify "$SLACK_WEBHOOK" --notify-format slack
+    #[command(verbatim_doc_comment)]
+    Check(cmd::check::Args),
     /// What each key used, in quota and in US dollars, between consecutive good syncs
     ///
     /// Without --every: one row per key that used anything in the window, largest first

@@ -30,7 +30,8 @@ pub(crate) const EXIT_CODES: [(&str, &str); 9] = [
     (
         "1",
         "an alarm you asked for (`diff --exit-code` found differences, `status --max-age` found \
-         the record stale, the last pull failed, or a pull interrupted mid-write)",
+         the record stale, the last pull failed, or a pull interrupted mid-write; `check` or \
+         `pull --check` found an alarm firing)",
     ),
     (
         "2",
@@ -41,7 +42,7 @@ pub(crate) const EXIT_CODES: [(&str, &str); 9] = [
     (
         "4",
         "the API failed (network, timeouts, HTTP errors after retries, success:false, bad \
-         response)",
+         response), or a webhook did not take an alarm delivery after 3 tries",
     ),
     (
         "5",

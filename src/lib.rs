@@ -7,6 +7,7 @@
 
 #![warn(unreachable_pub)]
 
+pub(crate) mod alerts;
 pub(crate) mod api;
 pub(crate) mod cli;
 pub(crate) mod cmd;
@@ -52,7 +53,8 @@ fn run(cli: Cli) -> Result<Outcome> {
         Err(error) => return Err(cli.command.could_not_start(error, cli.global.now)),
     };
     match cli.command {
-        Command::Pull(args) => cmd::pull::run(&settings, args).map(success),
+        Command::Pull(args) => cmd::pull::run(&settings, args),
+        Command::Check(args) => cmd::check::run(&settings, args),
         Command::Demo(args) => cmd::demo::run(&settings, args).map(success),
         Command::Syncs(args) => cmd::syncs::run(&settings, args).map(success),
         Command::Diff(args) => cmd::diff::run(&settings, args),

@@ -13,13 +13,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "cmd",
         &[
-            "config", "puller", "fake", "report", "facts", "store", "api", "output",
+            "config", "puller", "fake", "report", "alerts", "facts", "store", "api", "output",
         ],
     ),
+    ("alerts", &["facts", "store", "output"]),
     ("facts", &["store"]),
     ("testing", &["api", "fake", "store"]),
     ("puller", &["store", "api"]),
-    ("config", &["api"]),
+    ("config", &["alerts", "api"]),
     ("fake", &["api"]),
     ("report", &["store"]),
     ("store", &["api"]),

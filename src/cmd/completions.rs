@@ -1,5 +1,6 @@
 //! `keysync completions SHELL`: the shell completion script, generated from the clap model so
-//! it always matches the real flags. Hidden flags (`--backoff-base`, for tests) stay out of it:
+//! it always matches the real flags. Hidden flags (`--backoff-base`, `--notify-backoff`, for
+//! tests) stay out of it:
 //! clap_complete would offer them, so the model is pruned first.
 
 use crate::error::{Error, Result};
@@ -82,7 +83,7 @@ mod tests {
             .flat_map(|(_, args)| args)
             .filter(|id| !arguments(&shown, false).iter().any(|(_, a)| a.contains(id)))
             .collect();
-        assert_eq!(hidden, ["backoff_base"]);
+        assert_eq!(hidden, ["notify_backoff", "backoff_base", "notify_backoff"]);
         assert_eq!(shown.get_version(), full.get_version());
         let mut built = shown;
         built.build();

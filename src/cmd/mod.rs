@@ -4,6 +4,7 @@
 //! `metrics` and `pull` write in [`exposition`], and where a file may be written in [`out`], so
 //! that no command calls another; the flags several commands share are here.
 
+pub(crate) mod check;
 pub(crate) mod completions;
 pub(crate) mod consumption;
 pub(crate) mod demo;

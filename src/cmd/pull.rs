@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 
 use crate::api::Rate;
 use crate::api::pacing::parse_rate;
+use crate::cmd::check::{AlertArgs, Checked, Plan, check, print_alarms};
 use crate::cmd::exposition::publish::Publisher;
 use crate::cmd::show::{print_failure_json, print_summary};
 use crate::config::{
     ApiFlags, Settings, parse_interval, parse_retries, parse_timeout, resolve_pull,
 };
-use crate::error::{Error, Result, Signal};
+use crate::error::{Error, Outcome, Result, Signal};
 use crate::puller::shutdown::Shutdown;
 use crate::puller::{PullFailed, PullOptions, PullTrace, Pulled, pull};
 use crate::time::{parse_duration, unix_now};
@@ -71,6 +72,12 @@ pub(crate) struct Args {
     /// refreshed after every pull; also the profile's metrics_listen
     #[arg(long, value_name = "ADDR", requires = "every")]
     pub metrics_listen: Option<SocketAddr>,
+    /// After each pull, run `keysync check` with the flags below (also the profile's
+    /// `check = true`): exit 1 when an alarm fires, 4 when a webhook delivery failed
+    #[arg(long)]
+    pub check: bool,
+    #[command(flatten)]
+    pub alerts: AlertArgs,
     /// The first wait between retries (doubling after each); for tests
     #[arg(long, hide = true, value_name = "DURATION", value_parser = parse_duration)]
     pub backoff_base: Option<Duration>,
@@ -94,10 +101,18 @@ impl Args {
     }
 }
 
-pub(crate) fn run(settings: &Settings, args: Args) -> Result<()> {
+pub(crate) fn run(settings: &Settings, args: Args) -> Result<Outcome> {
     let pull = match resolve_pull(settings, &args.api_flags()) {
         Ok(pull) => pull,
         Err(error) => return Err(report_unresolved(&args, settings.now, error)),
+    };
+    let checks = match resolve_checks(settings, &args) {
+        Ok(checks) => checks,
+        Err(error) => return Err(report_unresolved(&args, settings.now, error)),
+    };
+    let after = AfterPull {
+        plan: checks,
+        quiet: settings.quiet || args.json,
     };
     let options = PullOptions {
         db: settings.db()?.to_path_buf(),
@@ -125,38 +140,105 @@ pub(crate) fn run(settings: &Settings, args: Args) -> Result<()> {
         if let Some(addr) = listen {
             metrics.listen(addr, settings.quiet).await?;
         }
-        run_pulls(&options, &args, &metrics, settings.quiet).await
+        run_pulls(&options, &args, (&metrics, &after), settings.quiet).await
     };
     crate::cmd::runtime()?.block_on(run)
+}
+
+/// `--check` (or the profile's `check = true`): the check to run after each pull. The alert
+/// flags without it are a mistake, not a silent no-op.
+fn resolve_checks(settings: &Settings, args: &Args) -> Result<Option<Plan>> {
+    if args.check || settings.profile.check == Some(true) {
+        return Plan::resolve(settings, &args.alerts).map(Some);
+    }
+    if args.alerts.any_given() {
+        return Err(Error::Usage(
+            "the alert flags of `pull` (--notify, --expiring, ...) work with --check: add \
+             --check, or set check = true in the profile"
+                .into(),
+        ));
+    }
+    Ok(None)
+}
+
+/// The check after each pull, if any, and whether its alarms are printed.
+struct AfterPull {
+    plan: Option<Plan>,
+    quiet: bool,
+}
+
+impl AfterPull {
+    /// Checks at the pull's `now` (after its pull, whatever became of it) and prints the
+    /// alarms firing, if any, as a table after the pull's summary; none without `--check`.
+    async fn check(&self, options: &PullOptions) -> Option<Result<Checked>> {
+        let plan = self.plan.as_ref()?;
+        let checked = check(&options.db, plan, unix_now(options.now), options.wait).await;
+        if let Ok(checked) = &checked
+            && !self.quiet
+            && !checked.firing.is_empty()
+            && let Err(error) = print_alarms(Default::default(), &checked.firing)
+        {
+            return Some(Err(error));
+        }
+        Some(checked)
+    }
+}
+
+impl AfterPull {
+    /// [`Self::check`] under `--every`: the schedule outlives alarms and failed deliveries;
+    /// they are logged, and a failed delivery is sent again after the next pull.
+    async fn check_on_schedule(&self, options: &PullOptions) {
+        match self.check(options).await {
+            Some(Err(error)) => tracing::error!("{error}"),
+            Some(Ok(Checked {
+                undelivered: Some(error),
+                ..
+            })) => tracing::error!("{error}"),
+            _ => {}
+        }
+    }
+}
+
+/// A one-shot pull's exit: the pull's own failure first (the check ran and delivered all the
+/// same), then the check's: 4 for a failed delivery, 1 for an alarm firing.
+fn outcome(pulled: Result<()>, checked: Option<Result<Checked>>) -> Result<Outcome> {
+    match (pulled, checked) {
+        (Err(error), Some(Err(check_failed))) => {
+            tracing::error!("{check_failed}");
+            Err(error)
+        }
+        (Err(error), _) => Err(error),
+        (Ok(()), None) => Ok(Outcome::Success),
+        (Ok(()), Some(checked)) => checked?.outcome(),
+    }
 }
 
 /// One pull, or with `--every` one per interval until a signal. With `--json` every pull
 /// that failed prints its own line too (see [`report_failure`]). After each pull that began,
 /// the metrics are published; a one-shot pull that could not publish them fails (its own
-/// failure first), a schedule logs it and goes on.
+/// failure first), a schedule logs it and goes on. With `--check`, a check follows every
+/// pull that was not interrupted.
 async fn run_pulls(
     options: &PullOptions,
     args: &Args,
-    metrics: &Publisher,
+    (metrics, after): (&Publisher, &AfterPull),
     quiet: bool,
-) -> Result<()> {
+) -> Result<Outcome> {
     let progress = !quiet && !args.json;
     let shutdown = Shutdown::install()?;
     let report = |trace: &PullTrace, error: Error| report_failure(args.json, trace, error);
     let Some(every) = args.every else {
         let pulled = pull(options, progress, shutdown.requested()).await;
         let published = metrics.publish().await;
-        return match pulled {
-            Ok(Pulled::Done(summary)) => {
-                print_summary(&summary, args.json, quiet)?;
-                published
+        let pulled = match pulled {
+            Ok(Pulled::Done(summary)) => print_summary(&summary, args.json, quiet).and(published),
+            Ok(Pulled::Interrupted(trace)) => {
+                let signal = shutdown.received().unwrap_or(Signal::Interrupt);
+                return Err(report(&trace, Error::Interrupted(signal)));
             }
-            Ok(Pulled::Interrupted(trace)) => Err(report(
-                &trace,
-                Error::Interrupted(shutdown.received().unwrap_or(Signal::Interrupt)),
-            )),
             Err(PullFailed { trace, error }) => Err(report(&trace, error)),
         };
+        return outcome(pulled, after.check(options).await);
     };
     loop {
         let started = Instant::now();
@@ -172,7 +254,7 @@ async fn run_pulls(
                     let signal = shutdown.received().unwrap_or(Signal::Terminate);
                     report(&trace, Error::Interrupted(signal));
                 }
-                return Ok(());
+                return Ok(Outcome::Success);
             }
             // The schedule outlives a bad network or a busy lock, not a rejected token.
             Err(PullFailed { trace, error }) if error.is_transient() => {
@@ -182,11 +264,15 @@ async fn run_pulls(
                     humantime::format_duration(every)
                 );
             }
-            Err(PullFailed { trace, error }) => return Err(report(&trace, error)),
+            Err(PullFailed { trace, error }) => {
+                let error = report(&trace, error);
+                return outcome(Err(error), after.check(options).await);
+            }
         }
+        after.check_on_schedule(options).await;
         tokio::select! {
             () = tokio::time::sleep(every.saturating_sub(started.elapsed())) => {}
-            _ = shutdown.requested() => return Ok(()),
+            _ = shutdown.requested() => return Ok(Outcome::Success),
         }
     }
 }

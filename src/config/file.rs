@@ -3,7 +3,8 @@
 //! `$XDG_CONFIG_HOME/keysync/config.toml` (else `~/.config/keysync/config.toml`), or
 //! `--config PATH`. Each `[profiles.NAME]` table may set `db`, `base_url`, `token_file`,
 //! `user_id`, `timeout`, `retries`, `ping_url`, `ca_cert`, `max_rate`, `quota_per_unit` (for
-//! `usage`), `metrics_file` and `metrics_listen` (for `pull`);
+//! `usage`), `metrics_file` and `metrics_listen` (for `pull`), and for `check` `check`,
+//! `notify`, `notify_format` and an `alerts` table;
 //! `--profile NAME` / `KEYSYNC_PROFILE` picks one, and without it the profile named `default` applies when there is one. Relative paths
 //! are relative to the config file's folder, and `~/` is the home folder. A mistake in the
 //! file is an error naming the file, the line and the key.
@@ -15,6 +16,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::alerts::ProfileAlerts;
+use crate::alerts::notify::NotifyFormat;
 use crate::api::Rate;
 use crate::api::pacing::parse_rate;
 use crate::config::{parse_quota_per_unit, parse_retries, parse_timeout, xdg_base_dir};
@@ -44,6 +47,15 @@ pub(crate) struct Profile {
     pub metrics_file: Option<PathBuf>,
     /// `pull --every --metrics-listen`: where to serve `/metrics` (`"127.0.0.1:9184"`).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `pull` runs `check` after each pull, as `pull --check` does.
+    pub check: Option<bool>,
+    /// The webhooks `check` delivers alarms to, as `--notify` takes them; secrets.
+    pub notify: Option<Vec<String>>,
+    /// The body of those deliveries, as `--notify-format` takes it.
+    pub notify_format: Option<NotifyFormat>,
+    /// `[profiles.NAME.alerts]`: the rules of `check`, checked when the file is read.
+    #[serde(default)]
+    pub alerts: ProfileAlerts,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,5 +1,5 @@
-//! Whether the record is fresh enough to trust: the rule `status --max-age` alarms by (and
-//! `check`'s `stale` and `last_pull_failed` rules will). A pull still running is judged by the
+//! Whether the record is fresh enough to trust: the rule `status --max-age` alarms by, and
+//! `check`'s `stale` and `last_pull_failed` rules. A pull still running is judged by the
 //! one before it; a good sync from the future is never fresh.
 
 use std::time::Duration;
@@ -22,10 +22,24 @@ pub(crate) fn alarm(
     max_age: Duration,
     now: i64,
 ) -> Option<String> {
-    if let Some(failed) = finished.filter(|s| s.status == SyncStatus::Failed) {
-        let error = failed.error.as_deref().unwrap_or("no error recorded");
-        return Some(format!("the last sync ({}) failed: {error}", failed.id));
-    }
+    last_pull_failed(finished).or_else(|| staleness(good, (max_age, "--max-age"), now))
+}
+
+/// Why the last finished pull is an alarm, if it failed (`check`'s `last_pull_failed`).
+pub(crate) fn last_pull_failed(finished: Option<&SyncRow>) -> Option<String> {
+    let failed = finished.filter(|s| s.status == SyncStatus::Failed)?;
+    let error = failed.error.as_deref().unwrap_or("no error recorded");
+    Some(format!("the last sync ({}) failed: {error}", failed.id))
+}
+
+/// Why the last good sync is too old to trust, if it is: none at all, one older than
+/// `max_age` (named in the message as `setting` names it), or one in the future (`check`'s
+/// `stale`).
+pub(crate) fn staleness(
+    good: Option<&SyncRow>,
+    (max_age, setting): (Duration, &str),
+    now: i64,
+) -> Option<String> {
     let Some(good) = good else {
         return Some("no good sync yet: run `keysync pull`".to_string());
     };
@@ -42,7 +56,7 @@ pub(crate) fn alarm(
     }
     (age > max_age.as_secs() as i64).then(|| {
         format!(
-            "the last good sync ({}) is {} old, more than --max-age {}: is the cron job running?",
+            "the last good sync ({}) is {} old, more than {setting} {}: is the cron job running?",
             good.id,
             readable_age(age),
             humantime::format_duration(max_age)

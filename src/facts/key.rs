@@ -7,7 +7,7 @@ use std::num::NonZeroU64;
 
 use crate::error::Result;
 use crate::store::Store;
-pub(crate) use crate::store::status::KeyState;
+pub(crate) use crate::store::status::{KeyState, LiveKey};
 
 /// What a key would do if used now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -127,6 +127,35 @@ impl KeyState {
             Some(1) if self.is_exhausted() => EffectiveStatus::Exhausted,
             code => EffectiveStatus::of_code(code),
         }
+    }
+}
+
+/// The ways an enabled key can be exposed, as the `unrestricted` report names them
+/// (src/report/unrestricted.sql): no spending cap, no IP allowlist, no model limits, no expiry.
+pub(crate) const EXPOSURES: [&str; 4] = ["unlimited-quota", "any-ip", "any-model", "never-expires"];
+
+impl LiveKey {
+    /// The [`EXPOSURES`] this key has, in that order; none unless it is live and enabled
+    /// upstream (the report's rule).
+    pub(crate) fn exposures(&self) -> Vec<&'static str> {
+        if !self.state.is_listed_enabled() {
+            return Vec::new();
+        }
+        let blank = |text: &Option<String>| {
+            text.as_deref()
+                .is_none_or(|t| t.trim_matches([' ', '\t', '\n', '\r']).is_empty())
+        };
+        let has = [
+            self.state.unlimited_quota == Some(true),
+            blank(&self.allow_ips),
+            self.model_limits_enabled != Some(1),
+            self.state.expired_time == Some(-1),
+        ];
+        EXPOSURES
+            .into_iter()
+            .zip(has)
+            .filter_map(|(name, has)| has.then_some(name))
+            .collect()
     }
 }
 
@@ -257,6 +286,64 @@ mod tests {
             .iter()
             .map(|k| k.effective_status(NOW).name())
             .collect();
+        assert_eq!(from_sql, from_rust);
+    }
+
+    /// The `unrestricted` report's `risks` are exactly the exposures here, in its order.
+    #[test]
+    fn the_unrestricted_report_and_this_module_agree_on_random_keys() {
+        let conn = migrated_in_memory();
+        let mut rng = fastrand::Rng::with_seed(25);
+        let mut from_rust = Vec::new();
+        for id in 1..=400 {
+            let pick =
+                |rng: &mut fastrand::Rng, values: &[Option<i64>]| values[rng.usize(..values.len())];
+            let ips = ["", " \t", "10.0.0.1", "NULL"][rng.usize(..4)];
+            let key = LiveKey {
+                state: KeyState {
+                    id,
+                    status: pick(&mut rng, &[Some(1), Some(1), Some(2), None]),
+                    expired_time: pick(&mut rng, &[Some(-1), Some(NOW + 5), None]),
+                    remain_quota: Some(1),
+                    unlimited_quota: pick(&mut rng, &[Some(0), Some(1), None]).map(|u| u == 1),
+                    removed: rng.u8(..10) == 0,
+                },
+                name: Some(format!("k{id}")),
+                allow_ips: (ips != "NULL").then(|| ips.to_string()),
+                model_limits_enabled: pick(&mut rng, &[Some(0), Some(1), None]),
+            };
+            conn.execute(
+                "INSERT INTO keys (id, name, status, expired_time, remain_quota, unlimited_quota,
+                                   allow_ips, model_limits_enabled, first_seen_sync, removed_sync)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9)",
+                rusqlite::params![
+                    id,
+                    key.name,
+                    key.state.status,
+                    key.state.expired_time,
+                    key.state.remain_quota,
+                    key.state.unlimited_quota,
+                    key.allow_ips,
+                    key.model_limits_enabled,
+                    key.state.removed.then_some(2)
+                ],
+            )
+            .unwrap();
+            let exposures = key.exposures();
+            if !exposures.is_empty() {
+                from_rust.push((id, exposures.join(", ")));
+            }
+        }
+        crate::store::views::install_temp_views(&conn, NOW).unwrap();
+        let sql = include_str!("../report/unrestricted.sql");
+        let mut statement = conn.prepare(sql).unwrap();
+        let mut from_sql: Vec<(i64, String)> = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        from_sql.sort_unstable();
+        assert!(from_rust.len() > 100, "{}", from_rust.len());
         assert_eq!(from_sql, from_rust);
     }
 

@@ -1,8 +1,10 @@
 //! The SQLite file, behind one type: [`Store`] opens it (pragmas, refinery migrations, identity
 //! and version checks; read-write, read-only or query mode) and its methods are the reads and
 //! writes the commands make. Reports are the only other SQL, and they go through query mode.
-//! Also here: the pull lock, and the pull's own writes (`sync`).
+//! Also here: the pull lock, the pull's own writes (`sync`), and the alarm state of `check`
+//! (`alarms`).
 
+pub(crate) mod alarms;
 pub(crate) mod diff;
 pub(crate) mod history;
 pub(crate) mod lock;

@@ -108,6 +108,40 @@ fn live_key_figures(conn: &Connection) -> Result<Vec<KeyFigures>> {
         .db(context)
 }
 
+/// A live key as the alert rules name and judge it: its [`KeyState`], its name, and the
+/// columns the `unrestricted` report reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct LiveKey {
+    pub(crate) state: KeyState,
+    pub(crate) name: Option<String>,
+    pub(crate) allow_ips: Option<String>,
+    /// 1 when the key may use only its listed models.
+    pub(crate) model_limits_enabled: Option<i64>,
+}
+
+/// Every live key's [`LiveKey`], by id.
+fn live_keys(conn: &Connection) -> Result<Vec<LiveKey>> {
+    let context = "cannot read the keys";
+    let mut statement = conn
+        .prepare(&format!(
+            "SELECT {KEY_STATE_COLUMNS}, name, allow_ips, model_limits_enabled FROM keys
+             WHERE removed_sync IS NULL ORDER BY id"
+        ))
+        .db(context)?;
+    statement
+        .query_map([], |row| {
+            Ok(LiveKey {
+                state: key_state(row)?,
+                name: row.get(5)?,
+                allow_ips: row.get(6)?,
+                model_limits_enabled: row.get(7)?,
+            })
+        })
+        .db(context)?
+        .collect::<rusqlite::Result<_>>()
+        .db(context)
+}
+
 /// What a finished sync cost: how long it ran and the requests it sent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct SyncCost {
@@ -252,6 +286,11 @@ impl Store {
     /// Every live key's state, by id.
     pub(crate) fn live_key_states(&self) -> Result<Vec<KeyState>> {
         live_key_states(self.conn())
+    }
+
+    /// Every live key with its name and exposure, by id.
+    pub(crate) fn live_keys(&self) -> Result<Vec<LiveKey>> {
+        live_keys(self.conn())
     }
 
     /// Every live key's state, name and use, by id.

@@ -75,12 +75,17 @@
 //! - `calendar`: calendar windows over pulls on both sides of a month boundary: `--month`
 //!   against its `--since`/`--until`, dates, `today` and `yesterday` in `usage`, `html`, `diff`,
 //!   the reports' `--since` and `--now`, and the months and times refused.
+//! - `alerts`: `keysync check` and `pull --check`: each rule on data built for it and just
+//!   outside it, the alarm state, deliveries to a local webhook receiver (new once, resolved
+//!   once, a 500 sent again next run, Slack's escaping), the webhook's secret kept out of
+//!   output and the database, exit codes, `--no-state` writing nothing, `pull --every --check`.
 //! - `manual`: what a user reads without the repository: `--help` (global options last, exit
 //!   codes at the top only, defaults), `--version`, `keysync man` checked by groff, completion
 //!   values.
 //! - `installed`: an installed binary without a checkout: `query --report --show-sql` run back
 //!   through `--file`, and `demo --db PATH` made again at any path.
 
+mod alerts;
 mod calendar;
 mod common;
 mod contrib;

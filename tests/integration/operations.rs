@@ -370,8 +370,9 @@ fn a_malformed_config_or_unknown_profile_is_exit_2_with_the_line() {
         format!(
             "keysync: error: bad config file {}:3: unknown field `database`, expected one of \
              `db`, `base_url`, `token_file`, `user_id`, `timeout`, `retries`, `ping_url`, \
-             `ca_cert`, `quota_per_unit`, `max_rate`, `metrics_file`, \
-             `metrics_listen`; fix it, or point --config at another file\n",
+             `ca_cert`, `quota_per_unit`, `max_rate`, `metrics_file`, `metrics_listen`, \
+             `check`, `notify`, `notify_format`, `alerts`; fix it, or point --config at another \
+             file\n",
             config.display()
         )
     );
