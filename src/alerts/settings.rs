@@ -266,10 +266,6 @@ pub(crate) struct Rules {
 
 impl Rules {
     /// The rules of the profile alone (no flags): what `metrics` and `html` evaluate.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "metrics and html, its first readers, are to come")
-    )]
     pub(crate) fn from_profile(
         profile: &ProfileAlerts,
         price_setting: Option<NonZeroU64>,
@@ -312,6 +308,15 @@ impl Rules {
     /// The settings in force, in definition order.
     pub(crate) fn active(&self) -> impl Iterator<Item = &(&'static Setting, Threshold)> {
         self.set.iter()
+    }
+
+    /// The names of the rules in force that raise alarms (`ignore` and `spike_min_usd` tune
+    /// others), in the order `check` evaluates them.
+    pub(crate) fn evaluated(&self) -> impl Iterator<Item = &'static str> {
+        self.set
+            .iter()
+            .filter(|(setting, _)| setting.evaluate.is_some())
+            .map(|(setting, _)| setting.name)
     }
 
     /// The value of the setting `name`, when it is on.

@@ -268,7 +268,7 @@ pub(crate) fn print_alarms(how: RowFormat, alarms: &[Alarm]) -> Result<()> {
     print_columns(how, &columns, rows)
 }
 
-fn row(alarm: &Alarm, for_people: bool) -> Vec<Value> {
+pub(crate) fn row(alarm: &Alarm, for_people: bool) -> Vec<Value> {
     let unit = unit_of(&alarm.rule);
     // Whole numbers as integers, as the webhook's JSON has them (`notify::number`).
     let number = |n: Option<f64>| match n {

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 
+use crate::alerts::Rules;
 use crate::cmd::exposition::{Facts, PerKey, file_rule};
 use crate::cmd::out::Sink;
 use crate::config::{Settings, parse_quota_per_unit};
@@ -32,7 +33,8 @@ pub(crate) fn run(settings: &Settings, args: Args) -> Result<()> {
     let out = args.out.as_deref().unwrap_or(Path::new("-"));
     let sink = Sink::open(out, file_rule("--out"))?;
     let price = args.quota_per_unit.or(settings.profile.quota_per_unit);
-    let text = Facts::read(db, price, settings.now())?.render(args.per_key);
+    let rules = Rules::from_profile(&settings.profile.alerts, price);
+    let text = Facts::read(db, price, &rules, settings.now())?.render(args.per_key);
     sink.write(&text)?;
     if args.out.is_some() && !settings.quiet {
         // Not `eprintln!`, which panics on a closed stderr.

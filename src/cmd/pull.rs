@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::alerts::Rules;
 use crate::api::Rate;
 use crate::api::pacing::parse_rate;
 use crate::cmd::check::{AlertArgs, Checked, Plan, check, print_alarms};
@@ -123,9 +124,13 @@ pub(crate) fn run(settings: &Settings, args: Args) -> Result<Outcome> {
         ping_url: pull.ping_url,
     };
     let profile = &settings.profile;
+    let rules = match &after.plan {
+        Some(plan) => plan.rules.clone(),
+        None => Rules::from_profile(&profile.alerts, profile.quota_per_unit),
+    };
     let metrics = Publisher::new(
         options.db.clone(),
-        profile.quota_per_unit,
+        (profile.quota_per_unit, rules),
         settings.now,
         args.metrics_file
             .clone()

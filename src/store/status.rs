@@ -303,14 +303,6 @@ impl Store {
         sync_cost(self.conn(), id)
     }
 
-    /// One read transaction: every read until it is dropped sees the same syncs, even while a
-    /// pull commits.
-    pub(crate) fn snapshot(&self) -> Result<rusqlite::Transaction<'_>> {
-        self.conn()
-            .unchecked_transaction()
-            .db("cannot start reading the database")
-    }
-
     pub(crate) fn key_counts(&self) -> Result<KeyCounts> {
         key_counts(self.conn())
     }

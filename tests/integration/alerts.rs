@@ -15,7 +15,7 @@ use crate::daily_pulls::{DAY, HOUR, key};
 
 /// A local webhook receiver: records each POSTed body (parsed as JSON) and answers 200, or
 /// 500 while `failing`.
-struct Receiver {
+pub struct Receiver {
     base: String,
     seen: Arc<Mutex<Vec<Json>>>,
     failing: Arc<AtomicBool>,
@@ -26,7 +26,7 @@ struct Receiver {
 const SECRET: &str = "T0001/B0002/s3cr3tWebhookPath";
 
 impl Receiver {
-    fn start() -> Receiver {
+    pub fn start() -> Receiver {
         use axum::extract::State;
         use axum::http::StatusCode;
         type Shared = (
@@ -71,12 +71,12 @@ impl Receiver {
         }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("{}/services/{SECRET}", self.base.trim_end_matches('/'))
     }
 
     /// The bodies received so far, forgetting them.
-    fn take(&self) -> Vec<Json> {
+    pub fn take(&self) -> Vec<Json> {
         std::mem::take(&mut *self.seen.lock().unwrap())
     }
 

@@ -10,6 +10,7 @@ use chrono::{Datelike, Duration, NaiveDate, Utc};
 use pretty_assertions::assert_eq;
 use serde_json::json;
 
+use crate::alerts::Receiver;
 use crate::common::{Harness, TOKEN};
 
 const DOCUMENTS: [&str; 5] = [
@@ -146,7 +147,7 @@ fn account_with_history() -> Harness {
 /// Runs `script` with `sh -c` as a user would: `keysync` and a recording `mail` on the PATH,
 /// HOME in the test's folder, the base URL and database in the environment, the token on
 /// stdin (the first-pull recipe reads it there), no token in the environment.
-fn sh(h: &Harness, script: &str) -> std::process::Output {
+fn sh(h: &Harness, script: &str, extra: &[(&str, &str)]) -> std::process::Output {
     let bin = Path::new(env!("CARGO_BIN_EXE_keysync")).parent().unwrap();
     let stubs = h.dir.path().join("stubs");
     let path = format!("{}:{}:/usr/bin:/bin", stubs.display(), bin.display());
@@ -162,6 +163,7 @@ fn sh(h: &Harness, script: &str) -> std::process::Output {
         .env("HOME", h.dir.path())
         .env("COMETAPI_BASE_URL", h.server.url())
         .env("KEYSYNC_DB", &h.db)
+        .envs(extra.iter().copied())
         .current_dir(h.dir.path())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -222,7 +224,7 @@ fn the_first_pull_recipe_runs_as_written() {
     let [script] = blocks(section(&readme, "## First pull"), "sh")[..] else {
         panic!("one sh block under First pull");
     };
-    let stdout = expect_success(&sh(&h, script), script);
+    let stdout = expect_success(&sh(&h, script, &[]), script);
     let token = std::fs::read_to_string(h.dir.path().join(".config/keysync/token")).unwrap();
     assert_eq!(token, format!("{TOKEN}\n"));
     assert!(stdout.contains("keys:           12 live"), "{stdout}");
@@ -232,16 +234,22 @@ fn the_first_pull_recipe_runs_as_written() {
 fn the_recipes_run_as_written() {
     let h = account_with_history();
     install_mail_stub(&h);
+    let webhook = Receiver::start();
     // A change since yesterday's pull, for the daily diff of the last 24 hours.
     h.server.account().set(6, "name", json!("renamed-today"));
+    // And a key nearly out of quota, for the alert recipe.
+    for (field, value) in [("status", json!(1)), ("unlimited_quota", json!(false))] {
+        h.server.account().set(7, field, value);
+    }
+    h.server.account().set(7, "remain_quota", json!(100));
     let readme = read("README.md");
     let first = blocks(section(&readme, "## First pull"), "sh")[0];
-    expect_success(&sh(&h, first), first);
+    expect_success(&sh(&h, first, &[]), first);
     let recipes = section(&readme, "## Recipes");
     let mut printed = String::new();
     for script in blocks(recipes, "sh") {
         save_named_script(&h, script);
-        printed += &expect_success(&sh(&h, script), script);
+        printed += &expect_success(&sh(&h, script, &[]), script);
     }
     assert!(
         printed.contains("renamed-yesterday"),
@@ -253,8 +261,20 @@ fn the_recipes_run_as_written() {
         }
         let command: Vec<&str> = line.split_whitespace().skip(5).collect();
         let command = command.join(" ");
-        expect_success(&sh(&h, &command), &command);
+        let output = sh(&h, &command, &[("SLACK_WEBHOOK", &webhook.url())]);
+        // A check exits 1 while alarms fire: what cron mails.
+        if command.contains("--check") && output.status.code() == Some(1) {
+            continue;
+        }
+        expect_success(&output, &command);
     }
+    let slack = webhook.take();
+    assert_eq!(slack.len(), 1, "one delivery of the alarms: {slack:?}");
+    let text = slack[0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("FIRING") && text.contains("low_quota_usd"),
+        "{text}"
+    );
     let metrics = std::fs::read_to_string(h.dir.path().join("textfile/keysync.prom")).unwrap();
     assert!(
         metrics.contains("\nkeysync_account_used_quota "),

@@ -210,7 +210,7 @@ fn every_tile_is_the_number_usage_status_and_the_reports_print() {
         .select(&sel("[data-sync]"))
         .map(|e| attr(e, "data-sync"))
         .collect();
-    assert_eq!(synced.len(), 2 + 7, "header, tiles, seven sections");
+    assert_eq!(synced.len(), 2 + 8, "header, tiles, eight sections");
     assert!(synced.iter().all(|s| *s == sync), "{synced:?}");
 
     // Spend: `usage`'s total; no use recorded in the 30 days before.
@@ -292,6 +292,25 @@ fn every_tile_is_the_number_usage_status_and_the_reports_print() {
              changed, nothing else); 2 changed otherwise."
         )]
     );
+
+    // Alerts: the alarms `keysync check` finds at the same now, with the default rules, one
+    // row each.
+    let now = page_now().to_string();
+    let checked = run(
+        h.keysync()
+            .args(["check", "--no-state", "--format", "json", "--now", &now]),
+        1,
+    );
+    let alarms: Vec<serde_json::Value> = serde_json::from_str(&checked.stdout).unwrap();
+    assert!(alarms.len() >= 3, "{alarms:?}");
+    assert_eq!(tile(&page, "tile-alerts").0, alarms.len().to_string());
+    let rows = table_cells_of(&page, "#alarms");
+    assert_eq!(rows.len(), alarms.len());
+    for (row, alarm) in rows.iter().zip(&alarms) {
+        assert_eq!(row[0], alarm["rule"].as_str().unwrap());
+        assert_eq!(row[1], alarm["subject"].as_str().unwrap());
+        assert_eq!(row[5], alarm["message"].as_str().unwrap());
+    }
 
     // Every tile links to its section.
     for a in page.select(&sel("a.tile")) {
@@ -869,4 +888,15 @@ fn write_the_screenshot_database() {
     let story = twelve_days();
     let to = std::env::var_os("KEYSYNC_SHOTS_DB").expect("KEYSYNC_SHOTS_DB");
     std::fs::copy(&story.h.db, to).unwrap();
+}
+
+/// The text of each body cell of the table `selector`, row by row.
+fn table_cells_of(page: &Html, selector: &str) -> Vec<Vec<String>> {
+    page.select(&sel(&format!("{selector} tbody tr")))
+        .map(|row| {
+            row.select(&sel("td"))
+                .map(|cell| cell.text().collect::<String>())
+                .collect()
+        })
+        .collect()
 }

@@ -180,6 +180,79 @@ fn every_value_is_the_databases_and_status_counts_the_same_keys() {
     the_keys_are_the_databases(&h, &series, &now);
 }
 
+/// `keysync_alerts_firing{rule}`: one series per rule in force (the profile's, with the
+/// defaults), each the count of the alarms `check --no-state` prints for that rule.
+#[test]
+fn alerts_firing_counts_what_check_finds_per_rule_in_force() {
+    let h = pulled(120);
+    std::fs::write(
+        h.dir.path().join("config.toml"),
+        "[profiles.default.alerts]\nexpiring = \"3650d\"\nstale = \"10m\"\nunrestricted = [\"any-ip\"]\n",
+    )
+    .unwrap();
+    let config = h.dir.path().join("config.toml");
+    let config = config.to_str().unwrap();
+    let now = (NOW + 3600).to_string();
+    let series = parse(
+        &run(
+            h.keysync()
+                .args(["--config", config, "--now", &now, "metrics"]),
+            0,
+        )
+        .stdout,
+    );
+    let checked = check_exit(
+        h.keysync()
+            .args([
+                "--config",
+                config,
+                "--now",
+                &now,
+                "check",
+                "--no-state",
+                "--format",
+                "json",
+            ])
+            .output()
+            .unwrap(),
+        1,
+        "keysync check",
+    )
+    .json();
+    let mut found: BTreeMap<String, i64> = BTreeMap::new();
+    for alarm in checked.as_array().unwrap() {
+        *found
+            .entry(alarm["rule"].as_str().unwrap().into())
+            .or_default() += 1;
+    }
+    let firing: BTreeMap<String, i64> = series["keysync_alerts_firing"]
+        .iter()
+        .map(|(labels, value)| (labels["rule"].clone(), *value))
+        .collect();
+    let rules = [
+        "expiring",
+        "low_quota_usd",
+        "last_pull_failed",
+        "stale",
+        "unrestricted",
+    ];
+    assert_eq!(firing.keys().collect::<Vec<_>>(), {
+        let mut sorted = rules.to_vec();
+        sorted.sort();
+        sorted
+    });
+    for rule in rules {
+        assert_eq!(
+            firing[rule],
+            found.get(rule).copied().unwrap_or(0),
+            "{rule}"
+        );
+    }
+    // The data holds alarms of several rules, and one rule in force with none.
+    assert!(firing["expiring"] >= 1 && firing["unrestricted"] >= 1 && firing["stale"] == 1);
+    assert_eq!(firing["last_pull_failed"], 0);
+}
+
 /// The latest sync (the failed one) and the latest good one, as the `syncs` table has them.
 fn the_syncs_are_the_databases(h: &Harness, series: &Series) {
     let last = &h.rows(

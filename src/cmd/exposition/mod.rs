@@ -22,6 +22,7 @@ use std::fmt::Write;
 use std::num::NonZeroU64;
 use std::path::Path;
 
+use crate::alerts::{Rules, evaluate};
 use crate::cmd::out::Rule;
 use crate::error::Result;
 use crate::facts::key::{EffectiveStatus, count_by_status};
@@ -74,25 +75,39 @@ pub(crate) struct Facts {
     /// The latest sync that has ended, and what it cost.
     last: Option<(SyncRow, SyncCost)>,
     good: Option<SyncRow>,
+    /// Each alert rule in force, and how many alarms it has firing.
+    alerts: Vec<(&'static str, usize)>,
 }
 
 impl Facts {
     /// Reads the facts of the database at `db` at `now`; `price_setting` is the profile's or
-    /// the flag's `quota_per_unit`, which wins over the gateway's, as in `status` and `usage`.
-    pub(crate) fn read(db: &Path, price_setting: Option<NonZeroU64>, now: i64) -> Result<Facts> {
+    /// the flag's `quota_per_unit`, which wins over the gateway's, as in `status` and `usage`;
+    /// `rules` are the alert rules in force, evaluated as `check --no-state` evaluates them.
+    pub(crate) fn read(
+        db: &Path,
+        price_setting: Option<NonZeroU64>,
+        rules: &Rules,
+        now: i64,
+    ) -> Result<Facts> {
         let store = Store::open_read_only(db)?;
-        let _snapshot = store.snapshot()?;
+        store.begin_snapshot()?;
         // A pull still running is judged by the one before it, as `status --max-age` judges.
         let last = match store.last_finished_sync()? {
             Some(sync) => store.sync_cost(sync.id)?.map(|cost| (sync, cost)),
             None => None,
         };
+        let alarms = evaluate(&store, rules, now)?;
+        let alerts = rules
+            .evaluated()
+            .map(|rule| (rule, alarms.iter().filter(|a| a.rule == rule).count()))
+            .collect();
         Ok(Facts {
             now,
             keys: store.live_key_figures()?,
             quota_per_unit: price_in_force(&store, price_setting)?.quota_per_unit,
             last,
             good: store.last_good_sync()?,
+            alerts,
         })
     }
 
@@ -101,8 +116,7 @@ impl Facts {
         let mut text = Text::default();
         self.account_families(&mut text);
         self.sync_families(&mut text);
-        // The alert rules' family, `keysync_alerts_firing{rule}`, goes here once `check`
-        // (issue 25) defines the rules: one gauge per rule, 0 or the alarms firing.
+        self.alert_families(&mut text);
         let keys = self.keys.len();
         match per_key {
             PerKey::Always => self.key_families(&mut text),
@@ -188,6 +202,20 @@ impl Facts {
                 "Start of the latest ok or partial pull, in unix seconds.",
             );
             text.sample(name, &[], good.started_at);
+        }
+    }
+
+    fn alert_families(&self, text: &mut Text) {
+        if self.alerts.is_empty() {
+            return;
+        }
+        let name = "keysync_alerts_firing";
+        text.family(
+            name,
+            "Alarms firing now, per alert rule in force (as `keysync check` evaluates them).",
+        );
+        for (rule, firing) in &self.alerts {
+            text.sample(name, &[("rule", rule)], *firing as i64);
         }
     }
 

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use super::endpoint::Endpoint;
 use super::{Facts, PerKey, file_rule};
+use crate::alerts::Rules;
 use crate::cmd::out::Sink;
 use crate::error::{Error, Result};
 use crate::time::unix_now;
@@ -23,6 +24,8 @@ pub(crate) struct Publisher {
     db: PathBuf,
     /// The profile's `quota_per_unit`, which wins over the gateway's price.
     price: Option<NonZeroU64>,
+    /// The alert rules in force: the check's when the pull checks, else the profile's.
+    rules: Rules,
     /// `--now`, for the facts that depend on it (what a key would do now).
     now: Option<i64>,
     file: Option<PathBuf>,
@@ -34,7 +37,7 @@ impl Publisher {
     /// once (exit 2).
     pub(crate) fn new(
         db: PathBuf,
-        price: Option<NonZeroU64>,
+        (price, rules): (Option<NonZeroU64>, Rules),
         now: Option<i64>,
         file: Option<PathBuf>,
     ) -> Result<Publisher> {
@@ -45,6 +48,7 @@ impl Publisher {
         Ok(Publisher {
             db,
             price,
+            rules,
             now,
             file,
             endpoint: None,
@@ -92,7 +96,9 @@ impl Publisher {
 
     async fn render(&self) -> Result<String> {
         let (db, price, now) = (self.db.clone(), self.price, unix_now(self.now));
-        tokio::task::spawn_blocking(move || Ok(Facts::read(&db, price, now)?.render(PerKey::Auto)))
+        let rules = self.rules.clone();
+        let read = move || Ok(Facts::read(&db, price, &rules, now)?.render(PerKey::Auto));
+        tokio::task::spawn_blocking(read)
             .await
             .map_err(|e| Error::Internal(format!("reading the metrics failed: {e}")))?
     }

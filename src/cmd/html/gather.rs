@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use rusqlite::types::Value;
 
+use crate::alerts::{Alarm, Rules, evaluate};
 use crate::api::model::DATA_COLUMNS;
 use crate::cmd::consumption::{per_key, per_key_columns};
 use crate::cmd::show::report_columns;
@@ -83,6 +84,9 @@ pub(super) struct Page {
     pub exposed: Exposed,
     /// One panel per key of the top consumers table, in its order.
     pub panels: Vec<KeyPanel>,
+    /// The alarms firing now, as `keysync check` finds them with the profile's rules; `None`
+    /// when every rule is turned off.
+    pub alarms: Option<Vec<Alarm>>,
 }
 
 /// The numbers of the summary tiles that the sections do not already hold.
@@ -221,7 +225,7 @@ impl Page {
         (since, until): (i64, i64),
         now: i64,
         now_given: bool,
-        price_setting: Option<NonZeroU64>,
+        (price_setting, rules): (Option<NonZeroU64>, &Rules),
     ) -> Result<Page> {
         // Query mode pins the views' clock at `now`, as `keysync query --now` does.
         let mut store = Store::open_for_query(db, now)?;
@@ -243,7 +247,12 @@ impl Page {
             below: Some(below),
             ..ReportArgs::default()
         };
+        let alarms = match rules.evaluated().next() {
+            Some(_) => Some(evaluate(&store, rules, now)?),
+            None => None,
+        };
         Ok(Page {
+            alarms,
             db: db.display().to_string(),
             account: store.account()?.map(|(user_id, _)| user_id),
             sync: store.last_good_at_or_before(until)?,

@@ -17,8 +17,8 @@ use std::io::Write;
 use std::num::NonZeroU64;
 use std::path::PathBuf;
 
+use crate::alerts::Rules;
 use crate::cmd::out::{Rule, Sink};
-
 use crate::config::{Settings, parse_quota_per_unit};
 use crate::error::{Error, Result};
 use crate::time::{Month, When, parse_month, parse_when, readable_time};
@@ -68,12 +68,13 @@ pub(crate) fn run(settings: &Settings, args: Args) -> Result<()> {
     }
     let db = settings.db()?;
     let sink = Sink::open(&args.out, out_rule(args.force))?;
+    let price = args.quota_per_unit.or(settings.profile.quota_per_unit);
     let page = gather::Page::read(
         db,
         (since, until),
         now,
         settings.now.is_some(),
-        args.quota_per_unit.or(settings.profile.quota_per_unit),
+        (price, &Rules::from_profile(&settings.profile.alerts, price)),
     )?;
     let html = page::render(&page);
     let to_file = matches!(sink, Sink::File(_));

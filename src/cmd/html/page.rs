@@ -62,6 +62,7 @@ pub(super) fn render(page: &Page) -> String {
             (sections::quota(page))
             (sections::changes(page))
             (sections::exposed(page))
+            (sections::alerts(page))
         }
         footer { "Written by keysync " (version) " for " (readable_time(page.now)) ". Times are UTC." }
     };
@@ -188,9 +189,17 @@ fn tiles(page: &Page) -> Markup {
             label: "Exposed keys".to_string(),
             note: "enabled, unlimited quota, no IP allowlist".to_string(),
         },
-        // `tile-alerts` (issue 25: alert rules) goes here, last in the row: the firing count
-        // as its value, linking to the alerts' section.
-    ];
+    ]
+    .into_iter()
+    .chain(page.alarms.as_ref().map(|alarms| Tile {
+        id: "tile-alerts",
+        section: "alerts",
+        value: alarms.len().to_string(),
+        shown: alarms.len().to_string(),
+        label: "Alerts firing".to_string(),
+        note: "alert rules in force, as keysync check finds them now".to_string(),
+    }))
+    .collect::<Vec<_>>();
     html! {
         nav.tiles aria-label="Summary" data-sync=(data_sync(page)) {
             @for tile in &row {

@@ -15,6 +15,7 @@ use super::page::{
     Shown, TOP_KEYS, column_class, data_sync, money, more_keys, quota_text, spend_text, table,
 };
 use crate::api::model::DATA_COLUMNS;
+use crate::cmd::check::{COLUMNS as CHECK_COLUMNS, row as check_row};
 use crate::cmd::readable_field;
 use crate::facts::key::{EffectiveStatus, KeyState};
 use crate::facts::spend::Spend;
@@ -537,6 +538,39 @@ pub(super) fn exposed(page: &Page) -> Markup {
             @if !keys.is_empty() {
                 (table(&shown, "exposed-keys"))
                 (more_keys(keys.len().saturating_sub(EXPOSED_KEYS), "keysync query --report unrestricted"))
+            }
+        }
+    }
+}
+
+/// The alarms firing now: the rows `keysync check` prints, but `since`, which only its state
+/// knows. None when every alert rule is turned off.
+pub(super) fn alerts(page: &Page) -> Markup {
+    let Some(alarms) = &page.alarms else {
+        return html! {};
+    };
+    let shown: Vec<usize> = (0..CHECK_COLUMNS.len())
+        .filter(|i| CHECK_COLUMNS[*i] != "since")
+        .collect();
+    let rows = Table {
+        columns: Column::plain(&shown.iter().map(|i| CHECK_COLUMNS[*i]).collect::<Vec<_>>()),
+        rows: alarms
+            .iter()
+            .map(|alarm| {
+                let row = check_row(alarm, true);
+                shown.iter().map(|i| row[*i].clone()).collect()
+            })
+            .collect(),
+    };
+    html! {
+        section #alerts data-sync=(data_sync(page)) {
+            h2 { "Alerts" }
+            p { "The alarms firing now under the profile's alert rules, as "
+                code { "keysync check" } " finds them." }
+            @if rows.rows.is_empty() {
+                p.empty { "No alarm fires." }
+            } @else {
+                (table(&rows, "alarms"))
             }
         }
     }
