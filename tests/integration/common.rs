@@ -368,3 +368,28 @@ pub fn real_tool(name: &str, package: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// Runs `program ARGS` with `input` on its stdin; what it printed and how it ended.
+pub fn with_input(program: &std::path::Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+    // A program that exits without reading all of it closes the pipe: its output says why.
+    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
+/// Every file in `dir`, by name, sorted: a temporary file left behind shows here.
+pub fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}

@@ -48,7 +48,7 @@ pub fn texts(page: &Html, css: &str) -> Vec<String> {
 }
 
 /// A table's body cells, as text.
-fn table_rows(page: &Html, css: &str) -> Vec<Vec<String>> {
+pub fn table_rows(page: &Html, css: &str) -> Vec<Vec<String>> {
     let table = page
         .select(&sel(css))
         .next()

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::common::{Harness, NOW, SEED, TOKEN, real_tool, run, table_cells};
 use crate::daily_pulls::{DAY, HOUR, day_of, key};
-use crate::html::{sel, texts, written_page};
+use crate::html::{sel, table_rows, texts, written_page};
 use crate::money::{dollars, grouped};
 
 /// The generated keys; a few more are made for the story.
@@ -304,7 +304,7 @@ fn every_tile_is_the_number_usage_status_and_the_reports_print() {
     let alarms: Vec<serde_json::Value> = serde_json::from_str(&checked.stdout).unwrap();
     assert!(alarms.len() >= 3, "{alarms:?}");
     assert_eq!(tile(&page, "tile-alerts").0, alarms.len().to_string());
-    let rows = table_cells_of(&page, "#alarms");
+    let rows = table_rows(&page, "table#alarms");
     assert_eq!(rows.len(), alarms.len());
     for (row, alarm) in rows.iter().zip(&alarms) {
         assert_eq!(row[0], alarm["rule"].as_str().unwrap());
@@ -461,14 +461,7 @@ fn the_chart_shows_no_data_a_failed_pull_a_span_of_days_and_a_refund_below_the_a
     assert!(ticks[0].starts_with("-$"), "{ticks:?}");
     // Each series in the legend with its total: the table's dollars for the keys.
     let legend = texts(&page, "section#usage .legend li");
-    let consumers: Vec<Vec<String>> = page
-        .select(&sel("table#top-consumers tbody tr"))
-        .map(|tr| {
-            tr.select(&sel("td"))
-                .map(|td| td.text().collect())
-                .collect()
-        })
-        .collect();
+    let consumers = table_rows(&page, "table#top-consumers");
     for (entry, row) in legend.iter().zip(&consumers).take(8) {
         assert_eq!(*entry, format!("{} (#{}): {}", row[1], row[0], row[3]));
     }
@@ -501,14 +494,7 @@ fn money_and_statuses_are_words_and_sections_are_in_the_order_people_need() {
     }
     // Statuses as words: the day's changes, the status now, the panels.
     let control = story.roles["control"].to_string();
-    let recent: Vec<Vec<String>> = page
-        .select(&sel("table#recent-changes tbody tr"))
-        .map(|tr| {
-            tr.select(&sel("td"))
-                .map(|td| td.text().collect())
-                .collect()
-        })
-        .collect();
+    let recent = table_rows(&page, "table#recent-changes");
     let change = recent
         .iter()
         .find(|r| r[3] == control && r[5] == "status")
@@ -522,14 +508,7 @@ fn money_and_statuses_are_words_and_sections_are_in_the_order_people_need() {
         ["enabled", "disabled", "expired", "exhausted", "unknown"]
     );
     // The low-quota keys: the report's rows, its is_exhausted flag as the status it means.
-    let low: Vec<Vec<String>> = page
-        .select(&sel("table#low-quota-keys tbody tr"))
-        .map(|tr| {
-            tr.select(&sel("td"))
-                .map(|td| td.text().collect())
-                .collect()
-        })
-        .collect();
+    let low = table_rows(&page, "table#low-quota-keys");
     let report = csv(h, &["query", "--report", "low-quota", "--below", "500000"]);
     assert_eq!(low.len(), report.len());
     for (row, record) in low.iter().zip(&report) {
@@ -556,14 +535,7 @@ fn money_and_statuses_are_words_and_sections_are_in_the_order_people_need() {
 
     // Expiring: those to come, soonest first and all within 14 days; those past, counted
     // and folded.
-    let soon: Vec<Vec<String>> = page
-        .select(&sel("table#expiring-keys tbody tr"))
-        .map(|tr| {
-            tr.select(&sel("td"))
-                .map(|td| td.text().collect())
-                .collect()
-        })
-        .collect();
+    let soon = table_rows(&page, "table#expiring-keys");
     let days: Vec<f64> = soon.iter().map(|r| r[3].parse().unwrap()).collect();
     assert!(days.windows(2).all(|w| w[0] <= w[1]), "{days:?}");
     assert!(days.iter().all(|&d| d > 0.0 && d <= 14.0), "{days:?}");
@@ -888,15 +860,4 @@ fn write_the_screenshot_database() {
     let story = twelve_days();
     let to = std::env::var_os("KEYSYNC_SHOTS_DB").expect("KEYSYNC_SHOTS_DB");
     std::fs::copy(&story.h.db, to).unwrap();
-}
-
-/// The text of each body cell of the table `selector`, row by row.
-fn table_cells_of(page: &Html, selector: &str) -> Vec<Vec<String>> {
-    page.select(&sel(&format!("{selector} tbody tr")))
-        .map(|row| {
-            row.select(&sel("td"))
-                .map(|cell| cell.text().collect::<String>())
-                .collect()
-        })
-        .collect()
 }

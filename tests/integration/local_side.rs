@@ -11,7 +11,9 @@ use rusqlite::Connection;
 use rusqlite::types::Value;
 use serde_json::json;
 
-use crate::common::{Harness, NOW, Run, SEED, TOKEN, check_exit, int, run, text as text_value};
+use crate::common::{
+    Harness, NOW, Run, SEED, TOKEN, check_exit, files_in, int, run, text as text_value,
+};
 
 const TABLES: [&str; 3] = ["syncs", "keys", "key_versions"];
 
@@ -134,16 +136,6 @@ fn a_pull_whose_row_a_later_pull_closed_writes_nothing_and_exits_5() {
 }
 
 // 2. The file is keysync's --------------------------------------------------------------------
-
-/// Every file in `dir`, by name.
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
 
 /// Runs `pull` and `prune` on the file and checks both are refused with exit 6 and `message`,
 /// leave it byte for byte as it was, create no `-wal`, `-shm` or `-journal`, and send nothing

@@ -2,11 +2,10 @@
 //! then the global ones; the exit codes only at the top), `--version`, `keysync man` checked by
 //! groff, and the completion scripts' values for `--fields`, `--ignore` and `--report`.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command as StdCommand, Stdio};
+use std::process::Command as StdCommand;
 
-use crate::common::{Harness, real_tool, run_in};
+use crate::common::{Harness, real_tool, run_in, with_input};
 
 #[test]
 fn help_puts_the_global_options_after_the_command_s_own_and_exit_codes_at_the_top() {
@@ -83,20 +82,7 @@ fn version_names_the_commit_sqlite_and_the_schema_it_writes() {
 /// groff, when it is here; CI installs it (`.ci/run`), so there it must be.
 fn groff(args: &[&str], input: &str) -> Option<std::process::Output> {
     let groff = real_tool("groff", "groff-base")?;
-    let mut child = StdCommand::new(groff)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    Some(child.wait_with_output().unwrap())
+    Some(with_input(&groff, args, input))
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use openmetrics_parser::prometheus::parse_prometheus;
@@ -18,7 +18,7 @@ use openmetrics_parser::{PrometheusType, PrometheusValue};
 use rusqlite::types::Value;
 use serde_json::json;
 
-use crate::common::{Harness, NOW, check_exit, real_tool, run, wait_until};
+use crate::common::{Harness, NOW, check_exit, files_in, real_tool, run, wait_until, with_input};
 
 /// Every series of one exposition: family → labels → value.
 type Series = BTreeMap<String, BTreeMap<BTreeMap<String, String>, i64>>;
@@ -84,20 +84,7 @@ fn promtool(args: &[&str], stdin: &str) {
     let Some(promtool) = real_tool("promtool", "prometheus") else {
         return;
     };
-    let mut child = Command::new(promtool)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = with_input(&promtool, args, stdin);
     let said = format!(
         "promtool {args:?}: {}\n{}",
         String::from_utf8_lossy(&output.stdout),
@@ -420,16 +407,6 @@ fn per_key_families_stop_above_1000_keys_with_a_comment_unless_always() {
     assert!(never.contains("\n# --per-key never: the per-key families"));
 }
 
-/// Every entry of a folder, sorted: a temporary file left behind shows here.
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn out_writes_the_same_text_mode_0644_atomically_over_an_earlier_file() {
     let h = pulled(30);
@@ -452,7 +429,7 @@ fn out_writes_the_same_text_mode_0644_atomically_over_an_earlier_file() {
     );
     let mode = std::fs::metadata(&out).unwrap().permissions().mode();
     assert_eq!(mode & 0o7777, 0o644);
-    assert_eq!(entries(folder.path()), ["keysync.prom"]);
+    assert_eq!(files_in(folder.path()), ["keysync.prom"]);
 
     // 0644 whatever the umask: node_exporter runs as another user.
     let strict = Command::new("sh")
@@ -484,7 +461,7 @@ fn out_refuses_a_database_its_journal_and_anything_not_a_regular_file() {
     // SAFETY: a path we own, as a C string.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
     std::os::unix::fs::symlink(&h.db, dir.join("link.prom")).unwrap();
-    let before = entries(dir);
+    let before = files_in(dir);
     let refusals = [
         (
             h.db.clone(),
@@ -513,7 +490,7 @@ fn out_refuses_a_database_its_journal_and_anything_not_a_regular_file() {
         );
     }
     assert_eq!(std::fs::read(&h.db).unwrap(), db_bytes);
-    assert_eq!(entries(dir), before);
+    assert_eq!(files_in(dir), before);
     assert!(
         std::fs::metadata("/dev/null")
             .unwrap()

@@ -7,7 +7,7 @@ use serde_json::{Value as Json, json};
 
 use crate::common::{Harness, NOW, TOKEN, run, table_cells};
 use crate::daily_pulls::{DAY, HOUR, day_of, key};
-use crate::html::{sel, texts, written_page};
+use crate::html::{table_rows, texts, written_page};
 
 /// `$1,234.56` for `used` quota units at `quota_per_unit`, from the integers: to the cent,
 /// half away from zero; a non-zero amount under a cent is `<$0.01`.
@@ -263,14 +263,7 @@ fn the_page_writes_its_totals_tooltips_axis_and_tables_as_people_read_money() {
         ["$0", "$1,000", "$2,000", "$3,000", "$4,000"]
     );
 
-    let cells: Vec<Vec<String>> = page
-        .select(&sel("table#top-consumers tbody tr"))
-        .map(|tr| {
-            tr.select(&sel("td"))
-                .map(|td| td.text().collect())
-                .collect()
-        })
-        .collect();
+    let cells = table_rows(&page, "table#top-consumers");
     assert_eq!(
         cells[3],
         [&ids[3].to_string(), "tiny", "1", "<$0.01", "0.0"].map(String::from)

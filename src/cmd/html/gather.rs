@@ -247,12 +247,8 @@ impl Page {
             below: Some(below),
             ..ReportArgs::default()
         };
-        let alarms = match rules.evaluated().next() {
-            Some(_) => Some(evaluate(&store, rules, now)?),
-            None => None,
-        };
         Ok(Page {
-            alarms,
+            alarms: alarms(&store, rules, now)?,
             db: db.display().to_string(),
             account: store.account()?.map(|(user_id, _)| user_id),
             sync: store.last_good_at_or_before(until)?,
@@ -283,6 +279,14 @@ impl Page {
             exposed,
             changes,
         })
+    }
+}
+
+/// The alarms firing at `now`, as `keysync check` finds them; none when no rule is in force.
+fn alarms(store: &Store, rules: &Rules, now: i64) -> Result<Option<Vec<Alarm>>> {
+    match rules.evaluated().next() {
+        Some(_) => evaluate(store, rules, now).map(Some),
+        None => Ok(None),
     }
 }
 

@@ -146,6 +146,19 @@ struct Tile {
     note: String,
 }
 
+/// The alarms firing, where an alert rule is in force.
+fn alerts_tile(page: &Page) -> Option<Tile> {
+    let firing = page.alarms.as_ref()?.len().to_string();
+    Some(Tile {
+        id: "tile-alerts",
+        section: "alerts",
+        value: firing.clone(),
+        shown: firing,
+        label: "Alerts firing".to_string(),
+        note: "alert rules in force, as keysync check finds them now".to_string(),
+    })
+}
+
 /// The answers first: a row of tiles, each linking to its section.
 fn tiles(page: &Page) -> Markup {
     let t = &page.tiles;
@@ -191,14 +204,7 @@ fn tiles(page: &Page) -> Markup {
         },
     ]
     .into_iter()
-    .chain(page.alarms.as_ref().map(|alarms| Tile {
-        id: "tile-alerts",
-        section: "alerts",
-        value: alarms.len().to_string(),
-        shown: alarms.len().to_string(),
-        label: "Alerts firing".to_string(),
-        note: "alert rules in force, as keysync check finds them now".to_string(),
-    }))
+    .chain(alerts_tile(page))
     .collect::<Vec<_>>();
     html! {
         nav.tiles aria-label="Summary" data-sync=(data_sync(page)) {
