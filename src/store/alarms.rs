@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, Row, TransactionBehavior, params};
 
 use crate::error::{DbContext, Result};
 use crate::store::Store;
@@ -83,39 +83,17 @@ fn episodes(conn: &Connection, sql: &str, target: &str) -> Result<Vec<(i64, Alar
         .db(context)
 }
 
-/// Opens the episode of `alarm` at `now`, or updates the one open; its id and start.
+/// Opens the episode of `alarm` at `now`, or updates the one open (the unique index on the
+/// firing episodes is the conflict); its id and start.
 fn open_or_update(conn: &Connection, alarm: &Alarm, now: i64) -> Result<(i64, i64)> {
-    let context = "cannot record the alarm state";
-    let open: Option<(i64, i64)> = conn
-        .query_row(
-            "SELECT id, started_at FROM alarms
-             WHERE rule = ?1 AND subject = ?2 AND resolved_at IS NULL",
-            params![alarm.rule, alarm.subject],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .optional()
-        .db(context)?;
-    if let Some((id, started_at)) = open {
-        conn.execute(
-            "UPDATE alarms SET name = ?2, value = ?3, threshold = ?4, message = ?5,
-                               last_seen_at = ?6
-             WHERE id = ?1",
-            params![
-                id,
-                alarm.name,
-                alarm.value,
-                alarm.threshold,
-                alarm.message,
-                now
-            ],
-        )
-        .db(context)?;
-        return Ok((id, started_at));
-    }
-    conn.execute(
+    conn.query_row(
         "INSERT INTO alarms (rule, subject, name, value, threshold, message, started_at,
                              last_seen_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+         ON CONFLICT (rule, subject) WHERE resolved_at IS NULL DO UPDATE
+            SET name = excluded.name, value = excluded.value, threshold = excluded.threshold,
+                message = excluded.message, last_seen_at = excluded.last_seen_at
+         RETURNING id, started_at",
         params![
             alarm.rule,
             alarm.subject,
@@ -125,9 +103,9 @@ fn open_or_update(conn: &Connection, alarm: &Alarm, now: i64) -> Result<(i64, i6
             alarm.message,
             now
         ],
+        |row| Ok((row.get(0)?, row.get(1)?)),
     )
-    .db(context)?;
-    Ok((conn.last_insert_rowid(), now))
+    .db("cannot record the alarm state")
 }
 
 /// Opens or updates the episode of each alarm firing now, and resolves every open episode
