@@ -919,6 +919,43 @@ mod tests {
     }
 
     #[test]
+    fn a_column_empty_in_every_row_gives_way_before_any_other() {
+        let columns = [
+            Column::new("id", ColumnKind::Plain).whole(1),
+            Column::new("error", ColumnKind::Plain).cut(2, 20),
+            Column::new("removed", ColumnKind::Plain).whole(3),
+            Column::new("duration", ColumnKind::Plain).whole(4),
+        ];
+        let row = |n| {
+            vec![
+                Value::Integer(n),
+                Value::Null,
+                Value::Integer(3),
+                Value::Text("12s".into()),
+            ]
+        };
+        let at = |width| Screen {
+            width: Some(width),
+            bold_header: false,
+        };
+        // The empty error goes first, though its priority is higher; once it has, it is not
+        // squeezed back into the room another column left.
+        assert_eq!(
+            declared(at(30), &columns, vec![row(1), row(2)]),
+            "┌────┬─────────┬──────────┐\n\
+             │ id ┆ removed ┆ duration │\n\
+             ╞════╪═════════╪══════════╡\n\
+             │  1 ┆       3 ┆ 12s      │\n\
+             │  2 ┆       3 ┆ 12s      │\n\
+             └────┴─────────┴──────────┘\n\
+             hidden to fit: error\n"
+        );
+        // With room for every column, it stays.
+        assert!(declared(at(60), &columns, vec![row(1)]).contains("error"));
+        assert!(!declared(at(60), &columns, vec![row(1)]).contains("hidden"));
+    }
+
+    #[test]
     fn parts_break_between_parts_indented_and_a_part_too_wide_is_cut() {
         let parts: Vec<String> = [
             "last sync:     ",

@@ -97,7 +97,11 @@ impl Layout {
                 }
             })
             .collect();
-        let kept = kept_columns(columns, &least, width);
+        // A column with nothing in any row says nothing: it gives way first.
+        let empty: Vec<bool> = (0..columns.len())
+            .map(|i| !shown.is_empty() && shown.iter().all(|row| row[i].is_empty()))
+            .collect();
+        let kept = kept_columns(columns, (&least, &empty), width);
         let of_kept = |all: &[usize]| kept.iter().map(|&i| all[i]).collect::<Vec<_>>();
         let widths = fitted_widths(&of_kept(&natural), &of_kept(&least), width);
         Layout {
@@ -145,21 +149,28 @@ impl Layout {
 
 /// The columns a table of `width` keeps: by priority (then left to right) while their `least`
 /// widths and borders (`│ a ┆ b │`: three characters a column and one more) fit; a column that
-/// wraps, and the first column, always.
-fn kept_columns(columns: &[Column], least: &[usize], width: usize) -> Vec<usize> {
+/// wraps, and the first column, always. A column `empty` in every row says nothing: it is kept
+/// only when every other column is.
+fn kept_columns(
+    columns: &[Column],
+    (least, empty): (&[usize], &[bool]),
+    width: usize,
+) -> Vec<usize> {
     let priority = |fit: Fit| match fit {
         Fit::Wrap => 0,
         Fit::Whole { priority } | Fit::Cut { priority, .. } => priority,
     };
     let mut order: Vec<usize> = (0..columns.len()).collect();
-    order.sort_by_key(|&i| (priority(columns[i].fit), i));
-    let mut kept = Vec::with_capacity(columns.len());
-    let mut used = 1;
+    order.sort_by_key(|&i| (empty[i], priority(columns[i].fit), i));
+    let (mut kept, mut used, mut hid_one) = (Vec::with_capacity(columns.len()), 1, false);
     for i in order {
         let needs = least[i] + 3;
-        if kept.is_empty() || columns[i].fit == Fit::Wrap || used + needs <= width {
+        let room = used + needs <= width && !(empty[i] && hid_one);
+        if kept.is_empty() || columns[i].fit == Fit::Wrap || room {
             kept.push(i);
             used += needs;
+        } else {
+            hid_one = true;
         }
     }
     kept.sort_unstable();
