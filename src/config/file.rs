@@ -50,6 +50,7 @@ pub(crate) struct Profile {
     /// `pull` runs `check` after each pull, as `pull --check` does.
     pub check: Option<bool>,
     /// The webhooks `check` delivers alarms to, as `--notify` takes them; secrets.
+    #[serde(default, deserialize_with = "webhooks")]
     pub notify: Option<Vec<String>>,
     /// The body of those deliveries, as `--notify-format` takes it.
     pub notify_format: Option<NotifyFormat>,
@@ -89,6 +90,35 @@ fn max_rate<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Rate>, 
     parse_rate(&text)
         .map(Some)
         .map_err(serde::de::Error::custom)
+}
+
+/// A list of webhook URLs, or one. A URL is a secret (Slack's path is its credential): serde's
+/// own error for a value of another type quotes a string whole, so none is ever quoted here.
+fn webhooks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<String>>, D::Error> {
+    struct Urls;
+    impl<'de> serde::de::Visitor<'de> for Urls {
+        type Value = Vec<String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of webhook URLs, such as notify = [\"https://...\"]")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, url: &str) -> Result<Vec<String>, E> {
+            Ok(vec![url.to_string()])
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut urls = Vec::new();
+            while let Some(url) = seq.next_element::<String>()? {
+                urls.push(url);
+            }
+            Ok(urls)
+        }
+    }
+    deserializer.deserialize_any(Urls).map(Some)
 }
 
 /// The same bounds as `--timeout`.

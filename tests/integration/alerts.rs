@@ -368,6 +368,36 @@ fn one_low_key() -> (Harness, i64) {
     (h, id)
 }
 
+/// The profile's `notify` is a secret too: one URL alone is taken as a list of one, and a value
+/// of a type it cannot take is refused without being quoted.
+#[test]
+fn a_profiles_webhook_is_one_url_or_a_list_and_never_quoted_in_an_error() {
+    let (h, _) = one_low_key();
+    let hook = Receiver::start();
+    let config = h.dir.path().join("config.toml");
+    let with = |notify: &str| {
+        std::fs::write(&config, format!("[profiles.default]\nnotify = {notify}\n")).unwrap();
+        h.keysync()
+            .args(["--config", config.to_str().unwrap(), "check"])
+            .args(["--now", &NOW.to_string()])
+            .output()
+            .unwrap()
+    };
+    let one = with(&format!("\"{}\"", hook.url()));
+    assert_eq!(one.status.code(), Some(1));
+    assert_eq!(hook.take().len(), 1, "delivered to the one URL");
+    for wrong in [
+        format!("{{ url = \"{}\" }}", hook.url()),
+        format!("[\"{}\", 5]", hook.url()),
+    ] {
+        let refused = with(&wrong);
+        let stderr = String::from_utf8(refused.stderr).unwrap();
+        assert_eq!(refused.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("bad config file"), "{stderr}");
+        assert!(!stderr.contains(SECRET), "{stderr}");
+    }
+}
+
 /// The database file and its WAL, as bytes.
 fn database_bytes(h: &Harness) -> Vec<u8> {
     let mut bytes = std::fs::read(&h.db).unwrap();
