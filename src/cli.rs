@@ -306,7 +306,7 @@ mod tests {
             let arg = pull.get_arguments().find(|a| a.get_id() == flag).unwrap();
             arg.get_long_help().or(arg.get_help()).unwrap().to_string()
         };
-        let timeout = humantime::format_duration(DEFAULT_TIMEOUT);
+        let timeout = crate::time::readable_duration(DEFAULT_TIMEOUT);
         for (flag, default) in [
             ("concurrency", DEFAULT_CONCURRENCY.to_string()),
             ("retries", DEFAULT_RETRIES.to_string()),

@@ -325,6 +325,31 @@ pub(crate) fn readable_age(seconds: i64) -> String {
     }
 }
 
+/// A duration in the units keysync takes (`2w`, `1h30m`, `500ms`), so that a value a message
+/// shows can be given back as a flag. Below a millisecond is left out.
+pub(crate) fn readable_duration(duration: Duration) -> String {
+    const UNITS: [(&str, u128); 6] = [
+        ("w", 604_800_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+        ("ms", 1),
+    ];
+    let mut left = duration.as_millis();
+    if left == 0 {
+        return "0s".to_string();
+    }
+    let mut text = String::new();
+    for (unit, size) in UNITS {
+        if left >= size {
+            text += &format!("{}{unit}", left / size);
+            left %= size;
+        }
+    }
+    text
+}
+
 /// A unix time as RFC 3339 with a `T`, `2025-12-19T08:00:00Z`: the form of times in JSON that
 /// monitoring tools parse.
 pub(crate) fn rfc3339_time(unix: i64) -> String {
@@ -345,6 +370,22 @@ pub(crate) fn as_rfc3339<S: serde::Serializer>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_duration_is_written_in_the_units_keysync_takes_back() {
+        let cases = [
+            (Duration::from_secs(14 * 86_400), "2w"),
+            (Duration::from_secs(5400), "1h30m"),
+            (Duration::from_millis(500), "500ms"),
+            (Duration::from_millis(90_061_001), "1d1h1m1s1ms"),
+            (Duration::ZERO, "0s"),
+            (LONGEST_DURATION, "5217w6d"),
+        ];
+        for (duration, text) in cases {
+            assert_eq!(readable_duration(duration), text);
+            assert_eq!(parse_duration(text), Ok(duration), "{text}");
+        }
+    }
 
     #[test]
     fn a_time_in_the_future_is_said_to_be() {

@@ -35,7 +35,7 @@ impl fmt::Display for Rate {
             f,
             "{}/{}",
             self.requests,
-            humantime::format_duration(self.window)
+            crate::time::readable_duration(self.window)
         )
     }
 }

@@ -266,7 +266,7 @@ async fn run_pulls(
                 let error = report(&trace, error);
                 tracing::error!(
                     "{error}; the next pull is due in {}",
-                    humantime::format_duration(every)
+                    crate::time::readable_duration(every)
                 );
             }
             Err(PullFailed { trace, error }) => {

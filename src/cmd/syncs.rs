@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::output::{Column, ColumnKind, TIME_WIDTH, print_columns};
 use crate::store::Store;
 use crate::store::points::SYNC_LOG_COLUMNS;
-use crate::time::readable_time;
+use crate::time::{readable_duration, readable_time};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -67,6 +67,6 @@ fn make_readable(row: &mut [Value]) {
     }
     if let Value::Integer(seconds) = row[duration] {
         let seconds = Duration::from_secs(seconds.max(0) as u64);
-        row[duration] = Value::Text(humantime::format_duration(seconds).to_string());
+        row[duration] = Value::Text(readable_duration(seconds));
     }
 }

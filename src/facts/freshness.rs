@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::store::status::SyncRow;
 use crate::store::sync::FUTURE_SYNC_HELP;
 use crate::store::sync_status::SyncStatus;
-use crate::time::{readable_age, readable_time, readable_when};
+use crate::time::{readable_age, readable_duration, readable_time, readable_when};
 
 /// How far ahead of now a good sync may have started before it is an alarm: as far as a
 /// pull's `--now` may be ahead of the clock.
@@ -59,7 +59,7 @@ pub(crate) fn staleness(
             "the last good sync ({}) is {} old, more than {setting} {}: is the cron job running?",
             good.id,
             readable_age(age),
-            humantime::format_duration(max_age)
+            readable_duration(max_age)
         )
     })
 }

@@ -57,7 +57,7 @@ impl PullLock {
                 tracing::info!(
                     "another pull or prune holds the lock of {}; waiting up to {} for it",
                     db.display(),
-                    humantime::format_duration(wait)
+                    crate::time::readable_duration(wait)
                 );
             }
             tokio::time::sleep(POLL.min(wait.saturating_sub(started.elapsed()))).await;
