@@ -12,7 +12,7 @@ use crate::output::{print_columns, print_line, print_parts, to_text};
 use crate::puller::{PullTrace, SyncSummary};
 use crate::report::{Report, ReportArgs};
 use crate::store::Store;
-use crate::store::diff::{Diff, DiffRow, Kind, keys_of};
+use crate::store::diff::{Diff, DiffRow, Kind, keys_of, keys_that_only_used_quota};
 use crate::store::points::SyncPoint;
 use crate::store::query::{self, SqlParam};
 use crate::store::sync::SyncStatus;
@@ -92,10 +92,6 @@ fn least_value_width(rows: &[&DiffRow], values: &[Vec<Value>]) -> u16 {
     u16::try_from(widest).unwrap_or(u16::MAX)
 }
 
-/// The fields that change when a key is only used: a diff for people leaves out the keys
-/// whose every change is to one of them, unless asked for all.
-const QUOTA_USE_FIELDS: [&str; 3] = ["accessed_time", "used_quota", "remain_quota"];
-
 /// A diff in `how`'s format; as a table, under a caption that counts it (unless `quiet`). The
 /// formats for people (`table`, `markdown`) leave out the keys that only used quota, unless
 /// `all`, and say how many they left out (unless `quiet`); the others print every row.
@@ -131,26 +127,6 @@ pub(crate) fn print_diff(diff: &Diff, how: RowFormat, quiet: bool, all: bool) ->
         "{} only used quota: --all shows {them}",
         counted(only_used.len(), "key")
     ))
-}
-
-/// The ids of the changed keys whose every changed field is one of [`QUOTA_USE_FIELDS`],
-/// sorted.
-fn keys_that_only_used_quota(rows: &[DiffRow]) -> Vec<i64> {
-    let is_quota_use = |row: &DiffRow| {
-        row.kind == Kind::Changed
-            && row
-                .field
-                .is_some_and(|i| QUOTA_USE_FIELDS.contains(&DATA_COLUMNS[i]))
-    };
-    let mut ids: Vec<i64> = rows
-        .iter()
-        .filter(|row| row.kind == Kind::Changed)
-        .map(|row| row.id)
-        .filter(|&id| rows.iter().filter(|r| r.id == id).all(is_quota_use))
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids
 }
 
 /// `sync 3 (2025-12-19 08:00:00Z) → sync 5 (2025-12-19 09:00:00Z): 1 added, 2 changed, 0

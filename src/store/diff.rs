@@ -5,12 +5,14 @@
 //! sync, the diff from A to B and then from B to C compose to the diff from A to C, and a key
 //! removed and restored between two points shows only the fields that differ, if any.
 
+use std::collections::{BTreeSet, HashSet};
+
 use rusqlite::Connection;
 use rusqlite::types::Value;
 
 use super::history::{KeyStates, differing_keys};
 use super::points::{SyncPoint, SyncRef, latest_good, resolve};
-use crate::api::model::{data_column, same_column_value};
+use crate::api::model::{DATA_COLUMNS, data_column, same_column_value};
 use crate::error::{DbContext, Error, Result};
 use crate::store::Store;
 
@@ -50,6 +52,30 @@ pub(crate) fn keys_of(rows: &[DiffRow], kind: Kind) -> usize {
         .collect();
     ids.dedup();
     ids.len()
+}
+
+/// The fields that change when a key is only used: people's diffs (the `diff` table, the
+/// page's changes) set apart the keys whose every change is to one of them.
+pub(crate) const QUOTA_USE_FIELDS: [&str; 3] = ["accessed_time", "used_quota", "remain_quota"];
+
+/// The ids of the changed keys whose every changed field is one of [`QUOTA_USE_FIELDS`],
+/// sorted.
+pub(crate) fn keys_that_only_used_quota(rows: &[DiffRow]) -> Vec<i64> {
+    let mut changed = BTreeSet::new();
+    let mut otherwise = HashSet::new();
+    for row in rows.iter().filter(|row| row.kind == Kind::Changed) {
+        changed.insert(row.id);
+        if !row
+            .field
+            .is_some_and(|i| QUOTA_USE_FIELDS.contains(&DATA_COLUMNS[i]))
+        {
+            otherwise.insert(row.id);
+        }
+    }
+    changed
+        .into_iter()
+        .filter(|id| !otherwise.contains(id))
+        .collect()
 }
 
 /// One printed row: an added or removed key (no field), or one changed field of a key.

@@ -23,7 +23,7 @@ use crate::facts::spend::{
 use crate::output::Column;
 use crate::report::{Report, ReportArgs};
 use crate::store::Store;
-use crate::store::diff::{DiffRow, Kind, keys_of};
+use crate::store::diff::{DiffRow, Kind, QUOTA_USE_FIELDS, keys_of, keys_that_only_used_quota};
 use crate::store::points::{SyncPoint, SyncRef};
 use crate::store::price::Price;
 use crate::store::query;
@@ -42,10 +42,6 @@ pub(super) const RECENT_CHANGES: usize = 20;
 /// How many versions the search for them reads at most: it looks at every version each sync
 /// recorded, newest sync first, and a long window of frequent pulls holds millions.
 pub(super) const VERSIONS_SEARCHED: i64 = 20_000;
-/// Fields that move with every use of a key; `usage` shows that use, so the list of recent
-/// changes leaves them out (the summary still counts them).
-pub(super) const USE_FIELDS: [&str; 3] = ["accessed_time", "used_quota", "remain_quota"];
-
 /// How far ahead the `tile-expiring` tile looks.
 pub(super) const EXPIRING_TILE: i64 = 7 * 86_400;
 /// A limited key with less than this many US dollars of quota left counts in `tile-quota`.
@@ -205,7 +201,7 @@ pub(super) struct Changes {
     pub added: usize,
     pub removed: usize,
     pub changed: usize,
-    /// Changed keys with a change in a field other than [`USE_FIELDS`], and those without.
+    /// Changed keys with a change in a field other than [`QUOTA_USE_FIELDS`], and those without.
     pub changed_otherwise: usize,
     pub only_used: usize,
     /// Keys changed per field, in column order; only fields that changed.
@@ -551,14 +547,8 @@ fn count_changes(found: &mut Changes, rows: &[DiffRow]) {
     found.added = keys_of(rows, Kind::Added);
     found.removed = keys_of(rows, Kind::Removed);
     found.changed = keys_of(rows, Kind::Changed);
-    let not_use = |i: usize| !USE_FIELDS.contains(&DATA_COLUMNS[i]);
-    let otherwise: HashSet<i64> = rows
-        .iter()
-        .filter(|r| r.kind == Kind::Changed && r.field.is_some_and(not_use))
-        .map(|r| r.id)
-        .collect();
-    found.changed_otherwise = otherwise.len();
-    found.only_used = found.changed - otherwise.len();
+    found.only_used = keys_that_only_used_quota(rows).len();
+    found.changed_otherwise = found.changed - found.only_used;
     found.per_field = (0..DATA_COLUMNS.len())
         .map(|i| {
             let keys = rows.iter().filter(|r| r.field == Some(i)).count();
@@ -568,7 +558,7 @@ fn count_changes(found: &mut Changes, rows: &[DiffRow]) {
         .collect();
 }
 
-/// The [`RECENT_CHANGES`] most recent changes but those of [`USE_FIELDS`]: the diffs of the
+/// The [`RECENT_CHANGES`] most recent changes but those of [`QUOTA_USE_FIELDS`]: the diffs of the
 /// window's syncs that recorded such changes, newest first, each against the good sync before
 /// it, searching the syncs after sync `after`. The syncs are found a few at a time, newest
 /// first, so the search stops once it has enough.
@@ -580,14 +570,14 @@ fn recent_changes(
 ) -> Result<Vec<(SyncPoint, DiffRow)>> {
     const SYNCS_AT_A_TIME: usize = 8;
     let fields: Vec<usize> = (0..DATA_COLUMNS.len())
-        .filter(|&i| !USE_FIELDS.contains(&DATA_COLUMNS[i]))
+        .filter(|&i| !QUOTA_USE_FIELDS.contains(&DATA_COLUMNS[i]))
         .collect();
     let mut recent = Vec::new();
     let mut before = i64::MAX;
     loop {
         let steps = store.changing_syncs(
             (since, until),
-            &USE_FIELDS,
+            &QUOTA_USE_FIELDS,
             (after, before),
             SYNCS_AT_A_TIME,
         )?;

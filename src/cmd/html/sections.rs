@@ -9,7 +9,7 @@ use rusqlite::types::Value;
 use super::chart::{Bar, BarChart, NARROW, WIDE, count, dollars, sparkline};
 use super::gather::{
     CHART_KEYS, DayData, EXPIRING_WITHIN, EXPOSED_KEYS, KeyPanel, Page, RECENT_CHANGES, Series,
-    Table, USE_FIELDS, Usage,
+    Table, Usage,
 };
 use super::page::{
     Shown, TOP_KEYS, column_class, data_sync, money, more_keys, quota_text, spend_text, table,
@@ -20,7 +20,7 @@ use crate::cmd::readable_field;
 use crate::facts::key::{EffectiveStatus, KeyState};
 use crate::facts::spend::Spend;
 use crate::output::{Column, ColumnKind};
-use crate::store::diff::DiffRow;
+use crate::store::diff::{DiffRow, QUOTA_USE_FIELDS};
 use crate::store::points::SyncPoint;
 use crate::store::timeline::Sampling;
 use crate::terminal::counted;
@@ -436,7 +436,7 @@ pub(super) fn changes(page: &Page) -> Markup {
                     strong { (changes.removed) " removed" }
                     " (keys; as " code { "keysync diff " (from.id) " " (to.id) } " counts them)." }
                 p #changes-use { (counted(changes.only_used, "key")) " only used quota (their "
-                    (USE_FIELDS.join(", ")) " changed, nothing else); "
+                    (QUOTA_USE_FIELDS.join(", ")) " changed, nothing else); "
                     (changes.changed_otherwise) " changed otherwise." }
                 @if !changes.per_field.is_empty() {
                     (table(&per_field(page), "changes-per-field"))
@@ -497,7 +497,7 @@ fn recent(page: &Page) -> Markup {
     html! {
         h3 { "Most recent" }
         p { "The last " (RECENT_CHANGES) " changes of " (searched) ", newest first, without "
-            (USE_FIELDS.join(", ")) " (they move with every use: see Usage)." }
+            (QUOTA_USE_FIELDS.join(", ")) " (they move with every use: see Usage)." }
         @if recent.rows.is_empty() {
             p.empty { "No change but use in " (searched) "." }
         } @else {
