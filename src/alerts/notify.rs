@@ -12,7 +12,9 @@ use std::time::Duration;
 use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
 
+use super::{COLUMNS, row};
 use crate::error::{Error, Result, error_chain};
+use crate::output::to_json;
 use crate::store::alarms::{Alarm, Pending};
 use crate::time::rfc3339_time;
 
@@ -83,31 +85,18 @@ pub(crate) struct News<'a> {
     pub pending: &'a Pending,
 }
 
-/// A number as JSON: a whole one as an integer (seconds, whole dollars), else as it is.
-fn number(value: Option<f64>) -> Json {
-    match value {
-        Some(n) if n.fract() == 0.0 && n.abs() < 9e15 => json!(n as i64),
-        Some(n) => json!(n),
-        None => Json::Null,
-    }
-}
-
 /// One alarm as the object of one row of `check`: `rule, subject, name, value, threshold,
 /// since, message` (and `resolved_at` for a resolved one).
 pub(crate) fn alarm_json(alarm: &Alarm) -> Json {
-    let mut object = json!({
-        "rule": alarm.rule,
-        "subject": alarm.subject,
-        "name": alarm.name,
-        "value": number(alarm.value),
-        "threshold": number(alarm.threshold),
-        "since": alarm.since.map(rfc3339_time),
-        "message": alarm.message,
-    });
+    let mut object: serde_json::Map<String, Json> = COLUMNS
+        .iter()
+        .zip(row(alarm, false))
+        .map(|(column, value)| (column.to_string(), to_json(&value)))
+        .collect();
     if let Some(at) = alarm.resolved_at {
-        object["resolved_at"] = json!(rfc3339_time(at));
+        object.insert("resolved_at".into(), json!(rfc3339_time(at)));
     }
-    object
+    Json::Object(object)
 }
 
 /// The body for `format`.

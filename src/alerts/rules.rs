@@ -11,7 +11,8 @@ use crate::alerts::settings::{Kind, Rules, Setting, Threshold, Unit};
 use crate::error::Result;
 use crate::facts::freshness;
 use crate::facts::key::LiveKey;
-use crate::facts::spend::{Spend, key_totals, price_in_force, use_in_window};
+use crate::facts::spend::{Spend, key_totals, price_in_force, round, use_in_window};
+use crate::output::dollars_for_people;
 use crate::store::Store;
 use crate::store::alarms::Alarm;
 use crate::terminal::counted;
@@ -192,10 +193,6 @@ fn key_named(id: i64, name: Option<&str>) -> String {
     }
 }
 
-fn dollars(usd: f64) -> String {
-    crate::output::ColumnKind::Dollars.text(&rusqlite::types::Value::Real(usd))
-}
-
 fn seconds(threshold: &Threshold) -> i64 {
     match threshold {
         Threshold::Seconds(s) => *s,
@@ -248,12 +245,12 @@ fn low_quota_usd(facts: &Facts<'_>, threshold: &Threshold) -> Result<Vec<Alarm>>
             let message = format!(
                 "{} has {} of quota left ({}), less than {}",
                 key_named(k.state.id, k.name.as_deref()),
-                dollars(left),
+                dollars_for_people(left),
                 counted(
                     crate::output::thousands(&k.state.quota_left()?.to_string()),
                     "unit"
                 ),
-                dollars(usd)
+                dollars_for_people(usd)
             );
             let numbers = [Some(left), Some(usd)];
             Some(key_alarm(
@@ -293,14 +290,15 @@ fn daily_spend_usd(facts: &Facts<'_>, threshold: &Threshold) -> Result<Vec<Alarm
     let usd = number(threshold);
     let window = (facts.now - DAY, facts.now);
     let uses = use_in_window(facts.store, window, facts.rules.price_setting)?;
-    let spent = Spend::of(&uses)?.dollars();
+    // Dollars as the exact formats carry them (6 decimals): no float noise in a value.
+    let spent = round(Spend::of(&uses)?.dollars(), 6);
     if spent <= usd {
         return Ok(Vec::new());
     }
     let message = format!(
         "the account used {} in the last 24 h, more than {}",
-        dollars(spent),
-        dollars(usd)
+        dollars_for_people(spent),
+        dollars_for_people(usd)
     );
     Ok(vec![account_alarm(
         "daily_spend_usd",
@@ -329,7 +327,7 @@ fn spike(facts: &Facts<'_>, threshold: &Threshold) -> Result<Vec<Alarm>> {
     let last_day: Vec<(i64, Option<String>, f64)> = facts
         .spend_by_key(facts.now - DAY, facts.now)?
         .into_iter()
-        .map(|(id, (name, spend))| (id, name, spend.dollars()))
+        .map(|(id, (name, spend))| (id, name, round(spend.dollars(), 6)))
         .filter(|(id, name, usd)| *usd > least && !facts.ignored(*id, name.as_deref()))
         .collect();
     if last_day.is_empty() {
@@ -343,7 +341,10 @@ fn spike(facts: &Facts<'_>, threshold: &Threshold) -> Result<Vec<Alarm>> {
     for (id, name, usd) in last_day {
         let daily = days
             .iter()
-            .map(|day| day.get(&id).map_or(0.0, |(_, spend)| spend.dollars()))
+            .map(|day| {
+                day.get(&id)
+                    .map_or(0.0, |(_, spend)| round(spend.dollars(), 6))
+            })
             .collect();
         let usual = median(daily);
         let limit = (times * usual).max(least);
@@ -352,8 +353,8 @@ fn spike(facts: &Facts<'_>, threshold: &Threshold) -> Result<Vec<Alarm>> {
                 "{} used {} in the last 24 h, more than {times} times its median daily {} \
                  over the 14 days before",
                 key_named(id, name.as_deref()),
-                dollars(usd),
-                dollars(usual)
+                dollars_for_people(usd),
+                dollars_for_people(usual)
             );
             let numbers = [Some(usd), Some(limit)];
             alarms.push(key_alarm("spike", (id, name.as_deref()), numbers, message));

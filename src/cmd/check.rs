@@ -6,29 +6,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use clap::{Arg, ArgAction, ArgMatches, FromArgMatches};
-use rusqlite::types::Value;
 
 use crate::alerts::notify::{self, News, NotifyFormat, Webhook};
 use crate::alerts::rules::SETTINGS;
-use crate::alerts::{self, Alarm, Rules, Unit, unit_of};
+use crate::alerts::{self, Alarm, COLUMNS, Rules, row};
 use crate::cmd::FormatArgs;
 use crate::config::Settings;
 use crate::error::{Error, Outcome, Result};
 use crate::output::{Column, ColumnKind, NAME_WIDTH, RowFormat, print_columns};
 use crate::store::lock::PullLock;
 use crate::store::{self, Store};
-use crate::time::{parse_duration, readable_age, rfc3339_time};
-
-/// The columns of `check`'s rows, and of the alarms a webhook is sent.
-pub(crate) const COLUMNS: [&str; 7] = [
-    "rule",
-    "subject",
-    "name",
-    "value",
-    "threshold",
-    "since",
-    "message",
-];
+use crate::time::parse_duration;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -222,6 +210,8 @@ pub(crate) async fn check(
 /// `--no-state`: evaluate on a read-only database; nothing is written or sent.
 fn evaluate_only(db: &Path, plan: &Plan, now: i64) -> Result<Vec<Alarm>> {
     let store = Store::open_read_only(db)?;
+    // Every rule reads the same syncs, whatever a pull commits meanwhile.
+    store.begin_snapshot()?;
     alerts::evaluate(&store, &plan.rules, now)
 }
 
@@ -266,35 +256,4 @@ pub(crate) fn print_alarms(how: RowFormat, alarms: &[Alarm]) -> Result<()> {
         })
         .collect();
     print_columns(how, &columns, rows)
-}
-
-pub(crate) fn row(alarm: &Alarm, for_people: bool) -> Vec<Value> {
-    let unit = unit_of(&alarm.rule);
-    // Whole numbers as integers, as the webhook's JSON has them (`notify::number`).
-    let number = |n: Option<f64>| match n {
-        None => Value::Null,
-        Some(n) if for_people => Value::Text(readable(n, unit)),
-        Some(n) if n.fract() == 0.0 && n.abs() < 9e15 => Value::Integer(n as i64),
-        Some(n) => Value::Real(n),
-    };
-    vec![
-        Value::Text(alarm.rule.clone()),
-        Value::Text(alarm.subject.clone()),
-        alarm.name.clone().map_or(Value::Null, Value::Text),
-        number(alarm.value),
-        number(alarm.threshold),
-        alarm
-            .since
-            .map_or(Value::Null, |t| Value::Text(rfc3339_time(t))),
-        Value::Text(alarm.message.clone()),
-    ]
-}
-
-/// `6d 23h`, `$0.42`: a value in its unit, as people read it.
-fn readable(n: f64, unit: Unit) -> String {
-    match unit {
-        Unit::Seconds => readable_age(n as i64),
-        Unit::Usd => ColumnKind::Dollars.text(&Value::Real(n)),
-        Unit::None => n.to_string(),
-    }
 }

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
 
 use crate::error::{Error, Result};
+use crate::store::JOURNAL_MAGIC;
 
 /// Every SQLite database file begins with these bytes (its header string).
 const SQLITE_START: &[u8] = b"SQLite format 3\0";
@@ -30,7 +31,7 @@ const SQLITE_START: &[u8] = b"SQLite format 3\0";
 const SQLITE_COMPANION_STARTS: [&[u8]; 3] = [
     &[0x37, 0x7f, 0x06, 0x82],
     &[0x37, 0x7f, 0x06, 0x83],
-    &[0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7],
+    &JOURNAL_MAGIC,
 ];
 
 /// What a command writes, and what it may replace.

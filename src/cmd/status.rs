@@ -46,6 +46,8 @@ pub(crate) fn run(settings: &Settings, args: Args) -> Result<Outcome> {
         }
         opened => opened?,
     };
+    // Every line describes the same syncs, whatever a pull commits meanwhile.
+    store.begin_snapshot()?;
     let seen = Seen::read(&store, settings.profile.quota_per_unit, args.max_age, now)?;
     if args.json {
         print_line(&seen.json(db, now).to_string())?;

@@ -123,6 +123,12 @@ pub(crate) enum ColumnKind {
     Share,
 }
 
+/// US dollars as people read them, as the `Dollars` columns write them: `$1,234.56`,
+/// `<$0.01`, `-$0.02`.
+pub(crate) fn dollars_for_people(usd: f64) -> String {
+    ColumnKind::Dollars.text(&Value::Real(usd))
+}
+
 impl ColumnKind {
     /// `value` as people read it in a column of this kind. A value the kind does not expect
     /// (NULL, text) is written as [`to_text`] writes it.

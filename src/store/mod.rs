@@ -203,7 +203,7 @@ pub(crate) fn open_read_only(path: &Path) -> Result<Connection> {
 }
 
 /// The bytes a rollback journal begins with once it holds what a commit must undo.
-const JOURNAL_MAGIC: [u8; 8] = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
+pub(crate) const JOURNAL_MAGIC: [u8; 8] = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
 
 /// A pull killed while it wrote a database's first keys (through a rollback journal: see
 /// [`wal::BulkJournal`]) leaves that journal "hot" beside the file, and the file half written.

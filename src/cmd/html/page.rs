@@ -14,7 +14,7 @@ use super::gather::{
 };
 use super::sections;
 use crate::facts::spend::Spend;
-use crate::output::{ColumnKind, escape_for_terminal};
+use crate::output::{ColumnKind, dollars_for_people, escape_for_terminal};
 use crate::store::price::PriceSource;
 use crate::terminal::counted;
 use crate::time::{readable_time, readable_when};
@@ -232,7 +232,7 @@ fn spend_tile(page: &Page) -> Tile {
             "{}{percent:.1}% ({}{}) on the {days} before",
             if percent > 0.0 { "+" } else { "" },
             if delta > 0.0 { "+" } else { "" },
-            money(delta)
+            dollars_for_people(delta)
         )
     };
     Tile {
@@ -270,8 +270,8 @@ fn month_tile(month: &MonthToDate, until: i64) -> Tile {
         _ if until >= month.month.1 => "the whole month".to_string(),
         Some(f) => format!(
             "forecast {} by {last_day}, at {} a day (the last {} days' rate)",
-            money(f.total),
-            money(f.per_day),
+            dollars_for_people(f.total),
+            dollars_for_people(f.per_day),
             f.days.min(FORECAST_DAYS as f64).round()
         ),
         None => "no forecast yet: less than a day of good syncs".to_string(),
@@ -286,11 +286,6 @@ fn month_tile(month: &MonthToDate, until: i64) -> Tile {
     }
 }
 
-/// `$1,234.56`: US dollars as people read them on the page and in the terminal.
-pub(super) fn money(dollars: f64) -> String {
-    ColumnKind::Dollars.text(&Value::Real(dollars))
-}
-
 /// A spend in dollars as people read it.
 pub(super) fn spend_text(spend: &Spend) -> String {
     ColumnKind::Dollars.text(&spend.usd())
@@ -299,7 +294,7 @@ pub(super) fn spend_text(spend: &Spend) -> String {
 /// `1234.56`: the dollars people read, as a plain number for `data-value` (`0.00` for an
 /// amount under a cent, which people read as `<$0.01`).
 fn plain_dollars(dollars: f64) -> String {
-    let shown = money(dollars);
+    let shown = dollars_for_people(dollars);
     if shown.contains('<') {
         return "0.00".to_string();
     }

@@ -12,14 +12,14 @@ use super::gather::{
     Table, Usage,
 };
 use super::page::{
-    Shown, TOP_KEYS, column_class, data_sync, money, more_keys, quota_text, spend_text, table,
+    Shown, TOP_KEYS, column_class, data_sync, more_keys, quota_text, spend_text, table,
 };
+use crate::alerts::{COLUMNS as CHECK_COLUMNS, row as check_row};
 use crate::api::model::DATA_COLUMNS;
-use crate::cmd::check::{COLUMNS as CHECK_COLUMNS, row as check_row};
 use crate::cmd::readable_field;
 use crate::facts::key::{EffectiveStatus, KeyState};
 use crate::facts::spend::Spend;
-use crate::output::{Column, ColumnKind};
+use crate::output::{Column, ColumnKind, dollars_for_people};
 use crate::store::diff::{DiffRow, QUOTA_USE_FIELDS};
 use crate::store::points::SyncPoint;
 use crate::store::timeline::Sampling;
@@ -205,7 +205,9 @@ fn key_panel(page: &Page, panel: &KeyPanel) -> Markup {
     let left = match state {
         Some(s) if s.unlimited_quota == Some(true) => "unlimited".to_string(),
         Some(s) => match (s.quota_left(), s.quota_left_usd(page.price.quota_per_unit)) {
-            (Some(left), Some(usd)) => format!("{} ({})", quota_text(left), money(usd)),
+            (Some(left), Some(usd)) => {
+                format!("{} ({})", quota_text(left), dollars_for_people(usd))
+            }
             _ => "unknown".to_string(),
         },
         None => "none (removed)".to_string(),
@@ -414,7 +416,7 @@ pub(super) fn quota(page: &Page) -> Markup {
         section #quota data-sync=(data_sync(page)) {
             h2 { "Low on quota" }
             p { "Enabled keys with a quota limit that are exhausted or have less than "
-                (money(1.0)) " left, exhausted first: " code { "keysync query --report low-quota" } "." }
+                (dollars_for_people(1.0)) " left, exhausted first: " code { "keysync query --report low-quota" } "." }
             @if rows.rows.is_empty() {
                 p.empty { "No enabled key is low on quota." }
             } @else {
