@@ -51,7 +51,7 @@ pub(crate) const EXIT_CODES: [(&str, &str); 9] = [
     (
         "6",
         "database error (missing or unreadable file, not keysync's, schema newer than this \
-         binary)",
+         binary; a pull interrupted mid-write, until the next pull recovers the file)",
     ),
     ("7", "unexpected internal error (a panic included)"),
     (

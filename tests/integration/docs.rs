@@ -61,6 +61,51 @@ fn every_link_between_the_documents_lands_on_a_heading() {
     assert_eq!(broken, Vec::<String>::new());
 }
 
+/// The README's and the guide's exit-code tables name the codes `keysync --help` lists, no
+/// more and no fewer.
+#[test]
+fn the_exit_code_tables_name_the_codes_help_lists() {
+    let help = crate::common::run_in(root(), &["--help"], 0).stdout;
+    let listed = help
+        .split_once("Exit codes:\n")
+        .expect("--help lists the exit codes")
+        .1;
+    let codes_of_help: BTreeSet<String> = listed
+        .lines()
+        .filter_map(|line| line.strip_prefix("  "))
+        .filter(|line| line.starts_with(|c: char| c.is_ascii_digit()))
+        .flat_map(|line| {
+            line.split("  ")
+                .next()
+                .unwrap()
+                .split(", ")
+                .map(String::from)
+        })
+        .collect();
+    assert!(
+        codes_of_help.contains("143") && codes_of_help.len() == 10,
+        "{codes_of_help:?}"
+    );
+    for document in ["README.md", "docs/guide.md"] {
+        let text = read(document);
+        let table = text.split_once("## Exit codes\n").unwrap().1;
+        let codes: BTreeSet<String> = table
+            .lines()
+            .skip_while(|line| !line.starts_with("| 0 |"))
+            .take_while(|line| line.starts_with('|'))
+            .flat_map(|line| {
+                line.split('|')
+                    .nth(1)
+                    .unwrap()
+                    .trim()
+                    .split(", ")
+                    .map(String::from)
+            })
+            .collect();
+        assert_eq!(codes, codes_of_help, "{document}");
+    }
+}
+
 /// The targets of the Markdown links `[text](target)` that are not URLs.
 fn relative_links(markdown: &str) -> Vec<String> {
     markdown
