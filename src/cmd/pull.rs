@@ -233,17 +233,7 @@ async fn run_pulls(
     let shutdown = Shutdown::install()?;
     let report = |trace: &PullTrace, error: Error| report_failure(args.json, trace, error);
     let Some(every) = args.every else {
-        let pulled = pull(options, progress, shutdown.requested()).await;
-        let published = metrics.publish().await;
-        let pulled = match pulled {
-            Ok(Pulled::Done(summary)) => print_summary(&summary, args.json, quiet).and(published),
-            Ok(Pulled::Interrupted(trace)) => {
-                let signal = shutdown.received().unwrap_or(Signal::Interrupt);
-                return Err(report(&trace, Error::Interrupted(signal)));
-            }
-            Err(PullFailed { trace, error }) => Err(report(&trace, error)),
-        };
-        return outcome(pulled, after.check(options).await);
+        return pull_once(options, args, (metrics, after), (&shutdown, quiet)).await;
     };
     loop {
         let started = Instant::now();
@@ -280,6 +270,34 @@ async fn run_pulls(
             _ = shutdown.requested() => return Ok(Outcome::Success),
         }
     }
+}
+
+/// One pull, its metrics published, then the check: a failed pull's own error is the one to
+/// exit with, and the metrics' is still said.
+async fn pull_once(
+    options: &PullOptions,
+    args: &Args,
+    (metrics, after): (&Publisher, &AfterPull),
+    (shutdown, quiet): (&Shutdown, bool),
+) -> Result<Outcome> {
+    let report = |trace: &PullTrace, error: Error| report_failure(args.json, trace, error);
+    let pulled = pull(options, !quiet && !args.json, shutdown.requested()).await;
+    let published = match metrics.publish().await {
+        Err(error) if !matches!(pulled, Ok(Pulled::Done(_))) => {
+            tracing::error!("{error}");
+            Ok(())
+        }
+        published => published,
+    };
+    let pulled = match pulled {
+        Ok(Pulled::Done(summary)) => print_summary(&summary, args.json, quiet).and(published),
+        Ok(Pulled::Interrupted(trace)) => {
+            let signal = shutdown.received().unwrap_or(Signal::Interrupt);
+            return Err(report(&trace, Error::Interrupted(signal)));
+        }
+        Err(PullFailed { trace, error }) => Err(report(&trace, error)),
+    };
+    outcome(pulled, after.check(options).await)
 }
 
 /// With `--json`, prints a failed pull's line on stdout (the error still goes to stderr as

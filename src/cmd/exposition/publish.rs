@@ -61,7 +61,10 @@ impl Publisher {
         let endpoint = Endpoint::bind(addr).await?;
         let bound = endpoint.local_addr()?;
         let first = match self.db.exists() {
-            true => self.render().await.unwrap_or_default(),
+            true => self.render().await.unwrap_or_else(|error| {
+                tracing::error!("{error}");
+                String::new()
+            }),
             false => String::new(),
         };
         let (sender, receiver) = watch::channel(first);
