@@ -383,6 +383,11 @@ fn a_first_pull_killed_at_its_final_write_is_an_alarm_until_the_next_pull() {
         let output = h.run(args, code);
         assert!(output.stderr.contains(said), "{args:?}: {}", output.stderr);
         assert!(!output.stderr.contains("malformed"), "{}", output.stderr);
+        if args.contains(&"--json") {
+            // The monitor's JSON says it too.
+            let alarm = output.json()["alarm"].as_str().unwrap().to_string();
+            assert!(alarm.contains(said), "{}", output.stdout);
+        }
     }
 
     let summary = h.pull(&[]);
