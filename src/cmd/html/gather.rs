@@ -237,19 +237,19 @@ impl Page {
         let usage = usage(&uses, &window, days(&store, &window, since, until)?)?;
         let changes = changes(&mut store, since, until)?;
         let exposed = exposed(&store, &uses, now)?;
-        let below = i64::try_from(price.quota_per_unit.get().saturating_mul(LOW_QUOTA_DOLLARS))
-            .unwrap_or(i64::MAX);
-        let low_quota = ReportArgs {
-            below: Some(below),
-            ..ReportArgs::default()
-        };
+        let (below, low_quota) = low_quota(&store, &price, now)?;
         Ok(Page {
             alarms: alarms(&store, rules, now)?,
             db: db.display().to_string(),
             account: store.account()?.map(|(user_id, _)| user_id),
             sync: store.last_good_at_or_before(until)?,
-            tiles: tiles(&store, (since, until), now, price_setting, &keys, below)?,
-            low_quota: report_table(&store, Report::LowQuota, &low_quota, now)?,
+            tiles: tiles(
+                &store,
+                ((since, until), &uses),
+                (now, price_setting),
+                (&keys, below),
+            )?,
+            low_quota,
             panels: panels(&uses, &keys, &changes, since, until)?,
             price,
             latest,
@@ -278,6 +278,18 @@ impl Page {
     }
 }
 
+/// The quota worth [`LOW_QUOTA_DOLLARS`] at the price in force, and the `low-quota` report's
+/// rows below it.
+fn low_quota(store: &Store, price: &Price, now: i64) -> Result<(i64, Table)> {
+    let below = i64::try_from(price.quota_per_unit.get().saturating_mul(LOW_QUOTA_DOLLARS))
+        .unwrap_or(i64::MAX);
+    let args = ReportArgs {
+        below: Some(below),
+        ..ReportArgs::default()
+    };
+    Ok((below, report_table(store, Report::LowQuota, &args, now)?))
+}
+
 /// The alarms firing at `now`, as `keysync check` finds them; none when no rule is in force.
 fn alarms(store: &Store, rules: &Rules, now: i64) -> Result<Option<Vec<Alarm>>> {
     match rules.evaluated().next() {
@@ -298,20 +310,19 @@ fn pause_for_tests() {
     }
 }
 
+/// The tiles' numbers; `uses` are the window's, already read.
 fn tiles(
     store: &Store,
-    (since, until): (i64, i64),
-    now: i64,
-    price_setting: Option<NonZeroU64>,
-    keys: &[KeyState],
-    below: i64,
+    ((since, until), uses): ((i64, i64), &[KeyUse]),
+    (now, price_setting): (i64, Option<NonZeroU64>),
+    (keys, below): (&[KeyState], i64),
 ) -> Result<Tiles> {
     let spend_in = |window: (i64, i64)| -> Result<Spend> {
         Spend::of(&use_in_window(store, window, price_setting)?)
     };
     let before = (since - (until - since), since);
     Ok(Tiles {
-        spend: spend_in((since, until))?,
+        spend: Spend::of(uses)?,
         before: spend_in(before)?,
         month: month_to_date(store, until, &spend_in)?,
         expiring: keys
