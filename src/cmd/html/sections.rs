@@ -17,7 +17,7 @@ use super::page::{
 use crate::alerts::{COLUMNS as CHECK_COLUMNS, row as check_row};
 use crate::api::model::DATA_COLUMNS;
 use crate::cmd::readable_field;
-use crate::facts::key::{EffectiveStatus, KeyState};
+use crate::facts::key::EffectiveStatus;
 use crate::facts::spend::Spend;
 use crate::output::{Column, ColumnKind, dollars_for_people};
 use crate::store::diff::{DiffRow, QUOTA_USE_FIELDS};
@@ -246,23 +246,7 @@ fn change_text(sync: &SyncPoint, row: &DiffRow) -> Markup {
 
 /// A field's value as people read it: times as the terminal writes them, statuses as words.
 fn value_text(field: &str, value: &Value) -> String {
-    match (field, value) {
-        ("status", Value::Integer(status)) => status_word(*status),
-        _ => ColumnKind::Plain.text(&readable_field(field, value.clone())),
-    }
-}
-
-/// Upstream's `status` code as its word (`2` is `disabled`), as the facts about keys name it;
-/// `status 7` for a code this keysync does not know.
-fn status_word(code: i64) -> String {
-    let listed = KeyState {
-        status: Some(code),
-        ..KeyState::default()
-    };
-    match listed.effective_status(0) {
-        EffectiveStatus::Unknown => format!("status {code}"),
-        known => known.name().to_string(),
-    }
+    ColumnKind::Plain.text(&readable_field(field, value.clone()))
 }
 
 pub(super) fn status(page: &Page) -> Markup {
