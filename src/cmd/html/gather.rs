@@ -444,12 +444,19 @@ fn exposed(store: &Store, uses: &[KeyUse], now: i64) -> Result<Exposed> {
         .into_iter()
         .map(|k| (k.id, k.spend))
         .collect();
+    let column = |name: &str| report.columns.iter().position(|c| c.name == name);
+    let [Some(risks), Some(unlimited), Some(any_ip)] =
+        ["risks", "unlimited_quota", "any_ip"].map(column)
+    else {
+        let lost = "the unrestricted report lost its risk columns";
+        return Err(crate::error::Error::Internal(lost.into()));
+    };
     let flag = |value: &Value| matches!(value, Value::Integer(1));
     let mut keys: Vec<ExposedKey> = report
         .rows
         .iter()
-        .filter(|row| flag(&row[3]) && flag(&row[4]))
-        .filter_map(|row| match (&row[0], &row[1], &row[2]) {
+        .filter(|row| flag(&row[unlimited]) && flag(&row[any_ip]))
+        .filter_map(|row| match (&row[0], &row[1], &row[risks]) {
             (Value::Integer(id), name, Value::Text(risks)) => Some(ExposedKey {
                 id: *id,
                 name: match name {
