@@ -26,12 +26,17 @@ use crate::store::JOURNAL_MAGIC;
 /// Every SQLite database file begins with these bytes (its header string).
 const SQLITE_START: &[u8] = b"SQLite format 3\0";
 
-/// The first bytes of an SQLite WAL file (two byte orders) and of a rollback journal: the
-/// database's other half, as precious as the file itself.
-const SQLITE_COMPANION_STARTS: [&[u8]; 3] = [
+/// A WAL database's shared-memory index (`-shm`) begins with its version, 3007000, in the
+/// machine's byte order.
+const WAL_INDEX_START: [u8; 4] = 3_007_000u32.to_ne_bytes();
+
+/// The first bytes of an SQLite WAL file (two byte orders), of a rollback journal and of a WAL
+/// index: the database's other half, as precious as the file itself.
+const SQLITE_COMPANION_STARTS: [&[u8]; 4] = [
     &[0x37, 0x7f, 0x06, 0x82],
     &[0x37, 0x7f, 0x06, 0x83],
     &JOURNAL_MAGIC,
+    &WAL_INDEX_START,
 ];
 
 /// What a command writes, and what it may replace.

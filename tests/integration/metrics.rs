@@ -456,6 +456,14 @@ fn out_refuses_a_database_its_journal_and_anything_not_a_regular_file() {
     let dir = folder.path();
     std::fs::copy(&h.db, dir.join("copy.db")).unwrap();
     std::fs::write(dir.join("x.db-wal"), [0x37, 0x7f, 0x06, 0x82, 0, 0, 0, 1]).unwrap();
+    let journal = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7, 0, 0, 0, 1];
+    std::fs::write(dir.join("x.db-journal"), journal).unwrap();
+    // A WAL index begins with its version, 3007000, in the machine's byte order.
+    std::fs::write(
+        dir.join("x.db-shm"),
+        [3_007_000u32.to_ne_bytes(), [0; 4]].concat(),
+    )
+    .unwrap();
     std::fs::create_dir(dir.join("folder")).unwrap();
     let fifo = std::ffi::CString::new(dir.join("fifo").to_str().unwrap()).unwrap();
     // SAFETY: a path we own, as a C string.
@@ -469,6 +477,8 @@ fn out_refuses_a_database_its_journal_and_anything_not_a_regular_file() {
         ),
         (dir.join("copy.db"), "it is an SQLite database;"),
         (dir.join("x.db-wal"), "it is an SQLite database;"),
+        (dir.join("x.db-journal"), "it is an SQLite database;"),
+        (dir.join("x.db-shm"), "it is an SQLite database;"),
         (dir.join("folder"), "it is a directory; give a file path"),
         (
             dir.join("fifo"),
