@@ -481,6 +481,30 @@ fn money_and_statuses_are_words_and_sections_are_in_the_order_people_need() {
     let story = twelve_days();
     let h = &story.h;
     let page = page(h, &[]);
+    // What was spent and by which keys first, then what needs doing, then the account's
+    // changes and exposure, and the alarms last, as the tiles list them.
+    let sections: Vec<String> = page
+        .select(&sel("body > main > section, body section[id]"))
+        .map(|s| attr(s, "id"))
+        .collect();
+    assert_eq!(
+        sections,
+        [
+            "usage", "keys", "status", "expiring", "quota", "changes", "exposed", "alerts"
+        ]
+    );
+    let tiles: Vec<String> = page
+        .select(&sel("a.tile"))
+        .map(|a| attr(a, "href"))
+        .collect();
+    let in_tile_order: Vec<&String> = sections
+        .iter()
+        .filter(|id| tiles.contains(&format!("#{id}")))
+        .collect();
+    let linked: Vec<String> = tiles.iter().map(|t| t[1..].to_string()).collect();
+    let mut deduped = linked.clone();
+    deduped.dedup();
+    assert_eq!(in_tile_order, deduped.iter().collect::<Vec<_>>());
     let body = page.select(&sel("body")).next().unwrap();
     let text = body.text().collect::<Vec<_>>().join("\n");
     // Dollars to the cent everywhere: never the six decimals of the exact formats.
